@@ -1,0 +1,82 @@
+"""The account snapshot and what a caller reads of it (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import attrs
+
+
+def _utc(_instance: object, attribute: attrs.Attribute[datetime], value: object) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is not UTC:
+        raise ValueError(f"{attribute.name} must be a datetime with tzinfo=UTC, got {value!r}")
+
+
+def _utc_or_none(
+    _instance: object, attribute: attrs.Attribute[datetime | None], value: object
+) -> None:
+    if value is not None:
+        _utc(_instance, attribute, value)  # type: ignore[arg-type]
+
+
+def _count(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The same instant with ``tzinfo=UTC``; naive datetimes are refused, not guessed."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"expected an aware datetime, got naive {moment!r}")
+    return moment.astimezone(UTC)
+
+
+@attrs.frozen
+class Account:
+    """One subject's quota state at ``version`` (the number of ledger entries behind it).
+
+    ``[period_start, period_end)`` is the current period: a calendar month while the
+    account has no paid term (``plan_end_at is None``), else the term itself.
+    """
+
+    subject: str
+    plan_id: str
+    token_quota: int = attrs.field(validator=_count)
+    token_used: int = attrs.field(validator=_count)
+    period_start: datetime = attrs.field(validator=_utc)
+    period_end: datetime = attrs.field(validator=_utc)
+    plan_end_at: datetime | None = attrs.field(validator=_utc_or_none)
+    version: int = attrs.field(validator=_count)
+
+    @property
+    def remaining(self) -> int:
+        """What may still be debited this period; never negative (a downgrade can leave
+        ``token_used`` above ``token_quota``)."""
+        return max(0, self.token_quota - self.token_used)
+
+
+@attrs.frozen
+class Usage:
+    """The reference's usage response, plus the period, for one subject."""
+
+    subject: str
+    plan: str
+    token_quota: int
+    token_used: int
+    remaining: int
+    plan_end_at: datetime | None
+    period_start: datetime
+    period_end: datetime
+
+    @classmethod
+    def of(cls, account: Account) -> Usage:
+        return cls(
+            subject=account.subject,
+            plan=account.plan_id,
+            token_quota=account.token_quota,
+            token_used=account.token_used,
+            remaining=account.remaining,
+            plan_end_at=account.plan_end_at,
+            period_start=account.period_start,
+            period_end=account.period_end,
+        )

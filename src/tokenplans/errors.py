@@ -1,0 +1,96 @@
+"""Every error the core raises, each carrying the facts a caller needs to answer well.
+
+Adapters map these to their own world in one place (HTTP status codes, CLI exit codes);
+nothing else in an adapter needs to know the rules behind them.
+"""
+
+from __future__ import annotations
+
+
+class TokenplansError(Exception):
+    """Base of every error tokenplans raises on purpose."""
+
+
+class CatalogError(TokenplansError, ValueError):
+    """A plan catalog is invalid; the message names the entry and the problem."""
+
+
+class UnknownPlanError(TokenplansError, LookupError):
+    """A plan id that the catalog does not have."""
+
+    def __init__(self, plan_id: str) -> None:
+        super().__init__(f"unknown plan {plan_id!r}")
+        self.plan_id = plan_id
+
+
+class InvalidRequestError(TokenplansError, ValueError):
+    """A request the rules refuse whatever the account holds (amount out of range...)."""
+
+
+class InsufficientTokensError(TokenplansError):
+    """A debit larger than what remains; nothing was changed."""
+
+    def __init__(self, requested: int, remaining: int) -> None:
+        super().__init__(f"insufficient tokens: requested {requested}, remaining {remaining}")
+        self.requested = requested
+        self.remaining = remaining
+
+
+class IdempotencyConflictError(TokenplansError):
+    """An idempotency key was reused for a different request."""
+
+    def __init__(self, key: str, first_amount: int, amount: int) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was first used for {first_amount} tokens, not {amount}"
+        )
+        self.key = key
+        self.first_amount = first_amount
+        self.amount = amount
+
+
+class PermissionDeniedError(TokenplansError):
+    """The principal may not do this; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PaymentError(TokenplansError):
+    """A payment request the rules refuse (wrong plan, unknown order, bad signature...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PaymentNotFoundError(PaymentError):
+    """No payment with this order id belongs to the caller."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__("payment_not_found", f"no payment for order {order_id!r}")
+        self.order_id = order_id
+
+
+class GatewayError(TokenplansError):
+    """The payment provider could not be reached, or refused the request."""
+
+
+class StorageUnavailableError(TokenplansError):
+    """The store cannot be reached right now; retrying later may succeed."""
+
+
+class AuthenticationError(TokenplansError):
+    """A bearer credential that is missing, malformed, expired or badly signed."""
+
+
+class WriteConflictError(TokenplansError):
+    """Another change committed first (compare-and-write lost); reload and decide again.
+
+    Raised by storage and caught by the services, which retry; their callers see
+    :class:`AccountBusyError` only when an account stays contended past the retry budget.
+    """
+
+
+class AccountBusyError(StorageUnavailableError):
+    """An account stayed contended through every retry; the request may be retried."""

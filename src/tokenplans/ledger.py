@@ -1,0 +1,100 @@
+"""Ledger entries: the append-only facts that explain every account snapshot (DESIGN.md §4).
+
+Each entry says what happened (``kind``), when it took effect, by how much the quota
+and the usage moved, why (idempotency key, payment, actor) and the snapshot after it.
+:func:`fold` replays them; it must reproduce the stored snapshot exactly.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import attrs
+
+from tokenplans.accounts import Account, Usage
+
+
+class EntryKind(enum.StrEnum):
+    """Past-tense facts. Stored as their value, so renaming a member is a migration."""
+
+    OPENED = "opened"
+    PERIOD_RESET = "period_reset"
+    TERM_EXPIRED = "term_expired"
+    PLAN_CHANGED = "plan_changed"
+    RENEWED = "renewed"
+    DEBITED = "debited"
+    GRANTED = "granted"
+
+
+@attrs.frozen
+class LedgerEntry:
+    """One change to one account. ``after.version`` is the entry's sequence number."""
+
+    kind: EntryKind
+    at: datetime
+    quota_delta: int
+    used_delta: int
+    after: Account
+    amount: int | None = None
+    idempotency_key: str | None = None
+    payment_id: str | None = None
+    actor: str | None = None
+    message: str = ""
+
+    @property
+    def subject(self) -> str:
+        return self.after.subject
+
+    @property
+    def version(self) -> int:
+        return self.after.version
+
+
+@attrs.frozen
+class Change:
+    """A snapshot plus the entries that led to it from the stored one; rules chain with
+    :meth:`then`, so one request's roll-forward and its own change commit together."""
+
+    account: Account
+    entries: tuple[LedgerEntry, ...] = ()
+
+    def then(self, rule: Callable[[Account], Change]) -> Change:
+        following = rule(self.account)
+        return Change(following.account, self.entries + following.entries)
+
+
+@attrs.frozen
+class DebitReceipt:
+    """The remembered result of a successful debit, returned again on an idempotent retry."""
+
+    subject: str
+    idempotency_key: str | None
+    amount: int
+    at: datetime
+    version: int
+    usage: Usage
+    replayed: bool = False
+
+
+def fold(entries: Iterable[LedgerEntry]) -> Account | None:
+    """Replay entries oldest first: quota and usage by their deltas, the rest by the facts
+    each entry records. ``None`` for no entries (an account never stored)."""
+    account: Account | None = None
+    quota = used = 0
+    for entry in entries:
+        quota += entry.quota_delta
+        used += entry.used_delta
+        version = 1 if account is None else account.version + 1
+        account = Account(
+            subject=entry.after.subject,
+            plan_id=entry.after.plan_id,
+            token_quota=quota,
+            token_used=used,
+            period_start=entry.after.period_start,
+            period_end=entry.after.period_end,
+            plan_end_at=entry.after.plan_end_at,
+            version=version,
+        )
+    return account

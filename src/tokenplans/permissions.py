@@ -1,0 +1,65 @@
+"""Who may do what (DESIGN.md §5), as plain checks that raise :class:`PermissionDeniedError`.
+
+Every use case calls one of these before touching an account, so an adapter that
+authenticates a principal needs no rules of its own.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from tokenplans.errors import PermissionDeniedError
+from tokenplans.plans import Plan
+
+ADMIN_SCOPE = "tokenplans:admin"
+
+
+@attrs.frozen
+class Principal:
+    """Who is asking: the credential's subject and its scopes."""
+
+    subject: str
+    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_SCOPE in self.scopes
+
+
+def check_can_read(principal: Principal, subject: str) -> None:
+    """A user reads its own account; an admin reads any."""
+    if principal.subject != subject and not principal.is_admin:
+        raise PermissionDeniedError("not_yours", "you may only act on your own account")
+
+
+def check_can_debit(principal: Principal, subject: str) -> None:
+    """The subject itself consumes, or an admin on its behalf."""
+    check_can_read(principal, subject)
+
+
+def check_can_grant(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise PermissionDeniedError("admin_only", "only an admin may grant tokens")
+
+
+def check_can_change_plan(
+    principal: Principal,
+    subject: str,
+    *,
+    current: Plan,
+    target: Plan,
+    default: Plan,
+    reset_used: bool,
+) -> None:
+    """A user may move its own account to an equal or lower tier, or to the default plan;
+    an upgrade to a paid plan needs a payment (see :mod:`tokenplans.payments`) or an admin,
+    and ``reset_used`` is an admin's tool, else anyone could wipe their own usage."""
+    check_can_read(principal, subject)
+    if principal.is_admin:
+        return
+    if reset_used:
+        raise PermissionDeniedError("admin_only", "only an admin may reset used tokens")
+    if target.rank > current.rank and target != default and not target.is_free:
+        raise PermissionDeniedError(
+            "payment_required", f"upgrading to {target.id} needs a confirmed payment"
+        )

@@ -1,0 +1,213 @@
+"""Plans and the validated catalog they live in (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tokenplans.errors import CatalogError, UnknownPlanError
+
+#: The reference's ``PLAN_CONFIGS``, kept so its frontend and its numbers keep working.
+REFERENCE_PLAN_CONFIGS: Mapping[str, Mapping[str, Any]] = {
+    "basic": {"id": "basic", "name": "Basic", "price": 0, "tokens": 1000, "duration_days": None},
+    "standard": {
+        "id": "standard",
+        "name": "Standard",
+        "price": 2900,
+        "tokens": 10000,
+        "duration_days": 30,
+    },
+    "premium": {
+        "id": "premium",
+        "name": "Premium",
+        "price": 9900,
+        "tokens": 50000,
+        "duration_days": 30,
+    },
+}
+
+_MAX_ID_LENGTH = 64
+_FIELDS = frozenset({"id", "name", "price", "currency", "tokens", "duration_days"})
+
+
+def _non_negative_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    # bool is an int in Python; a plan costing ``True`` paise is a typo, not a price.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CatalogError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+
+
+def _term_days(
+    _instance: object, _attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CatalogError(f"duration_days must be a positive integer or none, got {value!r}")
+
+
+def _slug(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > _MAX_ID_LENGTH
+        or not value.isascii()
+    ):
+        raise CatalogError(f"{attribute.name} must be 1-64 ASCII characters, got {value!r}")
+    if not all(ch.isalnum() or ch in "-_" for ch in value):
+        raise CatalogError(f"{attribute.name} may hold letters, digits, - and _, got {value!r}")
+
+
+def _currency(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if not (isinstance(value, str) and len(value) == len("INR") and value.isascii()):
+        raise CatalogError(f"currency must be a 3-letter ISO code like 'INR', got {value!r}")
+    if not value.isalpha() or not value.isupper():
+        raise CatalogError(f"currency must be a 3-letter ISO code like 'INR', got {value!r}")
+
+
+@attrs.frozen
+class Plan:
+    """One tier of the catalog. ``rank`` is its position: higher means a better tier."""
+
+    id: str = attrs.field(validator=_slug)
+    name: str = attrs.field(validator=attrs.validators.instance_of(str))
+    price: int = attrs.field(validator=_non_negative_int)
+    tokens: int = attrs.field(validator=_non_negative_int)
+    duration_days: int | None = attrs.field(validator=_term_days)
+    rank: int = attrs.field(validator=_non_negative_int)
+    currency: str = attrs.field(default="INR", validator=_currency)
+
+    @property
+    def is_free(self) -> bool:
+        return self.price == 0
+
+    @property
+    def has_term(self) -> bool:
+        return self.duration_days is not None
+
+
+@attrs.frozen
+class PlanCatalog:
+    """The plans on offer, ordered by rank, with exactly one default (free, no term) plan.
+
+    Build one with :meth:`from_mapping`, :meth:`from_file` or :meth:`default`; each
+    validates, so an invalid catalog cannot exist and fails at start-up.
+    """
+
+    plans: tuple[Plan, ...]
+
+    def __attrs_post_init__(self) -> None:
+        seen: set[str] = set()
+        for position, plan in enumerate(self.plans):
+            if plan.id in seen:
+                raise CatalogError(f"plan {plan.id!r}: duplicate id")
+            if plan.rank != position:
+                raise CatalogError(f"plan {plan.id!r}: rank {plan.rank} is not its position")
+            seen.add(plan.id)
+        defaults = [plan.id for plan in self.plans if plan.is_free and not plan.has_term]
+        if len(defaults) != 1:
+            raise CatalogError(
+                "a catalog needs exactly one default plan (price 0, no duration_days); "
+                f"found {len(defaults)}: {defaults}"
+            )
+
+    @classmethod
+    def default(cls) -> PlanCatalog:
+        """The reference's catalog: basic, standard, premium."""
+        return cls.from_mapping(REFERENCE_PLAN_CONFIGS)
+
+    @classmethod
+    def from_mapping(cls, configs: Mapping[str, Any]) -> PlanCatalog:
+        """Load the reference's ``PLAN_CONFIGS`` shape: ``{plan_id: {field: value}}``.
+
+        Order is rank: the first plan is the lowest tier. ``{"plans": [...]}`` (a list of
+        plan tables, the natural TOML shape) is accepted too.
+        """
+        if isinstance(configs, Mapping) and isinstance(configs.get("plans"), list):
+            entries = [(_entry_id(entry, None), entry) for entry in configs["plans"]]
+        elif isinstance(configs, Mapping):
+            entries = list(configs.items())
+        else:
+            raise CatalogError(f"a catalog is a mapping of plan id to plan, got {configs!r}")
+        if not entries:
+            raise CatalogError("the catalog has no plans")
+        return cls(tuple(_plan(key, entry, rank) for rank, (key, entry) in enumerate(entries)))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PlanCatalog:
+        """Load a ``.toml`` or ``.json`` catalog file in either shape ``from_mapping`` takes."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise CatalogError(f"cannot read plan catalog {str(path)!r}: {error}") from error
+        try:
+            if path.suffix.lower() == ".toml":
+                data: Any = tomllib.loads(text)
+            elif path.suffix.lower() == ".json":
+                data = json.loads(text)
+            else:
+                raise CatalogError(f"plan catalog {str(path)!r} must end in .toml or .json")
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+            raise CatalogError(f"plan catalog {str(path)!r} does not parse: {error}") from error
+        return cls.from_mapping(data)
+
+    @property
+    def default_plan(self) -> Plan:
+        """Where new accounts start and expired terms fall back to."""
+        return next(plan for plan in self.plans if plan.is_free and not plan.has_term)
+
+    def get(self, plan_id: str) -> Plan:
+        """The plan with this id, or :class:`UnknownPlanError`."""
+        for plan in self.plans:
+            if plan.id == plan_id:
+                return plan
+        raise UnknownPlanError(plan_id)
+
+    def __contains__(self, plan_id: object) -> bool:
+        return any(plan.id == plan_id for plan in self.plans)
+
+    def __iter__(self) -> Iterator[Plan]:
+        return iter(self.plans)
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+
+def _entry_id(entry: object, key: str | None) -> str:
+    if not isinstance(entry, Mapping):
+        raise CatalogError(f"plan {key!r}: expected a table of fields, got {entry!r}")
+    plan_id = entry.get("id", key)
+    if not isinstance(plan_id, str):
+        raise CatalogError(f"plan {key!r}: id must be a string, got {plan_id!r}")
+    return plan_id
+
+
+def _plan(key: str, entry: object, rank: int) -> Plan:
+    plan_id = _entry_id(entry, key)
+    if not isinstance(entry, Mapping):  # pragma: no cover - _entry_id refused it already
+        raise CatalogError(f"plan {key!r}: expected a table of fields")
+    if plan_id != key:
+        raise CatalogError(f"plan {key!r}: its id field says {plan_id!r}")
+    unknown = sorted(set(entry) - _FIELDS)
+    if unknown:
+        raise CatalogError(f"plan {key!r}: unknown field(s) {unknown}")
+    missing = sorted({"price", "tokens"} - set(entry))
+    if missing:
+        raise CatalogError(f"plan {key!r}: missing field(s) {missing}")
+    try:
+        return Plan(
+            id=plan_id,
+            name=entry.get("name", plan_id.title()),
+            price=entry["price"],
+            tokens=entry["tokens"],
+            duration_days=entry.get("duration_days"),
+            rank=rank,
+            currency=entry.get("currency", "INR"),
+        )
+    except (CatalogError, TypeError) as error:
+        raise CatalogError(f"plan {key!r}: {error}") from error

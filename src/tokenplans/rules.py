@@ -1,0 +1,303 @@
+"""The quota rules of DESIGN.md §4, as pure functions from a snapshot to a :class:`Change`.
+
+Nothing here reads a clock or a store: ``now`` and the catalog are arguments, so every
+rule can be checked by example and by property, and storage never re-implements one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from tokenplans.accounts import Account
+from tokenplans.errors import InsufficientTokensError, InvalidRequestError
+from tokenplans.ledger import Change, EntryKind, LedgerEntry
+from tokenplans.plans import Plan, PlanCatalog
+
+#: The largest single debit or grant: far above any real model call, far below overflow
+#: of the 64-bit integer columns SQL stores use.
+MAX_AMOUNT = 10**12
+#: Idempotency keys fit an indexed VARCHAR(255) on every supported database.
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def month_start(moment: datetime) -> datetime:
+    """Midnight UTC on the first day of ``moment``'s calendar month."""
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_month_start(moment: datetime) -> datetime:
+    """Midnight UTC on the first day of the month after ``moment``'s."""
+    start = month_start(moment)
+    if start.month == 12:  # noqa: PLR2004 - December
+        return start.replace(year=start.year + 1, month=1)
+    return start.replace(month=start.month + 1)
+
+
+def check_amount(amount: object) -> int:
+    """``amount`` as a token count in ``1..MAX_AMOUNT``, or :class:`InvalidRequestError`."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidRequestError(f"amount must be an integer, got {amount!r}")
+    if not 1 <= amount <= MAX_AMOUNT:
+        raise InvalidRequestError(f"amount must be between 1 and {MAX_AMOUNT}, got {amount}")
+    return amount
+
+
+def check_idempotency_key(key: object) -> str | None:
+    """``key`` if it is ``None`` or 1..255 characters, else :class:`InvalidRequestError`."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidRequestError(
+            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+        )
+    return key
+
+
+def _record(
+    before: Account,
+    kind: EntryKind,
+    at: datetime,
+    *,
+    message: str,
+    amount: int | None = None,
+    idempotency_key: str | None = None,
+    payment_id: str | None = None,
+    actor: str | None = None,
+    **changes: Any,
+) -> Change:
+    after = attrs.evolve(before, version=before.version + 1, **changes)
+    entry = LedgerEntry(
+        kind=kind,
+        at=at,
+        quota_delta=after.token_quota - before.token_quota,
+        used_delta=after.token_used - before.token_used,
+        after=after,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        payment_id=payment_id,
+        actor=actor,
+        message=message,
+    )
+    return Change(after, (entry,))
+
+
+def open_account(
+    subject: str, catalog: PlanCatalog, now: datetime, *, actor: str | None = None
+) -> Change:
+    """Rule 1: a fresh account on the default plan for the calendar month of ``now``."""
+    plan = catalog.default_plan
+    start = month_start(now)
+    nothing = Account(
+        subject=subject,
+        plan_id=plan.id,
+        token_quota=0,
+        token_used=0,
+        period_start=start,
+        period_end=next_month_start(start),
+        plan_end_at=None,
+        version=0,
+    )
+    return _record(
+        nothing,
+        EntryKind.OPENED,
+        now,
+        message=f"opened on {plan.id}",
+        actor=actor,
+        token_quota=plan.tokens,
+    )
+
+
+def roll_forward(account: Account, catalog: PlanCatalog, now: datetime) -> Change:
+    """Rules 2-4: apply every period reset and term expiry due by ``now``, each at its own
+    boundary instant, so an account idle for ten years ends where one touched at every
+    boundary would. A run of idle calendar months is one reset entry: the resets after
+    the first would change nothing but the period."""
+    change = Change(account)
+    while True:
+        current = change.account
+        if current.plan_end_at is not None:
+            if now < current.plan_end_at:
+                return change
+            change = change.then(lambda before: _expire_term(before, catalog))
+        else:
+            if now < current.period_end:
+                return change
+            change = change.then(lambda before: _reset_period(before, catalog, now))
+
+
+def _expire_term(account: Account, catalog: PlanCatalog) -> Change:
+    ended = account.plan_end_at
+    if ended is None:  # pragma: no cover - roll_forward only expires a term that has an end
+        raise ValueError("an account without a term cannot expire")
+    fallback = catalog.default_plan
+    return _record(
+        account,
+        EntryKind.TERM_EXPIRED,
+        ended,
+        message=f"{account.plan_id} term ended; back on {fallback.id}",
+        plan_id=fallback.id,
+        token_quota=fallback.tokens,
+        token_used=0,
+        period_start=month_start(ended),
+        period_end=next_month_start(ended),
+        plan_end_at=None,
+    )
+
+
+def _reset_period(account: Account, catalog: PlanCatalog, now: datetime) -> Change:
+    # A plan dropped from the catalog since the account joined it falls back to the default.
+    plan = _plan_or_default(catalog, account.plan_id)
+    return _record(
+        account,
+        EntryKind.PERIOD_RESET,
+        account.period_end,
+        message="new calendar month",
+        plan_id=plan.id,
+        token_quota=plan.tokens,
+        token_used=0,
+        period_start=month_start(now),
+        period_end=next_month_start(now),
+    )
+
+
+def _plan_or_default(catalog: PlanCatalog, plan_id: str) -> Plan:
+    return catalog.get(plan_id) if plan_id in catalog else catalog.default_plan
+
+
+def change_plan(
+    account: Account,
+    target: Plan,
+    catalog: PlanCatalog,
+    now: datetime,
+    *,
+    reset_used: bool = False,
+    actor: str | None = None,
+    payment_id: str | None = None,
+) -> Change:
+    """Rules 5-7: upgrade with carry-over, confirm the same plan, or downgrade.
+
+    The message is the reference's, on the entry (``change.entries[-1].message``).
+    """
+    current = _plan_or_default(catalog, account.plan_id)
+    why: dict[str, Any] = {"actor": actor, "payment_id": payment_id}
+    if target.rank > current.rank:
+        if target.duration_days is None:
+            term: dict[str, Any] = _calendar_month(now)
+        else:
+            end = now + timedelta(days=target.duration_days)
+            term = {"period_start": now, "period_end": end, "plan_end_at": end}
+        return _record(
+            account,
+            EntryKind.PLAN_CHANGED,
+            now,
+            message=f"upgraded to {target.id} with carry-over",
+            plan_id=target.id,
+            token_quota=target.tokens + account.remaining,
+            token_used=0,
+            **term,
+            **why,
+        )
+    used = 0 if reset_used else account.token_used
+    if target.rank == current.rank:
+        return _record(
+            account,
+            EntryKind.PLAN_CHANGED,
+            now,
+            message="plan confirmed",
+            plan_id=target.id,
+            token_used=used,
+            **why,
+        )
+    term = _calendar_month(now) if target.duration_days is None else {}
+    return _record(
+        account,
+        EntryKind.PLAN_CHANGED,
+        now,
+        message=f"downgraded to {target.id}",
+        plan_id=target.id,
+        token_quota=target.tokens,
+        token_used=used,
+        **term,
+        **why,
+    )
+
+
+def _calendar_month(now: datetime) -> dict[str, Any]:
+    return {
+        "period_start": month_start(now),
+        "period_end": next_month_start(now),
+        "plan_end_at": None,
+    }
+
+
+def debit(
+    account: Account,
+    amount: int,
+    now: datetime,
+    *,
+    idempotency_key: str | None = None,
+    actor: str | None = None,
+) -> Change:
+    """Rule 8: consume ``amount`` tokens, or :class:`InsufficientTokensError` (no change)."""
+    check_amount(amount)
+    if amount > account.remaining:
+        raise InsufficientTokensError(requested=amount, remaining=account.remaining)
+    return _record(
+        account,
+        EntryKind.DEBITED,
+        now,
+        message=f"debited {amount}",
+        amount=amount,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        token_used=account.token_used + amount,
+    )
+
+
+def grant(account: Account, amount: int, now: datetime, *, actor: str | None = None) -> Change:
+    """Rule 9: add ``amount`` tokens to this period's quota; they lapse with the period."""
+    check_amount(amount)
+    return _record(
+        account,
+        EntryKind.GRANTED,
+        now,
+        message=f"granted {amount}",
+        amount=amount,
+        actor=actor,
+        token_quota=account.token_quota + amount,
+    )
+
+
+def renew(
+    account: Account,
+    plan: Plan,
+    now: datetime,
+    *,
+    payment_id: str | None = None,
+    actor: str | None = None,
+) -> Change:
+    """Rule 10: a paid renewal of the plan the account is on: the term grows by the plan's
+    ``duration_days`` from its current end (or from now, if it had none) and the quota
+    by the plan's tokens."""
+    if plan.id != account.plan_id or plan.duration_days is None:
+        raise InvalidRequestError(f"cannot renew {plan.id!r} on an account on {account.plan_id!r}")
+    term = timedelta(days=plan.duration_days)
+    if account.plan_end_at is not None and account.plan_end_at > now:
+        start, end = account.period_start, account.plan_end_at + term
+    else:
+        start, end = now, now + term
+    return _record(
+        account,
+        EntryKind.RENEWED,
+        now,
+        message=f"renewed {plan.id} until {end.isoformat()}",
+        payment_id=payment_id,
+        actor=actor,
+        token_quota=account.token_quota + plan.tokens,
+        period_start=start,
+        period_end=end,
+        plan_end_at=end,
+    )

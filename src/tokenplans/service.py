@@ -1,0 +1,260 @@
+"""The use cases adapters call: usage, set plan, consume, grant, history (DESIGN.md §4-§5).
+
+Each takes the :class:`Principal` asking, checks §5, and changes one account through
+:meth:`TokenService.update`, the optimistic read-decide-commit loop every write shares.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import attrs
+
+from tokenplans.accounts import Account, Usage
+from tokenplans.errors import (
+    AccountBusyError,
+    IdempotencyConflictError,
+    InvalidRequestError,
+    WriteConflictError,
+)
+from tokenplans.ledger import Change, DebitReceipt, LedgerEntry
+from tokenplans.payments import Payment
+from tokenplans.permissions import (
+    Principal,
+    check_can_change_plan,
+    check_can_debit,
+    check_can_grant,
+    check_can_read,
+)
+from tokenplans.plans import PlanCatalog
+from tokenplans.ports import AccountStore, Clock, Commit
+from tokenplans.rules import (
+    change_plan,
+    check_amount,
+    check_idempotency_key,
+    debit,
+    grant,
+    open_account,
+    roll_forward,
+)
+
+T = TypeVar("T")
+
+MAX_SUBJECT_LENGTH = 255
+MAX_PAGE_SIZE = 200
+_MAX_CURSOR_DIGITS = 18  # a cursor is a ledger version, which fits a signed 64-bit column
+
+
+@attrs.frozen
+class Decision(Generic[T]):
+    """What a use case decided on a snapshot: the change to commit (``None``: nothing to
+    write), the result to return once it commits, and what commits with it."""
+
+    change: Change | None
+    result: T
+    receipt: DebitReceipt | None = None
+    payment: Payment | None = None
+    event_id: str | None = None
+
+
+@attrs.frozen
+class PlanChange:
+    """The result of set-plan: the reference's message and the usage after."""
+
+    message: str
+    usage: Usage
+
+
+@attrs.frozen
+class HistoryPage:
+    """Ledger entries newest first; pass ``next_cursor`` back for the next (older) page."""
+
+    entries: Sequence[LedgerEntry]
+    next_cursor: str | None
+
+
+def check_subject(subject: object) -> str:
+    """A subject is 1..255 characters of text (a JWT ``sub``, or a user id as text)."""
+    if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_SUBJECT_LENGTH:
+        raise InvalidRequestError(f"subject must be 1 to {MAX_SUBJECT_LENGTH} characters")
+    return subject
+
+
+class TokenService:
+    """Plans and quotas for many subjects, over one store, one catalog and one clock."""
+
+    def __init__(
+        self,
+        store: AccountStore,
+        catalog: PlanCatalog,
+        clock: Clock,
+        *,
+        max_attempts: int = 100,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.clock = clock
+        self._max_attempts = max_attempts
+
+    # -- reads ---------------------------------------------------------------------
+
+    def account(self, subject: str) -> Account:
+        """The subject's snapshot as of now, with due resets and expiries applied; an
+        unknown subject reads as a fresh default account. Writes nothing: the pending
+        entries are written, stamped at their boundary instants, with the next change."""
+        now = self.clock.now()
+        return self._as_of(subject, self.store.load(check_subject(subject)), now).account
+
+    def _as_of(self, subject: str, stored: Account | None, now: datetime) -> Change:
+        """The stored snapshot (or a fresh one) rolled forward to ``now``."""
+        base = open_account(subject, self.catalog, now) if stored is None else Change(stored)
+        return base.then(lambda account: roll_forward(account, self.catalog, now))
+
+    def usage(self, principal: Principal, subject: str | None = None) -> Usage:
+        subject = principal.subject if subject is None else subject
+        check_can_read(principal, subject)
+        return Usage.of(self.account(subject))
+
+    def history(
+        self,
+        principal: Principal,
+        subject: str | None = None,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> HistoryPage:
+        subject = principal.subject if subject is None else subject
+        check_can_read(principal, subject)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        before = _parse_cursor(cursor)
+        entries = self.store.history(check_subject(subject), before_version=before, limit=limit)
+        more = len(entries) == limit and entries[-1].version > 1
+        return HistoryPage(entries, str(entries[-1].version) if more else None)
+
+    # -- changes -------------------------------------------------------------------
+
+    def set_plan(
+        self,
+        principal: Principal,
+        plan_id: str,
+        *,
+        reset_used: bool = False,
+        subject: str | None = None,
+    ) -> PlanChange:
+        subject = principal.subject if subject is None else subject
+        check_can_read(principal, subject)
+        target = self.catalog.get(plan_id)
+
+        def decide(account: Account, now: datetime) -> Decision[PlanChange]:
+            check_can_change_plan(
+                principal,
+                subject,
+                current=self.catalog.get(account.plan_id),
+                target=target,
+                default=self.catalog.default_plan,
+                reset_used=reset_used,
+            )
+            change = change_plan(
+                account,
+                target,
+                self.catalog,
+                now,
+                reset_used=reset_used,
+                actor=principal.subject,
+            )
+            result = PlanChange(change.entries[-1].message, Usage.of(change.account))
+            return Decision(change, result)
+
+        return self.update(subject, decide)
+
+    def consume(
+        self,
+        principal: Principal,
+        amount: int,
+        *,
+        idempotency_key: str | None = None,
+        subject: str | None = None,
+    ) -> DebitReceipt:
+        """Debit ``amount`` tokens, or raise :class:`InsufficientTokensError` changing
+        nothing. With a key, a retry returns the first receipt (``replayed=True``)."""
+        subject = principal.subject if subject is None else subject
+        check_can_debit(principal, subject)
+        check_amount(amount)
+        key = check_idempotency_key(idempotency_key)
+
+        def decide(account: Account, now: datetime) -> Decision[DebitReceipt]:
+            if key is not None:
+                first = self.store.find_receipt(subject, key)
+                if first is not None:
+                    if first.amount != amount:
+                        raise IdempotencyConflictError(key, first.amount, amount)
+                    return Decision(None, attrs.evolve(first, replayed=True))
+            change = debit(account, amount, now, idempotency_key=key, actor=principal.subject)
+            receipt = DebitReceipt(
+                subject=subject,
+                idempotency_key=key,
+                amount=amount,
+                at=now,
+                version=change.account.version,
+                usage=Usage.of(change.account),
+            )
+            return Decision(change, receipt, receipt=receipt if key is not None else None)
+
+        return self.update(subject, decide)
+
+    def grant(self, principal: Principal, subject: str, amount: int) -> Usage:
+        """Admin only: add tokens to this period's quota."""
+        check_can_grant(principal)
+        check_amount(amount)
+
+        def decide(account: Account, now: datetime) -> Decision[Usage]:
+            change = grant(account, amount, now, actor=principal.subject)
+            return Decision(change, Usage.of(change.account))
+
+        return self.update(subject, decide)
+
+    def update(self, subject: str, decide: Callable[[Account, datetime], Decision[T]]) -> T:
+        """Read the account, roll it forward, let ``decide`` choose a change, and commit it
+        with a compare-and-write on the version; on a lost race, start again from a fresh
+        read. ``decide`` runs once per attempt and must be pure but for store reads."""
+        check_subject(subject)
+        for attempt in range(self._max_attempts):
+            now = self.clock.now()
+            stored = self.store.load(subject)
+            current = self._as_of(subject, stored, now)
+            decision = decide(current.account, now)
+            if decision.change is None:
+                return decision.result
+            commit = Commit(
+                account=decision.change.account,
+                expected_version=0 if stored is None else stored.version,
+                entries=current.entries + decision.change.entries,
+                receipt=decision.receipt,
+                payment=decision.payment,
+                event_id=decision.event_id,
+            )
+            try:
+                self.store.commit(commit)
+            except WriteConflictError:
+                _back_off(attempt)
+                continue
+            return decision.result
+        raise AccountBusyError(f"account {subject!r} is too contended; retry shortly")
+
+
+def _back_off(attempt: int) -> None:
+    # Full jitter, capped: contending writers spread out instead of colliding in step.
+    time.sleep(random.uniform(0, min(0.02, 0.0002 * 2**attempt)))  # noqa: S311 - not crypto
+
+
+def _parse_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not (isinstance(cursor, str) and cursor.isdecimal() and len(cursor) <= _MAX_CURSOR_DIGITS):
+        raise InvalidRequestError(f"invalid cursor {cursor!r}")
+    return int(cursor)

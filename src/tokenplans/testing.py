@@ -1,0 +1,140 @@
+"""In-memory ports for tests (yours and ours): a store, a settable clock, a static identity.
+
+``InMemoryStore`` is the reference implementation of :class:`~tokenplans.ports.AccountStore`:
+every SQL store is held to it by the storage contract suite.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from tokenplans.accounts import Account, as_utc
+from tokenplans.errors import AuthenticationError, WriteConflictError
+from tokenplans.ledger import DebitReceipt, LedgerEntry
+from tokenplans.payments import Payment, PaymentStatus
+from tokenplans.permissions import Principal
+from tokenplans.ports import Commit
+
+
+class InMemoryStore:
+    """A thread-safe store in a few dicts; one lock makes each commit atomic."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._accounts: dict[str, Account] = {}
+        self._ledgers: dict[str, list[LedgerEntry]] = {}
+        self._receipts: dict[tuple[str, str], DebitReceipt] = {}
+        self._payments: dict[str, Payment] = {}
+        self._events: set[str] = set()
+
+    def load(self, subject: str) -> Account | None:
+        return self._accounts.get(subject)
+
+    def commit(self, commit: Commit) -> None:
+        subject = commit.account.subject
+        with self._lock:
+            stored = self._accounts.get(subject)
+            if (0 if stored is None else stored.version) != commit.expected_version:
+                raise WriteConflictError(f"account {subject!r} changed since the read")
+            receipt = commit.receipt
+            key = None if receipt is None else receipt.idempotency_key
+            receipt_key = None if key is None else (subject, key)
+            if receipt_key is not None and receipt_key in self._receipts:
+                raise WriteConflictError(f"idempotency key {receipt_key[1]!r} already used")
+            self._check_event(commit.event_id)
+            # Every check passed: from here on, nothing can fail half-way.
+            if receipt is not None and receipt_key is not None:
+                self._receipts[receipt_key] = receipt
+            self._mark_event(commit.event_id)
+            self._accounts[subject] = commit.account
+            self._ledgers.setdefault(subject, []).extend(commit.entries)
+            if commit.payment is not None:
+                self._payments[commit.payment.id] = commit.payment
+
+    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
+        return self._receipts.get((subject, idempotency_key))
+
+    def history(
+        self, subject: str, *, before_version: int | None = None, limit: int = 50
+    ) -> Sequence[LedgerEntry]:
+        with self._lock:
+            ledger = self._ledgers.get(subject, [])
+            end = len(ledger) if before_version is None else min(before_version - 1, len(ledger))
+            return ledger[max(0, end - limit) : max(0, end)][::-1]
+
+    def add_payment(self, payment: Payment) -> None:
+        with self._lock:
+            if payment.id in self._payments or self._find(payment.order_id) is not None:
+                raise WriteConflictError(f"payment {payment.id!r} already exists")
+            self._payments[payment.id] = payment
+
+    def find_payment(self, order_id: str) -> Payment | None:
+        with self._lock:
+            return self._find(order_id)
+
+    def payments_of(self, subject: str, *, limit: int = 100) -> Sequence[Payment]:
+        with self._lock:
+            mine = [p for p in self._payments.values() if p.subject == subject]
+        return sorted(mine, key=lambda p: (p.created_at, p.id), reverse=True)[:limit]
+
+    def update_payment(
+        self, payment: Payment, *, expected_status: PaymentStatus, event_id: str | None = None
+    ) -> None:
+        with self._lock:
+            stored = self._payments.get(payment.id)
+            if stored is None or stored.status != expected_status:
+                raise WriteConflictError(f"payment {payment.id!r} changed since the read")
+            self._check_event(event_id)
+            self._mark_event(event_id)
+            self._payments[payment.id] = payment
+
+    def event_seen(self, event_id: str) -> bool:
+        return event_id in self._events
+
+    def _find(self, order_id: str) -> Payment | None:
+        return next((p for p in self._payments.values() if p.order_id == order_id), None)
+
+    def _check_event(self, event_id: str | None) -> None:
+        if event_id is not None and event_id in self._events:
+            raise WriteConflictError(f"event {event_id!r} already handled")
+
+    def _mark_event(self, event_id: str | None) -> None:
+        if event_id is not None:
+            self._events.add(event_id)
+
+
+@attrs.define
+class SettableClock:
+    """A clock that stands still until a test moves it."""
+
+    current: datetime = attrs.field(
+        factory=lambda: datetime(2026, 1, 15, 12, 0, tzinfo=UTC), converter=as_utc
+    )
+
+    def now(self) -> datetime:
+        return self.current
+
+    def set(self, moment: datetime) -> None:
+        self.current = as_utc(moment)
+
+    def advance(self, **delta: float) -> datetime:
+        """Move forward by ``timedelta(**delta)`` and return the new time."""
+        self.current += timedelta(**delta)
+        return self.current
+
+
+class StaticIdentity:
+    """Credentials that are simply names for principals: ``{"alice-token": Principal(...)}``."""
+
+    def __init__(self, principals: Mapping[str, Principal]) -> None:
+        self._principals = dict(principals)
+
+    def authenticate(self, credential: str) -> Principal:
+        try:
+            return self._principals[credential]
+        except KeyError:
+            raise AuthenticationError("unknown credential") from None
