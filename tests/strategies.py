@@ -1,0 +1,167 @@
+"""Hypothesis strategies shared by the whole suite, built by construction (no ``filter``).
+
+The core tests and the storage contract suite draw from the same strategies, so an
+adapter is exercised with the same awkward instants, amounts and keys as the rules are.
+Import as ``from strategies import ...`` (``tests/`` is on ``sys.path`` because its
+``conftest.py`` sits there without an ``__init__.py``).
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import strategies as st
+
+from tokenplans import PlanCatalog, Principal
+from tokenplans.rules import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY_LENGTH
+
+# --------------------------------------------------------------------------- time
+
+#: Far enough apart to hold decades of idle accounts, close enough to stay fast.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2080, 12, 31, 23, 59, 59, tzinfo=UTC)
+_YEARS = st.integers(min_value=2000, max_value=2079)
+
+
+def _month_end(year: int, month: int) -> datetime:
+    """The last second of a calendar month: the instant just before a reset is due."""
+    first_of_next = (
+        datetime(year + 1, 1, 1, tzinfo=UTC)
+        if month == 12
+        else datetime(year, month + 1, 1, tzinfo=UTC)
+    )
+    return first_of_next - timedelta(seconds=1)
+
+
+#: Month boundaries exactly (midnight on the 1st), and the second before one.
+month_starts = st.builds(lambda y, m: datetime(y, m, 1, tzinfo=UTC), _YEARS, st.integers(1, 12))
+month_ends = st.builds(_month_end, _YEARS, st.integers(1, 12))
+#: Feb 29 of a leap year (any year divisible by 4 in range is a leap year: 2000 is).
+leap_days = st.builds(
+    lambda y, h, s: datetime(y, 2, 29, h, tzinfo=UTC) + timedelta(seconds=s),
+    st.integers(500, 519).map(lambda n: n * 4),
+    st.integers(0, 23),
+    st.integers(0, 3599),
+)
+new_years_eves = st.builds(lambda y: datetime(y, 12, 31, 23, 59, 59, tzinfo=UTC), _YEARS)
+#: Jan 31: the month end where "one month later" is most often computed wrong.
+january_31sts = st.builds(
+    lambda y, s: datetime(y, 1, 31, tzinfo=UTC) + timedelta(seconds=s),
+    _YEARS,
+    st.integers(0, 86_399),
+)
+any_instants = st.datetimes(
+    min_value=EARLIEST.replace(tzinfo=None),
+    max_value=LATEST.replace(tzinfo=None),
+    timezones=st.just(UTC),
+)
+#: Aware UTC instants, weighted towards the boundaries the rules care about.
+instants = st.one_of(
+    any_instants, month_starts, month_ends, leap_days, new_years_eves, january_31sts
+)
+
+#: Clock jumps from one second to years; ``exactly_a_year`` is added to the clock's
+#: calendar date by the caller (12 calendar months is not a fixed number of seconds).
+clock_jumps = st.one_of(
+    st.builds(timedelta, seconds=st.integers(1, 120)),
+    st.builds(timedelta, hours=st.integers(1, 72)),
+    st.builds(timedelta, days=st.integers(1, 45)),
+    st.builds(timedelta, days=st.integers(28, 31)),
+    st.builds(timedelta, days=st.integers(300, 3700)),
+)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same wall-clock instant ``months`` calendar months later, clamped to the end
+    of a shorter month (Jan 31 + 1 month = Feb 28/29)."""
+    total = moment.month - 1 + months
+    year, month = moment.year + total // 12, total % 12 + 1
+    last_day = (_month_end(year, month)).day
+    return moment.replace(year=year, month=month, day=min(moment.day, last_day))
+
+
+# --------------------------------------------------------------------------- amounts, keys
+
+#: Debit and grant amounts the rules accept, weighted towards small realistic ones.
+amounts = st.one_of(
+    st.integers(1, 50),
+    st.integers(1, 2_000),
+    st.integers(1, 60_000),
+    st.integers(1, MAX_AMOUNT),
+)
+#: Everything ``amount`` must refuse: zero, negatives, bools, too large, not integers.
+invalid_amounts = st.one_of(
+    st.just(0),
+    st.integers(max_value=-1),
+    st.booleans(),
+    st.integers(min_value=MAX_AMOUNT + 1),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.none(),
+)
+#: A small pool of keys, so that repeated draws collide and exercise idempotency.
+colliding_keys = st.sampled_from(["k-1", "k-2", "k-3", "retry-me"])
+idempotency_keys = st.text(
+    alphabet=string.ascii_letters + string.digits + "-_:./",
+    min_size=1,
+    max_size=MAX_IDEMPOTENCY_KEY_LENGTH,
+)
+subjects = st.one_of(
+    st.integers(1, 10**9).map(str),  # the reference's integer user ids, as text
+    st.uuids().map(str),
+    st.text(min_size=1, max_size=40),
+)
+
+# --------------------------------------------------------------------------- plans
+
+_slugs = st.text(alphabet=string.ascii_lowercase + string.digits + "-_", min_size=1, max_size=12)
+
+
+@st.composite
+def catalog_mappings(draw: st.DrawFn, *, max_paid: int = 4) -> dict[str, dict[str, Any]]:
+    """A valid ``PLAN_CONFIGS``-shaped mapping: one default plan (free, no term) at some
+    rank, and paid or termed plans around it. Ids are unique by construction (a suffix)."""
+    paid = draw(st.integers(0, max_paid))
+    default_rank = draw(st.integers(0, paid))
+    mapping: dict[str, dict[str, Any]] = {}
+    for rank in range(paid + 1):
+        plan_id = f"{draw(_slugs)}-{rank}"
+        if rank == default_rank:
+            entry: dict[str, Any] = {
+                "id": plan_id,
+                "name": plan_id.title(),
+                "price": 0,
+                "tokens": draw(st.integers(0, 5_000)),
+                "duration_days": None,
+            }
+        else:
+            # A non-default plan is either priced (term optional) or free with a term.
+            priced = draw(st.booleans())
+            entry = {
+                "id": plan_id,
+                "name": plan_id.title(),
+                "price": draw(st.integers(1, 100_000)) if priced else 0,
+                "tokens": draw(st.integers(0, 100_000)),
+                "duration_days": (
+                    draw(st.none() | st.integers(1, 400)) if priced else draw(st.integers(1, 400))
+                ),
+            }
+        mapping[plan_id] = entry
+    return mapping
+
+
+catalogs = st.one_of(
+    st.just(PlanCatalog.default()), catalog_mappings().map(PlanCatalog.from_mapping)
+)
+
+# --------------------------------------------------------------------------- principals
+
+
+def users(subject: str) -> Principal:
+    return Principal(subject)
+
+
+def admin(subject: str = "admin") -> Principal:
+    return Principal(subject, frozenset({"tokenplans:admin"}))
