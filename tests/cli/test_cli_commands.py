@@ -1,0 +1,201 @@
+"""The ``tokenplans`` command: token, plans, db upgrade, and serve's refusals.
+
+Most tests call :func:`adapters.main.cli.main` in-process (fast); a few run the installed
+console script to check what a user sees: exit code 2, one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.jwt_identity import JwtIdentity
+from adapters.main.cli import main
+from tokenplans import ADMIN_SCOPE
+
+GOOD_SECRET = "a-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def run_console(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The installed ``tokenplans`` script, as a user would run it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TOKENPLANS_", "JWT_"))}
+    return subprocess.run(  # noqa: S603 - our own console script
+        [str(Path(sys.executable).with_name("tokenplans")), *args],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# -- token ------------------------------------------------------------------------------
+
+
+def test_token_prints_a_token_the_server_accepts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TOKENPLANS_JWT_SECRET", GOOD_SECRET)
+
+    assert main(["token", "alice"]) == 0
+
+    principal = JwtIdentity(secret=GOOD_SECRET).authenticate(capsys.readouterr().out.strip())
+    assert principal.subject == "alice"
+    assert not principal.is_admin
+
+
+def test_token_admin_adds_the_admin_scope(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("JWT_SECRET", GOOD_SECRET)
+
+    assert main(["token", "ops", "--admin", "--ttl", "60"]) == 0
+
+    principal = JwtIdentity(secret=GOOD_SECRET).authenticate(capsys.readouterr().out.strip())
+    assert principal.scopes == {ADMIN_SCOPE}
+
+
+def test_token_without_a_secret_explains_how_to_set_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["token", "alice"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("tokenplans: error: no JWT secret is configured")
+    assert "TOKENPLANS_JWT_SECRET" in err
+
+
+def test_token_refuses_a_non_positive_ttl(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["token", "alice", "--ttl", "0"])
+
+    assert exited.value.code == 2
+
+
+# -- plans ------------------------------------------------------------------------------
+
+
+def test_plans_prints_the_reference_catalog_by_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["plans"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["id", "name", "price", "currency", "tokens", "term"]
+    assert lines[1].split() == ["basic", "Basic", "0", "INR", "1000", "-", "(default)"]
+    assert lines[2].split() == ["standard", "Standard", "2900", "INR", "10000", "30", "days"]
+    assert lines[3].split() == ["premium", "Premium", "9900", "INR", "50000", "30", "days"]
+
+
+def test_plans_reads_the_configured_catalog_file_and_prints_json(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "plans.toml").write_text(
+        "[free]\nprice = 0\ntokens = 100\n\n[pro]\nprice = 500\ntokens = 5000\n"
+        'duration_days = 7\ncurrency = "USD"\n'
+    )
+    monkeypatch.setenv("TOKENPLANS_PLANS_FILE", "plans.toml")
+
+    assert main(["plans", "--json"]) == 0
+
+    plans = json.loads(capsys.readouterr().out)
+    assert [(p["id"], p["price"], p["tokens"], p["currency"]) for p in plans] == [
+        ("free", 0, 100, "INR"),
+        ("pro", 500, 5000, "USD"),
+    ]
+    assert [p["default"] for p in plans] == [True, False]
+
+
+def test_an_invalid_catalog_file_is_one_line_and_exit_code_2(workdir: Path) -> None:
+    (workdir / "plans.json").write_text(json.dumps({"basic": {"price": -5, "tokens": 10}}))
+
+    done = run_console("plans", cwd=workdir, env={"TOKENPLANS_PLANS_FILE": "plans.json"})
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("tokenplans: error: plan 'basic':")
+    assert "Traceback" not in done.stderr
+
+
+# -- db upgrade -------------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_tables_in_the_default_sqlite_file(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "upgrade"]) == 0  # and again: a no-op
+
+    assert "schema is up to date: sqlite:///./tokenplans.sqlite3" in capsys.readouterr().out
+    with sqlite3.connect(workdir / "tokenplans.sqlite3") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"tokenplans_accounts", "tokenplans_alembic_version"} <= tables
+
+
+@pytest.mark.postgres
+def test_db_upgrade_works_on_postgresql_and_hides_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = os.environ.get("TOKENPLANS_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("TOKENPLANS_TEST_POSTGRES_URL is not set")
+    monkeypatch.setenv("TOKENPLANS_DATABASE_URL", url)
+
+    assert main(["db", "upgrade"]) == 0
+
+    assert "schema is up to date: postgresql" in capsys.readouterr().out
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM tokenplans_accounts")).scalar() >= 0
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_on_an_unreachable_database_fails_in_one_line(workdir: Path) -> None:
+    url = f"postgresql+psycopg://nobody@127.0.0.1:1/{uuid.uuid4().hex}"
+
+    done = run_console("db", "upgrade", cwd=workdir, env={"TOKENPLANS_DATABASE_URL": url})
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("tokenplans: error: database unavailable:")
+    assert "Traceback" not in done.stderr
+
+
+# -- serve ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("secret", [None, "your-secret-key-change-this"])
+def test_serve_refuses_a_missing_or_short_secret_and_says_how_to_set_one(
+    secret: str | None, workdir: Path
+) -> None:
+    done = run_console("serve", cwd=workdir, env={} if secret is None else {"JWT_SECRET": secret})
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("tokenplans: error: ")
+    assert "refusing to serve" in done.stderr
+    assert "export TOKENPLANS_JWT_SECRET=" in done.stderr
+    assert "tokenplans serve --dev" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workdir / "tokenplans.sqlite3").exists()  # refused before touching anything
+
+
+def test_serve_refuses_an_unusable_jwt_configuration_before_starting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TOKENPLANS_JWT_SECRET", GOOD_SECRET)
+    monkeypatch.setenv("TOKENPLANS_JWT_ALGORITHMS", "HS256,RS256")
+
+    assert main(["serve"]) == 2
+
+    assert capsys.readouterr().err.startswith("tokenplans: error: JWT settings:")

@@ -1,0 +1,119 @@
+"""Settings: where each value comes from, and what wins when several sources disagree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.main import ConfigError, Settings
+from adapters.main.config import DEFAULT_CORS_ORIGINS, DEFAULT_DATABASE_URL
+
+
+def test_with_nothing_configured_the_defaults_are_sqlite_hs256_and_the_reference_origins() -> None:
+    settings = Settings.from_env({})
+
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///./tokenplans.sqlite3"
+    assert settings.jwt_secret is None
+    assert settings.jwt_algorithms == ("HS256",)
+    assert settings.cors_origins == DEFAULT_CORS_ORIGINS
+    assert settings.plans_file is None
+    assert settings.jwt_require_exp is True
+
+
+def test_the_reference_variable_names_work() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql+psycopg://db/app",
+            "JWT_SECRET": "reference-secret",
+            "JWT_ALGORITHM": "HS512",
+            "API_BASE_URL": "https://api.example",
+        }
+    )
+
+    assert settings.database_url == "postgresql+psycopg://db/app"
+    assert settings.jwt_secret == "reference-secret"
+    assert settings.jwt_algorithms == ("HS512",)
+    assert settings.base_url == "https://api.example"
+
+
+def test_tokenplans_names_win_over_the_reference_names() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "sqlite:///reference.sqlite3",
+            "TOKENPLANS_DATABASE_URL": "sqlite:///ours.sqlite3",
+            "JWT_SECRET": "reference",
+            "TOKENPLANS_JWT_SECRET": "ours",
+        }
+    )
+
+    assert settings.database_url == "sqlite:///ours.sqlite3"
+    assert settings.jwt_secret == "ours"
+
+
+def test_the_environment_wins_over_the_env_file(workdir: Path) -> None:
+    (workdir / ".env").write_text(
+        "TOKENPLANS_JWT_SECRET=from-file\nTOKENPLANS_JWT_AUDIENCE=file-audience\n"
+        "TOKENPLANS_CORS_ORIGINS=https://a.example, https://b.example\n"
+    )
+
+    settings = Settings.from_env({"TOKENPLANS_JWT_SECRET": "from-env"})
+
+    assert settings.jwt_secret == "from-env"
+    assert settings.jwt_audience == "file-audience"
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+
+
+def test_an_empty_variable_counts_as_unset_even_over_the_env_file(workdir: Path) -> None:
+    (workdir / ".env").write_text("TOKENPLANS_JWT_AUDIENCE=file-audience\n")
+
+    assert Settings.from_env({"TOKENPLANS_JWT_AUDIENCE": ""}).jwt_audience is None
+
+
+def test_algorithms_are_a_comma_separated_list() -> None:
+    settings = Settings.from_env({"TOKENPLANS_JWT_ALGORITHMS": "RS256, ES256"})
+
+    assert settings.jwt_algorithms == ("RS256", "ES256")
+
+
+def test_the_secret_never_appears_in_the_repr() -> None:
+    settings = Settings.from_env({"TOKENPLANS_JWT_SECRET": "hunter2-but-much-longer-than-that"})
+
+    assert "hunter2" not in repr(settings)
+    assert "jwt_secret='***'" in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"TOKENPLANS_JWT_REQUIRE_EXP": "maybe"}, "TOKENPLANS_JWT_REQUIRE_EXP"),
+        ({"TOKENPLANS_MAX_BODY_BYTES": "-1"}, "TOKENPLANS_MAX_BODY_BYTES"),
+        ({"TOKENPLANS_MAX_BODY_BYTES": "lots"}, "TOKENPLANS_MAX_BODY_BYTES"),
+    ],
+)
+def test_a_malformed_value_is_refused_naming_its_variable(
+    variables: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        Settings.from_env(variables)
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        (None, "no JWT secret"),
+        ("x" * 31, "31 bytes"),
+    ],
+)
+def test_a_missing_or_short_secret_is_a_problem_for_serving(
+    secret: str | None, problem: str
+) -> None:
+    settings = Settings.from_env({} if secret is None else {"JWT_SECRET": secret})
+
+    assert problem in (settings.secret_problem() or "")
+
+
+def test_a_public_key_identity_needs_no_secret() -> None:
+    settings = Settings.from_env({"TOKENPLANS_JWT_JWKS_URL": "https://id.example/jwks.json"})
+
+    assert settings.secret_problem() is None
