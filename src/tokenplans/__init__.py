@@ -24,7 +24,15 @@ from tokenplans.errors import (
     WriteConflictError,
 )
 from tokenplans.ledger import Change, DebitReceipt, EntryKind, LedgerEntry, fold
-from tokenplans.payments import Payment, PaymentStatus
+from tokenplans.payments import (
+    Checkout,
+    Payment,
+    PaymentOutcome,
+    PaymentService,
+    PaymentStatus,
+    WebhookOutcome,
+    WebhookStatus,
+)
 from tokenplans.permissions import ADMIN_SCOPE, Principal
 from tokenplans.plans import REFERENCE_PLAN_CONFIGS, Plan, PlanCatalog
 from tokenplans.ports import AccountStore, Clock, Commit, IdentityProvider, PaymentGateway
@@ -39,6 +47,7 @@ __all__ = [
     "AuthenticationError",
     "CatalogError",
     "Change",
+    "Checkout",
     "Clock",
     "Commit",
     "DebitReceipt",
@@ -55,6 +64,8 @@ __all__ = [
     "PaymentError",
     "PaymentGateway",
     "PaymentNotFoundError",
+    "PaymentOutcome",
+    "PaymentService",
     "PaymentStatus",
     "PermissionDeniedError",
     "Plan",
@@ -67,6 +78,8 @@ __all__ = [
     "TokenplansError",
     "UnknownPlanError",
     "Usage",
+    "WebhookOutcome",
+    "WebhookStatus",
     "WriteConflictError",
     "fold",
 ]

@@ -1,0 +1,80 @@
+"""A stand-in for Razorpay when no keys are configured (development, tests, demos).
+
+It lives beside the real gateway, not in the core's ``tokenplans.testing``, because it
+imitates Razorpay specifically: the same order-id shape and the same two signatures,
+checked by the very verifiers the real gateway uses, so the development flow exercises
+production's verification code. It needs only the standard library and no network.
+
+``sign_payment`` does what Razorpay Checkout does after a successful payment: it signs
+``order_id|payment_id``; ``tokenplans dev pay ORDER_ID`` uses it to complete a payment.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from .signatures import (
+    payment_message,
+    secret_bytes,
+    sign,
+    verify_payment_signature,
+    verify_webhook_signature,
+)
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+_ID_LENGTH = 14  # Razorpay's ids are a prefix and 14 alphanumerics: order_N2tK8v0GqXzB1c
+
+
+def _random_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+
+
+class OfflineGateway:
+    """Creates local order ids and signs payments and webhooks with one local secret.
+
+    Anyone holding the secret can "pay", so the composition root uses it only when no
+    Razorpay keys are configured, and derives the secret from one it already guards.
+    """
+
+    def __init__(self, secret: str | bytes, *, key_id: str = "rzp_offline") -> None:
+        self._secret = secret_bytes("the offline gateway secret", secret)
+        self._key_id = key_id
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    def create_order(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        receipt: str,
+        notes: dict[str, str],
+    ) -> str:
+        del amount, currency, receipt, notes  # nothing to tell: the order exists locally
+        return _random_id("order_")
+
+    def verify_payment(self, *, order_id: str, payment_id: str, signature: str) -> bool:
+        return verify_payment_signature(
+            self._secret, order_id=order_id, payment_id=payment_id, signature=signature
+        )
+
+    def verify_webhook(self, *, body: bytes, signature: str) -> bool:
+        return verify_webhook_signature((self._secret,), body, signature)
+
+    # -- what Razorpay would do ------------------------------------------------------
+
+    def sign_payment(self, order_id: str, payment_id: str) -> str:
+        """The signature Razorpay Checkout hands the browser for a captured payment."""
+        return sign(self._secret, payment_message(order_id, payment_id))
+
+    def sign_webhook(self, body: bytes) -> str:
+        """The ``X-Razorpay-Signature`` Razorpay would send with ``body``."""
+        return sign(self._secret, body)
+
+    @staticmethod
+    def new_payment_id() -> str:
+        """A Razorpay-shaped payment id, ``pay_`` and 14 alphanumerics."""
+        return _random_id("pay_")
