@@ -139,95 +139,11 @@ def test_minted_tokens_expire_after_their_time_to_live(secret: str) -> None:
 
 # -- the attack set ---------------------------------------------------------------------
 
-OTHER_SECRET = "another-secret-of-sufficient-length-0123456789"
 
-
-def attack_tokens(
-    secret: str, claims: Claims, forge: Forge, now: datetime, rsa_private_pem: bytes
-) -> dict[str, str]:
-    """Every token an HS256 identity with secret ``secret`` must refuse."""
-    ts = int(now.timestamp())
-    hs256 = {"alg": "HS256", "typ": "JWT"}
-    return {
-        "alg none": forge({"alg": "none", "typ": "JWT"}, claims(), None),
-        "alg None spelled oddly": forge({"alg": "None", "typ": "JWT"}, claims(), None),
-        "expired": jwt.encode(claims(exp=ts - 3600), secret, algorithm="HS256"),
-        "not yet valid": jwt.encode(claims(nbf=ts + 3600), secret, algorithm="HS256"),
-        "issued in the future": jwt.encode(claims(iat=ts + 3600), secret, algorithm="HS256"),
-        "wrong signature": jwt.encode(claims(), OTHER_SECRET, algorithm="HS256"),
-        "signature stripped": forge(hs256, claims(), secret.encode()).rsplit(".", 1)[0] + ".",
-        "payload swapped": _swap_payload(
-            jwt.encode(claims(), secret, algorithm="HS256"), claims(sub="mallory")
-        ),
-        "rs256 token for an hs256 service": jwt.encode(
-            claims(), rsa_private_pem, algorithm="RS256"
-        ),
-        "no exp": jwt.encode(claims(exp=None), secret, algorithm="HS256"),
-        "no subject": jwt.encode(claims(sub=None), secret, algorithm="HS256"),
-        "empty subject": jwt.encode(claims(sub=""), secret, algorithm="HS256"),
-        "boolean user_id": jwt.encode(claims(sub=None, user_id=True), secret, algorithm="HS256"),
-        "float user_id": jwt.encode(claims(sub=None, user_id=4.2), secret, algorithm="HS256"),
-        "list subject": jwt.encode(claims(sub=["alice"]), secret, algorithm="HS256"),
-        "subject over 255 characters": jwt.encode(claims(sub="a" * 256), secret, algorithm="HS256"),
-        "scope not a string": jwt.encode(claims(scope=["a"]), secret, algorithm="HS256"),
-        "scopes not a list of strings": jwt.encode(claims(scopes=[1]), secret, algorithm="HS256"),
-        "audience nobody configured": jwt.encode(claims(aud="other"), secret, algorithm="HS256"),
-        "garbage": "not-a-jwt",
-        "three garbage parts": "abc.def.ghi",
-        "empty": "",
-        "non-ascii": "héllo.wörld.!",
-        "16 KB token": jwt.encode(claims(pad="x" * 16 * 1024), secret, algorithm="HS256"),
-    }
-
-
-def _swap_payload(token: str, claims: dict[str, Any]) -> str:
-    header, _, signature = token.split(".")
-    forged = jwt.utils.base64url_encode(json.dumps(claims).encode()).decode()
-    return f"{header}.{forged}.{signature}"
-
-
-ATTACKS = [
-    "alg none",
-    "alg None spelled oddly",
-    "expired",
-    "not yet valid",
-    "issued in the future",
-    "wrong signature",
-    "signature stripped",
-    "payload swapped",
-    "rs256 token for an hs256 service",
-    "no exp",
-    "no subject",
-    "empty subject",
-    "boolean user_id",
-    "float user_id",
-    "list subject",
-    "subject over 255 characters",
-    "scope not a string",
-    "scopes not a list of strings",
-    "audience nobody configured",
-    "garbage",
-    "three garbage parts",
-    "empty",
-    "non-ascii",
-    "16 KB token",
-]
-
-
-@pytest.fixture
-def attack_set(
-    secret: str, claims: Claims, forge: Forge, now: datetime, rsa_private_pem: bytes
-) -> dict[str, str]:
-    tokens = attack_tokens(secret, claims, forge, now, rsa_private_pem)
-    assert sorted(tokens) == sorted(ATTACKS)
-    return tokens
-
-
-@pytest.mark.parametrize("attack", ATTACKS)
 def test_every_attack_token_is_refused_with_the_same_message(
-    attack: str, identity: JwtIdentity, attack_set: dict[str, str]
+    identity: JwtIdentity, attack: str
 ) -> None:
-    assert refused_message(identity, attack_set[attack]) == "invalid or expired token"
+    assert refused_message(identity, attack) == "invalid or expired token"
 
 
 def test_the_16_kb_token_is_refused_for_its_size_although_its_signature_is_good(
