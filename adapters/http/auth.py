@@ -1,0 +1,74 @@
+"""Bearer credentials to principals, as a Starlette ``AuthenticationBackend`` over the
+identity port: the app never knows how a credential is checked (JWT or otherwise).
+
+The backend never refuses a request itself. Public routes (health, plans, docs) answer
+whatever the ``Authorization`` header holds; routes that need a principal call
+:func:`principal_of`, which raises :class:`tokenplans.AuthenticationError` for a
+missing, non-Bearer or rejected credential alike, so every cause gets the same 401.
+"""
+
+from __future__ import annotations
+
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    BaseUser,
+    UnauthenticatedUser,
+)
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+
+import tokenplans
+from tokenplans import IdentityProvider, Principal
+
+
+class PrincipalUser(BaseUser):
+    """The authenticated caller, as Starlette's ``request.user``."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.principal.subject
+
+    @property
+    def identity(self) -> str:
+        return self.principal.subject
+
+
+class BearerBackend(AuthenticationBackend):
+    """``Authorization: Bearer <credential>`` checked by an :class:`IdentityProvider`.
+
+    The provider runs in the thread pool: a JWKS-backed provider may fetch keys over the
+    network on a cache miss, and that must not stall the event loop.
+    """
+
+    def __init__(self, identity: IdentityProvider) -> None:
+        self.identity = identity
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        header = conn.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, credential = header.partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            return AuthCredentials(), UnauthenticatedUser()
+        try:
+            principal = await run_in_threadpool(self.identity.authenticate, credential)
+        except tokenplans.AuthenticationError:
+            return AuthCredentials(), UnauthenticatedUser()
+        return AuthCredentials(sorted(principal.scopes)), PrincipalUser(principal)
+
+
+def principal_of(conn: HTTPConnection) -> Principal:
+    """The caller's principal, or :class:`tokenplans.AuthenticationError` (-> 401)."""
+    user = conn.scope.get("user")
+    if isinstance(user, PrincipalUser):
+        return user.principal
+    raise tokenplans.AuthenticationError("missing or invalid bearer credential")
