@@ -1,0 +1,371 @@
+"""``SqlAccountStore``: the core's :class:`~tokenplans.ports.AccountStore` on SQLAlchemy Core.
+
+The commit is a compare-and-write in one transaction: a conditional
+``UPDATE tokenplans_accounts ... WHERE subject = :s AND version = :expected`` (or an
+``INSERT`` when no account is expected), then the ledger entries, the receipt, the
+payment and the event mark. Whoever loses a race finds the guard false (0 rows) or a
+unique key taken, and gets :class:`WriteConflictError` with the transaction rolled back,
+so it wrote nothing; the service decides again on a fresh read. The guard is evaluated
+by the database on the latest committed row (PostgreSQL re-checks it after waiting for
+the row lock; InnoDB's UPDATE is a locking read; SQLite writers are serialised by
+``BEGIN IMMEDIATE``), which is why this is race-free at the default isolation levels
+where a read-then-write is not.
+
+Database errors become core errors in one place, :func:`_translate`: key collisions,
+deadlocks and serialization failures are write conflicts (retried by the service);
+lost connections and unreachable servers are :class:`StorageUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Row, insert, select, text, update
+from sqlalchemy import exc as sa_exc
+
+from tokenplans.accounts import Account, Usage
+from tokenplans.errors import StorageUnavailableError, WriteConflictError
+from tokenplans.ledger import DebitReceipt, EntryKind, LedgerEntry
+from tokenplans.payments import Payment, PaymentStatus
+from tokenplans.ports import Commit
+
+from .engine import WRITE_OPTION
+from .schema import accounts, debit_receipts, ledger_entries, payment_events, payments
+
+T = TypeVar("T")
+
+#: Unique-key violations: PostgreSQL SQLSTATE, MySQL error numbers, SQLite error names.
+_UNIQUE_VIOLATIONS = frozenset(
+    {"23505", 1062, 1586, "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE"}
+)
+#: Lost races the database resolved by aborting us: serialization failure, deadlock,
+#: lock wait timeout. The transaction is gone; deciding again is safe.
+_RACES_LOST = frozenset({"40001", "40P01", 1213, 1205})
+
+
+class SqlAccountStore:
+    """Accounts, ledgers, receipts and payments in the ``tokenplans_`` tables of ``engine``.
+
+    Thread-safe (the engine's pool hands each call its own connection); create the
+    schema first with :func:`adapters.sql.upgrade_schema`.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- health --------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Round-trip to the database, or :class:`StorageUnavailableError` (readiness)."""
+        self._read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
+
+    # -- accounts ------------------------------------------------------------------
+
+    def load(self, subject: str) -> Account | None:
+        def query(conn: Connection) -> Account | None:
+            row = conn.execute(select(accounts).where(accounts.c.subject == subject)).first()
+            return None if row is None else _account_from_row(row)
+
+        return self._read(query)
+
+    def commit(self, commit: Commit) -> None:
+        account = commit.account
+        values = _account_values(account)
+        with self._write() as conn:
+            if commit.expected_version == 0:
+                # A concurrent creator makes this a unique violation: a lost race.
+                conn.execute(insert(accounts).values(subject=account.subject, **values))
+            else:
+                # The compare-and-write. MySQL dialects connect with CLIENT.FOUND_ROWS, so
+                # rowcount counts matched rows there too (and version always changes).
+                result = conn.execute(
+                    update(accounts)
+                    .where(
+                        accounts.c.subject == account.subject,
+                        accounts.c.version == commit.expected_version,
+                    )
+                    .values(**values)
+                )
+                if result.rowcount != 1:
+                    raise WriteConflictError(f"account {account.subject!r} changed since the read")
+            if commit.entries:
+                conn.execute(insert(ledger_entries), [_entry_values(e) for e in commit.entries])
+            receipt = commit.receipt
+            if receipt is not None and receipt.idempotency_key is not None:
+                conn.execute(insert(debit_receipts).values(**_receipt_values(receipt)))
+            if commit.payment is not None:
+                _upsert_payment(conn, commit.payment)
+            if commit.event_id is not None:
+                conn.execute(insert(payment_events).values(event_id=commit.event_id))
+
+    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
+        def query(conn: Connection) -> DebitReceipt | None:
+            row = conn.execute(
+                select(debit_receipts).where(
+                    debit_receipts.c.subject == subject,
+                    debit_receipts.c.idempotency_key == idempotency_key,
+                )
+            ).first()
+            return None if row is None else _receipt_from_row(row)
+
+        return self._read(query)
+
+    def history(
+        self, subject: str, *, before_version: int | None = None, limit: int = 50
+    ) -> Sequence[LedgerEntry]:
+        # Keyset pagination on the primary key (subject, version): each page is one index
+        # range scan, and a cursor keeps naming the same entries while new ones arrive.
+        query = select(ledger_entries).where(ledger_entries.c.subject == subject)
+        if before_version is not None:
+            query = query.where(ledger_entries.c.version < before_version)
+        query = query.order_by(ledger_entries.c.version.desc()).limit(max(0, limit))
+        return self._read(lambda conn: [_entry_from_row(row) for row in conn.execute(query)])
+
+    # -- payments ------------------------------------------------------------------
+
+    def add_payment(self, payment: Payment) -> None:
+        with self._write() as conn:
+            conn.execute(insert(payments).values(**_payment_values(payment)))
+
+    def find_payment(self, order_id: str) -> Payment | None:
+        def query(conn: Connection) -> Payment | None:
+            row = conn.execute(select(payments).where(payments.c.order_id == order_id)).first()
+            return None if row is None else _payment_from_row(row)
+
+        return self._read(query)
+
+    def payments_of(self, subject: str, *, limit: int = 100) -> Sequence[Payment]:
+        query = (
+            select(payments)
+            .where(payments.c.subject == subject)
+            .order_by(payments.c.created_at.desc(), payments.c.id.desc())
+            .limit(max(0, limit))
+        )
+        return self._read(lambda conn: [_payment_from_row(row) for row in conn.execute(query)])
+
+    def update_payment(
+        self, payment: Payment, *, expected_status: PaymentStatus, event_id: str | None = None
+    ) -> None:
+        with self._write() as conn:
+            result = conn.execute(
+                update(payments)
+                .where(payments.c.id == payment.id, payments.c.status == expected_status.value)
+                .values(**_payment_values(payment))
+            )
+            if result.rowcount != 1:
+                raise WriteConflictError(f"payment {payment.id!r} changed since the read")
+            if event_id is not None:
+                conn.execute(insert(payment_events).values(event_id=event_id))
+
+    def event_seen(self, event_id: str) -> bool:
+        query = select(payment_events.c.event_id).where(payment_events.c.event_id == event_id)
+        return self._read(lambda conn: conn.execute(query).first() is not None)
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _read(self, query: Callable[[Connection], T]) -> T:
+        """Run a read-only ``query``; once more on a fresh connection if the pooled one
+        turned out to be dead (reads are idempotent, so repeating one is safe)."""
+        for attempt in range(2):
+            try:
+                with self.engine.connect() as conn:
+                    return query(conn)
+            except sa_exc.DBAPIError as error:
+                if attempt == 0 and error.connection_invalidated:
+                    continue
+                raise _translate(error) from error
+            except sa_exc.TimeoutError as error:
+                raise StorageUnavailableError(f"no database connection free: {error}") from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite), rolled back on any error.
+        Writes are never retried here: after a lost connection the outcome of a COMMIT is
+        unknown, and only the caller (with its idempotency key) can safely try again."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except sa_exc.DBAPIError as error:
+            raise _translate(error) from error
+        except sa_exc.TimeoutError as error:
+            raise StorageUnavailableError(f"no database connection free: {error}") from error
+
+
+def _upsert_payment(conn: Connection, payment: Payment) -> None:
+    # Portable upsert: the account's compare-and-write above already serialises writers
+    # of this subject, so update-then-insert cannot race with itself; a racing
+    # add_payment shows up as a unique violation, i.e. a write conflict.
+    values = _payment_values(payment)
+    result = conn.execute(update(payments).where(payments.c.id == payment.id).values(**values))
+    if result.rowcount == 0:
+        conn.execute(insert(payments).values(**values))
+
+
+def _error_code(error: sa_exc.DBAPIError) -> object:
+    orig = error.orig
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):  # PyMySQL: (errno, message); its sqlstate is coarse
+        return args[0]
+    for attribute in ("sqlstate", "sqlite_errorname"):  # psycopg, sqlite3
+        code = getattr(orig, attribute, None)
+        if code is not None:
+            return code
+    return None
+
+
+def _translate(error: sa_exc.DBAPIError) -> Exception:
+    """The core error for a database error; anything unexpected (a bug: bad SQL, a value
+    out of range) is returned as it is, to surface loudly rather than be retried."""
+    code = _error_code(error)
+    if isinstance(error, sa_exc.IntegrityError) and code in _UNIQUE_VIOLATIONS:
+        return WriteConflictError(f"a unique key is already taken: {error.orig}")
+    if code in _RACES_LOST:
+        return WriteConflictError(f"the database aborted a lost race: {error.orig}")
+    if error.connection_invalidated or isinstance(
+        error, sa_exc.OperationalError | sa_exc.InterfaceError
+    ):
+        return StorageUnavailableError(f"database unavailable: {error.orig}")
+    return error
+
+
+# -- rows <-> core values ----------------------------------------------------------------
+
+
+def _account_values(account: Account) -> dict[str, Any]:
+    return {
+        "plan_id": account.plan_id,
+        "token_quota": account.token_quota,
+        "token_used": account.token_used,
+        "period_start": account.period_start,
+        "period_end": account.period_end,
+        "plan_end_at": account.plan_end_at,
+        "version": account.version,
+    }
+
+
+def _account_from_row(row: Row[Any] | Mapping[Any, Any]) -> Account:
+    m = row._mapping if isinstance(row, Row) else row
+    return Account(
+        subject=m["subject"],
+        plan_id=m["plan_id"],
+        token_quota=m["token_quota"],
+        token_used=m["token_used"],
+        period_start=m["period_start"],
+        period_end=m["period_end"],
+        plan_end_at=m["plan_end_at"],
+        version=m["version"],
+    )
+
+
+def _entry_values(entry: LedgerEntry) -> dict[str, Any]:
+    after = entry.after
+    return {
+        "subject": after.subject,
+        "version": after.version,
+        "kind": entry.kind.value,
+        "at": entry.at,
+        "quota_delta": entry.quota_delta,
+        "used_delta": entry.used_delta,
+        "amount": entry.amount,
+        "idempotency_key": entry.idempotency_key,
+        "payment_id": entry.payment_id,
+        "actor": entry.actor,
+        "message": entry.message,
+        "plan_id": after.plan_id,
+        "token_quota": after.token_quota,
+        "token_used": after.token_used,
+        "period_start": after.period_start,
+        "period_end": after.period_end,
+        "plan_end_at": after.plan_end_at,
+    }
+
+
+def _entry_from_row(row: Row[Any]) -> LedgerEntry:
+    m = row._mapping
+    return LedgerEntry(
+        kind=EntryKind(m["kind"]),
+        at=m["at"],
+        quota_delta=m["quota_delta"],
+        used_delta=m["used_delta"],
+        after=_account_from_row(m),
+        amount=m["amount"],
+        idempotency_key=m["idempotency_key"],
+        payment_id=m["payment_id"],
+        actor=m["actor"],
+        message=m["message"],
+    )
+
+
+def _receipt_values(receipt: DebitReceipt) -> dict[str, Any]:
+    usage = receipt.usage
+    return {
+        "subject": receipt.subject,
+        "idempotency_key": receipt.idempotency_key,
+        "amount": receipt.amount,
+        "at": receipt.at,
+        "version": receipt.version,
+        "plan_id": usage.plan,
+        "token_quota": usage.token_quota,
+        "token_used": usage.token_used,
+        "remaining": usage.remaining,
+        "plan_end_at": usage.plan_end_at,
+        "period_start": usage.period_start,
+        "period_end": usage.period_end,
+    }
+
+
+def _receipt_from_row(row: Row[Any]) -> DebitReceipt:
+    m = row._mapping
+    return DebitReceipt(
+        subject=m["subject"],
+        idempotency_key=m["idempotency_key"],
+        amount=m["amount"],
+        at=m["at"],
+        version=m["version"],
+        usage=Usage(
+            subject=m["subject"],
+            plan=m["plan_id"],
+            token_quota=m["token_quota"],
+            token_used=m["token_used"],
+            remaining=m["remaining"],
+            plan_end_at=m["plan_end_at"],
+            period_start=m["period_start"],
+            period_end=m["period_end"],
+        ),
+    )
+
+
+def _payment_values(payment: Payment) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "subject": payment.subject,
+        "plan_id": payment.plan_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "order_id": payment.order_id,
+        "status": payment.status.value,
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+        "gateway_payment_id": payment.gateway_payment_id,
+    }
+
+
+def _payment_from_row(row: Row[Any]) -> Payment:
+    m = row._mapping
+    return Payment(
+        id=m["id"],
+        subject=m["subject"],
+        plan_id=m["plan_id"],
+        amount=m["amount"],
+        currency=m["currency"],
+        order_id=m["order_id"],
+        status=PaymentStatus(m["status"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        gateway_payment_id=m["gateway_payment_id"],
+    )
