@@ -1,0 +1,31 @@
+# tokenplans API server: `docker build -t tokenplans . && docker run -p 8000:8000 \
+#   -e TOKENPLANS_JWT_SECRET=... -e TOKENPLANS_DATABASE_URL=postgresql+psycopg://... tokenplans`
+# Without TOKENPLANS_DATABASE_URL it uses SQLite in the /data volume (one container only).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+COPY pyproject.toml README.md CHANGELOG.md ./
+COPY src ./src
+COPY adapters ./adapters
+RUN pip install '.[server,mysql,postgres]' && rm -rf /src
+
+# Never run as root; /data holds the SQLite file when no database URL is given.
+RUN useradd --create-home --uid 10001 tokenplans \
+    && mkdir /data \
+    && chown tokenplans:tokenplans /data
+USER tokenplans
+WORKDIR /data
+VOLUME ["/data"]
+ENV TOKENPLANS_DATABASE_URL=sqlite:////data/tokenplans.sqlite3
+
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health/ready', timeout=4)"]
+
+# `serve` upgrades the schema, then runs uvicorn; add `--workers N` for more processes.
+CMD ["tokenplans", "serve", "--host", "0.0.0.0", "--port", "8000"]
