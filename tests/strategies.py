@@ -165,3 +165,56 @@ def users(subject: str) -> Principal:
 
 def admin(subject: str = "admin") -> Principal:
     return Principal(subject, frozenset({"tokenplans:admin"}))
+
+
+# --------------------------------------------------------------------------- operation runs
+
+#: One operation on one account, as plain data (so a failing run prints as Python):
+#: ("consume", amount, key | None), ("set_plan", plan index, reset_used),
+#: ("grant", amount), ("renew",), ("wait", timedelta).
+operations = st.one_of(
+    st.tuples(st.just("consume"), st.integers(1, 3_000), st.none() | colliding_keys),
+    st.tuples(st.just("set_plan"), st.integers(0, 4), st.booleans()),
+    st.tuples(st.just("grant"), st.integers(1, 5_000)),
+    st.tuples(st.just("renew")),
+    st.tuples(st.just("wait"), clock_jumps),
+)
+operation_runs = st.lists(operations, max_size=25)
+
+
+def run_operations(service: Any, clock: Any, subject: str, run: list[tuple[Any, ...]]) -> int:
+    """Apply ``run`` to ``subject`` as an admin through ``service`` (a TokenService),
+    moving ``clock`` (a SettableClock) on "wait"; refusals the rules make are expected and
+    skipped. Returns the sum of the debits that succeeded (replays excluded)."""
+    from tokenplans import (  # noqa: PLC0415 - keeps this module cheap to import
+        Decision,
+        IdempotencyConflictError,
+        InsufficientTokensError,
+        InvalidRequestError,
+    )
+    from tokenplans.rules import renew  # noqa: PLC0415
+
+    debited = 0
+    plans = list(service.catalog)
+    for op in run:
+        try:
+            if op[0] == "consume":
+                receipt = service.consume(admin(), op[1], idempotency_key=op[2], subject=subject)
+                debited += 0 if receipt.replayed else receipt.amount
+            elif op[0] == "set_plan":
+                plan = plans[op[1] % len(plans)]
+                service.set_plan(admin(), plan.id, reset_used=op[2], subject=subject)
+            elif op[0] == "grant":
+                service.grant(admin(), subject, op[1])
+            elif op[0] == "renew":
+
+                def decide(account: Any, now: datetime) -> Any:
+                    change = renew(account, service.catalog.get(account.plan_id), now)
+                    return Decision(change, None)
+
+                service.update(subject, decide)
+            else:
+                clock.advance(seconds=op[1].total_seconds())
+        except (InsufficientTokensError, IdempotencyConflictError, InvalidRequestError):
+            pass
+    return debited

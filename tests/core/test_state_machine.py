@@ -1,0 +1,423 @@
+"""Random sequences of every operation and clock jump, against a deliberately simple model.
+
+The model below re-states DESIGN.md §4-§5 from scratch (it imports nothing from
+``tokenplans.rules``) and rolls time forward one boundary at a time, while the service
+rolls forward lazily; after every step the service, its store and its ledger must agree
+with the model and with the invariants of §4.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+from strategies import add_months, amounts, catalog_mappings, clock_jumps, colliding_keys, instants
+
+from tokenplans import (
+    REFERENCE_PLAN_CONFIGS,
+    Account,
+    DebitReceipt,
+    Decision,
+    EntryKind,
+    IdempotencyConflictError,
+    InsufficientTokensError,
+    InvalidRequestError,
+    LedgerEntry,
+    PermissionDeniedError,
+    PlanCatalog,
+    Principal,
+    TokenService,
+    fold,
+)
+from tokenplans.rules import renew
+from tokenplans.testing import InMemoryStore, SettableClock
+
+SUBJECTS = ("alice", "bob")
+ADMIN = Principal("ops", frozenset({"tokenplans:admin"}))
+MAX = 10**12
+
+# --------------------------------------------------------------------------- the model
+
+
+def first_of_month(t: datetime) -> datetime:
+    return datetime(t.year, t.month, 1, tzinfo=UTC)
+
+
+def first_of_next_month(t: datetime) -> datetime:
+    if t.month == 12:
+        return datetime(t.year + 1, 1, 1, tzinfo=UTC)
+    return datetime(t.year, t.month + 1, 1, tzinfo=UTC)
+
+
+@attrs.define
+class ModelAccount:
+    plan: str
+    quota: int
+    used: int
+    start: datetime
+    end: datetime
+    term_end: datetime | None
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.quota - self.used)
+
+
+class Model:
+    """Plans as the raw mapping the catalog was loaded from; rank is position."""
+
+    def __init__(self, configs: dict[str, dict[str, Any]]) -> None:
+        self.plans = list(configs.values())
+        self.default = next(
+            p for p in self.plans if p["price"] == 0 and p.get("duration_days") is None
+        )
+        self.accounts: dict[str, ModelAccount] = {}
+        self.receipts: dict[tuple[str, str], DebitReceipt] = {}
+
+    def plan(self, plan_id: str) -> dict[str, Any]:
+        return next(p for p in self.plans if p["id"] == plan_id)
+
+    def rank(self, plan_id: str) -> int:
+        return [p["id"] for p in self.plans].index(plan_id)
+
+    def at(self, subject: str, now: datetime) -> ModelAccount:
+        """The account as of ``now``, stepping through every boundary one at a time."""
+        if subject not in self.accounts:
+            self.accounts[subject] = ModelAccount(
+                self.default["id"],
+                self.default["tokens"],
+                0,
+                first_of_month(now),
+                first_of_next_month(now),
+                None,
+            )
+        a = self.accounts[subject]
+        while True:
+            if a.term_end is not None:
+                if now < a.term_end:
+                    return a
+                ended = a.term_end
+                a.plan, a.quota, a.used = self.default["id"], self.default["tokens"], 0
+                a.start, a.end, a.term_end = first_of_month(ended), first_of_next_month(ended), None
+            else:
+                if now < a.end:
+                    return a
+                a.start, a.end = a.end, first_of_next_month(a.end)
+                a.quota, a.used = self.plan(a.plan)["tokens"], 0
+
+
+# --------------------------------------------------------------------------- ledger checks
+
+
+def check_ledger(entries: list[LedgerEntry], stored: Account | None) -> None:
+    """Fold == snapshot, contiguous versions, and per period: debits <= tokens made
+    available (the remaining at the period's start, plus every later rise in quota and
+    every fall in used other than a debit's)."""
+    assert fold(entries) == stored
+    assert [e.version for e in entries] == list(range(1, len(entries) + 1))
+    if not entries:
+        return
+    assert entries[0].kind is EntryKind.OPENED
+    previous: Account | None = None
+    available = debited = 0
+    for entry in entries:
+        after = entry.after
+        assert after.remaining >= 0
+        if entry.kind is EntryKind.DEBITED:
+            assert (entry.used_delta, entry.quota_delta) == (entry.amount, 0)
+        if previous is None or after.period_start != previous.period_start:
+            available, debited = after.remaining, 0
+        elif entry.kind is EntryKind.DEBITED:
+            debited += entry.used_delta
+        else:
+            available += max(entry.quota_delta, 0) + max(-entry.used_delta, 0)
+        assert debited <= available
+        previous = after
+
+
+def next_leap_day(now: datetime) -> datetime:
+    year = now.year
+    while True:
+        if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+            candidate = datetime(year, 2, 29, now.hour, now.minute, now.second, tzinfo=UTC)
+            if candidate > now:
+                return candidate
+        year += 1
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+class QuotaMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = False
+
+    @initialize(
+        configs=st.one_of(
+            st.just({k: dict(v) for k, v in REFERENCE_PLAN_CONFIGS.items()}),
+            catalog_mappings(max_paid=3),
+        ),
+        start=instants,
+    )
+    def open_service(self, configs: dict[str, dict[str, Any]], start: datetime) -> None:
+        self.model = Model(configs)
+        self.clock = SettableClock(start)
+        self.store = InMemoryStore()
+        self.service = TokenService(self.store, PlanCatalog.from_mapping(configs), self.clock)
+        self.ready = True
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def unchanged(self, subject: str, before: Account | None) -> None:
+        assert self.store.load(subject) == before
+
+    # -- time ------------------------------------------------------------------------
+
+    @rule(jump=clock_jumps)
+    def time_passes(self, jump: timedelta) -> None:
+        self.clock.advance(seconds=jump.total_seconds())
+
+    @rule(
+        where=st.sampled_from(
+            ["month start", "month end", "dec 31", "leap day", "12 months", "1 month"]
+        )
+    )
+    def clock_lands_on_a_boundary(self, where: str) -> None:
+        now = self.now
+        if where == "month start":
+            target = first_of_next_month(now)
+        elif where == "month end":
+            target = first_of_next_month(now) - timedelta(seconds=1)
+            if target <= now:
+                target = first_of_next_month(target + timedelta(seconds=1)) - timedelta(seconds=1)
+        elif where == "dec 31":
+            target = datetime(now.year, 12, 31, 23, 59, 59, tzinfo=UTC)
+            if target <= now:
+                target = target.replace(year=now.year + 1)
+        elif where == "leap day":
+            target = next_leap_day(now)
+        elif where == "12 months":
+            target = add_months(now, 12)
+        else:
+            target = add_months(now, 1)
+        self.clock.set(target)
+
+    @rule(subject=st.sampled_from(SUBJECTS))
+    def clock_lands_on_a_term_end(self, subject: str) -> None:
+        term_end = self.model.at(subject, self.now).term_end
+        if term_end is not None:
+            self.clock.set(term_end)
+
+    # -- debits ----------------------------------------------------------------------
+
+    @rule(
+        subject=st.sampled_from(SUBJECTS),
+        amount=amounts,
+        how=st.sampled_from(["as drawn", "exactly remaining", "one over remaining"]),
+        key=st.none() | colliding_keys,
+        by_admin=st.booleans(),
+    )
+    def consume(self, subject: str, amount: int, how: str, key: str | None, by_admin: bool) -> None:
+        account = self.model.at(subject, self.now)
+        if how == "exactly remaining" and account.remaining > 0:
+            amount = account.remaining
+        elif how == "one over remaining":
+            amount = account.remaining + 1
+        principal = ADMIN if by_admin else Principal(subject)
+        before = self.store.load(subject)
+        first = None if key is None else self.model.receipts.get((subject, key))
+
+        if amount > MAX:
+            with pytest.raises(InvalidRequestError):
+                self.service.consume(principal, amount, idempotency_key=key, subject=subject)
+            self.unchanged(subject, before)
+        elif first is not None and first.amount != amount:
+            with pytest.raises(IdempotencyConflictError):
+                self.service.consume(principal, amount, idempotency_key=key, subject=subject)
+            self.unchanged(subject, before)
+        elif first is not None:
+            again = self.service.consume(principal, amount, idempotency_key=key, subject=subject)
+            assert again == attrs.evolve(first, replayed=True)
+            self.unchanged(subject, before)
+        elif amount > account.remaining:
+            with pytest.raises(InsufficientTokensError) as refused:
+                self.service.consume(principal, amount, idempotency_key=key, subject=subject)
+            assert refused.value.remaining == account.remaining
+            self.unchanged(subject, before)
+        else:
+            receipt = self.service.consume(principal, amount, idempotency_key=key, subject=subject)
+            account.used += amount
+            assert not receipt.replayed
+            assert (receipt.usage.token_used, receipt.usage.remaining) == (
+                account.used,
+                account.remaining,
+            )
+            if key is not None:
+                self.model.receipts[(subject, key)] = receipt
+
+    @rule(subject=st.sampled_from(SUBJECTS))
+    def someone_else_touches_the_account(self, subject: str) -> None:
+        mallory = Principal("mallory")
+        before = self.store.load(subject)
+        for call in (
+            lambda: self.service.usage(mallory, subject),
+            lambda: self.service.consume(mallory, 1, subject=subject),
+            lambda: self.service.set_plan(mallory, self.model.default["id"], subject=subject),
+            lambda: self.service.grant(mallory, subject, 1),
+        ):
+            with pytest.raises(PermissionDeniedError):
+                call()
+        self.unchanged(subject, before)
+
+    # -- plan changes ----------------------------------------------------------------
+
+    @rule(
+        subject=st.sampled_from(SUBJECTS),
+        index=st.integers(0, 3),
+        reset_used=st.booleans(),
+        by_admin=st.booleans(),
+    )
+    def set_plan(self, subject: str, index: int, reset_used: bool, by_admin: bool) -> None:
+        target = self.model.plans[index % len(self.model.plans)]
+        now = self.now
+        account = self.model.at(subject, now)
+        current_rank, target_rank = self.model.rank(account.plan), self.model.rank(target["id"])
+        principal = ADMIN if by_admin else Principal(subject)
+        before = self.store.load(subject)
+
+        refusal = None
+        if not by_admin and reset_used:
+            refusal = "admin_only"
+        elif (
+            not by_admin
+            and target_rank > current_rank
+            and target is not self.model.default
+            and target["price"] > 0
+        ):
+            refusal = "payment_required"
+        if refusal is not None:
+            with pytest.raises(PermissionDeniedError) as denied:
+                self.service.set_plan(
+                    principal, target["id"], reset_used=reset_used, subject=subject
+                )
+            assert denied.value.reason == refusal
+            self.unchanged(subject, before)
+            return
+
+        remaining_before = account.remaining
+        result = self.service.set_plan(
+            principal, target["id"], reset_used=reset_used, subject=subject
+        )
+        days = target.get("duration_days")
+        if target_rank > current_rank:
+            expected = f"upgraded to {target['id']} with carry-over"
+            account.quota, account.used = target["tokens"] + account.remaining, 0
+            if days is None:
+                account.start, account.end = first_of_month(now), first_of_next_month(now)
+                account.term_end = None
+            else:
+                account.start = now
+                account.end = account.term_end = now + timedelta(days=days)
+            assert result.usage.remaining >= remaining_before  # an upgrade never lowers it
+        elif target_rank == current_rank:
+            expected = "plan confirmed"
+            account.used = 0 if reset_used else account.used
+        else:
+            expected = f"downgraded to {target['id']}"
+            account.quota = target["tokens"]
+            account.used = 0 if reset_used else account.used
+            if days is None:
+                account.start, account.end = first_of_month(now), first_of_next_month(now)
+                account.term_end = None
+        account.plan = target["id"]
+        assert result.message == expected
+
+    @rule(subject=st.sampled_from(SUBJECTS), amount=amounts, by_admin=st.booleans())
+    def grant(self, subject: str, amount: int, by_admin: bool) -> None:
+        before = self.store.load(subject)
+        if not by_admin:
+            with pytest.raises(PermissionDeniedError):
+                self.service.grant(Principal(subject), subject, amount)
+            self.unchanged(subject, before)
+            return
+        usage = self.service.grant(ADMIN, subject, amount)
+        account = self.model.at(subject, self.now)
+        account.quota += amount
+        assert usage.token_quota == account.quota
+
+    @rule(subject=st.sampled_from(SUBJECTS), payment=st.integers(1, 10**6))
+    def paid_renewal(self, subject: str, payment: int) -> None:
+        now = self.now
+        account = self.model.at(subject, now)
+        plan = self.model.plan(account.plan)
+        before = self.store.load(subject)
+
+        def decide(current: Account, at: datetime) -> Decision[Account]:
+            change = renew(
+                current, self.service.catalog.get(current.plan_id), at, payment_id=f"pay_{payment}"
+            )
+            return Decision(change, change.account)
+
+        days = plan.get("duration_days")
+        if days is None:
+            with pytest.raises(InvalidRequestError):
+                self.service.update(subject, decide)
+            self.unchanged(subject, before)
+            return
+        self.service.update(subject, decide)
+        if account.term_end is not None and account.term_end > now:
+            account.term_end = account.end = account.term_end + timedelta(days=days)
+        else:
+            account.start = now
+            account.term_end = account.end = now + timedelta(days=days)
+        account.quota += plan["tokens"]
+
+    # -- invariants ------------------------------------------------------------------
+
+    @invariant()
+    @precondition(lambda self: self.ready)
+    def service_agrees_with_the_model_and_the_ledger_explains_the_snapshot(self) -> None:
+        for subject in SUBJECTS:
+            usage = self.service.usage(Principal(subject))
+            model = self.model.at(subject, self.now)
+            assert (
+                usage.plan,
+                usage.token_quota,
+                usage.token_used,
+                usage.remaining,
+                usage.period_start,
+                usage.period_end,
+                usage.plan_end_at,
+            ) == (
+                model.plan,
+                model.quota,
+                model.used,
+                model.remaining,
+                model.start,
+                model.end,
+                model.term_end,
+            )
+            assert usage.remaining >= 0
+            stored = self.store.load(subject)
+            entries = list(reversed(self.store.history(subject, limit=10**9)))
+            check_ledger(entries, stored)
+
+
+# Examples come from the active profile (dev 50, ci 500); 50 steps reach decades of
+# clock jumps and every rule several times; the ci run takes about 15 s on 2 cores.
+QuotaMachine.TestCase.settings = settings(stateful_step_count=50)
+test_quota_machine = QuotaMachine.TestCase
