@@ -1,0 +1,178 @@
+"""The main HTTP flows on real databases: SQLite always, MariaDB and PostgreSQL when set.
+
+``TOKENPLANS_TEST_POSTGRES_URL`` / ``TOKENPLANS_TEST_MYSQL_URL`` unset: those run skip;
+set but unreachable: they fail. The databases are shared with concurrent runs, so the
+schema is upgraded idempotently and every test acts on fresh uuid subjects.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from starlette.testclient import TestClient
+
+from adapters.http import create_app
+from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
+from tokenplans import ADMIN_SCOPE, PlanCatalog, Principal, TokenService
+from tokenplans.testing import SettableClock, StaticIdentity
+
+URL_VARIABLES = {"postgres": "TOKENPLANS_TEST_POSTGRES_URL", "mysql": "TOKENPLANS_TEST_MYSQL_URL"}
+USER = {"Authorization": "Bearer user-token"}
+ADMIN = {"Authorization": "Bearer admin-token"}
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
+    built: dict[str, Engine] = {}
+    yield built
+    for engine in built.values():
+        engine.dispose()
+
+
+def _url(backend: str, folder: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'tokenplans.db'}"
+    url = os.environ.get(URL_VARIABLES[backend], "")
+    if not url:
+        pytest.skip(f"{URL_VARIABLES[backend]} is not set")
+    return url
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("mysql", marks=pytest.mark.mysql),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def engine(
+    request: pytest.FixtureRequest,
+    engines: dict[str, Engine],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Engine:
+    backend: str = request.param
+    if backend not in engines:
+        built = make_engine(_url(backend, tmp_path_factory.mktemp(f"http-{backend}")))
+        upgrade_schema(built)
+        engines[backend] = built
+    return engines[backend]
+
+
+@pytest.fixture
+def subject() -> str:
+    return f"user-{uuid.uuid4()}"
+
+
+@pytest.fixture
+def client(engine: Engine, subject: str) -> TestClient:
+    store = SqlAccountStore(engine)
+    identity = StaticIdentity(
+        {
+            "user-token": Principal(subject),
+            "admin-token": Principal(f"admin-{uuid.uuid4()}", frozenset({ADMIN_SCOPE})),
+        }
+    )
+    service = TokenService(store, PlanCatalog.default(), SettableClock())
+    return TestClient(create_app(service, identity, readiness=store.ping))
+
+
+def test_readiness_touches_the_database(client: TestClient) -> None:
+    assert client.get("/api/health/ready").json() == {"status": "ok", "database": "ok"}
+
+
+def test_a_user_consumes_retries_and_runs_out(client: TestClient) -> None:
+    debit = {"amount": 600, "idempotency_key": "chat-1"}
+
+    first = client.post("/api/tokens/consume", headers=USER, json=debit)
+    retry = client.post("/api/tokens/consume", headers=USER, json=debit)
+    conflict = client.post("/api/tokens/consume", headers=USER, json={**debit, "amount": 601})
+    short = client.post("/api/tokens/consume", headers=USER, json={"amount": 401})
+
+    assert (first.status_code, first.json()["remaining"], first.json()["replayed"]) == (
+        200,
+        400,
+        False,
+    )
+    assert (retry.status_code, retry.json()["remaining"], retry.json()["replayed"]) == (
+        200,
+        400,
+        True,
+    )
+    assert conflict.status_code == 409
+    assert (short.status_code, short.json()["remaining"]) == (402, 400)
+    assert client.get("/api/tokens/usage", headers=USER).json()["token_used"] == 600
+
+
+def test_an_admin_upgrades_grants_and_reads_the_ledger(client: TestClient, subject: str) -> None:
+    client.post("/api/tokens/consume", headers=USER, json={"amount": 250})
+    refused = client.post("/api/tokens/set-plan", headers=USER, json={"plan": "premium"})
+
+    upgraded = client.post(
+        f"/api/admin/accounts/{subject}/set-plan", headers=ADMIN, json={"plan": "premium"}
+    )
+    granted = client.post(f"/api/admin/accounts/{subject}/grant", headers=ADMIN, json={"amount": 5})
+    page = client.get(f"/api/admin/accounts/{subject}/ledger?limit=2", headers=ADMIN).json()
+    rest = client.get(
+        "/api/tokens/ledger", headers=USER, params={"cursor": page["next_cursor"]}
+    ).json()
+
+    assert refused.status_code == 403
+    assert (upgraded.json()["token_quota"], upgraded.json()["plan_end_at"]) == (
+        50750,
+        "2026-02-14T12:00:00Z",
+    )
+    assert granted.json()["token_quota"] == 50755
+    assert [e["kind"] for e in page["entries"] + rest["entries"]] == [
+        "granted",
+        "plan_changed",
+        "debited",
+        "opened",
+    ]
+    assert rest["next_cursor"] is None
+
+
+def test_a_downgrade_by_the_user_is_stored(
+    client: TestClient, subject: str, engine: Engine
+) -> None:
+    client.post(f"/api/admin/accounts/{subject}/set-plan", headers=ADMIN, json={"plan": "premium"})
+
+    response = client.post("/api/tokens/set-plan", headers=USER, json={"plan": "basic"})
+
+    assert response.json()["message"] == "downgraded to basic"
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT plan_id FROM tokenplans_accounts WHERE subject = :s"), {"s": subject}
+        ).scalar_one()
+    assert stored == "basic"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://postgres@127.0.0.1:1/tokenplans_test?connect_timeout=2",
+        "mysql+pymysql://root@127.0.0.1:1/tokenplans_test?connect_timeout=2",
+    ],
+    ids=["postgres", "mysql"],
+)
+def test_an_unreachable_database_is_503_and_health_stays_ok(url: str) -> None:
+    engine = make_engine(url)
+    store = SqlAccountStore(engine)
+    service = TokenService(store, PlanCatalog.default(), SettableClock())
+    identity = StaticIdentity({"user-token": Principal("nobody")})
+    client = TestClient(create_app(service, identity, readiness=store.ping))
+
+    try:
+        ready = client.get("/api/health/ready")
+        usage = client.get("/api/tokens/usage", headers=USER)
+        health = client.get("/api/health")
+    finally:
+        engine.dispose()
+
+    assert (ready.status_code, ready.json()["error"]) == (503, "database unavailable")
+    assert (usage.status_code, usage.json()) == (503, {"error": "database unavailable"})
+    assert health.status_code == 200
