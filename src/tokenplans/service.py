@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from tokenplans.accounts import Account, Usage
+from tokenplans.accounts import Account, Usage, as_utc
 from tokenplans.errors import (
     AccountBusyError,
     IdempotencyConflictError,
@@ -106,8 +106,13 @@ class TokenService:
         """The subject's snapshot as of now, with due resets and expiries applied; an
         unknown subject reads as a fresh default account. Writes nothing: the pending
         entries are written, stamped at their boundary instants, with the next change."""
-        now = self.clock.now()
+        now = self._now()
         return self._as_of(subject, self.store.load(check_subject(subject)), now).account
+
+    def _now(self) -> datetime:
+        """The clock's time as ``tzinfo=UTC``: a clock may spell UTC as ZoneInfo("UTC") or
+        return another offset, and snapshots hold UTC only (they would refuse it)."""
+        return as_utc(self.clock.now())
 
     def _as_of(self, subject: str, stored: Account | None, now: datetime) -> Change:
         """The stored snapshot (or a fresh one) rolled forward to ``now``."""
@@ -154,7 +159,12 @@ class TokenService:
             check_can_change_plan(
                 principal,
                 subject,
-                current=self.catalog.get(account.plan_id),
+                # As the rules do: a plan dropped from the catalog ranks as the default.
+                current=(
+                    self.catalog.get(account.plan_id)
+                    if account.plan_id in self.catalog
+                    else self.catalog.default_plan
+                ),
                 target=target,
                 default=self.catalog.default_plan,
                 reset_used=reset_used,
@@ -224,7 +234,7 @@ class TokenService:
         read. ``decide`` runs once per attempt and must be pure but for store reads."""
         check_subject(subject)
         for attempt in range(self._max_attempts):
-            now = self.clock.now()
+            now = self._now()
             stored = self.store.load(subject)
             current = self._as_of(subject, stored, now)
             decision = decide(current.account, now)
