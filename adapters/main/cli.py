@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shlex
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -81,6 +82,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = attrs.evolve(settings, base_url=settings.base_url or url)
     build_catalog(settings)
     build_identity(settings)
+    _check_port_free(args.host, args.port)
     _upgrade(settings)
     # Workers are separate processes that read the environment: hand them exactly
     # the settings validated here (the dev secret above all).
@@ -96,6 +98,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level="info",
     )
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before printing tokens for a server that cannot start (uvicorn would only say
+    so after start-up). Racy by nature; uvicorn's own bind error remains the last word."""
+    try:
+        with socket.create_server((host, port), reuse_port=False):
+            pass
+    except OSError:
+        raise CommandError(
+            f"cannot listen on {host}:{port}: is another server running there? "
+            "Choose another port with --port"
+        ) from None
 
 
 def _dev_settings(settings: Settings) -> Settings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -199,3 +200,16 @@ def test_serve_refuses_an_unusable_jwt_configuration_before_starting(
     assert main(["serve"]) == 2
 
     assert capsys.readouterr().err.startswith("tokenplans: error: JWT settings:")
+
+
+def test_serve_refuses_a_busy_port_before_printing_dev_tokens(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+
+        assert main(["serve", "--dev", "--port", str(port)]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"tokenplans: error: cannot listen on 127.0.0.1:{port}")
