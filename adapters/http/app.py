@@ -18,13 +18,14 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 
-from tokenplans import IdentityProvider, TokenService
+from tokenplans import IdentityProvider, PaymentService, TokenService
 
 from . import endpoints, openapi
 from .auth import BearerBackend
 from .docs import docs_routes
 from .errors import EXCEPTION_HANDLERS
 from .middleware import REQUEST_ID_HEADER, BodyLimitMiddleware, RequestIdMiddleware
+from .payments import PAYMENT_PATHS, payment_routes, payment_schemas
 
 DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://localhost:3000")
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -70,6 +71,7 @@ def create_app(
     title: str = "tokenplans",
     extra_routes: Sequence[BaseRoute] = (),
     extra_openapi_paths: Mapping[str, Any] = {},
+    payments: PaymentService | None = None,
 ) -> Starlette:
     """The tokenplans HTTP API over ``service``, authenticating with ``identity``.
 
@@ -79,6 +81,7 @@ def create_app(
     reports (default: derived from the request). ``extra_routes`` and
     ``extra_openapi_paths`` let an extension (payments) add its endpoints and their
     documentation; they share the middleware, authentication and error handling.
+    ``payments`` adds the payment endpoints of :mod:`.payments` (without it, none exist).
     """
     if max_body_bytes < 0:
         raise ValueError(f"max_body_bytes must be >= 0, got {max_body_bytes}")
@@ -88,11 +91,16 @@ def create_app(
     ]
     routes += docs_routes(title)
     routes += extra_routes
+    payment_paths: Mapping[str, Any] = {}
+    if payments is not None:
+        routes += payment_routes(payments)
+        payment_paths = PAYMENT_PATHS
     document = openapi.document(
         service.catalog,
         [openapi.Operation(method, path, spec) for method, path, _, spec in API],
         title=title,
-        extra_paths={"/docs": {"get": openapi.DOCS}, **extra_openapi_paths},
+        extra_paths={"/docs": {"get": openapi.DOCS}, **payment_paths, **extra_openapi_paths},
+        extra_schemas=payment_schemas(service.catalog) if payments is not None else {},
     )
     middleware = [
         # Outermost, so that errors and 413s carry CORS headers a browser can read.
