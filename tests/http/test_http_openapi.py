@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from http_support import ROOT, build_app
+from http_support import ALICE, ROOT, build_app
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from starlette.responses import JSONResponse
@@ -79,15 +79,25 @@ def api_schema() -> Any:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-@schema.parametrize()
-@settings(
+_SETTINGS = settings(
     max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_the_app_answers_as_its_document_says(case: Any) -> None:
-    # Not positive_data_acceptance: a schema-valid debit may meet an empty quota (402),
-    # which is the API doing its job; every other default check runs.
-    case.call_and_validate(
-        headers=ROOT, excluded_checks=[schemathesis.checks.positive_data_acceptance]
-    )
+#: Not positive_data_acceptance: a schema-valid debit may meet an empty quota (402) and a
+#: user may ask for an upgrade (403), which is the API doing its job. Every other default
+#: check runs: no 5xx, documented status codes, headers and content types, bodies that
+#: match their schemas, invalid requests refused, and auth enforced.
+_EXCLUDED = [schemathesis.checks.positive_data_acceptance]
+
+
+@schema.parametrize()
+@_SETTINGS
+def test_the_app_answers_a_user_as_its_document_says(case: Any) -> None:
+    case.call_and_validate(headers=ALICE, excluded_checks=_EXCLUDED)
+
+
+@schema.parametrize()
+@_SETTINGS
+def test_the_app_answers_an_admin_as_its_document_says(case: Any) -> None:
+    case.call_and_validate(headers=ROOT, excluded_checks=_EXCLUDED)

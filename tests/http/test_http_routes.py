@@ -252,6 +252,7 @@ def test_swagger_ui_is_served_from_local_files(client: TestClient) -> None:
     assert page.status_code == 200
     assert "docs/assets/swagger-ui-bundle.js" in page.text
     assert "http" not in page.text.split("<body>")[1]  # no CDN, no absolute URL
+    assert "validatorUrl: null" in page.text  # nor the public validator's badge
     assert (script.status_code, len(script.content) > 100_000) == (200, True)
 
 
