@@ -8,6 +8,7 @@ below is the whole contract (it is also what the README's error table lists).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -16,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import tokenplans
+
+logger = logging.getLogger("adapters.http")
 
 #: The header a 401 carries (RFC 6750); the same for every cause, so a client cannot
 #: tell an expired token from a forged one.
@@ -84,8 +87,15 @@ def _payment_not_found(_request: Request, exc: tokenplans.PaymentNotFoundError) 
     return json_error(404, "payment not found", order_id=exc.order_id)
 
 
-def _gateway(_request: Request, _exc: Exception) -> Response:
+def _gateway(request: Request, exc: Exception) -> Response:
     # The provider's own message may carry account details: log it, do not echo it.
+    logger.warning(
+        "payment gateway error on %s %s (request id %s): %s",
+        request.method,
+        request.url.path,
+        request.scope.get("state", {}).get("request_id"),
+        exc,
+    )
     return json_error(502, "payment gateway unavailable")
 
 

@@ -8,9 +8,19 @@ from collections.abc import Callable, Iterator
 import pytest
 from http_support import ALICE, ROOT, build_app
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tokenplans import Account, AccountBusyError, StorageUnavailableError
+from tokenplans import (
+    Account,
+    AccountBusyError,
+    GatewayError,
+    PaymentError,
+    PaymentNotFoundError,
+    StorageUnavailableError,
+)
 from tokenplans.testing import InMemoryStore
 
 UNAUTHORIZED = {"error": "unauthorized"}
@@ -320,3 +330,43 @@ def test_readiness_is_503_when_the_default_probe_cannot_read(
         response = client.get("/api/health/ready")
 
     assert (response.status_code, response.json()["database"]) == (503, "down")
+
+
+# -- the payment errors, for routes an extension adds --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "body"),
+    [
+        (
+            PaymentError("bad_signature", "the signature does not match"),
+            400,
+            {
+                "error": "payment refused",
+                "reason": "bad_signature",
+                "message": "the signature does not match",
+            },
+        ),
+        (
+            PaymentNotFoundError("order_9"),
+            404,
+            {"error": "payment not found", "order_id": "order_9"},
+        ),
+        (
+            GatewayError("razorpay said: key rzp_live_123 disabled"),
+            502,
+            {"error": "payment gateway unavailable"},
+        ),
+    ],
+)
+def test_payment_errors_from_an_extra_route_map_to_json(
+    error: Exception, status: int, body: dict[str, object]
+) -> None:
+    async def pay(_request: Request) -> Response:
+        raise error
+
+    client = TestClient(build_app(extra_routes=[Route("/api/payments/x", pay, methods=["POST"])]))
+
+    response = client.post("/api/payments/x", headers=ALICE)
+
+    assert (response.status_code, response.json()) == (status, body)
