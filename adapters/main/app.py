@@ -7,14 +7,17 @@ and report a bad setting in one line before a server starts.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 
 from starlette.applications import Starlette
 
 from adapters.http import create_app
 from adapters.jwt_identity import JwtIdentity
+from adapters.razorpay import OfflineGateway, RazorpayGateway
 from adapters.sql import SqlAccountStore, make_engine
-from tokenplans import PlanCatalog, SystemClock, TokenService
+from tokenplans import PaymentGateway, PaymentService, PlanCatalog, SystemClock, TokenService
 
 from .config import ConfigError, Settings
 
@@ -48,6 +51,7 @@ def build_app(settings: Settings) -> Starlette:
     identity = build_identity(settings)
     store = SqlAccountStore(make_engine(settings.database_url))
     service = TokenService(store, catalog, SystemClock())
+    gateway = build_gateway(settings)
     return create_app(
         service,
         identity,
@@ -56,7 +60,52 @@ def build_app(settings: Settings) -> Starlette:
         readiness=store.ping,
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",
+        payments=None if gateway is None else PaymentService(service, gateway),
     )
+
+
+def build_gateway(settings: Settings) -> PaymentGateway | None:
+    """Razorpay when its keys are configured, else the offline stand-in (development), or
+    ``None`` (no payment routes) when there is no secret to sign offline payments with.
+    Raises :class:`ConfigError` for half a configuration."""
+    if settings.has_razorpay_keys:
+        if not (settings.razorpay_key_id and settings.razorpay_key_secret):
+            raise ConfigError("RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET must be set together")
+        if settings.razorpay_previous_webhook_secret and not settings.razorpay_webhook_secret:
+            raise ConfigError(
+                "TOKENPLANS_RAZORPAY_PREVIOUS_WEBHOOK_SECRET is set without "
+                "RAZORPAY_WEBHOOK_SECRET (the current one)"
+            )
+        webhook_secrets = [
+            secret
+            for secret in (
+                settings.razorpay_webhook_secret,
+                settings.razorpay_previous_webhook_secret,
+            )
+            if secret
+        ]
+        return RazorpayGateway(
+            settings.razorpay_key_id,
+            settings.razorpay_key_secret,
+            webhook_secrets,
+            api_url=settings.razorpay_api_url,
+        )
+    secret = offline_payment_secret(settings)
+    return None if secret is None else OfflineGateway(secret)
+
+
+def offline_payment_secret(settings: Settings) -> str | None:
+    """What the offline gateway signs with: ``TOKENPLANS_OFFLINE_PAYMENT_SECRET``, else a
+    key derived from the JWT secret. Whoever holds the JWT secret can mint an admin token
+    and set any plan already, so signing offline payments with it grants nothing more;
+    and ``tokenplans dev pay`` derives the same key from the same configuration."""
+    if settings.offline_payment_secret:
+        return settings.offline_payment_secret
+    if settings.jwt_secret and not settings.has_public_key_identity:
+        return hmac.new(
+            settings.jwt_secret.encode(), b"tokenplans offline payment gateway", hashlib.sha256
+        ).hexdigest()
+    return None
 
 
 def _pem(value: str | None) -> str | None:

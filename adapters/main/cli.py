@@ -22,10 +22,11 @@ import attrs
 from sqlalchemy.engine import make_url
 
 from adapters.jwt_identity import JwtConfigError, mint_token
+from adapters.razorpay import OfflineGateway
 from adapters.sql import upgrade_schema
 from tokenplans import ADMIN_SCOPE, CatalogError, Plan, PlanCatalog, StorageUnavailableError
 
-from .app import build_catalog, build_identity
+from .app import build_catalog, build_identity, offline_payment_secret
 from .config import MIN_SECRET_BYTES, ConfigError, Settings
 
 EXIT_CONFIG = 2
@@ -119,7 +120,7 @@ def _dev_settings(settings: Settings) -> Settings:
     secret = settings.jwt_secret
     if settings.has_public_key_identity or not secret or len(secret.encode()) < MIN_SECRET_BYTES:
         secret = secrets.token_urlsafe(48)
-    return attrs.evolve(
+    settings = attrs.evolve(
         settings,
         jwt_secret=secret,
         jwt_algorithms=("HS256",),
@@ -128,6 +129,8 @@ def _dev_settings(settings: Settings) -> Settings:
         jwt_audience=None,
         jwt_issuer=None,
     )
+    # Spelled out, so the banner can hand it to `tokenplans dev pay` in another shell.
+    return attrs.evolve(settings, offline_payment_secret=offline_payment_secret(settings))
 
 
 def _environment(settings: Settings) -> dict[str, str]:
@@ -142,6 +145,7 @@ def _environment(settings: Settings) -> dict[str, str]:
         "TOKENPLANS_JWT_AUDIENCE": settings.jwt_audience or "",
         "TOKENPLANS_JWT_ISSUER": settings.jwt_issuer or "",
         "TOKENPLANS_BASE_URL": settings.base_url or "",
+        "TOKENPLANS_OFFLINE_PAYMENT_SECRET": settings.offline_payment_secret or "",
     }
 
 
@@ -165,11 +169,22 @@ def _print_dev_banner(settings: Settings, url: str) -> None:
                 f"    {admin}",
                 "  try:",
                 f"    {curl}",
+                *_dev_payment_lines(settings),
                 "",
             ]
         ),
         flush=True,
     )
+
+
+def _dev_payment_lines(settings: Settings) -> list[str]:
+    if settings.has_razorpay_keys:
+        return [f"  payments: Razorpay ({settings.razorpay_key_id})"]
+    return [
+        "  payments: offline gateway (no Razorpay keys); to pay an order from another shell:",
+        f"    export TOKENPLANS_OFFLINE_PAYMENT_SECRET={settings.offline_payment_secret}",
+        "    tokenplans dev pay ORDER_ID",
+    ]
 
 
 # -- token ------------------------------------------------------------------------------
@@ -274,6 +289,98 @@ def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- dev ------------------------------------------------------------------------------
+
+_WEBHOOK_EVENTS = ("payment.captured", "order.paid", "payment.failed")
+
+
+def _add_dev(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("dev", help="development helpers (offline payments)")
+    actions = parser.add_subparsers(dest="dev_command", required=True, metavar="ACTION")
+    pay = actions.add_parser(
+        "pay",
+        help="complete an order as Razorpay Checkout would, with the offline gateway",
+        description=(
+            "Sign a payment for ORDER_ID with the offline gateway's secret and print the "
+            "JSON body for POST /api/payments/verify (pipe it to curl -d @-). With "
+            "--webhook EVENT, print a curl command that delivers that signed webhook "
+            "instead. Only for servers running without Razorpay keys."
+        ),
+    )
+    pay.add_argument("order_id", metavar="ORDER_ID", help="the order_id from /api/payments/order")
+    pay.add_argument("--payment-id", help="the Razorpay payment id to sign (default: random)")
+    pay.add_argument(
+        "--webhook",
+        choices=_WEBHOOK_EVENTS,
+        metavar="EVENT",
+        help=f"print a signed webhook delivery instead: one of {', '.join(_WEBHOOK_EVENTS)}",
+    )
+    pay.add_argument("--url", help="the server's base URL (default http://127.0.0.1:8000)")
+    pay.set_defaults(handler=_dev_pay)
+
+
+def _dev_pay(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.has_razorpay_keys:
+        raise CommandError(
+            "Razorpay keys are configured: only Razorpay Checkout can sign those payments; "
+            "`dev pay` signs for the offline gateway, used when no keys are set"
+        )
+    secret = offline_payment_secret(settings)
+    if secret is None:
+        raise CommandError(
+            "no offline payment secret: export TOKENPLANS_OFFLINE_PAYMENT_SECRET as printed "
+            "by `tokenplans serve --dev` (or set the server's TOKENPLANS_JWT_SECRET here too)"
+        )
+    gateway = OfflineGateway(secret)
+    payment_id = args.payment_id or gateway.new_payment_id()
+    url = (args.url or settings.base_url or "http://127.0.0.1:8000").rstrip("/")
+    if args.webhook:
+        event = {
+            "entity": "event",
+            "event": args.webhook,
+            "contains": ["payment"],
+            "payload": {
+                "payment": {
+                    "entity": {
+                        "id": payment_id,
+                        "entity": "payment",
+                        "order_id": args.order_id,
+                        "status": "failed" if args.webhook == "payment.failed" else "captured",
+                    }
+                }
+            },
+        }
+        body = json.dumps(event, separators=(",", ":"))
+        command = [
+            "curl",
+            "-sS",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            f"X-Razorpay-Signature: {gateway.sign_webhook(body.encode())}",
+            "-H",
+            f"X-Razorpay-Event-Id: evt_{secrets.token_hex(7)}",
+            "--data-raw",
+            body,
+            f"{url}/api/payments/webhook",
+        ]
+        print(shlex.join(command))
+        return 0
+    verify = {
+        "razorpay_order_id": args.order_id,
+        "razorpay_payment_id": payment_id,
+        "razorpay_signature": gateway.sign_payment(args.order_id, payment_id),
+    }
+    print(json.dumps(verify))
+    print(
+        "POST this to /api/payments/verify with the order owner's token, e.g.\n"
+        f"  tokenplans dev pay {shlex.quote(args.order_id)} | curl -H 'Authorization: Bearer "
+        f"$TOKEN' -H 'Content-Type: application/json' -d @- {url}/api/payments/verify",
+        file=sys.stderr,
+    )
+    return 0
+
+
 # -- the command ------------------------------------------------------------------------
 
 
@@ -289,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_token(commands)
     _add_plans(commands)
     _add_db(commands)
+    _add_dev(commands)
     return parser
 
 

@@ -22,6 +22,7 @@ DEFAULT_DATABASE_URL = "sqlite:///./tokenplans.sqlite3"
 DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://localhost:3000")
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_RAZORPAY_API_URL = "https://api.razorpay.com/v1"
 
 
 class ConfigError(ValueError):
@@ -52,7 +53,13 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # -- catalog
     plans_file: Path | None = None
-    # -- payments (Razorpay): fields go here
+    # -- payments (Razorpay; without keys, the offline gateway stands in)
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: str | None = attrs.field(default=None, repr=_hidden)
+    razorpay_webhook_secret: str | None = attrs.field(default=None, repr=_hidden)
+    razorpay_previous_webhook_secret: str | None = attrs.field(default=None, repr=_hidden)
+    razorpay_api_url: str = DEFAULT_RAZORPAY_API_URL
+    offline_payment_secret: str | None = attrs.field(default=None, repr=_hidden)
 
     @classmethod
     def from_env(
@@ -81,7 +88,23 @@ class Settings:
             base_url=values.get("TOKENPLANS_BASE_URL", "API_BASE_URL"),
             max_body_bytes=values.integer("TOKENPLANS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             plans_file=_path(values.get("TOKENPLANS_PLANS_FILE")),
+            razorpay_key_id=values.get("TOKENPLANS_RAZORPAY_KEY_ID", "RAZORPAY_KEY_ID"),
+            razorpay_key_secret=values.get("TOKENPLANS_RAZORPAY_KEY_SECRET", "RAZORPAY_KEY_SECRET"),
+            razorpay_webhook_secret=values.get(
+                "TOKENPLANS_RAZORPAY_WEBHOOK_SECRET", "RAZORPAY_WEBHOOK_SECRET"
+            ),
+            razorpay_previous_webhook_secret=values.get(
+                "TOKENPLANS_RAZORPAY_PREVIOUS_WEBHOOK_SECRET"
+            ),
+            razorpay_api_url=values.get("TOKENPLANS_RAZORPAY_API_URL", "RAZORPAY_API_URL")
+            or DEFAULT_RAZORPAY_API_URL,
+            offline_payment_secret=values.get("TOKENPLANS_OFFLINE_PAYMENT_SECRET"),
         )
+
+    @property
+    def has_razorpay_keys(self) -> bool:
+        """Razorpay is configured; otherwise the offline gateway stands in (development)."""
+        return bool(self.razorpay_key_id or self.razorpay_key_secret)
 
     @property
     def has_public_key_identity(self) -> bool:
