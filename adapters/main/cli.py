@@ -372,6 +372,8 @@ def _dev_pay(args: argparse.Namespace, settings: Settings) -> int:
         "razorpay_signature": gateway.sign_payment(args.order_id, payment_id),
     }
     print(json.dumps(verify))
+    if not sys.stdout.isatty():
+        return 0  # piped, as intended: the hint below would only clutter the terminal
     print(
         "POST this to /api/payments/verify with the order owner's token, e.g.\n"
         f"  tokenplans dev pay {shlex.quote(args.order_id)} | curl -H 'Authorization: Bearer "
