@@ -295,7 +295,13 @@ PAYMENT_PATHS: Mapping[str, Any] = {
             "responses": {
                 "200": response("What Razorpay Checkout needs to take the payment.", "Order"),
                 **errors("401", "413", "422", "503"),
-                "400": _refused("Unknown plan, a free plan, or a plan below the current one."),
+                "400": {
+                    "description": (
+                        "An unknown plan (`invalid plan`), or one that cannot be bought: "
+                        "free, or below the current plan (`payment refused`)."
+                    ),
+                    "content": {JSON: {"schema": {"anyOf": [ref("PaymentRefused"), ref("Error")]}}},
+                },
                 "502": _GATEWAY_DOWN,
             },
         }
