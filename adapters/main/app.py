@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from adapters.http import create_app
@@ -49,10 +53,11 @@ def build_app(settings: Settings) -> Starlette:
     ``tokenplans db upgrade``, which ``tokenplans serve`` runs for you)."""
     catalog = build_catalog(settings)
     identity = build_identity(settings)
-    store = SqlAccountStore(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    store = SqlAccountStore(engine)
     service = TokenService(store, catalog, SystemClock())
     gateway = build_gateway(settings)
-    return create_app(
+    app = create_app(
         service,
         identity,
         cors_origins=settings.cors_origins,
@@ -62,6 +67,24 @@ def build_app(settings: Settings) -> Starlette:
         title="tokenplans",
         payments=None if gateway is None else PaymentService(service, gateway),
     )
+    _dispose_on_shutdown(app, engine)
+    return app
+
+
+def _dispose_on_shutdown(app: Starlette, engine: Engine) -> None:
+    """Close the engine's pooled connections when the app shuts down, after the HTTP
+    adapter's own lifespan: the engine belongs to the composition root that made it."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app: Starlette) -> AsyncIterator[Any]:
+        try:
+            async with inner(asgi_app) as state:
+                yield state
+        finally:
+            engine.dispose()
+
+    app.router.lifespan_context = lifespan
 
 
 def build_gateway(settings: Settings) -> PaymentGateway | None:

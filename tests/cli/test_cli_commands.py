@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -138,7 +139,7 @@ def test_db_upgrade_creates_the_tables_in_the_default_sqlite_file(
     assert main(["db", "upgrade"]) == 0  # and again: a no-op
 
     assert "schema is up to date: sqlite:///./tokenplans.sqlite3" in capsys.readouterr().out
-    with sqlite3.connect(workdir / "tokenplans.sqlite3") as db:
+    with closing(sqlite3.connect(workdir / "tokenplans.sqlite3")) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"tokenplans_accounts", "tokenplans_alembic_version"} <= tables
 
