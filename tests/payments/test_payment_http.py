@@ -243,10 +243,11 @@ def test_a_replayed_webhook_is_a_200_and_applies_nothing_more(
 ) -> None:
     body = _body(tokens, order, "order.paid", "pay_A")
     other = _body(tokens, order, "payment.captured", "pay_A")
+    same = "evt_" + uuid.uuid4().hex[:14]  # unique: the test databases are shared
 
     statuses = [
-        post_webhook(client, body, gateway.sign_webhook(body), "evt_same").json()["status"],  # type: ignore[attr-defined]
-        post_webhook(client, body, gateway.sign_webhook(body), "evt_same").json()["status"],  # type: ignore[attr-defined]
+        post_webhook(client, body, gateway.sign_webhook(body), same).json()["status"],  # type: ignore[attr-defined]
+        post_webhook(client, body, gateway.sign_webhook(body), same).json()["status"],  # type: ignore[attr-defined]
         post_webhook(client, other, gateway.sign_webhook(other)).json()["status"],  # type: ignore[attr-defined]
     ]
 

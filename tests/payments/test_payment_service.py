@@ -10,6 +10,7 @@ from payments_support import payment_entries
 
 from adapters.razorpay import OfflineGateway
 from tokenplans import (
+    AccountStore,
     EntryKind,
     InvalidRequestError,
     PaymentError,
@@ -17,6 +18,7 @@ from tokenplans import (
     PaymentService,
     PaymentStatus,
     PermissionDeniedError,
+    PlanCatalog,
     Principal,
     TokenService,
     UnknownPlanError,
@@ -348,3 +350,23 @@ def test_an_account_whose_term_ended_while_paying_for_a_renewal_is_upgraded_inst
     usage = tokens.usage(alice)
     assert (usage.plan, usage.token_quota, usage.token_used) == ("standard", 11000, 0)
     assert usage.plan_end_at == clock.now() + timedelta(days=30)
+
+
+def test_a_paid_plan_without_a_term_can_be_bought_once_but_not_renewed(
+    store: AccountStore, clock: SettableClock, gateway: OfflineGateway, alice: Principal
+) -> None:
+    catalog = PlanCatalog.from_mapping(
+        {
+            "free": {"price": 0, "tokens": 100},
+            "lifetime": {"price": 50000, "tokens": 5000},
+        }
+    )
+    payments = PaymentService(TokenService(store, catalog, clock), gateway)
+
+    outcome = pay(payments, gateway, alice, "lifetime")
+
+    assert (outcome.usage.plan, outcome.usage.token_quota) == ("lifetime", 5100)
+    assert outcome.usage.plan_end_at is None
+    with pytest.raises(PaymentError) as refused:
+        payments.create_order(alice, "lifetime")
+    assert refused.value.reason == "no_term"
