@@ -3,22 +3,42 @@ import it): fresh subjects, services over a store, whole-ledger reads."""
 
 from __future__ import annotations
 
+import itertools
+import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
+import attrs
+from sqlalchemy import Engine, bindparam, delete, event, text, update
+
+from adapters.sql import SqlAccountStore, make_engine
+from adapters.sql.schema import ExactText, UtcDateTime, accounts, ledger_entries
 from tokenplans import (
+    Account,
+    AccountBusyError,
     AccountStore,
+    Commit,
+    InsufficientTokensError,
     LedgerEntry,
     PlanCatalog,
     Principal,
     TokenService,
 )
+from tokenplans.rules import open_account
 from tokenplans.testing import SettableClock
 
 #: Microseconds on purpose: every store must give them back exactly.
 MID_JANUARY = datetime(2026, 1, 15, 12, 0, 0, 123_456, tzinfo=UTC)
 ADMIN = Principal("admin-ops", frozenset({"tokenplans:admin"}))
+
+
+class Debit(NamedTuple):
+    key: str
+    amount: int
 
 
 def new_subject(label: str = "user") -> str:
@@ -46,3 +66,109 @@ def whole_ledger(store: AccountStore, subject: str, page: int = 200) -> list[Led
         if len(chunk) < page:
             return entries[::-1]
         before = chunk[-1].version
+
+
+def debit_until_refused(url: str, subject: str, worker: int, threads: int) -> list[Debit]:
+    """One worker process of the concurrency test: ``threads`` threads each debit random
+    amounts (1-50) with distinct idempotency keys until the account refuses one. Returns
+    the (key, amount) of every debit that succeeded."""
+    engine = make_engine(url)
+    tokens = service_over(SqlAccountStore(engine))
+
+    def run(thread: int) -> list[Debit]:
+        rng = random.Random(f"{worker}-{thread}")  # noqa: S311 - a workload, not a secret
+        done: list[Debit] = []
+        for n in itertools.count():
+            debit = Debit(f"w{worker}-t{thread}-{n}", rng.randint(1, 50))
+            while True:
+                try:
+                    tokens.consume(Principal(subject), debit.amount, idempotency_key=debit.key)
+                except InsufficientTokensError:
+                    return done
+                except AccountBusyError:
+                    continue  # the same key again: safe, it cannot debit twice
+                break
+            done.append(debit)
+        raise AssertionError("unreachable")
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return [d for done in pool.map(run, range(threads)) for d in done]
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def recorded_statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """Every SQL statement ``engine`` sends inside the block, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+_DIGITS = " UNION ALL ".join(f"SELECT {d} AS d" for d in range(10))
+
+
+def bulk_load_account(engine: Engine, subject: str, entries: int) -> Account:
+    """Store an account whose ledger holds ``entries`` entries - opened, then grants of 1 -
+    in one ``INSERT ... SELECT`` over a generated series (portable: a cross join of
+    digit tables, so it takes seconds even for a million rows)."""
+    store = SqlAccountStore(engine)
+    opened = open_account(subject, PlanCatalog.default(), MID_JANUARY)
+    store.commit(Commit(opened.account, 0, opened.entries))
+    width = len(str(max(1, entries - 1)))  # v runs over 2 .. 10**width + 1
+    tables = ", ".join(f"({_DIGITS}) d{i}" for i in range(width))
+    # Fill the primary key in order: the planners nest the digit tables differently.
+    weights = [10**i for i in range(width)]
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        weights.reverse()
+    number = " + ".join(f"{weight} * d{i}.d" for i, weight in enumerate(weights))
+    snapshot = opened.account
+    series = text(
+        "INSERT INTO tokenplans_ledger_entries (subject, version, kind, at, quota_delta,"  # noqa: S608 - only our integers are formatted in
+        " used_delta, amount, message, plan_id, token_quota, token_used, period_start,"
+        " period_end) SELECT :subject, v, 'granted', :at, 1, 0, 1, 'granted 1', :plan,"
+        f" :quota + v - 1, 0, :start, :end FROM (SELECT {number} + 2 AS v FROM {tables})"
+        " series WHERE v <= :entries"
+    ).bindparams(
+        bindparam("subject", type_=ExactText()),
+        bindparam("at", type_=UtcDateTime()),
+        bindparam("start", type_=UtcDateTime()),
+        bindparam("end", type_=UtcDateTime()),
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            series,
+            {
+                "subject": subject,
+                "at": MID_JANUARY,
+                "plan": snapshot.plan_id,
+                "quota": snapshot.token_quota,
+                "start": snapshot.period_start,
+                "end": snapshot.period_end,
+                "entries": entries,
+            },
+        )
+        final = attrs.evolve(
+            snapshot, token_quota=snapshot.token_quota + entries - 1, version=entries
+        )
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.subject == subject)
+            .values(token_quota=final.token_quota, version=final.version)
+        )
+    return final
+
+
+def delete_account(engine: Engine, subject: str) -> None:
+    """Remove one test account's rows (never the tables: the database is shared)."""
+    with engine.begin() as conn:
+        for table in (ledger_entries, accounts):
+            conn.execute(delete(table).where(table.c.subject == subject))

@@ -1,0 +1,284 @@
+"""Faults: a database that goes away, a connection killed mid-commit, a failure between the
+snapshot and the ledger write. Each surfaces as StorageUnavailableError (or the failure
+itself), leaves no trace of the failed change, and the store recovers by itself.
+
+The servers are shared, so "stopping the database" is done with a TCP proxy in front of
+it that the test takes down and brings back; killing a connection kills only our own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+from storage_support import ADMIN, Debit, new_subject, service_over, whole_ledger
+
+from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
+from tokenplans import Principal, StorageUnavailableError, fold
+
+SERVERS = [
+    pytest.param("mysql", marks=pytest.mark.mysql),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+SQL = ["sqlite", *SERVERS]
+EngineFor = Callable[[str], Engine]
+
+
+class Outage:
+    """A TCP proxy to a database server; ``stop()`` is the server going away (every
+    connection cut, new ones refused), ``resume()`` its coming back on the same port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener = self._listen(0)
+        self.port: int = self._listener.getsockname()[1]
+
+    def _listen(self, port: int) -> socket.socket:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(64)
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return listener
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        # shutdown() first: it wakes the thread blocked in accept() and stops the kernel
+        # accepting on its behalf; close() alone would leave the port listening.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            doomed, self._sockets = self._sockets, []
+        for s in doomed:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def resume(self) -> None:
+        self._listener = self._listen(self.port)
+
+
+@pytest.fixture
+def outage_for(engine_for: EngineFor) -> Iterator[Callable[[str], tuple[Outage, Engine]]]:
+    made: list[tuple[Outage, Engine]] = []
+
+    def make(backend: str) -> tuple[Outage, Engine]:
+        url = engine_for(backend).url
+        outage = Outage(url.host or "127.0.0.1", url.port or 0)
+        engine = make_engine(url.set(host="127.0.0.1", port=outage.port))
+        made.append((outage, engine))
+        return outage, engine
+
+    yield make
+    for outage, engine in made:
+        outage.stop()
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SERVERS)
+def test_a_database_that_goes_away_is_unavailable_until_it_comes_back(
+    backend: str, outage_for: Callable[[str], tuple[Outage, Engine]]
+) -> None:
+    outage, engine = outage_for(backend)
+    store = SqlAccountStore(engine)
+    tokens = service_over(store)
+    subject = new_subject()
+    tokens.consume(Principal(subject), 10)
+
+    outage.stop()
+    with pytest.raises(StorageUnavailableError):
+        store.ping()
+    with pytest.raises(StorageUnavailableError):
+        tokens.consume(Principal(subject), 20)
+
+    outage.resume()
+    store.ping()
+    tokens.consume(Principal(subject), 30)
+    after = store.load(subject)
+    assert after is not None
+    assert after.token_used == 40
+    assert fold(whole_ledger(store, subject)) == after
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", SERVERS)
+def test_debits_through_outages_lose_nothing_once_retried_with_their_keys(
+    backend: str, outage_for: Callable[[str], tuple[Outage, Engine]]
+) -> None:
+    """A commit cut off mid-flight may or may not have landed; its idempotency key makes
+    the retry safe either way, so after retrying every failure the books balance."""
+    outage, engine = outage_for(backend)
+    store = SqlAccountStore(engine)
+    tokens = service_over(store)
+    subject = new_subject()
+    tokens.grant(ADMIN, subject, 10**9)
+    failed: list[Debit] = []
+    succeeded: list[Debit] = []
+    stop = threading.Event()
+
+    def debit_forever(thread: int) -> None:
+        n = 0
+        while not stop.is_set():
+            debit = Debit(f"t{thread}-{n}", 1 + n % 3)
+            n += 1
+            try:
+                tokens.consume(Principal(subject), debit.amount, idempotency_key=debit.key)
+            except StorageUnavailableError:
+                failed.append(debit)
+            else:
+                succeeded.append(debit)
+
+    workers = [threading.Thread(target=debit_forever, args=(t,)) for t in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in range(3):
+            stop.wait(0.3)
+            outage.stop()
+            stop.wait(0.2)
+            outage.resume()
+        stop.wait(0.3)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+
+    assert failed, "the outages should have cut some requests off"
+    for debit in failed:
+        tokens.consume(Principal(subject), debit.amount, idempotency_key=debit.key)
+    after = store.load(subject)
+    assert after is not None
+    assert after.token_used == sum(d.amount for d in succeeded + failed)
+    assert fold(whole_ledger(store, subject)) == after
+
+
+def test_a_sqlite_file_that_cannot_be_opened_is_unavailable_until_it_can(tmp_path: Path) -> None:
+    folder = tmp_path / "not-yet"
+    engine = make_engine(f"sqlite:///{folder / 'tokenplans.db'}")
+    store = SqlAccountStore(engine)
+    try:
+        with pytest.raises(StorageUnavailableError):
+            store.ping()
+        with pytest.raises(StorageUnavailableError):
+            service_over(store).consume(Principal("someone"), 1)
+        folder.mkdir()
+        upgrade_schema(engine)
+        assert service_over(store).consume(Principal("someone"), 1).usage.token_used == 1
+    finally:
+        engine.dispose()
+
+
+def _backend_id(conn: Any) -> Any:
+    statement = (
+        "SELECT pg_backend_pid()"
+        if conn.dialect.name == "postgresql"
+        else ("SELECT CONNECTION_ID()")
+    )
+    return conn.exec_driver_sql(statement).scalar()
+
+
+@pytest.mark.parametrize("backend", SERVERS)
+def test_a_connection_killed_mid_commit_is_unavailable_writes_nothing_and_recovers(
+    backend: str, engine_for: EngineFor
+) -> None:
+    admin = engine_for(backend)
+    engine = make_engine(admin.url, pool_size=1, max_overflow=0)
+    store = SqlAccountStore(engine)
+    tokens = service_over(store)
+    subject = new_subject()
+    tokens.consume(Principal(subject), 10)
+    before = store.load(subject), whole_ledger(store, subject)
+
+    def kill_before_ledger_insert(conn: Any, _c: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO tokenplans_ledger_entries"):
+            victim = _backend_id(conn)
+            with admin.begin() as killer:
+                if engine.dialect.name == "postgresql":
+                    killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": victim})
+                else:
+                    killer.exec_driver_sql(f"KILL {int(victim)}")
+
+    event.listen(engine, "before_cursor_execute", kill_before_ledger_insert)
+    try:
+        with pytest.raises(StorageUnavailableError):
+            tokens.consume(Principal(subject), 20, idempotency_key="killed")
+    finally:
+        event.remove(engine, "before_cursor_execute", kill_before_ledger_insert)
+    try:
+        assert (store.load(subject), whole_ledger(store, subject)) == before
+        assert store.find_receipt(subject, "killed") is None
+        tokens.consume(Principal(subject), 20, idempotency_key="killed")
+        after = store.load(subject)
+        assert after is not None
+        assert after.token_used == 30
+    finally:
+        engine.dispose()
+
+
+class PowerCut(Exception):
+    """The failure injected between writing the snapshot and writing its entries."""
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_a_failure_between_the_snapshot_and_the_ledger_write_leaves_no_trace(
+    backend: str, engine_for: EngineFor
+) -> None:
+    engine = engine_for(backend)
+    store = SqlAccountStore(engine)
+    tokens = service_over(store)
+    subject = new_subject()
+    tokens.consume(Principal(subject), 10)
+    before = store.load(subject), whole_ledger(store, subject)
+    wrote: list[str] = []
+
+    def cut_power(_conn: Any, _c: Any, statement: str, parameters: Any, *_: Any) -> None:
+        wrote.append(statement)
+        if statement.startswith("INSERT INTO tokenplans_ledger_entries") and subject in repr(
+            parameters
+        ):
+            raise PowerCut
+
+    event.listen(engine, "before_cursor_execute", cut_power)
+    try:
+        with pytest.raises(PowerCut):
+            tokens.consume(Principal(subject), 20, idempotency_key="cut")
+    finally:
+        event.remove(engine, "before_cursor_execute", cut_power)
+    # The snapshot was written first...
+    assert any(statement.startswith("UPDATE tokenplans_accounts") for statement in wrote)
+    # ...and undone with everything else.
+    assert (store.load(subject), whole_ledger(store, subject)) == before
+    assert store.find_receipt(subject, "cut") is None

@@ -1,0 +1,255 @@
+"""What only a real database can show: the migrated schema, the engine defaults, the rows
+as plain SQL sees them, and that reading usage costs one indexed row whatever the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, bindparam, inspect, text, update
+from sqlalchemy.exc import OperationalError
+from storage_support import (
+    bulk_load_account,
+    delete_account,
+    new_subject,
+    recorded_statements,
+    service_over,
+)
+
+from adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
+from adapters.sql.migrate import VERSION_TABLE  # tokenplans_alembic_version
+from adapters.sql.schema import ExactText, accounts
+from tokenplans import Principal
+
+SQL = [
+    "sqlite",
+    pytest.param("mysql", marks=pytest.mark.mysql),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+EngineFor = Callable[[str], Engine]
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_the_migrated_schema_is_exactly_the_published_metadata(
+    backend: str, engine_for: EngineFor
+) -> None:
+    with engine_for(backend).connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
+        differences = [d for d in compare_metadata(context, metadata) if _ours(d)]
+    assert differences == []
+
+
+def _ours(difference: object) -> bool:
+    # The database is shared: other tables (another project's, a host app's) are not ours.
+    return "tokenplans_" in repr(difference)
+
+
+def test_a_fresh_database_upgraded_by_eight_processes_at_once_gets_one_schema(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: upgrade_schema(url), range(8)))
+    engine = make_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            versions = conn.execute(
+                text("SELECT version_num FROM tokenplans_alembic_version")
+            ).all()
+    finally:
+        engine.dispose()
+    assert {t.name for t in metadata.sorted_tables} <= tables
+    assert [tuple(v) for v in versions] == [("0001",)]
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_upgrading_an_up_to_date_schema_concurrently_is_harmless(
+    backend: str, engine_for: EngineFor
+) -> None:
+    engine = engine_for(backend)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: upgrade_schema(engine), range(4)))
+    SqlAccountStore(engine).ping()
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'pragmas.db'}")
+    try:
+        with engine.connect() as conn:
+            pragmas = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
+            }
+    finally:
+        engine.dispose()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "busy_timeout": 30000,
+        "foreign_keys": 1,
+        "synchronous": 1,
+    }
+
+
+def test_a_sqlite_write_transaction_takes_the_write_lock_at_begin(tmp_path: Path) -> None:
+    """``BEGIN IMMEDIATE`` is really sent: a second writer cannot even begin meanwhile."""
+    url = f"sqlite:///{tmp_path / 'immediate.db'}"
+    upgrade_schema(url)
+    first = make_engine(url)
+    second = make_engine(url, connect_args={"timeout": 0.05})
+    try:
+        with first.connect() as holder, second.connect() as other:
+            holder.execution_options(tokenplans_write=True)
+            other.execution_options(tokenplans_write=True)
+            holder.begin()
+            with pytest.raises(OperationalError, match="locked"):
+                other.begin()
+            holder.rollback()
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+@pytest.mark.mysql
+def test_mysql_defaults_are_read_committed_and_utf8mb4(engine_for: EngineFor) -> None:
+    engine = engine_for("mysql")
+    with engine.connect() as conn:
+        assert conn.get_isolation_level() == "READ COMMITTED"
+        assert conn.exec_driver_sql("SELECT @@character_set_client").scalar() == "utf8mb4"
+    assert engine.pool._pre_ping  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_postgres_defaults_pre_ping_and_a_pool_of_ten(engine_for: EngineFor) -> None:
+    engine = engine_for("postgres")
+    assert engine.pool._pre_ping  # type: ignore[attr-defined]
+    assert engine.pool.size() == 10  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        assert conn.get_isolation_level() == "READ COMMITTED"
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_engine_defaults_give_way_to_explicit_settings(backend: str, engine_for: EngineFor) -> None:
+    url = engine_for(backend).url
+    engine = make_engine(url, pool_size=2, max_overflow=0, isolation_level="SERIALIZABLE")
+    try:
+        with engine.connect() as conn:
+            assert conn.get_isolation_level() == "SERIALIZABLE"
+        assert engine.pool.size() == 2  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_an_update_that_matches_a_row_counts_it_even_when_nothing_changes(
+    backend: str, engine_for: EngineFor
+) -> None:
+    """The compare-and-write trusts rowcount as *matched* rows (MySQL needs FOUND_ROWS)."""
+    engine = engine_for(backend)
+    subject = new_subject()
+    service_over(SqlAccountStore(engine)).consume(Principal(subject), 1)
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(accounts).where(accounts.c.subject == subject).values(token_used=1)
+        )
+    assert result.rowcount == 1
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_a_debit_is_visible_to_plain_sql_as_one_snapshot_row_ledger_rows_and_a_receipt(
+    backend: str, engine_for: EngineFor
+) -> None:
+    engine = engine_for(backend)
+    subject = new_subject()
+    service_over(SqlAccountStore(engine)).consume(Principal(subject), 250, idempotency_key="k")
+    by_subject = bindparam("s", type_=ExactText())
+    with engine.connect() as conn:
+        snapshot = conn.execute(
+            text(
+                "SELECT plan_id, token_quota, token_used, version FROM tokenplans_accounts"
+                " WHERE subject = :s"
+            ).bindparams(by_subject),
+            {"s": subject},
+        ).one()
+        ledger = conn.execute(
+            text(
+                "SELECT version, kind, used_delta FROM tokenplans_ledger_entries"
+                " WHERE subject = :s ORDER BY version"
+            ).bindparams(by_subject),
+            {"s": subject},
+        ).all()
+        receipt = conn.execute(
+            text(
+                "SELECT amount, version, remaining FROM tokenplans_debit_receipts"
+                " WHERE subject = :s AND idempotency_key = 'k'"
+            ).bindparams(by_subject),
+            {"s": subject},
+        ).one()
+    assert tuple(snapshot) == ("basic", 1000, 250, 2)
+    assert [tuple(row) for row in ledger] == [(1, "opened", 0), (2, "debited", 250)]
+    assert tuple(receipt) == (250, 2, 750)
+
+
+# -- scale --------------------------------------------------------------------------------
+
+
+def _usage_statements(engine: Engine, subject: str) -> tuple[int, list[str]]:
+    tokens = service_over(SqlAccountStore(engine))
+    with recorded_statements(engine) as seen:
+        remaining = tokens.usage(Principal(subject)).remaining
+    # Transaction control (SQLite's BEGIN, sent by the engine's hook) is not a query.
+    return remaining, [statement for statement, _ in seen if statement != "BEGIN"]
+
+
+def _plan(engine: Engine, statement: str, parameters: object) -> str:
+    dialect = engine.dialect.name
+    prefix = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(prefix + statement, parameters).all()  # type: ignore[arg-type]
+    return "\n".join(" ".join(str(value) for value in row) for row in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", SQL)
+def test_usage_of_an_account_with_a_million_entries_is_one_indexed_row_read(
+    backend: str, engine_for: EngineFor
+) -> None:
+    engine = engine_for(backend)
+    big, small = new_subject("million"), new_subject("ten")
+    try:
+        big_account = bulk_load_account(engine, big, 1_000_000)
+        small_account = bulk_load_account(engine, small, 10)
+        big_remaining, big_statements = _usage_statements(engine, big)
+        small_remaining, small_statements = _usage_statements(engine, small)
+
+        assert (big_remaining, small_remaining) == (big_account.remaining, small_account.remaining)
+        # The same single statement, on the snapshot table only, whatever the ledger holds.
+        assert big_statements == small_statements
+        assert len(big_statements) == 1
+        assert "tokenplans_accounts" in big_statements[0]
+        assert "tokenplans_ledger_entries" not in big_statements[0]
+
+        # A history page is one range scan of the ledger's primary key, not a table scan.
+        store = SqlAccountStore(engine)
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE tokenplans_ledger_entries")
+        with recorded_statements(engine) as seen:
+            page = store.history(big, before_version=500_000, limit=50)
+        assert [e.version for e in page] == list(range(499_999, 499_949, -1))
+        plan = _plan(engine, *next(s for s in seen if s[0] != "BEGIN"))
+        if engine.dialect.name == "sqlite":
+            assert "USING PRIMARY KEY" in plan or "USING INDEX" in plan, plan
+        elif engine.dialect.name == "postgresql":
+            assert "Index Scan" in plan or "Index Only Scan" in plan, plan
+        else:
+            assert "PRIMARY" in plan, plan
+    finally:
+        for subject in (big, small):
+            delete_account(engine, subject)
