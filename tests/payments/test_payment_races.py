@@ -38,13 +38,15 @@ def race(*calls: Callable[[], object]) -> list[object]:
     return results
 
 
+@pytest.mark.parametrize("used", [0, 700], ids=["never-stored account", "basic with 700 used"])
 @pytest.mark.parametrize("mix", ["verify+webhook", "verify+verify", "webhook+webhook"])
 def test_racing_confirmations_apply_the_plan_once(
-    payments: PaymentService, gateway: OfflineGateway, alice: Principal, mix: str
+    payments: PaymentService, gateway: OfflineGateway, alice: Principal, mix: str, used: int
 ) -> None:
     store = payments.tokens.store
-    payments.tokens.consume(alice, 700)
-    expected_quota = 50300
+    if used:
+        payments.tokens.consume(alice, used)
+    expected_quota = 50000 + 1000 - used
     for _ in range(ROUNDS):
         checkout = payments.create_order(alice, "premium")
         payment_id = "pay_" + uuid.uuid4().hex[:14]
