@@ -68,7 +68,24 @@ def build_app(settings: Settings) -> Starlette:
         payments=None if gateway is None else PaymentService(service, gateway),
     )
     _dispose_on_shutdown(app, engine)
+    if isinstance(gateway, RazorpayGateway):
+        _close_on_shutdown(app, gateway)
     return app
+
+
+def _close_on_shutdown(app: Starlette, gateway: RazorpayGateway) -> None:
+    """Close the Razorpay client's pooled connections when the app shuts down."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app: Starlette) -> AsyncIterator[Any]:
+        try:
+            async with inner(asgi_app) as state:
+                yield state
+        finally:
+            gateway.close()
+
+    app.router.lifespan_context = lifespan
 
 
 def _dispose_on_shutdown(app: Starlette, engine: Engine) -> None:
