@@ -1,9 +1,9 @@
 """End to end: the real ``tokenplans serve`` in a subprocess, driven over HTTP.
 
 The reference's curl flows (usage, set-plan to premium, consume, downgrade) on the
-embedded SQLite default, then with two uvicorn workers on PostgreSQL, where concurrent
-debits land on different processes and must still add up exactly. The development mode's
-printed curl line is run as printed.
+embedded SQLite default, then with two uvicorn workers on PostgreSQL and on MariaDB,
+where concurrent debits land on different processes and must still add up exactly.
+The development mode's printed curl line is run as printed.
 """
 
 from __future__ import annotations
@@ -182,13 +182,19 @@ def test_dev_mode_prints_tokens_and_a_curl_line_that_works(tmp_path: Path) -> No
         assert granted.json()["token_quota"] == 1005
 
 
-@pytest.mark.postgres
-def test_two_workers_on_postgresql_share_one_database_without_losing_a_debit(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "variable",
+    [
+        pytest.param("TOKENPLANS_TEST_POSTGRES_URL", marks=pytest.mark.postgres, id="postgresql"),
+        pytest.param("TOKENPLANS_TEST_MYSQL_URL", marks=pytest.mark.mysql, id="mariadb"),
+    ],
+)
+def test_two_workers_on_one_server_database_never_lose_a_debit(
+    tmp_path: Path, variable: str
 ) -> None:
-    database = os.environ.get("TOKENPLANS_TEST_POSTGRES_URL")
+    database = os.environ.get(variable)
     if not database:
-        pytest.skip("TOKENPLANS_TEST_POSTGRES_URL is not set")
+        pytest.skip(f"{variable} is not set")
     env = {"TOKENPLANS_JWT_SECRET": SECRET, "TOKENPLANS_DATABASE_URL": database}
     with serving("--workers", "2", cwd=tmp_path, env=env) as (url, _):
         reference_flows(url)
