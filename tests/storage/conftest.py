@@ -42,7 +42,7 @@ def _marks(backend: str) -> list[pytest.MarkDecorator]:
 
 
 @pytest.fixture(scope="session")
-def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
+def engines() -> Iterator[dict[str, Engine]]:
     """One engine per backend for the session, built lazily, schema upgraded once."""
     built: dict[str, Engine] = {}
     yield built

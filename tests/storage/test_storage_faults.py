@@ -283,3 +283,16 @@ def test_a_failure_between_the_snapshot_and_the_ledger_write_leaves_no_trace(
     # ...and undone with everything else.
     assert (store.load(subject), whole_ledger(store, subject)) == before
     assert store.find_receipt(subject, "cut") is None
+
+
+def test_an_exhausted_connection_pool_is_unavailable_not_a_hang(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'pool.db'}"
+    upgrade_schema(url)
+    engine = make_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    store = SqlAccountStore(engine)
+    try:
+        with engine.connect(), pytest.raises(StorageUnavailableError):
+            store.load("someone")
+        assert store.load("someone") is None
+    finally:
+        engine.dispose()
