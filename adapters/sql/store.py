@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, insert, select, text, update
 from sqlalchemy import exc as sa_exc
@@ -175,7 +175,7 @@ class SqlAccountStore:
             except sa_exc.DBAPIError as error:
                 if attempt == 0 and error.connection_invalidated:
                     continue
-                raise _translate(error) from error
+                _raise_translated(error)
             except sa_exc.TimeoutError as error:
                 raise StorageUnavailableError(f"no database connection free: {error}") from error
         raise AssertionError("unreachable")  # pragma: no cover
@@ -191,7 +191,7 @@ class SqlAccountStore:
                 with conn.begin():
                     yield conn
         except sa_exc.DBAPIError as error:
-            raise _translate(error) from error
+            _raise_translated(error)
         except sa_exc.TimeoutError as error:
             raise StorageUnavailableError(f"no database connection free: {error}") from error
 
@@ -216,6 +216,13 @@ def _error_code(error: sa_exc.DBAPIError) -> object:
         if code is not None:
             return code
     return None
+
+
+def _raise_translated(error: sa_exc.DBAPIError) -> NoReturn:
+    translated = _translate(error)
+    if translated is error:
+        raise error
+    raise translated from error
 
 
 def _translate(error: sa_exc.DBAPIError) -> Exception:
