@@ -3,8 +3,9 @@
 Run ``python benchmarks/http.py`` (needs ``wrk`` on PATH: ``apt-get install wrk``). It
 starts the real server (one uvicorn worker) on a fresh SQLite file and, when
 ``TOKENPLANS_TEST_POSTGRES_URL`` is set, on PostgreSQL; and, in the same run, a bare
-Starlette app under the same uvicorn settings whose only route decodes the bearer JWT
-with PyJWT and returns fixed JSON: the floor any JWT-authenticated Python endpoint pays.
+Starlette app under the same uvicorn settings whose route decodes the bearer JWT with
+PyJWT and returns fixed JSON: the floor any JWT-authenticated Python endpoint pays (a
+second route decodes in the thread pool, to show what one hop off the event loop costs).
 ``wrk`` drives each from its own process at 1, 16 and 64 connections; requests rotate over
 64 subjects (64 accounts, each granted plenty of tokens first, so consume never runs
 dry). It prints requests/s, p50 and p99 latency, non-2xx count, and each figure's ratio
@@ -52,6 +53,7 @@ START_TIMEOUT_S = 60
 USAGE = ("GET", "/api/tokens/usage", "")
 CONSUME = ("POST", "/api/tokens/consume", '{"amount": 1}')
 BARE = ("GET", "/bare", "")
+BARE_THREADED = ("GET", "/bare-threaded", "")
 
 LUA = """
 local tokens = {%(tokens)s}
@@ -136,6 +138,7 @@ def serve_bare(port: int) -> None:
     import jwt  # noqa: PLC0415 - only the bare server process needs these
     import uvicorn  # noqa: PLC0415
     from starlette.applications import Starlette  # noqa: PLC0415
+    from starlette.concurrency import run_in_threadpool  # noqa: PLC0415
     from starlette.requests import Request  # noqa: PLC0415
     from starlette.responses import JSONResponse  # noqa: PLC0415
     from starlette.routing import Route  # noqa: PLC0415
@@ -147,10 +150,22 @@ def serve_bare(port: int) -> None:
         claims = jwt.decode(token, SECRET, algorithms=["HS256"])
         return JSONResponse({**fixed, "subject": claims["sub"]})
 
+    async def bare_threaded(request: Request) -> JSONResponse:
+        # The same, but decoding in the thread pool: the price of one hop off the loop.
+        token = request.headers.get("authorization", "").partition(" ")[2]
+        claims = await run_in_threadpool(jwt.decode, token, SECRET, algorithms=["HS256"])
+        return JSONResponse({**fixed, "subject": claims["sub"]})
+
     async def health(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    app = Starlette(routes=[Route("/bare", bare), Route("/api/health", health)])
+    app = Starlette(
+        routes=[
+            Route("/bare", bare),
+            Route("/bare-threaded", bare_threaded),
+            Route("/api/health", health),
+        ]
+    )
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
 
 
@@ -276,7 +291,7 @@ def measure(
 
 
 def report(results: list[Result]) -> None:
-    bare = {r.connections: r.rps for r in results if r.target == "bare"}
+    bare = {r.connections: r.rps for r in results if r.endpoint == "GET bare JWT"}
     print()
     print(
         f"{'target':9}{'endpoint':16}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
@@ -315,7 +330,7 @@ def main() -> None:
             results += measure(
                 "bare",
                 url,
-                [("GET bare JWT", BARE)],
+                [("GET bare JWT", BARE), ("GET bare, 1 hop", BARE_THREADED)],
                 concurrency=concurrency,
                 duration=args.duration,
                 workdir=workdir,
