@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
 from starlette.applications import Starlette
 
 from adapters.http import create_app
@@ -67,14 +66,17 @@ def build_app(settings: Settings) -> Starlette:
         title="tokenplans",
         payments=None if gateway is None else PaymentService(service, gateway),
     )
-    _dispose_on_shutdown(app, engine)
+    closers: list[Callable[[], object]] = [engine.dispose]
     if isinstance(gateway, RazorpayGateway):
-        _close_on_shutdown(app, gateway)
+        closers.append(gateway.close)
+    _close_on_shutdown(app, closers)
     return app
 
 
-def _close_on_shutdown(app: Starlette, gateway: RazorpayGateway) -> None:
-    """Close the Razorpay client's pooled connections when the app shuts down."""
+def _close_on_shutdown(app: Starlette, closers: Sequence[Callable[[], object]]) -> None:
+    """Release what the composition root made (the engine's pool, the Razorpay client's
+    connections) when the app shuts down, after the HTTP adapter's own lifespan: they
+    belong to the root, not to the app."""
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -83,23 +85,8 @@ def _close_on_shutdown(app: Starlette, gateway: RazorpayGateway) -> None:
             async with inner(asgi_app) as state:
                 yield state
         finally:
-            gateway.close()
-
-    app.router.lifespan_context = lifespan
-
-
-def _dispose_on_shutdown(app: Starlette, engine: Engine) -> None:
-    """Close the engine's pooled connections when the app shuts down, after the HTTP
-    adapter's own lifespan: the engine belongs to the composition root that made it."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(asgi_app: Starlette) -> AsyncIterator[Any]:
-        try:
-            async with inner(asgi_app) as state:
-                yield state
-        finally:
-            engine.dispose()
+            for close in closers:
+                close()
 
     app.router.lifespan_context = lifespan
 
