@@ -18,8 +18,9 @@ lost connections and unreachable servers are :class:`StorageUnavailableError`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, insert, select, text, update
@@ -54,6 +55,13 @@ class SqlAccountStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time. Its busy handler makes waiting writers sleep
+        # in growing steps (up to 100 ms), so under contention a write can wait long
+        # after the lock is free; queueing this process's writers on a lock of our own
+        # hands the write lock over at once. Other processes still queue on busy_timeout.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     # -- health --------------------------------------------------------------------
 
@@ -186,7 +194,7 @@ class SqlAccountStore:
         Writes are never retried here: after a lost connection the outcome of a COMMIT is
         unknown, and only the caller (with its idempotency key) can safely try again."""
         try:
-            with self.engine.connect() as conn:
+            with self._write_lock, self.engine.connect() as conn:
                 conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
                     yield conn
