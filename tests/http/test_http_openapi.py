@@ -14,6 +14,7 @@ import schemathesis
 from http_support import ALICE, ROOT, build_app
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
+from schema_checks import call_and_validate_as
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
@@ -84,20 +85,15 @@ _SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-#: Not positive_data_acceptance: a schema-valid debit may meet an empty quota (402) and a
-#: user may ask for an upgrade (403), which is the API doing its job. Every other default
-#: check runs: no 5xx, documented status codes, headers and content types, bodies that
-#: match their schemas, invalid requests refused, and auth enforced.
-_EXCLUDED = [schemathesis.checks.positive_data_acceptance]
 
 
 @schema.parametrize()
 @_SETTINGS
 def test_the_app_answers_a_user_as_its_document_says(case: Any) -> None:
-    case.call_and_validate(headers=ALICE, excluded_checks=_EXCLUDED)
+    call_and_validate_as(case, ALICE)
 
 
 @schema.parametrize()
 @_SETTINGS
 def test_the_app_answers_an_admin_as_its_document_says(case: Any) -> None:
-    case.call_and_validate(headers=ROOT, excluded_checks=_EXCLUDED)
+    call_and_validate_as(case, ROOT)
