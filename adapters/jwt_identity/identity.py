@@ -127,6 +127,9 @@ class JwtIdentity:
         self.issuer = issuer or None
         self.leeway = leeway
         self.require_exp = require_exp
+        #: Only a JWKS lookup does I/O (on a key-cache miss); a check by secret or PEM is
+        #: a few microseconds of CPU, which an async caller may run inline.
+        self.may_block = self._jwks is not None
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.

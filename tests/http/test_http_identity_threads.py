@@ -1,0 +1,56 @@
+"""Where the identity check runs: inline on the event loop when the provider says it never
+blocks, in the thread pool otherwise (the safe default for providers that say nothing)."""
+
+from __future__ import annotations
+
+import threading
+
+from starlette.testclient import TestClient
+
+from adapters.http import create_app
+from adapters.jwt_identity import JwtIdentity
+from tokenplans import PlanCatalog, Principal, TokenService
+from tokenplans.testing import InMemoryStore, SettableClock
+
+
+class RecordingIdentity:
+    """Accepts any credential as ``alice`` and remembers which thread checked it."""
+
+    def __init__(self, *, may_block: bool | None) -> None:
+        if may_block is not None:
+            self.may_block = may_block
+        self.threads: list[str] = []
+
+    def authenticate(self, credential: str) -> Principal:
+        self.threads.append(threading.current_thread().name)
+        return Principal("alice")
+
+
+def checking_thread(identity: RecordingIdentity) -> str:
+    service = TokenService(InMemoryStore(), PlanCatalog.default(), SettableClock())
+    with TestClient(create_app(service, identity)) as client:
+        loop_thread = client.portal.call(lambda: threading.current_thread().name)
+        response = client.get("/api/tokens/usage", headers={"Authorization": "Bearer x"})
+    assert response.status_code == 200
+    return "event loop" if identity.threads == [loop_thread] else "worker thread"
+
+
+def test_a_provider_that_never_blocks_is_checked_on_the_event_loop() -> None:
+    assert checking_thread(RecordingIdentity(may_block=False)) == "event loop"
+
+
+def test_a_provider_that_may_block_is_checked_in_the_thread_pool() -> None:
+    assert checking_thread(RecordingIdentity(may_block=True)) == "worker thread"
+
+
+def test_a_provider_that_says_nothing_is_checked_in_the_thread_pool() -> None:
+    assert checking_thread(RecordingIdentity(may_block=None)) == "worker thread"
+
+
+def test_jwt_identity_may_block_only_when_it_fetches_keys_from_a_jwks_url() -> None:
+    by_secret = JwtIdentity(secret="a-secret-that-is-at-least-32-bytes-long!")
+    by_jwks = JwtIdentity(
+        jwks_url="https://issuer.example/.well-known/jwks.json", algorithms=["RS256"]
+    )
+
+    assert (by_secret.may_block, by_jwks.may_block) == (False, True)
