@@ -22,22 +22,29 @@ same machine. Each figure is the best of a few rounds.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# The million-entry bulk loader is the storage tests' own: one copy, used by both.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "storage"))
+
 import argparse
 import os
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, select, text, update
+import harness
+from harness import OpFactory
+from sqlalchemy import Engine, delete, select, update
+from storage_support import bulk_load_account
 
 from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
-from adapters.sql.schema import ExactText, UtcDateTime, accounts, ledger_entries
+from adapters.sql.schema import accounts, ledger_entries
 from tokenplans import (
     ADMIN_SCOPE,
     AccountStore,
@@ -77,35 +84,9 @@ class CountingStore:
         return getattr(self.inner, name)
 
 
-def rate(threads: int, seconds: float, make_op: Callable[[int], Callable[[], object]]) -> float:
+def rate(threads: int, seconds: float, make_op: OpFactory) -> float:
     """Operations per second over all threads: the best of ROUNDS rounds."""
-    return max(_round(threads, seconds, make_op) for _ in range(ROUNDS))
-
-
-def _round(threads: int, seconds: float, make_op: Callable[[int], Callable[[], object]]) -> float:
-    counts = [0] * threads
-    stop = threading.Event()
-    barrier = threading.Barrier(threads + 1)
-
-    def worker(index: int) -> None:
-        op = make_op(index)
-        barrier.wait()
-        done = 0
-        while not stop.is_set():
-            op()
-            done += 1
-        counts[index] = done
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in workers:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for thread in workers:
-        thread.join()
-    return sum(counts) / (time.perf_counter() - started)
+    return harness.rate(threads, make_op, seconds=seconds, rounds=ROUNDS)
 
 
 def _subject(label: str) -> str:
@@ -143,51 +124,6 @@ def usage_reads(store: AccountStore, seconds: float) -> float:
 
 # -- the 1,000,000-entry account ---------------------------------------------------------
 
-_DIGITS = " UNION ALL ".join(f"SELECT {d} AS d" for d in range(10))
-
-
-def bulk_load(engine: Engine, subject: str, entries: int) -> None:
-    """An account whose ledger holds ``entries`` entries (opened, then grants of 1), in one
-    INSERT ... SELECT over a generated series (a cross join of digit tables)."""
-    opened = open_account(subject, CATALOG, NOW)
-    SqlAccountStore(engine).commit(Commit(opened.account, 0, opened.entries))
-    width = len(str(max(1, entries - 1)))
-    weights = [10**i for i in range(width)]
-    if engine.dialect.name not in ("mysql", "mariadb"):
-        weights.reverse()  # fill the primary key in order: planners nest joins differently
-    number = " + ".join(f"{weight} * d{i}.d" for i, weight in enumerate(weights))
-    tables = ", ".join(f"({_DIGITS}) d{i}" for i in range(width))
-    series = text(
-        "INSERT INTO tokenplans_ledger_entries (subject, version, kind, at, quota_delta,"  # noqa: S608 - our integers
-        " used_delta, amount, message, plan_id, token_quota, token_used, period_start,"
-        " period_end) SELECT :subject, v, 'granted', :at, 1, 0, 1, 'granted 1', 'basic',"
-        f" :quota + v - 1, 0, :start, :end FROM (SELECT {number} + 2 AS v FROM {tables})"
-        " series WHERE v <= :entries"
-    ).bindparams(
-        bindparam("subject", type_=ExactText()),
-        bindparam("at", type_=UtcDateTime()),
-        bindparam("start", type_=UtcDateTime()),
-        bindparam("end", type_=UtcDateTime()),
-    )
-    account = opened.account
-    with engine.begin() as conn:
-        conn.execute(
-            series,
-            {
-                "subject": subject,
-                "at": NOW,
-                "quota": account.token_quota,
-                "start": account.period_start,
-                "end": account.period_end,
-                "entries": entries,
-            },
-        )
-        conn.execute(
-            update(accounts)
-            .where(accounts.c.subject == subject)
-            .values(token_quota=account.token_quota + entries - 1, version=entries)
-        )
-
 
 def read_time_ratio(engine: Engine, reads: int = 2000) -> tuple[float, float, float]:
     """(seconds to bulk-load 1,000,000 entries, median usage read at 1M / at 10, ratio)."""
@@ -195,9 +131,9 @@ def read_time_ratio(engine: Engine, reads: int = 2000) -> tuple[float, float, fl
     tokens = TokenService(store, CATALOG, SettableClock(NOW))
     big, small = _subject("million"), _subject("ten")
     started = time.perf_counter()
-    bulk_load(engine, big, 1_000_000)
+    bulk_load_account(engine, big, 1_000_000)
     load_seconds = time.perf_counter() - started
-    bulk_load(engine, small, 10)
+    bulk_load_account(engine, small, 10)
     try:
         medians = []
         for subject in (big, small):
