@@ -41,7 +41,7 @@ from tokenplans.errors import (
 from tokenplans.ledger import Change
 from tokenplans.permissions import Principal, check_can_read
 from tokenplans.plans import Plan, PlanCatalog
-from tokenplans.rules import change_plan, grant, renew
+from tokenplans.rules import change_plan, check_subject, grant, renew
 
 if TYPE_CHECKING:  # ports and service import this module's records: only types flow back
     from tokenplans.ports import PaymentGateway
@@ -225,7 +225,7 @@ class PaymentService:
         admin."""
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
-        return self.tokens.store.payments_of(subject)
+        return self.tokens.store.payments_of(check_subject(subject))
 
     # -- confirmation --------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from tokenplans.plans import Plan, PlanCatalog
 MAX_AMOUNT = 10**12
 #: Idempotency keys fit an indexed VARCHAR(255) on every supported database.
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+#: Subjects fit the same indexed VARCHAR(255).
+MAX_SUBJECT_LENGTH = 255
 
 
 def month_start(moment: datetime) -> datetime:
@@ -45,13 +47,45 @@ def check_amount(amount: object) -> int:
     return amount
 
 
+def is_storable_text(text: str) -> bool:
+    """Whether every store can keep ``text`` exactly: no NUL (PostgreSQL refuses it in
+    text) and no lone surrogate (it has no UTF-8 encoding), whatever JSON decoding let in.
+    """
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_subject(subject: object) -> str:
+    """A subject is 1..255 storable characters (a JWT ``sub``, or a user id as text)."""
+    if (
+        not isinstance(subject, str)
+        or not 1 <= len(subject) <= MAX_SUBJECT_LENGTH
+        or not is_storable_text(subject)
+    ):
+        raise InvalidRequestError(
+            f"subject must be 1 to {MAX_SUBJECT_LENGTH} characters, without NUL or lone surrogates"
+        )
+    return subject
+
+
 def check_idempotency_key(key: object) -> str | None:
-    """``key`` if it is ``None`` or 1..255 characters, else :class:`InvalidRequestError`."""
+    """``key`` if it is ``None`` or 1..255 storable characters, else
+    :class:`InvalidRequestError`."""
     if key is None:
         return None
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+        or not is_storable_text(key)
+    ):
         raise InvalidRequestError(
-            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, "
+            "without NUL or lone surrogates"
         )
     return key
 

@@ -36,6 +36,7 @@ from tokenplans.rules import (
     change_plan,
     check_amount,
     check_idempotency_key,
+    check_subject,
     debit,
     grant,
     open_account,
@@ -44,7 +45,6 @@ from tokenplans.rules import (
 
 T = TypeVar("T")
 
-MAX_SUBJECT_LENGTH = 255
 MAX_PAGE_SIZE = 200
 _MAX_CURSOR_DIGITS = 18  # a cursor is a ledger version, which fits a signed 64-bit column
 
@@ -75,13 +75,6 @@ class HistoryPage:
 
     entries: Sequence[LedgerEntry]
     next_cursor: str | None
-
-
-def check_subject(subject: object) -> str:
-    """A subject is 1..255 characters of text (a JWT ``sub``, or a user id as text)."""
-    if not isinstance(subject, str) or not 1 <= len(subject) <= MAX_SUBJECT_LENGTH:
-        raise InvalidRequestError(f"subject must be 1 to {MAX_SUBJECT_LENGTH} characters")
-    return subject
 
 
 class TokenService:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tokenplans import PlanCatalog, Principal, TokenService
+from tokenplans import InvalidRequestError, PlanCatalog, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock
 
 ADMIN = Principal("ops", frozenset({"tokenplans:admin"}))
@@ -58,3 +58,32 @@ def test_an_account_on_a_plan_dropped_from_the_catalog_can_still_change_plan() -
     assert (change.message, change.usage.plan) == ("plan confirmed", "basic")
     clock.set(datetime(2026, 2, 1, tzinfo=UTC))
     assert service.usage(Principal("alice")).token_quota == 1000
+
+
+UNSTORABLE = ["nul\x00inside", "lone \ud800 surrogate"]
+
+
+@pytest.mark.parametrize("subject", UNSTORABLE, ids=["NUL", "lone surrogate"])
+def test_a_subject_no_store_can_keep_is_refused_and_nothing_is_written(subject: str) -> None:
+    store = InMemoryStore()
+    service = TokenService(store, PlanCatalog.default(), SettableClock())
+
+    with pytest.raises(InvalidRequestError):
+        service.consume(Principal(subject), 10)
+    with pytest.raises(InvalidRequestError):
+        service.usage(Principal(subject))
+
+    assert store.load(subject) is None
+
+
+@pytest.mark.parametrize("key", UNSTORABLE, ids=["NUL", "lone surrogate"])
+def test_an_idempotency_key_no_store_can_keep_is_refused_and_nothing_is_written(
+    key: str,
+) -> None:
+    store = InMemoryStore()
+    service = TokenService(store, PlanCatalog.default(), SettableClock())
+
+    with pytest.raises(InvalidRequestError):
+        service.consume(Principal("alice"), 10, idempotency_key=key)
+
+    assert store.load("alice") is None
