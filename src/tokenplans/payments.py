@@ -278,8 +278,13 @@ class PaymentService:
             # Not an order of ours (another integration on the same provider account):
             # accepted, so the provider stops retrying, and ignored.
             return WebhookOutcome(WebhookStatus.IGNORED, event, order_id)
-        if amount is not None and amount != payment.amount:
-            # The provider fixes an order's amount; a different one is not this order's.
+        if (amount is not None and amount != payment.amount) or (
+            event != FAILING_EVENT and payment.plan_id not in self.tokens.catalog
+        ):
+            # A different amount is not this order's (the provider fixes an order's
+            # amount). A plan that left the catalog since the order has nothing to apply,
+            # and refusing would only make the provider redeliver for days: the payment
+            # stays ``created`` (GET /api/payments lists it) for an operator to settle.
             return WebhookOutcome(WebhookStatus.IGNORED, event, order_id)
         if event == FAILING_EVENT:
             return self._fail(payment, gateway_payment_id, event, event_id)

@@ -11,10 +11,12 @@ from payments_support import event_body, payment_entries
 
 from adapters.razorpay import OfflineGateway, RazorpayGateway
 from tokenplans import (
+    REFERENCE_PLAN_CONFIGS,
     Checkout,
     PaymentError,
     PaymentService,
     PaymentStatus,
+    PlanCatalog,
     Principal,
     TokenService,
     WebhookStatus,
@@ -284,3 +286,22 @@ def test_a_webhook_without_an_event_id_is_still_applied_once(
 
     assert (first.status, second.status) == (WebhookStatus.APPLIED, WebhookStatus.ALREADY_APPLIED)
     assert len(payment_entries(payments.tokens.store, alice.subject)) == 1
+
+
+def test_a_payment_for_a_plan_no_longer_offered_is_accepted_and_left_for_an_operator(
+    payments: PaymentService, gateway: OfflineGateway, checkout: Checkout, alice: Principal
+) -> None:
+    """Refusing would make Razorpay redeliver for days; applying is impossible (no plan)."""
+    without_premium = PlanCatalog.from_mapping(
+        {key: value for key, value in REFERENCE_PLAN_CONFIGS.items() if key != "premium"}
+    )
+    tokens = payments.tokens
+    narrowed = PaymentService(
+        TokenService(tokens.store, without_premium, tokens.clock), payments.gateway
+    )
+    before = state(payments, checkout)
+
+    outcome = deliver(narrowed, gateway, event_body("order.paid", checkout.payment, "pay_A"))
+
+    assert (outcome.status, outcome.order_id) == (WebhookStatus.IGNORED, checkout.order_id)
+    assert state(payments, checkout) == before
