@@ -7,60 +7,26 @@ schema is upgraded idempotently and every test acts on fresh uuid subjects.
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
+from db_backends import SQL_BACKENDS, backend_param
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
 from adapters.http import create_app
-from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
+from adapters.sql import SqlAccountStore, make_engine
 from tokenplans import ADMIN_SCOPE, PlanCatalog, Principal, TokenService
 from tokenplans.testing import SettableClock, StaticIdentity
 
-URL_VARIABLES = {"postgres": "TOKENPLANS_TEST_POSTGRES_URL", "mysql": "TOKENPLANS_TEST_MYSQL_URL"}
 USER = {"Authorization": "Bearer user-token"}
 ADMIN = {"Authorization": "Bearer admin-token"}
 
 
-@pytest.fixture(scope="module")
-def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
-    built: dict[str, Engine] = {}
-    yield built
-    for engine in built.values():
-        engine.dispose()
-
-
-def _url(backend: str, folder: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{folder / 'tokenplans.db'}"
-    url = os.environ.get(URL_VARIABLES[backend], "")
-    if not url:
-        pytest.skip(f"{URL_VARIABLES[backend]} is not set")
-    return url
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("mysql", marks=pytest.mark.mysql),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ]
-)
-def engine(
-    request: pytest.FixtureRequest,
-    engines: dict[str, Engine],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Engine:
-    backend: str = request.param
-    if backend not in engines:
-        built = make_engine(_url(backend, tmp_path_factory.mktemp(f"http-{backend}")))
-        upgrade_schema(built)
-        engines[backend] = built
-    return engines[backend]
+@pytest.fixture(params=[backend_param(b) for b in SQL_BACKENDS])
+def engine(request: pytest.FixtureRequest, engine_for: Callable[[str], Engine]) -> Engine:
+    return engine_for(request.param)
 
 
 @pytest.fixture
