@@ -23,7 +23,7 @@ from tokenplans import IdentityProvider, PaymentService, TokenService
 from . import endpoints, openapi
 from .auth import BearerBackend
 from .docs import docs_routes
-from .errors import EXCEPTION_HANDLERS
+from .errors import EXCEPTION_HANDLERS, CauseLog, logger
 from .middleware import REQUEST_ID_HEADER, BodyLimitMiddleware, RequestIdMiddleware
 from .payments import PAYMENT_PATHS, payment_routes, payment_schemas
 
@@ -66,7 +66,7 @@ def create_app(
     *,
     cors_origins: Sequence[str] = DEFAULT_CORS_ORIGINS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    readiness: Callable[[], None] | None = None,
+    readiness: Callable[[], str | None] | None = None,
     base_url: str = "",
     title: str = "tokenplans",
     extra_routes: Sequence[BaseRoute] = (),
@@ -75,9 +75,11 @@ def create_app(
 ) -> Starlette:
     """The tokenplans HTTP API over ``service``, authenticating with ``identity``.
 
-    ``readiness`` raises :class:`tokenplans.StorageUnavailableError` when the database
-    is down (the composition root passes the SQL store's ``ping``); without it the
-    readiness route reads one account through the store. ``base_url`` is what ``GET /``
+    ``readiness`` returns ``None`` when the service can serve, or the reason it cannot
+    (a missing or outdated schema: answered as a 503 naming it), and raises
+    :class:`tokenplans.StorageUnavailableError` when the database is down (the
+    composition root passes the SQL store's ``check_ready``); without it the readiness
+    route reads one account through the store. ``base_url`` is what ``GET /``
     reports (default: derived from the request). ``extra_routes`` and
     ``extra_openapi_paths`` let an extension (payments) add its endpoints and their
     documentation; they share the middleware, authentication and error handling.
@@ -121,11 +123,22 @@ def create_app(
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
     )
+    # Every 503 logs its cause through this, at most once per cause per 10 s.
+    app.state.unavailable_log = CauseLog(logger)
     app.state.tokenplans = endpoints.ApiState(
         service=service,
-        readiness=readiness or (lambda: service.store.load(_PROBE_SUBJECT)),
+        readiness=readiness or _store_probe(service),
         title=title,
         base_url=base_url,
         openapi=document,
     )
     return app
+
+
+def _store_probe(service: TokenService) -> Callable[[], None]:
+    """Readiness for a store that has no probe of its own: one read through it."""
+
+    def probe() -> None:
+        service.store.load(_PROBE_SUBJECT)
+
+    return probe

@@ -8,7 +8,6 @@ Times are rendered as ISO 8601 UTC with a ``Z`` suffix (``2026-01-15T12:00:00Z``
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -34,9 +33,7 @@ from tokenplans import (
 
 from .auth import principal_of
 from .bodies import Field, check_query, query_int, read_object
-from .errors import json_error
-
-logger = logging.getLogger("adapters.http")
+from .errors import json_error, log_unavailable, log_unavailable_error
 
 DEFAULT_PAGE_SIZE = 50
 
@@ -46,7 +43,7 @@ class ApiState:
     """What the endpoints need, kept on ``app.state.tokenplans`` by ``create_app``."""
 
     service: TokenService
-    readiness: Callable[[], object]
+    readiness: Callable[[], str | None]
     title: str
     base_url: str
     openapi: dict[str, Any]
@@ -147,15 +144,24 @@ async def health(_request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: the database answers too. Any failure of the probe is a 503, logged."""
+    """Readiness: the database answers and its schema is the one this code expects.
+    Every 503 is logged with its cause (rate-limited); a schema problem is also named in
+    the answer, since it says what the operator must do, while a driver's message (hosts,
+    users) stays in the log."""
     state = state_of(request)
     try:
-        await run_in_threadpool(state.readiness)
-    except StorageUnavailableError:
+        problem = await run_in_threadpool(state.readiness)
+    except StorageUnavailableError as error:
+        log_unavailable_error(request, error)
         return json_error(503, "database unavailable", status="unavailable", database="down")
-    except Exception:
-        logger.exception("readiness probe failed")
+    except Exception as error:
+        log_unavailable(request, type(error).__name__, "readiness probe failed", exc_info=True)
         return json_error(503, "database unavailable", status="unavailable", database="down")
+    if problem is not None:
+        log_unavailable(request, f"readiness: {problem}", problem)
+        return json_error(
+            503, "database not ready", status="unavailable", database="not ready", message=problem
+        )
     return JSONResponse({"status": "ok", "database": "ok"})
 
 

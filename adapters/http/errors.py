@@ -9,6 +9,8 @@ below is the whole contract (it is also what the README's error table lists).
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -32,6 +34,78 @@ class BodyTooLargeError(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body larger than {limit} bytes")
         self.limit = limit
+
+
+class CauseLog:
+    """Logs each cause of a 503 at most once per ``interval`` seconds.
+
+    A database outage under load fails every request; one line per request would drown
+    the log (and the disk) while saying nothing new. The first occurrence of a cause is
+    logged at once; repeats within the interval are counted, and the count is reported
+    with the next line for that cause.
+    """
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        *,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[float, int]] = {}  # cause -> (logged at, suppressed)
+
+    def log_once(
+        self, level: int, cause: str, message: str, *args: object, exc_info: bool = False
+    ) -> bool:
+        """Log ``message % args`` unless ``cause`` was logged less than ``interval`` ago;
+        says whether it logged."""
+        now = self.clock()
+        with self._lock:
+            logged_at, suppressed = self._last.get(cause, (None, 0))
+            if logged_at is not None and now - logged_at < self.interval:
+                self._last[cause] = (logged_at, suppressed + 1)
+                return False
+            self._last[cause] = (now, 0)
+        if suppressed:
+            message += " (%d more like it in the last %.0f s)"
+            args = (*args, suppressed, now - logged_at if logged_at is not None else 0.0)
+        self.log.log(level, message, *args, exc_info=exc_info)
+        return True
+
+
+#: For an app that brought no log of its own (``create_app`` gives each app one).
+_DEFAULT_UNAVAILABLE_LOG = CauseLog(logger)
+
+
+def unavailable_log(request: Request) -> CauseLog:
+    """The app's log of 503 causes (``app.state.unavailable_log``)."""
+    log = getattr(request.app.state, "unavailable_log", None)
+    return log if isinstance(log, CauseLog) else _DEFAULT_UNAVAILABLE_LOG
+
+
+def log_unavailable(request: Request, cause: str, detail: str, *, exc_info: bool = False) -> None:
+    """Log why ``request`` gets a 503, rate-limited per ``cause``: at WARNING, or at ERROR
+    with the traceback for an unexpected failure (``exc_info``)."""
+    unavailable_log(request).log_once(
+        logging.ERROR if exc_info else logging.WARNING,
+        cause,
+        "503 on %s %s (request id %s): %s",
+        request.method,
+        request.url.path,
+        request.scope.get("state", {}).get("request_id"),
+        detail,
+        exc_info=exc_info,
+    )
+
+
+def log_unavailable_error(request: Request, exc: BaseException) -> None:
+    """:func:`log_unavailable` for an exception: its class is the cause."""
+    name = type(exc).__name__
+    log_unavailable(request, name, f"{name}: {exc}")
 
 
 def json_error(
@@ -71,11 +145,14 @@ def _invalid_request(_request: Request, exc: Exception) -> Response:
     return json_error(422, "invalid request", message=str(exc))
 
 
-def _storage_unavailable(_request: Request, _exc: Exception) -> Response:
+def _storage_unavailable(request: Request, exc: Exception) -> Response:
+    # The driver's message may name hosts and users: log it, do not echo it.
+    log_unavailable_error(request, exc)
     return json_error(503, "database unavailable", headers={"Retry-After": "1"})
 
 
-def _account_busy(_request: Request, exc: Exception) -> Response:
+def _account_busy(request: Request, exc: Exception) -> Response:
+    log_unavailable_error(request, exc)
     return json_error(503, "account busy", message=str(exc), headers={"Retry-After": "1"})
 
 

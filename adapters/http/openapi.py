@@ -353,8 +353,13 @@ def _op(
 ROOT = _op("Name and base URL", response("The API's name.", "Root"), tag="meta", secured=False)
 HEALTH = _op("Liveness", response("The process answers.", "Health"), tag="meta", secured=False)
 READY = _op(
-    "Readiness: the database answers",
-    response("The database answers.", "Readiness"),
+    "Readiness: the database answers and its schema is current",
+    response(
+        "The database answers and its schema is at the expected revision. A 503 says "
+        "`database unavailable`, or `database not ready` with a `message` naming the "
+        "schema problem and what to run.",
+        "Readiness",
+    ),
     tag="meta",
     secured=False,
     failures=["503"],

@@ -10,10 +10,13 @@ of ``BEGIN IMMEDIATE`` on SQLite; whoever comes second finds the schema at head.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
@@ -35,6 +38,28 @@ def alembic_config() -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("version_table", VERSION_TABLE)
     return config
+
+
+@cache
+def head_revisions() -> frozenset[str]:
+    """The revision(s) this code's migrations end at: what an up-to-date schema records."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def schema_problem(conn: Connection) -> str | None:
+    """``None`` when the schema recorded in ``tokenplans_alembic_version`` is at the head
+    revision, else what is wrong and what to do (for readiness, which a user reads)."""
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    current = frozenset(context.get_current_heads())
+    expected = head_revisions()
+    if current == expected:
+        return None
+    if not current:
+        return "schema missing: run `tokenplans db upgrade`"
+    return (
+        f"schema at revision {', '.join(sorted(current))}, expected "
+        f"{', '.join(sorted(expected))}: run `tokenplans db upgrade`"
+    )
 
 
 def upgrade_schema(engine_or_url: Engine | str | URL) -> None:

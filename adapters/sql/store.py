@@ -33,6 +33,7 @@ from tokenplans.payments import Payment, PaymentStatus
 from tokenplans.ports import Commit
 
 from .engine import WRITE_OPTION
+from .migrate import schema_problem
 from .schema import accounts, debit_receipts, ledger_entries, payment_events, payments
 
 T = TypeVar("T")
@@ -62,8 +63,24 @@ class SqlAccountStore:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        self._schema_current = False
 
     # -- health --------------------------------------------------------------------
+
+    def check_ready(self) -> str | None:
+        """``None`` when the database answers and its schema is at the revision this code
+        expects; else the reason it is not ready (schema missing or at another revision).
+        Raises :class:`StorageUnavailableError` when the database does not answer.
+
+        Readiness is polled, so once the schema was found current only a round-trip is
+        made (migrations run before a deployment serves, not under a running server).
+        """
+        if self._schema_current:
+            self.ping()
+            return None
+        problem = self._read(schema_problem)
+        self._schema_current = problem is None
+        return problem
 
     def ping(self) -> None:
         """Round-trip to the database, or :class:`StorageUnavailableError` (readiness)."""

@@ -1,0 +1,211 @@
+"""Readiness tells the truth about the schema, and every 503 leaves its cause in the log.
+
+A fresh SQLite file without ``tokenplans db upgrade`` answers every request with 503, so
+readiness must say so too, naming what to do; and an outage must be visible in the log
+without one line per failed request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from http_support import ALICE, build_app, identity
+from sqlalchemy import Engine, text
+from starlette.testclient import TestClient
+
+from adapters.http import create_app
+from adapters.http.errors import CauseLog
+from adapters.main.app import build_app as build_configured_app
+from adapters.main.config import Settings
+from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
+from adapters.sql.migrate import VERSION_TABLE, head_revisions
+from tokenplans import Account, PlanCatalog, StorageUnavailableError, TokenService
+from tokenplans.testing import InMemoryStore, SettableClock
+
+SCHEMA_MISSING = "schema missing: run `tokenplans db upgrade`"
+
+
+@pytest.fixture
+def fresh_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A brand-new SQLite file: no tables at all."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    yield engine
+    engine.dispose()
+
+
+def _client(engine: Engine) -> TestClient:
+    store = SqlAccountStore(engine)
+    service = TokenService(store, PlanCatalog.default(), SettableClock())
+    return TestClient(create_app(service, identity(), readiness=store.check_ready))
+
+
+def test_readiness_is_503_on_a_database_without_the_schema(fresh_engine: Engine) -> None:
+    client = _client(fresh_engine)
+
+    ready = client.get("/api/health/ready")
+    consume = client.post("/api/tokens/consume", headers=ALICE, json={"amount": 1})
+
+    assert (ready.status_code, ready.json()) == (
+        503,
+        {
+            "error": "database not ready",
+            "status": "unavailable",
+            "database": "not ready",
+            "message": SCHEMA_MISSING,
+        },
+    )
+    assert consume.status_code == 503  # what readiness now predicts
+
+
+def test_readiness_is_200_once_the_schema_is_upgraded(fresh_engine: Engine) -> None:
+    client = _client(fresh_engine)
+    before = client.get("/api/health/ready")
+
+    upgrade_schema(fresh_engine)
+
+    after = client.get("/api/health/ready")
+    again = client.get("/api/health/ready")  # the cached path: a round-trip only
+    assert (before.status_code, after.status_code, again.status_code) == (503, 200, 200)
+    assert after.json() == {"status": "ok", "database": "ok"}
+
+
+def test_readiness_names_the_revision_of_an_outdated_schema(fresh_engine: Engine) -> None:
+    upgrade_schema(fresh_engine)
+    with fresh_engine.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'r0000_old'"))  # noqa: S608
+    (head,) = head_revisions()
+
+    response = _client(fresh_engine).get("/api/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["message"] == (
+        f"schema at revision r0000_old, expected {head}: run `tokenplans db upgrade`"
+    )
+
+
+def test_the_asgi_factory_app_is_not_ready_before_db_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'factory.sqlite3'}"
+    settings = Settings(database_url=url, jwt_secret="s" * 48)
+
+    with TestClient(build_configured_app(settings)) as client:
+        before = client.get("/api/health/ready")
+        upgrade_schema(url)
+        after = client.get("/api/health/ready")
+
+    assert (before.status_code, before.json()["message"]) == (503, SCHEMA_MISSING)
+    assert after.status_code == 200
+
+
+def test_a_schema_problem_is_logged_at_warning(
+    fresh_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = _client(fresh_engine)
+
+    with caplog.at_level(logging.WARNING, logger="adapters.http"):
+        client.get("/api/health/ready")
+
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert SCHEMA_MISSING in caplog.records[0].getMessage()
+
+
+# -- every 503 logs its cause --------------------------------------------------------------
+
+
+class DownStore(InMemoryStore):
+    """Every read fails as a lost database would."""
+
+    def load(self, subject: str) -> Account | None:
+        raise StorageUnavailableError("database unavailable: connection refused (10.0.0.5)")
+
+
+def _unavailable_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("503 on")]
+
+
+def test_a_store_failure_logs_its_cause_at_warning_but_does_not_echo_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = TestClient(build_app(DownStore()))
+
+    with caplog.at_level(logging.WARNING, logger="adapters.http"):
+        response = client.get("/api/tokens/usage", headers=ALICE)
+
+    (record,) = caplog.records
+    assert (response.status_code, response.json()) == (503, {"error": "database unavailable"})
+    assert record.levelno == logging.WARNING
+    assert "StorageUnavailableError: database unavailable: connection refused" in (
+        record.getMessage()
+    )
+    assert "GET /api/tokens/usage" in record.getMessage()
+    assert "10.0.0.5" not in response.text
+
+
+def test_a_readiness_failure_logs_its_cause(caplog: pytest.LogCaptureFixture) -> None:
+    def probe() -> None:
+        raise StorageUnavailableError("database unavailable: no route to host")
+
+    client = TestClient(build_app(readiness=probe))
+
+    with caplog.at_level(logging.WARNING, logger="adapters.http"):
+        response = client.get("/api/health/ready")
+
+    assert response.status_code == 503
+    assert _unavailable_lines(caplog) == [
+        "503 on GET /api/health/ready (request id "
+        f"{response.headers['X-Request-ID']}): "
+        "StorageUnavailableError: database unavailable: no route to host"
+    ]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_outage_logs_one_line_per_cause_per_ten_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = build_app(DownStore())
+    clock = FakeClock()
+    app.state.unavailable_log.clock = clock
+    client = TestClient(app)
+
+    with caplog.at_level(logging.WARNING, logger="adapters.http"):
+        for _ in range(50):
+            client.get("/api/tokens/usage", headers=ALICE)
+        clock.now += 9.9
+        client.get("/api/tokens/usage", headers=ALICE)
+        first_window = _unavailable_lines(caplog)
+        clock.now += 0.2
+        client.get("/api/tokens/usage", headers=ALICE)
+
+    lines = _unavailable_lines(caplog)
+    assert len(first_window) == 1
+    assert len(lines) == 2
+    assert lines[1].endswith("(50 more like it in the last 10 s)")
+
+
+def test_the_rate_limit_is_per_cause() -> None:
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    log = logging.Logger("tests.cause_log")  # not registered: nothing leaks to other tests
+    log.addHandler(Collect())
+    cause_log = CauseLog(log, interval=10.0, clock=FakeClock())
+
+    logged = [
+        cause_log.log_once(logging.WARNING, cause, "%s", cause)
+        for cause in ("down", "down", "busy", "down", "busy")
+    ]
+
+    assert logged == [True, False, True, False, False]
+    assert records == ["down", "busy"]
