@@ -80,7 +80,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = _dev_settings(settings)
     elif problem := settings.secret_problem():
         raise CommandError(f"{problem}: refusing to serve.\n{_SIGNING_HINT}")
-    settings = attrs.evolve(settings, base_url=settings.base_url or url)
     build_catalog(settings)
     build_identity(settings)
     _check_port_free(args.host, args.port)

@@ -1,0 +1,37 @@
+"""End to end: under the real ``tokenplans serve``, ``GET /`` reports the base URL the
+client used: its ``Host``, the ``/api`` suffix, and the scheme a trusted proxy forwarded
+(uvicorn trusts ``X-Forwarded-Proto`` from 127.0.0.1 by default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from test_e2e_serve import SECRET, serving
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_serve_on_all_interfaces_reports_the_host_each_client_sent(tmp_path: Path) -> None:
+    env = {"TOKENPLANS_JWT_SECRET": SECRET}
+    with serving("--host", "0.0.0.0", cwd=tmp_path, env=env) as (url, _):  # noqa: S104
+        port = url.rsplit(":", 1)[1]
+        plain = httpx.get(f"{url}/").json()["base_url"]
+        named = httpx.get(f"{url}/", headers={"Host": "tokens.example.com"}).json()["base_url"]
+        proxied = httpx.get(
+            f"{url}/",
+            headers={"Host": "tokens.example.com", "X-Forwarded-Proto": "https"},
+        ).json()["base_url"]
+
+    assert plain == f"http://127.0.0.1:{port}/api"
+    assert named == "http://tokens.example.com/api"
+    assert proxied == "https://tokens.example.com/api"
+
+
+def test_serve_reports_a_configured_base_url(tmp_path: Path) -> None:
+    env = {"TOKENPLANS_JWT_SECRET": SECRET, "TOKENPLANS_BASE_URL": "https://t.example/api"}
+    with serving(cwd=tmp_path, env=env) as (url, _):
+        reported = httpx.get(f"{url}/", headers={"Host": "other.example"}).json()["base_url"]
+
+    assert reported == "https://t.example/api"
