@@ -14,5 +14,6 @@ from adapters.jwt_identity.identity import (
     JwtIdentity,
     mint_token,
 )
+from adapters.jwt_identity.jwks import JwksKeys
 
-__all__ = ["MAX_TOKEN_BYTES", "JwtConfigError", "JwtIdentity", "mint_token"]
+__all__ = ["MAX_TOKEN_BYTES", "JwksKeys", "JwtConfigError", "JwtIdentity", "mint_token"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,12 +14,21 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from tokenplans import AuthenticationError, Principal
 
+from .jwks import DEFAULT_REFETCH_INTERVAL_S, JwksKeys, UnknownKeyError
+
 _log = logging.getLogger(__name__)
 
 #: Tokens longer than this are refused before any parsing: no identity provider issues
 #: them, and decoding attacker-sized JSON is work we need not do.
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_SUBJECT_LENGTH = 255
+MAX_KID_LENGTH = 256
+
+#: A scope token (RFC 6749 section 3.3): printable ASCII except space, ``"`` and ``\``.
+#: Scopes are separated by one ASCII space, and by nothing else.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+#: How much of a refusal reason a log line keeps (a kid or a claim may be long).
+_MAX_REASON_CHARS = 300
 
 #: HMAC algorithms and the shortest secret each accepts (its digest size, RFC 7518 §3.2).
 _HMAC_MIN_SECRET = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -79,9 +89,15 @@ class JwtIdentity:
     in the reference's tokens); scopes come from ``scope`` (space-separated) and/or
     ``scopes`` (a list of strings). ``exp`` is required unless ``require_exp=False``.
     ``audience`` and ``issuer`` are checked when given; when no audience is configured, a
-    token that names one is refused (it was meant for someone else). Every refusal is an
+    token that names one is refused (it was meant for someone else). A scope outside
+    RFC 6749's character set refuses the whole token. Every refusal is an
     :class:`AuthenticationError` with the same short message; the reason is logged at
-    debug level.
+    INFO level (never the token or its signature), so a key, ``aud`` or ``iss`` mismatch
+    can be debugged from the server log.
+
+    With ``jwks_url``, keys are cached for 5 minutes, and an unknown ``kid`` refetches
+    the key set at most once per ``jwks_refetch_interval`` seconds for all such tokens
+    together (see :class:`~adapters.jwt_identity.jwks.JwksKeys`).
     """
 
     def __init__(
@@ -95,6 +111,7 @@ class JwtIdentity:
         issuer: str | None = None,
         leeway: timedelta = timedelta(seconds=30),
         require_exp: bool = True,
+        jwks_refetch_interval: float = DEFAULT_REFETCH_INTERVAL_S,
     ) -> None:
         self.algorithms = _algorithms(algorithms)
         given = [name for name, value in _sources(secret, public_key, jwks_url) if value]
@@ -119,9 +136,7 @@ class JwtIdentity:
         self._secret = secret
         self._public_key = _load_public_key(public_key, self.algorithms) if public_key else None
         self._jwks = (
-            jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=10)
-            if jwks_url
-            else None
+            JwksKeys(jwks_url, refetch_interval=jwks_refetch_interval) if jwks_url else None
         )
         self.audience = audience or None
         self.issuer = issuer or None
@@ -143,9 +158,35 @@ class JwtIdentity:
         """The principal the token proves, or :class:`AuthenticationError`."""
         try:
             return _principal(self._claims(credential))
-        except (jwt.PyJWTError, _Refused, ValueError, TypeError, KeyError) as error:
-            _log.debug("refused a bearer token: %s: %s", type(error).__name__, error)
+        except (
+            jwt.PyJWTError,
+            _Refused,
+            UnknownKeyError,
+            ValueError,
+            TypeError,
+            KeyError,
+        ) as error:
+            _log.info("refused a bearer token: %s", self._reason(error, credential))
             raise AuthenticationError(_REFUSED) from None
+
+    def _reason(self, error: Exception, credential: str) -> str:
+        """Why a token was refused, for the log: the check that failed and, for ``aud`` and
+        ``iss``, what the token said against what is expected. Never the token, nor its
+        signature; claim values are the token's own word (unverified), shown as such."""
+        reason = f"{type(error).__name__}: {error}"
+        if isinstance(error, jwt.InvalidAudienceError | jwt.InvalidIssuerError):
+            claim, expected = (
+                ("aud", self.audience)
+                if isinstance(error, jwt.InvalidAudienceError)
+                else ("iss", self.issuer)
+            )
+            said = _unverified_claims(credential).get(claim)
+            reason += f" (token {claim} {said!r}, expected {expected!r})"
+        # Escape what is not printable (newlines, control and odd space characters):
+        # one refusal, one unambiguous log line.
+        return "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode() for c in reason
+        )[:_MAX_REASON_CHARS]
 
     def _claims(self, credential: str) -> dict[str, Any]:
         if not isinstance(credential, str) or len(credential) > MAX_TOKEN_BYTES:
@@ -154,7 +195,7 @@ class JwtIdentity:
             raise _Refused("not a compact JWS")
         key: Any
         if self._jwks is not None:
-            key = self._jwks.get_signing_key_from_jwt(credential)
+            key = self._jwks.signing_key(self._kid(credential))
         elif self._public_key is not None:
             key = self._public_key
         else:
@@ -174,6 +215,17 @@ class JwtIdentity:
             },
         )
         return claims
+
+    def _kid(self, credential: str) -> str:
+        """The ``kid`` a token names, checked before any key lookup: a token whose
+        algorithm we would refuse anyway costs no fetch."""
+        header = jwt.get_unverified_header(credential)
+        if header.get("alg") not in self.algorithms:
+            raise _Refused(f"alg {header.get('alg')!r} is not one of {list(self.algorithms)}")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not 1 <= len(kid) <= MAX_KID_LENGTH:
+            raise _Refused("no usable kid in the header")
+        return kid
 
 
 class _Refused(Exception):
@@ -197,17 +249,32 @@ def _subject(claims: Mapping[str, Any]) -> str:
 
 
 def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
-    scopes: set[str] = set()
+    """``scope`` split on the ASCII space only (RFC 6749 section 3.3), plus ``scopes``.
+    Any scope with a character outside the RFC's set refuses the token: it is forged or
+    broken (``"read\u2003tokenplans:admin"`` must not read as two scopes, nor as one)."""
+    scopes: list[str] = []
     if "scope" in claims:
         if not isinstance(claims["scope"], str):
             raise _Refused("scope is not a string")
-        scopes.update(claims["scope"].split())
+        scopes += [s for s in claims["scope"].split(" ") if s]
     if "scopes" in claims:
         listed = claims["scopes"]
         if not isinstance(listed, list) or not all(isinstance(s, str) for s in listed):
             raise _Refused("scopes is not a list of strings")
-        scopes.update(s for s in listed if s)
+        scopes += listed
+    bad = [s for s in scopes if not _SCOPE_TOKEN.fullmatch(s)]
+    if bad:
+        raise _Refused(f"scope(s) outside RFC 6749's character set: {bad[:3]!r}")
     return frozenset(scopes)
+
+
+def _unverified_claims(credential: str) -> dict[str, Any]:
+    """The claims as the token states them, signature unchecked: for a log line only."""
+    try:
+        claims: dict[str, Any] = jwt.decode(credential, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims
 
 
 def _principal(claims: Mapping[str, Any]) -> Principal:
@@ -239,6 +306,11 @@ def mint_token(
             )
     elif algorithm not in _ASYMMETRIC:
         raise JwtConfigError(f"unsupported JWT algorithm {algorithm!r}")
+    scopes = tuple(scopes)
+    if bad := [scope for scope in scopes if not _SCOPE_TOKEN.fullmatch(scope)]:
+        raise JwtConfigError(
+            f"scope(s) {bad!r}: a scope is printable ASCII without spaces, quotes or backslashes"
+        )
     if ttl <= timedelta(0):
         raise JwtConfigError("a token's time to live must be positive")
     issued = datetime.now(UTC) if now is None else now

@@ -7,8 +7,10 @@ identity into HTTP, not about storage.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import jwt
 import pytest
 from starlette.testclient import TestClient
 
@@ -109,3 +111,28 @@ def test_the_bearer_scheme_is_case_insensitive(client: TestClient, secret: str) 
     response = client.get("/api/tokens/usage", headers={"Authorization": f"bearer {token}"})
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"scope": "read\u2003tokenplans:admin"},
+        {"scope": "tokenplans:admin\u3000read"},
+        {"scopes": ["read\u2003tokenplans:admin"]},
+    ],
+)
+def test_a_scope_split_by_a_unicode_space_is_401_not_an_admin(
+    client: TestClient,
+    refusal: tuple[int, bytes, str | None],
+    secret: str,
+    claims: dict[str, object],
+) -> None:
+    token = jwt.encode({"sub": "mallory", "exp": int(time.time()) + 600, **claims}, secret)
+
+    response = client.get("/api/admin/accounts/alice", headers={"Authorization": f"Bearer {token}"})
+
+    assert (
+        response.status_code,
+        response.content,
+        response.headers.get("www-authenticate"),
+    ) == refusal
