@@ -1,4 +1,4 @@
-"""Bearer JWTs to principals with PyJWT: the identity port (DESIGN.md §7).
+"""Bearer JWTs to principals with PyJWT: the identity port (``tokenplans.IdentityProvider``).
 
 ``JwtIdentity`` verifies a token against one configured key family — an HMAC secret
 (HS256 by default), or a public key / JWKS URL for RS*/PS*/ES*/EdDSA — and never both,

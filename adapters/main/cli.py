@@ -75,6 +75,8 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 - only `serve` needs the server
 
+    from .logs import uvicorn_log_config  # noqa: PLC0415 - it imports uvicorn too
+
     url = f"http://{_display_host(args.host)}:{args.port}"
     if args.dev:
         settings = _dev_settings(settings)
@@ -96,6 +98,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        log_config=uvicorn_log_config(),
     )
     return 0
 

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from test_e2e_serve import SECRET, serving
 
+from adapters.jwt_identity import mint_token
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
@@ -35,3 +37,21 @@ def test_serve_reports_a_configured_base_url(tmp_path: Path) -> None:
         reported = httpx.get(f"{url}/", headers={"Host": "other.example"}).json()["base_url"]
 
     assert reported == "https://t.example/api"
+
+
+def test_serve_logs_why_a_token_was_refused_and_why_a_request_got_503(tmp_path: Path) -> None:
+    env = {"TOKENPLANS_JWT_SECRET": SECRET}
+    wrong_key = mint_token("alice", secret="another-secret-long-enough-for-hs256-0123456789")
+    with serving(cwd=tmp_path, env=env) as (url, _):
+        port = url.rsplit(":", 1)[1]
+        refused = httpx.get(
+            f"{url}/api/tokens/usage", headers={"Authorization": f"Bearer {wrong_key}"}
+        )
+        (tmp_path / "tokenplans.sqlite3").unlink()  # the database vanishes under the server
+        ready = httpx.get(f"{url}/api/health/ready")
+    log = (tmp_path / f"serve-{port}.err").read_text()
+
+    assert (refused.status_code, ready.status_code) == (401, 503)
+    assert "adapters.jwt_identity.identity: refused a bearer token: InvalidSignatureError" in log
+    assert wrong_key not in log
+    assert "adapters.http: 503 on GET /api/health/ready" in log
