@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_monotonic import FakeMonotonic
 from http_support import ALICE, build_app, identity
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
@@ -160,19 +161,11 @@ def test_a_readiness_failure_logs_its_cause(caplog: pytest.LogCaptureFixture) ->
     ]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_an_outage_logs_one_line_per_cause_per_ten_seconds(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = build_app(DownStore())
-    clock = FakeClock()
+    clock = FakeMonotonic()
     app.state.unavailable_log.clock = clock
     client = TestClient(app)
 
@@ -200,7 +193,7 @@ def test_the_rate_limit_is_per_cause() -> None:
 
     log = logging.Logger("tests.cause_log")  # not registered: nothing leaks to other tests
     log.addHandler(Collect())
-    cause_log = CauseLog(log, interval=10.0, clock=FakeClock())
+    cause_log = CauseLog(log, interval=10.0, clock=FakeMonotonic())
 
     logged = [
         cause_log.log_once(logging.WARNING, cause, "%s", cause)

@@ -9,7 +9,6 @@ interval, and a provider outage leaves the last key set in service.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -17,12 +16,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fake_monotonic import FakeMonotonic
+from jwks_support import STUCK_S, JwksServer, jwk
 
 from adapters.jwt_identity import JwksKeys, JwtIdentity
 from adapters.jwt_identity.jwks import UnknownKeyError
@@ -31,66 +31,10 @@ from tokenplans import AuthenticationError
 Claims = Callable[..., dict[str, Any]]
 Forge = Callable[..., str]
 
-#: How long a blocked request may take before the test calls it stuck: generous, since
-#: "stuck" here means waiting for a fetch the test never lets finish.
-STUCK_S = 20
-
-
-def _jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
-    public: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    return {**public, "kid": kid, "use": "sig", "alg": "RS256"}
-
-
-class JwksServer:
-    """A JWKS endpoint on 127.0.0.1 that counts requests, sleeps ``delay`` seconds per
-    request, and holds each one until ``gate`` is set."""
-
-    def __init__(self, keys: list[dict[str, Any]]) -> None:
-        self.keys = keys
-        self.delay = 0.0
-        self.status = 200
-        self.requests = 0
-        self.gate = threading.Event()
-        self.gate.set()
-        self.in_flight = threading.Event()
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with server._lock:
-                    server.requests += 1
-                server.in_flight.set()
-                server.gate.wait(STUCK_S)
-                time.sleep(server.delay)
-                body = json.dumps({"keys": server.keys}).encode()
-                self.send_response(server.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}/.well-known/jwks.json"
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-
-    def __enter__(self) -> JwksServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.gate.set()
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join()
-
 
 @pytest.fixture
 def server(rsa_private_key: rsa.RSAPrivateKey) -> Iterator[JwksServer]:
-    with JwksServer([_jwk(rsa_private_key, "k1")]) as running:
+    with JwksServer([jwk(rsa_private_key, "k1")]) as running:
         yield running
 
 
@@ -169,7 +113,7 @@ def test_a_rotated_key_is_picked_up_after_the_refetch_interval(
     identity = JwtIdentity(jwks_url=server.url, algorithms=["RS256"], jwks_refetch_interval=0.3)
     assert identity.authenticate(signed("k1")).subject == "alice"
     rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    server.keys = [*server.keys, _jwk(rotated, "k2")]
+    server.keys = [*server.keys, jwk(rotated, "k2")]
     token = jwt.encode(
         jwt.decode(signed("k1"), options={"verify_signature": False}),
         rotated,
@@ -183,21 +127,17 @@ def test_a_rotated_key_is_picked_up_after_the_refetch_interval(
     assert server.requests == 2
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeMonotonic:
+    return FakeMonotonic()
 
 
 def test_an_unknown_kid_within_the_interval_is_refused_without_a_fetch(
-    server: JwksServer, rsa_private_key: rsa.RSAPrivateKey
+    server: JwksServer, rsa_private_key: rsa.RSAPrivateKey, clock: FakeMonotonic
 ) -> None:
-    clock = FakeClock()
     keys = JwksKeys(server.url, refetch_interval=30, lifespan=300, clock=clock)
     keys.signing_key("k1")
-    server.keys = [*server.keys, _jwk(rsa_private_key, "k2")]
+    server.keys = [*server.keys, jwk(rsa_private_key, "k2")]
 
     with pytest.raises(UnknownKeyError, match="not in the key set fetched 0 s ago"):
         keys.signing_key("k2")
@@ -212,8 +152,9 @@ def test_an_unknown_kid_within_the_interval_is_refused_without_a_fetch(
     assert (found.key_id, server.requests) == ("k2", 2)
 
 
-def test_the_key_set_is_refreshed_after_its_lifespan(server: JwksServer) -> None:
-    clock = FakeClock()
+def test_the_key_set_is_refreshed_after_its_lifespan(
+    server: JwksServer, clock: FakeMonotonic
+) -> None:
     keys = JwksKeys(server.url, lifespan=300, clock=clock)
     keys.signing_key("k1")
     clock.now += 299
@@ -227,9 +168,8 @@ def test_the_key_set_is_refreshed_after_its_lifespan(server: JwksServer) -> None
 
 
 def test_a_provider_outage_keeps_the_last_key_set_and_is_not_hammered(
-    server: JwksServer, caplog: pytest.LogCaptureFixture
+    server: JwksServer, clock: FakeMonotonic, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = FakeClock()
     keys = JwksKeys(server.url, lifespan=300, refetch_interval=30, clock=clock)
     keys.signing_key("k1")
     server.status = 503
@@ -245,12 +185,11 @@ def test_a_provider_outage_keeps_the_last_key_set_and_is_not_hammered(
 
 
 def test_an_unreachable_provider_on_a_cold_start_is_refused_and_tried_once_per_interval(
-    forged: Callable[[], str],
+    forged: Callable[[], str], clock: FakeMonotonic
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}/jwks.json"  # closed: nobody listens
-    clock = FakeClock()
     keys = JwksKeys(url, clock=clock)
 
     for _ in range(10):

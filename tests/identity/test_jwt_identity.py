@@ -6,17 +6,15 @@ must be refused with the same message, so a client cannot tell the checks apart.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwt as jose_jwt
+from jwks_support import JwksServer, jwk
 
 from adapters.jwt_identity import MAX_TOKEN_BYTES, JwtConfigError, JwtIdentity, mint_token
 from tokenplans import ADMIN_SCOPE, AuthenticationError, Principal
@@ -198,29 +196,8 @@ def test_an_rs256_identity_refuses_a_token_signed_by_another_key(
 @pytest.fixture
 def jwks_url(rsa_private_key: rsa.RSAPrivateKey) -> Iterator[str]:
     """A local JWKS endpoint publishing the test RSA key as kid "k1"."""
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_private_key.public_key()))
-    body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with JwksServer([jwk(rsa_private_key, "k1")]) as server:
+        yield server.url
 
 
 def test_a_jwks_identity_accepts_a_token_signed_by_a_published_key(
