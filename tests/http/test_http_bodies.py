@@ -208,20 +208,3 @@ def test_a_refused_cors_preflight_answers_json(client: TestClient) -> None:
         "error": "cors preflight refused",
         "message": "Disallowed CORS origin",
     }
-
-
-def test_an_allowed_cors_preflight_answers_json_with_its_headers(client: TestClient) -> None:
-    response = client.options(
-        "/api/tokens/consume",
-        headers={
-            "Origin": "http://localhost:5173",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization, content-type",
-        },
-    )
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
-    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
-    assert response.headers["access-control-allow-headers"] == "authorization, content-type"
-    assert response.headers["content-length"] == str(len(response.content))
