@@ -36,9 +36,12 @@ MAX_JSON_NUMBER_DIGITS = 100
 #: A ledger cursor is a number of at most 18 digits; longer is refused before the service.
 MAX_CURSOR_LENGTH = 64
 
-#: What the check reads, left to right: a string literal, a bracket, a digit run, or the
-#: opening quote of a string that never ends (where the parser gives up).
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[0-9]+|"')
+# Possessive quantifiers throughout: every scan below is linear, whatever the text.
+_STRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+#: The text up to the first string that never ends, where the parser stops reading.
+_UP_TO_AN_OPEN_STRING = re.compile(rf'(?:[^"]++|{_STRING})*+')
+_STRING_LITERAL = re.compile(_STRING)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]++")
 _LONG_DIGIT_RUN = re.compile(rf"[0-9]{{{MAX_JSON_NUMBER_DIGITS + 1}}}")
 
 
@@ -86,6 +89,20 @@ def _might_exceed_limits(text: str) -> bool:
     return brackets > MAX_JSON_DEPTH or _LONG_DIGIT_RUN.search(text) is not None
 
 
+def _nesting_depth(brackets: str) -> int:
+    """How deep ``brackets`` (only ``[]{}``) nest: exact for JSON, and otherwise never
+    less than the parser would recurse before giving up. Only C-speed string passes."""
+    peeled = brackets.replace("{", "[").replace("}", "]")  # the parser recurses on either
+    for level in range(MAX_JSON_DEPTH + 1):
+        shorter = peeled.replace("[]", "")  # the innermost pairs: one level
+        if len(shorter) == len(peeled):
+            # No pair left: what remains is "]]][[[", each "[" still open on top of the
+            # levels peeled so far (empty for JSON).
+            return level + len(peeled.lstrip("]"))
+        peeled = shorter
+    return MAX_JSON_DEPTH + 1
+
+
 def check_json_limits(text: str) -> None:
     """422 when ``text`` nests deeper than :data:`MAX_JSON_DEPTH` or holds a number longer
     than :data:`MAX_JSON_NUMBER_DIGITS` digits. Linear, and never recursive.
@@ -95,21 +112,14 @@ def check_json_limits(text: str) -> None:
     up: it reads the same tokens from the left, and stops at a string that never ends."""
     if not _might_exceed_limits(text):
         return
-    depth = 0
-    for token in _TOKEN.finditer(text):
-        lexeme = token.group()
-        if lexeme == '"':
-            return
-        if lexeme in ("[", "{"):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise InvalidRequestError(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
-        elif lexeme in ("]", "}"):
-            depth -= 1
-        elif lexeme[0].isdigit() and len(lexeme) > MAX_JSON_NUMBER_DIGITS:
-            raise InvalidRequestError(
-                f"a number in the request body has more than {MAX_JSON_NUMBER_DIGITS} digits"
-            )
+    read = _UP_TO_AN_OPEN_STRING.match(text)
+    bare = _STRING_LITERAL.sub('""', read.group() if read else "")
+    if _LONG_DIGIT_RUN.search(bare):
+        raise InvalidRequestError(
+            f"a number in the request body has more than {MAX_JSON_NUMBER_DIGITS} digits"
+        )
+    if _nesting_depth(_NOT_BRACKETS.sub("", bare)) > MAX_JSON_DEPTH:
+        raise InvalidRequestError(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
 
 
 def check_raw_json_limits(raw: bytes) -> None:

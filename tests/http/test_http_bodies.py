@@ -4,6 +4,7 @@ changes nothing, on every route that reads them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -11,6 +12,9 @@ from http_support import ALICE, ROOT, build_app
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
+
+from adapters.http.bodies import MAX_JSON_DEPTH, check_json_limits
+from tokenplans import InvalidRequestError
 
 #: Every token route that reads a JSON body, with a body it accepts.
 JSON_ROUTES = [
@@ -121,6 +125,35 @@ def test_no_body_whatsoever_is_a_server_error(
 
     assert response.status_code < 500
     assert isinstance(response.json(), dict)
+
+
+def _reference_depth(text: str) -> int:
+    """What the parser's recursion reaches, the slow obvious way: count brackets outside
+    strings from the left, up to a string that never ends."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+@given(st.text(alphabet='[]{}"\\1a,: ', max_size=300) | st.integers(0, 80).map(lambda n: "[" * n))
+def test_the_depth_check_never_lets_through_what_nests_too_deep(text: str) -> None:
+    try:
+        check_json_limits(text)
+    except InvalidRequestError:
+        return
+    assert _reference_depth(text) <= MAX_JSON_DEPTH
+    with contextlib.suppress(json.JSONDecodeError):  # not JSON; never a RecursionError
+        json.loads(text)
 
 
 # -- query parameters ---------------------------------------------------------------
