@@ -15,7 +15,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 
 from tokenplans import IdentityProvider, PaymentService, TokenService
@@ -24,11 +23,18 @@ from . import endpoints, openapi
 from .auth import BearerBackend
 from .docs import docs_routes
 from .errors import EXCEPTION_HANDLERS, CauseLog, logger
-from .middleware import REQUEST_ID_HEADER, BodyLimitMiddleware, RequestIdMiddleware
+from .middleware import (
+    REQUEST_ID_HEADER,
+    BodyLimitMiddleware,
+    JsonCORSMiddleware,
+    RequestIdMiddleware,
+)
 from .payments import PAYMENT_PATHS, payment_routes, payment_schemas
+from .routing import SUBJECT, SubjectRoute
 
 DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://localhost:3000")
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
 _PROBE_SUBJECT = "tokenplans:readiness-probe"
 
 #: Every API route with its OpenAPI fragment: (method, path, endpoint, fragment).
@@ -66,6 +72,7 @@ def create_app(
     *,
     cors_origins: Sequence[str] = DEFAULT_CORS_ORIGINS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
     readiness: Callable[[], str | None] | None = None,
     base_url: str = "",
     title: str = "tokenplans",
@@ -84,11 +91,17 @@ def create_app(
     ``extra_openapi_paths`` let an extension (payments) add its endpoints and their
     documentation; they share the middleware, authentication and error handling.
     ``payments`` adds the payment endpoints of :mod:`.payments` (without it, none exist).
+    A request body larger than ``max_body_bytes`` is a 413; one not received in full
+    within ``body_timeout_seconds`` of the request's start is a 408.
     """
     if max_body_bytes < 0:
         raise ValueError(f"max_body_bytes must be >= 0, got {max_body_bytes}")
+    if not body_timeout_seconds > 0:
+        raise ValueError(f"body_timeout_seconds must be > 0, got {body_timeout_seconds}")
     routes: list[BaseRoute] = [
-        Route(path, endpoint, methods=[method], name=endpoint.__name__)
+        (SubjectRoute if SUBJECT in path else Route)(
+            path, endpoint, methods=[method], name=endpoint.__name__
+        )
         for method, path, endpoint, _ in API
     ]
     routes += docs_routes(title)
@@ -107,7 +120,7 @@ def create_app(
     middleware = [
         # Outermost, so that errors and 413s carry CORS headers a browser can read.
         Middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=list(cors_origins),
             allow_credentials=True,
             allow_methods=["*"],
@@ -115,7 +128,9 @@ def create_app(
             expose_headers=[REQUEST_ID_HEADER],
         ),
         Middleware(RequestIdMiddleware),
-        Middleware(BodyLimitMiddleware, max_bytes=max_body_bytes),
+        Middleware(
+            BodyLimitMiddleware, max_bytes=max_body_bytes, timeout_seconds=body_timeout_seconds
+        ),
         Middleware(AuthenticationMiddleware, backend=BearerBackend(identity)),
     ]
     app = Starlette(

@@ -4,11 +4,18 @@ Deliberately tiny instead of a validation library: four bodies with one to three
 each. Every refusal is a :class:`tokenplans.InvalidRequestError` (-> 422) naming the
 field, so a client learns what to fix. ``true`` is not an integer here, ``"5"`` is not 5
 and ``5.0`` is not 5: a token count or a flag arrives exactly as documented, or not at all.
+
+Every body that is read as JSON goes through :func:`parse_json`, the one place where any
+body, however crafted, becomes a value or a 4xx: a present ``Content-Type`` must be JSON
+(415 otherwise), nesting and number lengths are bounded before Python's parser runs (it
+would raise ``RecursionError`` or ``ValueError`` past its own limits), and anything the
+parser refuses is a 422.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +24,25 @@ from starlette.requests import Request
 
 from tokenplans import InvalidRequestError
 
+from .errors import UnsupportedMediaTypeError
+
 _JSON_TYPE_NAMES = {int: "an integer", bool: "a boolean", str: "a string"}
+
+#: Our bodies nest one level and a Razorpay webhook about five; anything this deep is not
+#: a request of ours, and Python's parser recurses once per level.
+MAX_JSON_DEPTH = 32
+#: Token counts fit in 19 digits; Python refuses to convert more than 4,300.
+MAX_JSON_NUMBER_DIGITS = 100
+#: A ledger cursor is a number of at most 18 digits; longer is refused before the service.
+MAX_CURSOR_LENGTH = 64
+
+# Possessive quantifiers throughout: every scan below is linear, whatever the text.
+_STRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+#: The text up to the first string that never ends, where the parser stops reading.
+_UP_TO_AN_OPEN_STRING = re.compile(rf'(?:[^"]++|{_STRING})*+')
+_STRING_LITERAL = re.compile(_STRING)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]++")
+_LONG_DIGIT_RUN = re.compile(rf"[0-9]{{{MAX_JSON_NUMBER_DIGITS + 1}}}")
 
 
 @attrs.frozen
@@ -35,13 +60,93 @@ def _has_type(value: object, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-async def read_json(request: Request) -> object:
-    """The body parsed as JSON, or 422. The app's body limit applies while reading."""
-    body = await request.body()
+def require_json_content_type(request: Request) -> None:
+    """415 unless the ``Content-Type`` is JSON (``application/json`` or ``*/*+json``).
+
+    A missing (or blank) header is accepted: ``curl -d`` without ``-H`` sends none,
+    and the body is still parsed as JSON."""
+    declared = request.headers.get("content-type", "")
+    if not declared.strip():
+        return
+    media_type = declared.partition(";")[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise UnsupportedMediaTypeError(declared)
+
+
+def _text_of(raw: bytes) -> str | None:
+    """The text ``json.loads`` would read from ``raw`` (it detects UTF-8, -16 and -32)."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+
+
+def _might_exceed_limits(text: str) -> bool:
+    # The common case in constant passes: too few brackets to nest deep, no long digits.
+    brackets = text.count("[") + text.count("{")
+    return brackets > MAX_JSON_DEPTH or _LONG_DIGIT_RUN.search(text) is not None
+
+
+def _nesting_depth(brackets: str) -> int:
+    """How deep ``brackets`` (only ``[]{}``) nest: exact for JSON, and otherwise never
+    less than the parser would recurse before giving up. Only C-speed string passes."""
+    peeled = brackets.replace("{", "[").replace("}", "]")  # the parser recurses on either
+    for level in range(MAX_JSON_DEPTH + 1):
+        shorter = peeled.replace("[]", "")  # the innermost pairs: one level
+        if len(shorter) == len(peeled):
+            # No pair left: what remains is "]]][[[", each "[" still open on top of the
+            # levels peeled so far (empty for JSON).
+            return level + len(peeled.lstrip("]"))
+        peeled = shorter
+    return MAX_JSON_DEPTH + 1
+
+
+def check_json_limits(text: str) -> None:
+    """422 when ``text`` nests deeper than :data:`MAX_JSON_DEPTH` or holds a number longer
+    than :data:`MAX_JSON_NUMBER_DIGITS` digits. Linear, and never recursive.
+
+    Brackets and digits inside string literals do not count. On text that is not JSON
+    the counts may be too high, never lower than what the parser reaches before it gives
+    up: it reads the same tokens from the left, and stops at a string that never ends."""
+    if not _might_exceed_limits(text):
+        return
+    read = _UP_TO_AN_OPEN_STRING.match(text)
+    bare = _STRING_LITERAL.sub('""', read.group() if read else "")
+    if _LONG_DIGIT_RUN.search(bare):
+        raise InvalidRequestError(
+            f"a number in the request body has more than {MAX_JSON_NUMBER_DIGITS} digits"
+        )
+    if _nesting_depth(_NOT_BRACKETS.sub("", bare)) > MAX_JSON_DEPTH:
+        raise InvalidRequestError(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+
+
+def check_raw_json_limits(raw: bytes) -> None:
+    """:func:`check_json_limits` for a body another layer parses itself (the webhook's,
+    whose signature covers its bytes). Bytes that are not text are left to that layer:
+    ``json.loads`` refuses them with a ``ValueError`` before it parses anything."""
+    text = _text_of(raw)
+    if text is not None:
+        check_json_limits(text)
+
+
+def parse_json(raw: bytes) -> object:
+    """``raw`` parsed as JSON within the limits above, or 422."""
+    text = _text_of(raw)
+    if text is None:
+        raise InvalidRequestError("request body is not valid JSON: it is not UTF-8 text")
+    check_json_limits(text)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
         raise InvalidRequestError(f"request body is not valid JSON: {error}") from None
+
+
+async def read_json(request: Request) -> object:
+    """The body parsed as JSON, or 415/422. The app's body limit applies while reading."""
+    require_json_content_type(request)
+    return parse_json(await request.body())
 
 
 async def read_object(request: Request, fields: Mapping[str, Field]) -> dict[str, Any]:
@@ -70,6 +175,15 @@ def check_query(request: Request, allowed: frozenset[str]) -> None:
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
         raise InvalidRequestError(f"unknown query parameter(s): {', '.join(unknown)}")
+
+
+def query_text(request: Request, name: str, max_length: int) -> str | None:
+    """An optional query parameter of at most ``max_length`` characters, or 422; empty
+    reads as absent."""
+    raw = request.query_params.get(name) or None
+    if raw is not None and len(raw) > max_length:
+        raise InvalidRequestError(f"{name} must be at most {max_length} characters")
+    return raw
 
 
 def query_int(request: Request, name: str, default: int) -> int:

@@ -32,7 +32,7 @@ from tokenplans import (
 )
 
 from .auth import principal_of
-from .bodies import Field, check_query, query_int, read_object
+from .bodies import MAX_CURSOR_LENGTH, Field, check_query, query_int, query_text, read_object
 from .errors import json_error, log_unavailable, log_unavailable_error
 
 DEFAULT_PAGE_SIZE = 50
@@ -279,7 +279,7 @@ async def _consume(request: Request, principal: Principal, subject: str | None) 
 
 async def _ledger(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
     check_query(request, _PAGE_PARAMETERS)
-    cursor = request.query_params.get("cursor") or None
+    cursor = query_text(request, "cursor", MAX_CURSOR_LENGTH)
     limit = query_int(request, "limit", DEFAULT_PAGE_SIZE)
     service = state_of(request).service
 

@@ -108,6 +108,22 @@ def log_unavailable_error(request: Request, exc: BaseException) -> None:
     log_unavailable(request, name, f"{name}: {exc}")
 
 
+class BodyTimeoutError(Exception):
+    """A request body did not arrive in full within the app's ``body_timeout_seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"request body not received within {seconds:g} s")
+        self.seconds = seconds
+
+
+class UnsupportedMediaTypeError(Exception):
+    """A request body declared a ``Content-Type`` that is not JSON."""
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"request body must be JSON, not {content_type!r}")
+        self.content_type = content_type
+
+
 def json_error(
     status_code: int, error: str, /, *, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -180,6 +196,15 @@ def _too_large(_request: Request, exc: BodyTooLargeError) -> Response:
     return json_error(413, "request body too large", max_bytes=exc.limit)
 
 
+def _too_slow(_request: Request, exc: BodyTimeoutError) -> Response:
+    # The rest of the body may still be on its way: the connection cannot be reused.
+    return json_error(408, "request timeout", message=str(exc), headers={"Connection": "close"})
+
+
+def _unsupported_media_type(_request: Request, exc: UnsupportedMediaTypeError) -> Response:
+    return json_error(415, "unsupported media type", message=str(exc))
+
+
 _HTTP_REASONS = {404: "not found", 405: "method not allowed"}
 
 
@@ -214,5 +239,7 @@ EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
     tokenplans.PaymentNotFoundError: _handles(_payment_not_found),
     tokenplans.GatewayError: _handles(_gateway),
     BodyTooLargeError: _handles(_too_large),
+    BodyTimeoutError: _handles(_too_slow),
+    UnsupportedMediaTypeError: _handles(_unsupported_media_type),
     HTTPException: _handles(_http),
 }

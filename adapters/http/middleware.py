@@ -1,4 +1,5 @@
-"""Two small pure-ASGI middlewares: request ids with a last-resort JSON 500, and a body limit.
+"""Small pure-ASGI middlewares: request ids with a last-resort JSON 500, body limits (size
+and read time), and Starlette's CORS with JSON preflight answers.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so they add no task or buffering per request and
 keep working when the app is mounted inside a host application.
@@ -9,11 +10,15 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from http import HTTPStatus
 
+import anyio
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BodyTooLargeError, json_error
+from .errors import BodyTimeoutError, BodyTooLargeError, json_error
 
 logger = logging.getLogger("adapters.http")
 
@@ -68,11 +73,18 @@ class RequestIdMiddleware:
 class BodyLimitMiddleware:
     """Refuses request bodies over ``max_bytes``: at once when ``Content-Length`` says so,
     and while streaming otherwise (chunked uploads or a lying header), by raising
-    :class:`BodyTooLargeError` from ``receive`` so the app's handler answers 413."""
+    :class:`BodyTooLargeError` from ``receive`` so the app's handler answers 413.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A body that has not arrived in full ``timeout_seconds`` after the request started
+    raises :class:`BodyTimeoutError` (408) the same way, so a client trickling or
+    stalling its body cannot hold a connection and a handler for ever. The deadline
+    covers the whole body, not each chunk: one byte every few seconds does not reset it.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_seconds: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,15 +95,41 @@ class BodyLimitMiddleware:
             response = json_error(413, "request body too large", max_bytes=self.max_bytes)
             await response(scope, receive, send)
             return
+        deadline = anyio.current_time() + self.timeout_seconds
         received = 0
+        complete = False
 
         async def receive_limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLargeError(self.max_bytes)
-            return message
+            nonlocal received, complete
+            if complete:  # after the body, only a disconnect can come: no deadline
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()):
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_bytes:
+                        raise BodyTooLargeError(self.max_bytes)
+                complete = message["type"] != "http.request" or not message.get("more_body")
+                return message
+            raise BodyTimeoutError(self.timeout_seconds)
 
         await self.app(scope, receive_limited, send)
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, with its preflight answers (``OK`` and ``Disallowed
+    CORS origin``, as text) in the API's JSON shape, so every response is JSON."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        plain = super().preflight_response(request_headers)
+        headers = {
+            name: value
+            for name, value in plain.headers.items()
+            if name not in ("content-type", "content-length")
+        }
+        if plain.status_code < HTTPStatus.BAD_REQUEST:
+            return JSONResponse({"status": "ok"}, headers=headers)
+        reason = bytes(plain.body).decode()
+        return json_error(
+            plain.status_code, "cors preflight refused", message=reason, headers=headers
+        )

@@ -51,13 +51,20 @@ ERRORS: Mapping[str, dict[str, Any]] = {
     "403": response("The caller may not do this; `reason` says why.", "Forbidden"),
     "404": response("No such route."),
     "405": response("The route does not take this method."),
+    "408": response("The request body did not arrive in full within the configured time."),
     "409": response("The idempotency key was first used for a different amount."),
     "413": response("The request body is larger than the configured limit."),
-    "422": response("Malformed JSON, a wrong field type, an unknown field or a bad value."),
+    "415": response("The request's `Content-Type` is present and not JSON."),
+    "422": response(
+        "Malformed or too deeply nested JSON, a number too long, a wrong field type, "
+        "an unknown field or a bad value."
+    ),
     "500": response("Unexpected error; `request_id` identifies it in the server log."),
     "503": response("The database is unavailable or the account is too contended; retry."),
 }
 _ALWAYS = ("404", "405", "500")
+#: What any operation that reads a JSON body may answer because of the body itself.
+BODY_ERRORS = ("408", "413", "415", "422")
 
 
 def errors(*codes: str) -> dict[str, Any]:
@@ -306,8 +313,11 @@ _SUBJECT = {
     "name": "subject",
     "in": "path",
     "required": True,
-    "description": "The account's subject (a JWT `sub`, or a user id as text).",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/]+$"},
+    "description": (
+        "The account's subject (a JWT `sub`, or a user id as text), percent-encoded: "
+        "`/` as `%2F`, `%` as `%25`, a space as `%20`. Decoded exactly once."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 _PAGE = [
     {
@@ -345,7 +355,7 @@ def _op(
         spec["security"] = _SECURED
     codes = [*failures, "401"] if secured else list(failures)
     if request is not None:
-        codes += ["413", "422"]
+        codes += BODY_ERRORS
     spec["responses"] = {"200": ok, **errors(*codes)}
     return spec
 

@@ -36,9 +36,15 @@ from tokenplans import (
 )
 
 from .auth import principal_of
-from .bodies import Field, check_query, read_object
+from .bodies import (
+    Field,
+    check_query,
+    check_raw_json_limits,
+    read_object,
+    require_json_content_type,
+)
 from .endpoints import iso, usage_json
-from .openapi import JSON, body, errors, ref, response
+from .openapi import BODY_ERRORS, JSON, body, errors, ref, response
 
 SIGNATURE_HEADER = "x-razorpay-signature"
 EVENT_ID_HEADER = "x-razorpay-event-id"
@@ -128,7 +134,11 @@ class PaymentEndpoints:
         return JSONResponse(outcome_json(await run_in_threadpool(call)))
 
     async def webhook(self, request: Request) -> JSONResponse:
+        # The signature covers the raw bytes, so the service parses them itself; the
+        # body parser's rules on media type, nesting and numbers still apply first.
+        require_json_content_type(request)
         raw = await request.body()
+        check_raw_json_limits(raw)
         signature = request.headers.get(SIGNATURE_HEADER)
         event_id = request.headers.get(EVENT_ID_HEADER) or None
 
@@ -294,7 +304,7 @@ PAYMENT_PATHS: Mapping[str, Any] = {
             "requestBody": body("OrderRequest", "The plan to buy."),
             "responses": {
                 "200": response("What Razorpay Checkout needs to take the payment.", "Order"),
-                **errors("401", "413", "422", "503"),
+                **errors("401", *BODY_ERRORS, "503"),
                 "400": {
                     "description": (
                         "An unknown plan (`invalid plan`), or one that cannot be bought: "
@@ -314,7 +324,7 @@ PAYMENT_PATHS: Mapping[str, Any] = {
             "requestBody": body("VerifyRequest", "The three fields Checkout's handler gets."),
             "responses": {
                 "200": response("The usage with the paid plan applied.", "VerifyResponse"),
-                **errors("401", "413", "422", "503"),
+                **errors("401", *BODY_ERRORS, "503"),
                 "400": _refused("The signature does not match; nothing changed."),
                 "404": response("No such order belongs to the caller."),
             },
@@ -347,7 +357,7 @@ PAYMENT_PATHS: Mapping[str, Any] = {
             },
             "responses": {
                 "200": response("Recorded (or ignored: not an event we act on).", "WebhookResult"),
-                **errors("413", "422", "503"),
+                **errors(*BODY_ERRORS, "503"),
                 "400": _refused("Bad or missing signature, or not an event; nothing changed."),
             },
         }

@@ -61,6 +61,7 @@ def build_app(settings: Settings) -> Starlette:
         identity,
         cors_origins=settings.cors_origins,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
         readiness=store.check_ready,
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",

@@ -22,6 +22,7 @@ DEFAULT_DATABASE_URL = "sqlite:///./tokenplans.sqlite3"
 DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://localhost:3000")
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_BODY_TIMEOUT_SECONDS = 30
 DEFAULT_RAZORPAY_API_URL = "https://api.razorpay.com/v1"
 
 
@@ -51,6 +52,7 @@ class Settings:
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
     base_url: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
     # -- catalog
     plans_file: Path | None = None
     # -- payments (Razorpay; without keys, the offline gateway stands in)
@@ -87,6 +89,9 @@ class Settings:
             ),
             base_url=values.get("TOKENPLANS_BASE_URL", "API_BASE_URL"),
             max_body_bytes=values.integer("TOKENPLANS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            body_timeout_seconds=values.integer(
+                "TOKENPLANS_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
+            ),
             plans_file=_path(values.get("TOKENPLANS_PLANS_FILE")),
             razorpay_key_id=values.get("TOKENPLANS_RAZORPAY_KEY_ID", "RAZORPAY_KEY_ID"),
             razorpay_key_secret=values.get("TOKENPLANS_RAZORPAY_KEY_SECRET", "RAZORPAY_KEY_SECRET"),

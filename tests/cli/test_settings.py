@@ -76,6 +76,11 @@ def test_algorithms_are_a_comma_separated_list() -> None:
     assert settings.jwt_algorithms == ("RS256", "ES256")
 
 
+def test_the_body_timeout_defaults_to_thirty_seconds_and_can_be_set() -> None:
+    assert Settings.from_env({}).body_timeout_seconds == 30
+    assert Settings.from_env({"TOKENPLANS_BODY_TIMEOUT_SECONDS": "5"}).body_timeout_seconds == 5
+
+
 def test_the_secret_never_appears_in_the_repr() -> None:
     settings = Settings.from_env({"TOKENPLANS_JWT_SECRET": "hunter2-but-much-longer-than-that"})
 
@@ -89,6 +94,7 @@ def test_the_secret_never_appears_in_the_repr() -> None:
         ({"TOKENPLANS_JWT_REQUIRE_EXP": "maybe"}, "TOKENPLANS_JWT_REQUIRE_EXP"),
         ({"TOKENPLANS_MAX_BODY_BYTES": "-1"}, "TOKENPLANS_MAX_BODY_BYTES"),
         ({"TOKENPLANS_MAX_BODY_BYTES": "lots"}, "TOKENPLANS_MAX_BODY_BYTES"),
+        ({"TOKENPLANS_BODY_TIMEOUT_SECONDS": "0"}, "TOKENPLANS_BODY_TIMEOUT_SECONDS"),
     ],
 )
 def test_a_malformed_value_is_refused_naming_its_variable(

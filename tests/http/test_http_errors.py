@@ -1,9 +1,12 @@
-"""Every error status of DESIGN.md §7, each a JSON ``{"error": ...}`` and never a traceback."""
+"""Every error status of the README's error table, each a JSON ``{"error": ...}`` and
+never a traceback."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from http_support import ALICE, ROOT, build_app
@@ -12,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from tokenplans import (
     Account,
@@ -179,6 +183,91 @@ def test_the_default_limit_is_64_kib(client: TestClient) -> None:
     response = client.post("/api/tokens/consume", headers=ALICE, content=padded)
 
     assert response.status_code == 413
+
+
+# -- 408 --------------------------------------------------------------------------
+
+HANG_GUARD_SECONDS = 30.0
+
+
+async def _post_slowly(app: Starlette, more: Callable[[], Awaitable[bytes]]) -> Message:
+    """POST a consume whose body starts, then continues only as ``more`` delivers it; the
+    app's answer as one message (status, headers, body)."""
+    started = False
+
+    async def receive() -> Message:
+        nonlocal started
+        if not started:
+            started = True
+            return {"type": "http.request", "body": b'{"amount": 1', "more_body": True}
+        return {"type": "http.request", "body": await more(), "more_body": True}
+
+    answer: Message = {"body": b""}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answer.update(status=message["status"], headers=dict(message["headers"]))
+        else:
+            answer["body"] += message.get("body", b"")
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/tokens/consume",
+        "raw_path": b"/api/tokens/consume",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"authorization", b"Bearer alice-token"),
+            (b"content-type", b"application/json"),
+        ],
+        "server": ("testserver", 80),
+        "client": ("client", 1234),
+    }
+    await asyncio.wait_for(app(scope, receive, send), HANG_GUARD_SECONDS)
+    return answer
+
+
+async def _stall() -> bytes:
+    await asyncio.Event().wait()  # never set: the client went quiet mid-body
+    return b""
+
+
+async def _trickle() -> bytes:
+    await asyncio.sleep(0.01)  # a byte at a time, for ever: each chunk arrives in time
+    return b" "
+
+
+@pytest.mark.parametrize("more", [_stall, _trickle], ids=["stalled", "trickled"])
+def test_a_body_not_received_within_the_timeout_is_a_408(
+    make_app: Callable[..., Starlette], more: Callable[[], Awaitable[bytes]]
+) -> None:
+    app = make_app(body_timeout_seconds=0.2)
+
+    answer = asyncio.run(_post_slowly(app, more))
+
+    assert answer["status"] == 408
+    assert answer["headers"][b"connection"] == b"close"
+    assert json.loads(answer["body"]) == {
+        "error": "request timeout",
+        "message": "request body not received within 0.2 s",
+    }
+    assert TestClient(app).get("/api/tokens/usage", headers=ALICE).json()["token_used"] == 0
+
+
+def test_a_body_that_arrives_in_time_is_served(make_app: Callable[..., Starlette]) -> None:
+    client = TestClient(make_app(body_timeout_seconds=HANG_GUARD_SECONDS))
+
+    response = client.post("/api/tokens/consume", headers=ALICE, json={"amount": 3})
+
+    assert response.status_code == 200
+
+
+def test_the_body_timeout_must_be_positive(make_app: Callable[..., Starlette]) -> None:
+    with pytest.raises(ValueError, match="body_timeout_seconds must be > 0"):
+        make_app(body_timeout_seconds=0)
 
 
 # -- 422 --------------------------------------------------------------------------

@@ -1,9 +1,16 @@
-"""Storage never blocks the event loop: slow database calls leave other requests free."""
+"""Storage never blocks the event loop: stalled database calls leave other requests free.
+
+No stopwatch: the store's calls wait at a gate the test holds shut, so "health answered
+while twenty usage calls were in flight" is a fact the test observes, not a margin a busy
+machine can miss. Had the endpoint called the store on the event loop, the first call
+would hold the loop and the others could never all be inside the store at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
+from collections.abc import Callable
 
 import httpx
 from http_support import ALICE, build_app
@@ -11,39 +18,74 @@ from http_support import ALICE, build_app
 from tokenplans import Account
 from tokenplans.testing import InMemoryStore
 
-SLOW_LOAD_SECONDS = 0.3
+IN_FLIGHT = 20
+#: Only guards against a hang; a passing run never waits this long.
+HANG_GUARD_SECONDS = 30.0
 
 
-class SlowStore(InMemoryStore):
-    """An in-memory store whose every ``load`` takes 300 ms, like a congested database."""
+class GatedStore(InMemoryStore):
+    """An in-memory store whose every ``load`` waits until the test opens the gate, like
+    a congested database; it counts the calls waiting inside it."""
+
+    def __init__(self, loop_thread: int) -> None:
+        super().__init__()
+        self.loop_thread = loop_thread
+        self.gate = threading.Event()
+        self.waiting = 0
+        self._count = threading.Lock()
 
     def load(self, subject: str) -> Account | None:
-        time.sleep(SLOW_LOAD_SECONDS)
+        if threading.get_ident() == self.loop_thread:
+            # Waiting here would freeze the loop, and with it the test that opens the gate.
+            raise RuntimeError("the store was called on the event loop's thread")
+        with self._count:
+            self.waiting += 1
+        try:
+            self.gate.wait(HANG_GUARD_SECONDS)
+        finally:
+            with self._count:
+                self.waiting -= 1
         return super().load(subject)
 
 
-async def _race() -> tuple[float, list[float], list[int]]:
-    app = build_app(SlowStore())
-    transport = httpx.ASGITransport(app=app)
+async def _until(condition: Callable[[], bool]) -> None:
+    deadline = asyncio.get_running_loop().time() + HANG_GUARD_SECONDS
+    while not condition() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def _health_while_usage_calls_wait() -> tuple[int, int, int, list[int]]:
+    """(calls inside the store at once, health's status, calls still inside the store
+    when health answered, the usage calls' statuses)."""
+    store = GatedStore(threading.get_ident())
+    transport = httpx.ASGITransport(app=build_app(store))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        started = time.perf_counter()
-
-        async def timed(path: str, headers: dict[str, str]) -> tuple[float, int]:
-            response = await client.get(path, headers=headers)
-            return time.perf_counter() - started, response.status_code
-
-        slow = [asyncio.create_task(timed("/api/tokens/usage", ALICE)) for _ in range(20)]
-        await asyncio.sleep(0.02)  # the usage calls are now inside the store
-        health_at, health_status = await timed("/api/health", {})
+        slow = [
+            asyncio.create_task(client.get("/api/tokens/usage", headers=ALICE))
+            for _ in range(IN_FLIGHT)
+        ]
+        try:
+            await _until(lambda: store.waiting == IN_FLIGHT or all(t.done() for t in slow))
+            inside_at_once = store.waiting
+            health = await client.get("/api/health")
+            inside_after_health = store.waiting
+        finally:
+            store.gate.set()
         finished = await asyncio.gather(*slow)
-    return health_at, [at for at, _ in finished], [health_status, *(s for _, s in finished)]
+    return (
+        inside_at_once,
+        health.status_code,
+        inside_after_health,
+        [r.status_code for r in finished],
+    )
 
 
 def test_health_answers_while_twenty_slow_usage_calls_are_in_flight() -> None:
-    health_at, slow_done_at, statuses = asyncio.run(_race())
+    inside_at_once, health, inside_after_health, statuses = asyncio.run(
+        _health_while_usage_calls_wait()
+    )
 
-    assert set(statuses) == {200}
-    assert health_at < 0.15
-    assert min(slow_done_at) >= SLOW_LOAD_SECONDS
-    assert health_at < min(slow_done_at) / 2
-    assert max(slow_done_at) < 20 * SLOW_LOAD_SECONDS / 2  # and they ran side by side
+    assert inside_at_once == IN_FLIGHT  # they run side by side, in the thread pool
+    assert health == 200
+    assert inside_after_health == IN_FLIGHT  # health did not wait for any of them
+    assert statuses == [200] * IN_FLIGHT

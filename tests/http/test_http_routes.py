@@ -230,8 +230,10 @@ def test_cors_allows_the_reference_frontends_by_default(client: TestClient) -> N
     )
     stranger = client.get("/api/health", headers={"Origin": "https://evil.example"})
 
-    assert preflight.status_code == 200
+    assert (preflight.status_code, preflight.json()) == (200, {"status": "ok"})
+    assert preflight.headers["content-length"] == str(len(preflight.content))
     assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert preflight.headers["access-control-allow-headers"] == "authorization"
     assert "access-control-allow-origin" not in stranger.headers
 
 

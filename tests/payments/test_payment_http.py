@@ -350,6 +350,84 @@ def test_a_non_ascii_event_id_is_a_422_not_a_500(
     assert payment["status"] == "created"
 
 
+# -- crafted bodies and media types: a 4xx, never a 500, and nothing changes --------
+
+CRAFTED_BODIES = [
+    pytest.param(b'{"plan": 1' + b"0" * 5000 + b"}", "more than 100 digits", id="5001 digits"),
+    pytest.param(b"[" * 1000 + b"]" * 1000, "nests deeper than 32", id="1000 arrays in 2 KB"),
+    pytest.param(b'{"plan": ' + b'{"a":' * 999 + b"1" + b"}" * 1000, "32", id="deep field"),
+]
+
+
+@pytest.mark.parametrize("path", ["/api/payments/order", "/api/payments/verify"])
+@pytest.mark.parametrize(("body", "message"), CRAFTED_BODIES)
+def test_a_crafted_payment_body_is_a_422(
+    client: TestClient, path: str, body: bytes, message: str
+) -> None:
+    answer = client.post(path, content=body, headers={**ALICE, "Content-Type": "application/json"})
+
+    assert answer.status_code == 422
+    assert message in answer.json()["message"]
+    assert client.get("/api/payments", headers=ALICE).json() == {"payments": []}
+
+
+@pytest.mark.parametrize("crafted", [pytest.param(p.values, id=p.id) for p in CRAFTED_BODIES])
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+def test_a_crafted_webhook_body_is_a_422_signed_or_not(
+    client: TestClient,
+    gateway: OfflineGateway,
+    order: dict[str, object],
+    crafted: tuple[bytes, str],
+    signed: bool,
+) -> None:
+    body, message = crafted
+    event_id = "evt_" + uuid.uuid4().hex[:14]
+
+    answer = post_webhook(client, body, gateway.sign_webhook(body) if signed else None, event_id)
+
+    assert answer.status_code == 422  # type: ignore[attr-defined]
+    assert message in answer.json()["message"]  # type: ignore[attr-defined]
+    [payment] = client.get("/api/payments", headers=ALICE).json()["payments"]
+    assert payment["status"] == "created"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/payments/order", b'{"plan": "premium"}'),
+        ("/api/payments/verify", b"{}"),
+        ("/api/payments/webhook", b"{}"),
+    ],
+)
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain"])
+def test_a_payment_body_that_is_not_declared_json_is_a_415(
+    client: TestClient, path: str, body: bytes, content_type: str
+) -> None:
+    answer = client.post(path, content=body, headers={**ALICE, "Content-Type": content_type})
+
+    assert answer.status_code == 415
+    assert answer.json()["error"] == "unsupported media type"
+    assert client.get("/api/payments", headers=ALICE).json() == {"payments": []}
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", None])
+def test_a_webhook_declared_json_with_a_charset_or_undeclared_is_applied(
+    client: TestClient,
+    gateway: OfflineGateway,
+    tokens: TokenService,
+    order: dict[str, object],
+    content_type: str | None,
+) -> None:
+    body = _body(tokens, order, "payment.captured", "pay_A")
+    headers = {"X-Razorpay-Signature": gateway.sign_webhook(body)}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+
+    answer = client.post("/api/payments/webhook", content=body, headers=headers)
+
+    assert answer.json()["status"] == "applied"
+
+
 # -- the app's document and wiring -------------------------------------------------
 
 
