@@ -15,8 +15,14 @@ import pytest
 from db_backends import SQL_BACKENDS, backend_param
 
 from adapters.razorpay import OfflineGateway
-from tokenplans import AccountStore, PaymentService, PlanCatalog, Principal, TokenService
-from tokenplans.permissions import ADMIN_SCOPE
+from tokenplans import (
+    ADMIN_SCOPE,
+    AccountStore,
+    PaymentService,
+    PlanCatalog,
+    Principal,
+    TokenService,
+)
 from tokenplans.testing import InMemoryStore, SettableClock
 
 OFFLINE_SECRET = "offline-test-secret"

@@ -16,8 +16,7 @@ from starlette.testclient import TestClient
 
 from adapters.http import create_app
 from adapters.razorpay import OfflineGateway
-from tokenplans import PaymentService, PlanCatalog, Principal, TokenService
-from tokenplans.permissions import ADMIN_SCOPE
+from tokenplans import ADMIN_SCOPE, PaymentService, PlanCatalog, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock, StaticIdentity
 
 USER = {"Authorization": "Bearer user-token"}
