@@ -46,9 +46,18 @@ class OfflineGateway(RazorpayProtocol):
     def start_checkout(
         self, *, payment_id: str, subject: str, plan_id: str, amount: int, currency: str
     ) -> CheckoutStart:
-        del subject, plan_id, amount, currency  # nothing to tell: the order exists locally
-        check_receipt(payment_id)
-        return CheckoutStart(_random_id("order_"), {"key_id": self._key_id})
+        order_id = self.create_order(
+            amount=amount, currency=currency, receipt=check_receipt(payment_id), notes={}
+        )
+        del subject, plan_id
+        return CheckoutStart(order_id, {"key_id": self._key_id})
+
+    def create_order(
+        self, *, amount: int, currency: str, receipt: str, notes: dict[str, str]
+    ) -> str:
+        """A Razorpay-shaped order id, made locally."""
+        del amount, currency, receipt, notes  # nothing to tell: the order exists locally
+        return _random_id("order_")
 
     # -- what Razorpay would do ------------------------------------------------------
 

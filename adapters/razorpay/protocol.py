@@ -67,16 +67,26 @@ class RazorpayProtocol:
         order_id = check_gateway_id(ORDER_ID_FIELD, proof.get(ORDER_ID_FIELD))
         payment_id = check_gateway_id(PAYMENT_ID_FIELD, proof.get(PAYMENT_ID_FIELD))
         signature = proof.get(SIGNATURE_FIELD)
-        authentic = isinstance(signature, str) and verify_payment_signature(
-            self._payment_secret, order_id=order_id, payment_id=payment_id, signature=signature
+        authentic = isinstance(signature, str) and self.verify_payment(
+            order_id=order_id, payment_id=payment_id, signature=signature
         )
         return Confirmation(order_id, payment_id, authentic)
+
+    def verify_payment(self, *, order_id: str, payment_id: str, signature: str) -> bool:
+        """Whether ``signature`` is Razorpay's for ``order_id|payment_id``; never raises."""
+        return verify_payment_signature(
+            self._payment_secret, order_id=order_id, payment_id=payment_id, signature=signature
+        )
+
+    def verify_webhook(self, *, body: bytes, signature: str) -> bool:
+        """Whether ``signature`` is Razorpay's of the raw ``body``, with any webhook secret."""
+        return verify_webhook_signature(self._webhook_secrets, body, signature)
 
     def read_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
         """A signed delivery's event: refused unless ``X-Razorpay-Signature`` signs the raw
         body; ``X-Razorpay-Event-Id`` (optional) is the event id."""
         signature = _header(headers, SIGNATURE_HEADER)
-        if not signature or not verify_webhook_signature(self._webhook_secrets, body, signature):
+        if not signature or not self.verify_webhook(body=body, signature=signature):
             raise PaymentError("bad_signature", "the webhook signature does not match")
         event_id = _header(headers, EVENT_ID_HEADER) or None
         if event_id is not None:

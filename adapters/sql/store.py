@@ -8,9 +8,9 @@ records, each by its kind's writer (:func:`_write_record`). Whoever loses a race
 the guard false (0 rows) or a unique key taken, and gets :class:`WriteConflictError`
 with the transaction rolled back, so it wrote nothing; the service decides again on a
 fresh read. The guard is evaluated by the database on the latest committed row
-(PostgreSQL re-checks it after waiting for the row lock; InnoDB's UPDATE is a locking read; SQLite writers are serialised by
-``BEGIN IMMEDIATE``), which is why this is race-free at the default isolation levels
-where a read-then-write is not.
+(PostgreSQL re-checks it after waiting for the row lock; InnoDB's UPDATE is a locking
+read; SQLite writers are serialised by ``BEGIN IMMEDIATE``), which is why this is
+race-free at the default isolation levels where a read-then-write is not.
 
 Database errors become core errors in one place, :func:`_translate`: key collisions,
 deadlocks and serialization failures are write conflicts (retried by the service);
