@@ -15,8 +15,7 @@ from collections.abc import Callable
 import harness
 from harness import OpFactory
 
-from tokenplans import ADMIN_SCOPE, PlanCatalog, Principal, SystemClock, TokenService
-from tokenplans.rules import MAX_AMOUNT
+from tokenplans import ADMIN_SCOPE, MAX_AMOUNT, PlanCatalog, Principal, SystemClock, TokenService
 from tokenplans.testing import InMemoryStore
 
 THREADS = 8

@@ -45,16 +45,9 @@ from storage_support import bulk_load_account
 
 from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 from adapters.sql.schema import accounts, ledger_entries
-from tokenplans import (
-    ADMIN_SCOPE,
-    AccountStore,
-    Commit,
-    PlanCatalog,
-    Principal,
-    TokenService,
-    WriteConflictError,
-)
-from tokenplans.rules import MAX_AMOUNT, open_account
+from tokenplans import ADMIN_SCOPE, MAX_AMOUNT, AccountStore, PlanCatalog, Principal, TokenService
+from tokenplans._rules.quota import open_account
+from tokenplans.ports import Commit, WriteConflictError
 from tokenplans.testing import InMemoryStore, SettableClock
 
 WRITERS = 8

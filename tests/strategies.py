@@ -9,13 +9,13 @@ Import as ``from strategies import ...`` (``tests/`` is on ``sys.path`` because 
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
 
-from tokenplans import PlanCatalog, Principal
-from tokenplans.rules import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY_LENGTH
+from tokenplans import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY_LENGTH, PlanCatalog, Principal
 
 # --------------------------------------------------------------------------- time
 
@@ -187,12 +187,12 @@ def run_operations(service: Any, clock: Any, subject: str, run: list[tuple[Any, 
     moving ``clock`` (a SettableClock) on "wait"; refusals the rules make are expected and
     skipped. Returns the sum of the debits that succeeded (replays excluded)."""
     from tokenplans import (  # noqa: PLC0415 - keeps this module cheap to import
-        Decision,
         IdempotencyConflictError,
         InsufficientTokensError,
         InvalidRequestError,
     )
-    from tokenplans.rules import renew  # noqa: PLC0415
+    from tokenplans._rules.decisions import Decision  # noqa: PLC0415
+    from tokenplans._rules.quota import renew  # noqa: PLC0415
 
     debited = 0
     plans = list(service.catalog)
@@ -212,9 +212,19 @@ def run_operations(service: Any, clock: Any, subject: str, run: list[tuple[Any, 
                     change = renew(account, service.catalog.get(account.plan_id), now)
                     return Decision(change, None)
 
-                service.update(subject, decide)
+                update_directly(service, subject, decide)
             else:
                 clock.advance(seconds=op[1].total_seconds())
         except (InsufficientTokensError, IdempotencyConflictError, InvalidRequestError):
             pass
     return debited
+
+
+def update_directly(service: Any, subject: str, decide: Callable[[Any, datetime], Any]) -> Any:
+    """Run ``decide`` (account, now -> Decision) through ``service``'s update loop, as the
+    services do but with no permission check: how tests commit a change no use case makes
+    (a renewal without a payment, say)."""
+    from tokenplans._services.loop import AccountUpdater, no_facts  # noqa: PLC0415
+
+    updater = AccountUpdater(service.store, service.catalog, service.clock)
+    return updater.update(subject, lambda account, now, _: decide(account, now), no_facts)

@@ -46,9 +46,6 @@ from .bodies import (
 from .endpoints import iso, usage_json
 from .openapi import BODY_ERRORS, JSON, body, errors, ref, response
 
-SIGNATURE_HEADER = "x-razorpay-signature"
-EVENT_ID_HEADER = "x-razorpay-event-id"
-
 _ORDER = {"plan": Field(str)}
 _VERIFY = {
     "razorpay_order_id": Field(str),
@@ -81,7 +78,7 @@ def checkout_json(checkout: Checkout) -> dict[str, Any]:
         "order_id": checkout.order_id,
         "amount": checkout.amount,
         "currency": checkout.currency,
-        "key_id": checkout.key_id,
+        **checkout.public,  # the gateway's public fields: Razorpay's key_id
         "payment_id": payment.id,
         "receipt": payment.id,
         "plan": payment.plan_id,
@@ -123,15 +120,8 @@ class PaymentEndpoints:
         principal = principal_of(request)
         fields = await read_object(request, _VERIFY)
 
-        def call() -> PaymentOutcome:
-            return self.payments.verify(
-                principal,
-                order_id=fields["razorpay_order_id"],
-                payment_id=fields["razorpay_payment_id"],
-                signature=fields["razorpay_signature"],
-            )
-
-        return JSONResponse(outcome_json(await run_in_threadpool(call)))
+        outcome = await run_in_threadpool(self.payments.confirm, principal, fields)
+        return JSONResponse(outcome_json(outcome))
 
     async def webhook(self, request: Request) -> JSONResponse:
         # The signature covers the raw bytes, so the service parses them itself; the
@@ -139,11 +129,9 @@ class PaymentEndpoints:
         require_json_content_type(request)
         raw = await request.body()
         check_raw_json_limits(raw)
-        signature = request.headers.get(SIGNATURE_HEADER)
-        event_id = request.headers.get(EVENT_ID_HEADER) or None
 
         def call() -> WebhookOutcome:
-            return self.payments.handle_webhook(body=raw, signature=signature, event_id=event_id)
+            return self.payments.handle_webhook(body=raw, headers=request.headers)
 
         return JSONResponse(webhook_json(await run_in_threadpool(call)))
 

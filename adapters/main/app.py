@@ -54,7 +54,8 @@ def build_app(settings: Settings) -> Starlette:
     identity = build_identity(settings)
     engine = make_engine(settings.database_url)
     store = SqlAccountStore(engine)
-    service = TokenService(store, catalog, SystemClock())
+    clock = SystemClock()
+    service = TokenService(store, catalog, clock)
     gateway = build_gateway(settings)
     app = create_app(
         service,
@@ -65,7 +66,9 @@ def build_app(settings: Settings) -> Starlette:
         readiness=store.check_ready,
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",
-        payments=None if gateway is None else PaymentService(service, gateway),
+        payments=(
+            None if gateway is None else PaymentService(store, store, catalog, clock, gateway)
+        ),
     )
     closers: list[Callable[[], object]] = [engine.dispose]
     if isinstance(gateway, RazorpayGateway):

@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 
-from tokenplans.errors import GatewayError
+from tokenplans.ports import CheckoutStart, GatewayError
 
-from .signatures import secret_bytes, verify_payment_signature, verify_webhook_signature
+from .protocol import RazorpayProtocol, check_receipt, order_notes
+from .signatures import secret_bytes
 
 DEFAULT_API_URL = "https://api.razorpay.com/v1"
 _MAX_ORDER_ID_LENGTH = 100
@@ -26,7 +27,7 @@ _HTTP_CLIENT_ERROR = 400
 _HTTP_SERVER_ERROR = 500
 
 
-class RazorpayGateway:
+class RazorpayGateway(RazorpayProtocol):
     """Razorpay, as the core's :class:`~tokenplans.ports.PaymentGateway`.
 
     ``webhook_secrets`` holds the current webhook secret first and, while a secret is
@@ -51,8 +52,9 @@ class RazorpayGateway:
             raise TypeError("webhook_secrets is a sequence of secrets, not one secret")
         self._key_id = key_id
         self._key_secret = secret_bytes("the Razorpay key secret", key_secret)
-        self._webhook_secrets = tuple(
-            secret_bytes("a Razorpay webhook secret", secret) for secret in webhook_secrets
+        super().__init__(
+            self._key_secret,
+            tuple(secret_bytes("a Razorpay webhook secret", secret) for secret in webhook_secrets),
         )
         self._api_url = api_url.rstrip("/")
         self._timeout = timeout
@@ -69,6 +71,18 @@ class RazorpayGateway:
     @property
     def key_id(self) -> str:
         return self._key_id
+
+    def start_checkout(
+        self, *, payment_id: str, subject: str, plan_id: str, amount: int, currency: str
+    ) -> CheckoutStart:
+        """An order whose receipt is our payment id; Checkout needs its id and our key id."""
+        order_id = self.create_order(
+            amount=amount,
+            currency=currency,
+            receipt=check_receipt(payment_id),
+            notes=order_notes(payment_id=payment_id, subject=subject, plan_id=plan_id),
+        )
+        return CheckoutStart(order_id, {"key_id": self._key_id})
 
     def create_order(
         self, *, amount: int, currency: str, receipt: str, notes: dict[str, str]
@@ -109,14 +123,6 @@ class RazorpayGateway:
         if body.get("amount", amount) != amount or body.get("currency", currency) != currency:
             raise GatewayError(f"Razorpay created order {order_id} for a different amount")
         return order_id
-
-    def verify_payment(self, *, order_id: str, payment_id: str, signature: str) -> bool:
-        return verify_payment_signature(
-            self._key_secret, order_id=order_id, payment_id=payment_id, signature=signature
-        )
-
-    def verify_webhook(self, *, body: bytes, signature: str) -> bool:
-        return verify_webhook_signature(self._webhook_secrets, body, signature)
 
     def close(self) -> None:
         self._client.close()

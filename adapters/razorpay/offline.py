@@ -14,13 +14,10 @@ from __future__ import annotations
 import secrets
 import string
 
-from .signatures import (
-    payment_message,
-    secret_bytes,
-    sign,
-    verify_payment_signature,
-    verify_webhook_signature,
-)
+from tokenplans.ports import CheckoutStart
+
+from .protocol import EVENT_ID_HEADER, SIGNATURE_HEADER, RazorpayProtocol, check_receipt
+from .signatures import payment_message, secret_bytes, sign
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 14  # Razorpay's ids are a prefix and 14 alphanumerics: order_N2tK8v0GqXzB1c
@@ -30,7 +27,7 @@ def _random_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
 
 
-class OfflineGateway:
+class OfflineGateway(RazorpayProtocol):
     """Creates local order ids and signs payments and webhooks with one local secret.
 
     Anyone holding the secret can "pay", so the composition root uses it only when no
@@ -40,29 +37,27 @@ class OfflineGateway:
     def __init__(self, secret: str | bytes, *, key_id: str = "rzp_offline") -> None:
         self._secret = secret_bytes("the offline gateway secret", secret)
         self._key_id = key_id
+        super().__init__(self._secret, (self._secret,))
 
     @property
     def key_id(self) -> str:
         return self._key_id
 
+    def start_checkout(
+        self, *, payment_id: str, subject: str, plan_id: str, amount: int, currency: str
+    ) -> CheckoutStart:
+        order_id = self.create_order(
+            amount=amount, currency=currency, receipt=check_receipt(payment_id), notes={}
+        )
+        del subject, plan_id
+        return CheckoutStart(order_id, {"key_id": self._key_id})
+
     def create_order(
-        self,
-        *,
-        amount: int,
-        currency: str,
-        receipt: str,
-        notes: dict[str, str],
+        self, *, amount: int, currency: str, receipt: str, notes: dict[str, str]
     ) -> str:
+        """A Razorpay-shaped order id, made locally."""
         del amount, currency, receipt, notes  # nothing to tell: the order exists locally
         return _random_id("order_")
-
-    def verify_payment(self, *, order_id: str, payment_id: str, signature: str) -> bool:
-        return verify_payment_signature(
-            self._secret, order_id=order_id, payment_id=payment_id, signature=signature
-        )
-
-    def verify_webhook(self, *, body: bytes, signature: str) -> bool:
-        return verify_webhook_signature((self._secret,), body, signature)
 
     # -- what Razorpay would do ------------------------------------------------------
 
@@ -73,6 +68,14 @@ class OfflineGateway:
     def sign_webhook(self, body: bytes) -> str:
         """The ``X-Razorpay-Signature`` Razorpay would send with ``body``."""
         return sign(self._secret, body)
+
+    def webhook_headers(self, body: bytes, event_id: str | None = None) -> dict[str, str]:
+        """The headers Razorpay would deliver ``body`` with: its signature and, if given,
+        the event id."""
+        headers = {SIGNATURE_HEADER: self.sign_webhook(body)}
+        if event_id is not None:
+            headers[EVENT_ID_HEADER] = event_id
+        return headers
 
     @staticmethod
     def new_payment_id() -> str:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
-from tokenplans.errors import StorageUnavailableError
+from tokenplans import StorageUnavailableError
 
 from .engine import WRITE_OPTION, make_engine
 

@@ -1,15 +1,16 @@
-"""``SqlAccountStore``: the core's :class:`~tokenplans.ports.AccountStore` on SQLAlchemy Core.
+"""``SqlAccountStore``: the core's :class:`~tokenplans.ports.AccountStore` and
+:class:`~tokenplans.ports.PaymentStore` on SQLAlchemy Core.
 
 The commit is a compare-and-write in one transaction: a conditional
 ``UPDATE tokenplans_accounts ... WHERE subject = :s AND version = :expected`` (or an
-``INSERT`` when no account is expected), then the ledger entries, the receipt, the
-payment and the event mark. Whoever loses a race finds the guard false (0 rows) or a
-unique key taken, and gets :class:`WriteConflictError` with the transaction rolled back,
-so it wrote nothing; the service decides again on a fresh read. The guard is evaluated
-by the database on the latest committed row (PostgreSQL re-checks it after waiting for
-the row lock; InnoDB's UPDATE is a locking read; SQLite writers are serialised by
-``BEGIN IMMEDIATE``), which is why this is race-free at the default isolation levels
-where a read-then-write is not.
+``INSERT`` when no account is expected), then the ledger entries and the commit's
+records, each by its kind's writer (:func:`_write_record`). Whoever loses a race finds
+the guard false (0 rows) or a unique key taken, and gets :class:`WriteConflictError`
+with the transaction rolled back, so it wrote nothing; the service decides again on a
+fresh read. The guard is evaluated by the database on the latest committed row
+(PostgreSQL re-checks it after waiting for the row lock; InnoDB's UPDATE is a locking
+read; SQLite writers are serialised by ``BEGIN IMMEDIATE``), which is why this is
+race-free at the default isolation levels where a read-then-write is not.
 
 Database errors become core errors in one place, :func:`_translate`: key collisions,
 deadlocks and serialization failures are write conflicts (retried by the service);
@@ -23,14 +24,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, NoReturn, TypeVar
 
+import attrs
 from sqlalchemy import Connection, Engine, Row, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 
-from tokenplans.accounts import Account, Usage
-from tokenplans.errors import StorageUnavailableError, WriteConflictError
-from tokenplans.ledger import DebitReceipt, EntryKind, LedgerEntry
-from tokenplans.payments import Payment, PaymentStatus
-from tokenplans.ports import Commit
+from tokenplans import Account, EntryKind, Usage
+from tokenplans.ports import (
+    Commit,
+    DebitReceipt,
+    HandledEvent,
+    LedgerEntry,
+    Payment,
+    PaymentStatus,
+    Record,
+    StorageUnavailableError,
+    WriteConflictError,
+)
 
 from .engine import WRITE_OPTION
 from .migrate import schema_problem
@@ -48,7 +57,8 @@ _RACES_LOST = frozenset({"40001", "40P01", 1213, 1205})
 
 
 class SqlAccountStore:
-    """Accounts, ledgers, receipts and payments in the ``tokenplans_`` tables of ``engine``.
+    """Accounts, ledgers, receipts and payments in the ``tokenplans_`` tables of ``engine``:
+    one class for both storage ports, since a confirmed payment commits with its account.
 
     Thread-safe (the engine's pool hands each call its own connection); create the
     schema first with :func:`adapters.sql.upgrade_schema`.
@@ -117,13 +127,8 @@ class SqlAccountStore:
                     raise WriteConflictError(f"account {account.subject!r} changed since the read")
             if commit.entries:
                 conn.execute(insert(ledger_entries), [_entry_values(e) for e in commit.entries])
-            receipt = commit.receipt
-            if receipt is not None and receipt.idempotency_key is not None:
-                conn.execute(insert(debit_receipts).values(**_receipt_values(receipt)))
-            if commit.payment is not None:
-                _upsert_payment(conn, commit.payment)
-            if commit.event_id is not None:
-                conn.execute(insert(payment_events).values(event_id=commit.event_id))
+            for record in commit.records:
+                _write_record(conn, record)
 
     def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
         def query(conn: Connection) -> DebitReceipt | None:
@@ -182,7 +187,7 @@ class SqlAccountStore:
             if result.rowcount != 1:
                 raise WriteConflictError(f"payment {payment.id!r} changed since the read")
             if event_id is not None:
-                conn.execute(insert(payment_events).values(event_id=event_id))
+                _mark_event(conn, HandledEvent(event_id))
 
     def event_seen(self, event_id: str) -> bool:
         query = select(payment_events.c.event_id).where(payment_events.c.event_id == event_id)
@@ -219,6 +224,26 @@ class SqlAccountStore:
             _raise_translated(error)
         except sa_exc.TimeoutError as error:
             raise StorageUnavailableError(f"no database connection free: {error}") from error
+
+
+def _write_record(conn: Connection, record: Record) -> None:
+    """Write one record of a commit by its kind's rule (see :class:`Commit`); a conflict
+    is a unique violation, which rolls the whole commit back."""
+    if isinstance(record, DebitReceipt):
+        _insert_receipt(conn, record)
+    elif isinstance(record, Payment):
+        _upsert_payment(conn, record)
+    else:
+        _mark_event(conn, record)
+
+
+def _insert_receipt(conn: Connection, receipt: DebitReceipt) -> None:
+    if receipt.idempotency_key is not None:
+        conn.execute(insert(debit_receipts).values(**_receipt_values(receipt)))
+
+
+def _mark_event(conn: Connection, event: HandledEvent) -> None:
+    conn.execute(insert(payment_events).values(event_id=event.event_id))
 
 
 def _upsert_payment(conn: Connection, payment: Payment) -> None:
@@ -268,69 +293,39 @@ def _translate(error: sa_exc.DBAPIError) -> Exception:
 # -- rows <-> core values ----------------------------------------------------------------
 
 
+#: The snapshot's fields, read from the value: a new field on Account is a new column
+#: (schema + migration), not an edit here.
+_ACCOUNT_FIELDS = tuple(field.name for field in attrs.fields(Account))
+_PAYMENT_FIELDS = tuple(field.name for field in attrs.fields(Payment))
+
+
 def _account_values(account: Account) -> dict[str, Any]:
-    return {
-        "plan_id": account.plan_id,
-        "token_quota": account.token_quota,
-        "token_used": account.token_used,
-        "period_start": account.period_start,
-        "period_end": account.period_end,
-        "plan_end_at": account.plan_end_at,
-        "version": account.version,
-    }
+    return {name: getattr(account, name) for name in _ACCOUNT_FIELDS if name != "subject"}
 
 
 def _account_from_row(row: Row[Any] | Mapping[Any, Any]) -> Account:
     m = row._mapping if isinstance(row, Row) else row
-    return Account(
-        subject=m["subject"],
-        plan_id=m["plan_id"],
-        token_quota=m["token_quota"],
-        token_used=m["token_used"],
-        period_start=m["period_start"],
-        period_end=m["period_end"],
-        plan_end_at=m["plan_end_at"],
-        version=m["version"],
-    )
+    return Account(**{name: m[name] for name in _ACCOUNT_FIELDS})
 
 
 def _entry_values(entry: LedgerEntry) -> dict[str, Any]:
-    after = entry.after
+    # The snapshot after the entry, column for column, then the entry's own facts.
     return {
-        "subject": after.subject,
-        "version": after.version,
+        "subject": entry.after.subject,
+        **_account_values(entry.after),
+        **{name: getattr(entry, name) for name in _ENTRY_FACTS},
         "kind": entry.kind.value,
-        "at": entry.at,
-        "quota_delta": entry.quota_delta,
-        "used_delta": entry.used_delta,
-        "amount": entry.amount,
-        "idempotency_key": entry.idempotency_key,
-        "payment_id": entry.payment_id,
-        "actor": entry.actor,
-        "message": entry.message,
-        "plan_id": after.plan_id,
-        "token_quota": after.token_quota,
-        "token_used": after.token_used,
-        "period_start": after.period_start,
-        "period_end": after.period_end,
-        "plan_end_at": after.plan_end_at,
     }
+
+
+#: An entry's own columns: every LedgerEntry field but the snapshot after it.
+_ENTRY_FACTS = tuple(field.name for field in attrs.fields(LedgerEntry) if field.name != "after")
 
 
 def _entry_from_row(row: Row[Any]) -> LedgerEntry:
     m = row._mapping
-    return LedgerEntry(
-        kind=EntryKind(m["kind"]),
-        at=m["at"],
-        quota_delta=m["quota_delta"],
-        used_delta=m["used_delta"],
-        after=_account_from_row(m),
-        amount=m["amount"],
-        idempotency_key=m["idempotency_key"],
-        payment_id=m["payment_id"],
-        actor=m["actor"],
-        message=m["message"],
-    )
+    facts = {name: m[name] for name in _ENTRY_FACTS}
+    return LedgerEntry(**{**facts, "kind": EntryKind(m["kind"])}, after=_account_from_row(m))
 
 
 def _receipt_values(receipt: DebitReceipt) -> dict[str, Any]:
@@ -373,31 +368,12 @@ def _receipt_from_row(row: Row[Any]) -> DebitReceipt:
 
 
 def _payment_values(payment: Payment) -> dict[str, Any]:
-    return {
-        "id": payment.id,
-        "subject": payment.subject,
-        "plan_id": payment.plan_id,
-        "amount": payment.amount,
-        "currency": payment.currency,
-        "order_id": payment.order_id,
-        "status": payment.status.value,
-        "created_at": payment.created_at,
-        "updated_at": payment.updated_at,
-        "gateway_payment_id": payment.gateway_payment_id,
-    }
+    values = {name: getattr(payment, name) for name in _PAYMENT_FIELDS}
+    return {**values, "status": payment.status.value}
 
 
 def _payment_from_row(row: Row[Any]) -> Payment:
     m = row._mapping
     return Payment(
-        id=m["id"],
-        subject=m["subject"],
-        plan_id=m["plan_id"],
-        amount=m["amount"],
-        currency=m["currency"],
-        order_id=m["order_id"],
-        status=PaymentStatus(m["status"]),
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        gateway_payment_id=m["gateway_payment_id"],
+        **{**{name: m[name] for name in _PAYMENT_FIELDS}, "status": PaymentStatus(m["status"])}
     )

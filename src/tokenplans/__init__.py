@@ -1,13 +1,20 @@
 """tokenplans: subscription plans and per-user token quotas, correct under concurrency.
 
 The core: plans, accounts, the quota ledger and its rules, the use cases, and the ports
-they need. It imports the standard library and attrs only; the adapters package puts it
-on SQL databases, the web, JWT and Razorpay.
+they need. It imports the standard library and attrs only; the adapters put it on SQL
+databases, the web, JWT and Razorpay.
+
+This module is the library's API. Store and gateway implementers find the ports and the
+commit in :mod:`tokenplans.ports`; tests find in-memory ports in :mod:`tokenplans.testing`.
+Every other module (``tokenplans._*``) is private.
 """
 
-from tokenplans.accounts import Account, Usage
-from tokenplans.clocks import SystemClock
-from tokenplans.errors import (
+from tokenplans._ports import AccountStore, Clock, IdentityProvider, PaymentGateway, PaymentStore
+from tokenplans._services.clock import SystemClock
+from tokenplans._services.payments import PaymentService
+from tokenplans._services.tokens import TokenService
+from tokenplans._values.accounts import Account, Usage
+from tokenplans._values.errors import (
     AccountBusyError,
     AuthenticationError,
     CatalogError,
@@ -21,37 +28,41 @@ from tokenplans.errors import (
     StorageUnavailableError,
     TokenplansError,
     UnknownPlanError,
-    WriteConflictError,
 )
-from tokenplans.ledger import Change, DebitReceipt, EntryKind, LedgerEntry, fold
-from tokenplans.payments import (
+from tokenplans._values.ledger import DebitReceipt, EntryKind, LedgerEntry, fold
+from tokenplans._values.limits import (
+    MAX_AMOUNT,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_SUBJECT_LENGTH,
+)
+from tokenplans._values.payments import (
     Checkout,
     Payment,
     PaymentOutcome,
-    PaymentService,
     PaymentStatus,
     WebhookOutcome,
     WebhookStatus,
 )
-from tokenplans.permissions import ADMIN_SCOPE, Principal
-from tokenplans.plans import REFERENCE_PLAN_CONFIGS, Plan, PlanCatalog
-from tokenplans.ports import AccountStore, Clock, Commit, IdentityProvider, PaymentGateway
-from tokenplans.service import Decision, HistoryPage, PlanChange, TokenService
+from tokenplans._values.plans import REFERENCE_PLAN_CONFIGS, Plan, PlanCatalog
+from tokenplans._values.principal import ADMIN_SCOPE, Principal
+from tokenplans._values.results import HistoryPage, PlanChange
 
 __all__ = [
     "ADMIN_SCOPE",
+    "MAX_AMOUNT",
+    "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "MAX_PAGE_SIZE",
+    "MAX_SUBJECT_LENGTH",
     "REFERENCE_PLAN_CONFIGS",
     "Account",
     "AccountBusyError",
     "AccountStore",
     "AuthenticationError",
     "CatalogError",
-    "Change",
     "Checkout",
     "Clock",
-    "Commit",
     "DebitReceipt",
-    "Decision",
     "EntryKind",
     "GatewayError",
     "HistoryPage",
@@ -67,6 +78,7 @@ __all__ = [
     "PaymentOutcome",
     "PaymentService",
     "PaymentStatus",
+    "PaymentStore",
     "PermissionDeniedError",
     "Plan",
     "PlanCatalog",
@@ -80,6 +92,5 @@ __all__ = [
     "Usage",
     "WebhookOutcome",
     "WebhookStatus",
-    "WriteConflictError",
     "fold",
 ]

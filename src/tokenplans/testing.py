@@ -1,23 +1,26 @@
 """In-memory ports for tests (yours and ours): a store, a settable clock, a static identity.
 
-``InMemoryStore`` is the reference implementation of :class:`~tokenplans.ports.AccountStore`:
-every SQL store is held to it by the storage contract suite.
+``InMemoryStore`` is the reference implementation of :class:`~tokenplans.ports.AccountStore`
+and :class:`~tokenplans.ports.PaymentStore`: every SQL store is held to it by the storage
+contract suite.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import assert_never
 
 import attrs
 
-from tokenplans.accounts import Account, as_utc
-from tokenplans.errors import AuthenticationError, WriteConflictError
-from tokenplans.ledger import DebitReceipt, LedgerEntry
-from tokenplans.payments import Payment, PaymentStatus
-from tokenplans.permissions import Principal
-from tokenplans.ports import Commit
+from tokenplans._ports import Commit
+from tokenplans._values.accounts import Account, as_utc
+from tokenplans._values.errors import AuthenticationError, WriteConflictError
+from tokenplans._values.ledger import DebitReceipt, LedgerEntry
+from tokenplans._values.payments import HandledEvent, Payment, PaymentStatus
+from tokenplans._values.principal import Principal
+from tokenplans._values.records import Record
 
 
 class InMemoryStore:
@@ -40,20 +43,36 @@ class InMemoryStore:
             stored = self._accounts.get(subject)
             if (0 if stored is None else stored.version) != commit.expected_version:
                 raise WriteConflictError(f"account {subject!r} changed since the read")
-            receipt = commit.receipt
-            key = None if receipt is None else receipt.idempotency_key
-            receipt_key = None if key is None else (subject, key)
-            if receipt_key is not None and receipt_key in self._receipts:
-                raise WriteConflictError(f"idempotency key {receipt_key[1]!r} already used")
-            self._check_event(commit.event_id)
-            # Every check passed: from here on, nothing can fail half-way.
-            if receipt is not None and receipt_key is not None:
-                self._receipts[receipt_key] = receipt
-            self._mark_event(commit.event_id)
+            # Every record is checked before anything is written: no half-written commit.
+            writes = [self._stage(record) for record in commit.records]
+            for write in writes:
+                write()
             self._accounts[subject] = commit.account
             self._ledgers.setdefault(subject, []).extend(commit.entries)
-            if commit.payment is not None:
-                self._payments[commit.payment.id] = commit.payment
+
+    def _stage(self, record: Record) -> Callable[[], None]:
+        """Check ``record`` by its kind's conflict rule (see :class:`Commit`) and return
+        the write that stores it; the lock is held."""
+        if isinstance(record, DebitReceipt):
+            return self._stage_receipt(record)
+        if isinstance(record, Payment):
+            return lambda: self._payments.__setitem__(record.id, record)
+        if isinstance(record, HandledEvent):
+            return self._stage_event(record.event_id)
+        assert_never(record)
+
+    def _stage_receipt(self, receipt: DebitReceipt) -> Callable[[], None]:
+        if receipt.idempotency_key is None:
+            return lambda: None
+        key = (receipt.subject, receipt.idempotency_key)
+        if key in self._receipts:
+            raise WriteConflictError(f"idempotency key {key[1]!r} already used")
+        return lambda: self._receipts.__setitem__(key, receipt)
+
+    def _stage_event(self, event_id: str) -> Callable[[], None]:
+        if event_id in self._events:
+            raise WriteConflictError(f"event {event_id!r} already handled")
+        return lambda: self._events.add(event_id)
 
     def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
         return self._receipts.get((subject, idempotency_key))
@@ -88,8 +107,8 @@ class InMemoryStore:
             stored = self._payments.get(payment.id)
             if stored is None or stored.status != expected_status:
                 raise WriteConflictError(f"payment {payment.id!r} changed since the read")
-            self._check_event(event_id)
-            self._mark_event(event_id)
+            if event_id is not None:
+                self._stage_event(event_id)()
             self._payments[payment.id] = payment
 
     def event_seen(self, event_id: str) -> bool:
@@ -97,14 +116,6 @@ class InMemoryStore:
 
     def _find(self, order_id: str) -> Payment | None:
         return next((p for p in self._payments.values() if p.order_id == order_id), None)
-
-    def _check_event(self, event_id: str | None) -> None:
-        if event_id is not None and event_id in self._events:
-            raise WriteConflictError(f"event {event_id!r} already handled")
-
-    def _mark_event(self, event_id: str | None) -> None:
-        if event_id is not None:
-            self._events.add(event_id)
 
 
 @attrs.define

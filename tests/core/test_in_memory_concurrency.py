@@ -12,15 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tokenplans import (
-    InsufficientTokensError,
-    PlanCatalog,
-    Principal,
-    TokenService,
-    WriteConflictError,
-    fold,
-)
-from tokenplans.ports import Commit
+from tokenplans import InsufficientTokensError, PlanCatalog, Principal, TokenService, fold
+from tokenplans.ports import Commit, WriteConflictError
 from tokenplans.testing import InMemoryStore, SettableClock
 
 ADMIN = Principal("ops", frozenset({"tokenplans:admin"}))

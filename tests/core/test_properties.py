@@ -29,7 +29,7 @@ from tokenplans import (
     TokenService,
     fold,
 )
-from tokenplans.rules import change_plan, next_month_start, roll_forward
+from tokenplans._rules.quota import change_plan, next_month_start, roll_forward
 from tokenplans.testing import InMemoryStore, SettableClock
 
 

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
+from strategies import update_directly
 
 from tokenplans import (
+    MAX_AMOUNT,
     Account,
-    Decision,
     EntryKind,
     IdempotencyConflictError,
     InsufficientTokensError,
@@ -23,7 +24,8 @@ from tokenplans import (
     TokenService,
     fold,
 )
-from tokenplans.rules import MAX_AMOUNT, renew
+from tokenplans._rules.decisions import Decision
+from tokenplans._rules.quota import renew
 from tokenplans.testing import InMemoryStore, SettableClock
 
 ADMIN = Principal("ops", frozenset({"tokenplans:admin"}))
@@ -66,7 +68,7 @@ def renew_current_plan(service: TokenService, subject: str, payment_id: str) -> 
         change = renew(account, plan, now, payment_id=payment_id)
         return Decision(change, change.account)
 
-    return service.update(subject, decide)
+    return update_directly(service, subject, decide)
 
 
 # --------------------------------------------------------------------------- 1. opening

@@ -13,10 +13,17 @@ from typing import Any
 
 import pytest
 from db_backends import SQL_BACKENDS, backend_param
+from payments_support import payment_service
 
 from adapters.razorpay import OfflineGateway
-from tokenplans import AccountStore, PaymentService, PlanCatalog, Principal, TokenService
-from tokenplans.permissions import ADMIN_SCOPE
+from tokenplans import (
+    ADMIN_SCOPE,
+    AccountStore,
+    PaymentService,
+    PlanCatalog,
+    Principal,
+    TokenService,
+)
 from tokenplans.testing import InMemoryStore, SettableClock
 
 OFFLINE_SECRET = "offline-test-secret"
@@ -50,7 +57,7 @@ def gateway() -> OfflineGateway:
 
 @pytest.fixture
 def payments(tokens: TokenService, gateway: OfflineGateway) -> PaymentService:
-    return PaymentService(tokens, gateway)
+    return payment_service(tokens, gateway)
 
 
 def _unique(name: str) -> str:

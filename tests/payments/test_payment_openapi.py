@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from payments_support import payment_service
 from schema_checks import call_and_validate_as
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -16,8 +17,7 @@ from starlette.testclient import TestClient
 
 from adapters.http import create_app
 from adapters.razorpay import OfflineGateway
-from tokenplans import PaymentService, PlanCatalog, Principal, TokenService
-from tokenplans.permissions import ADMIN_SCOPE
+from tokenplans import ADMIN_SCOPE, PlanCatalog, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock, StaticIdentity
 
 USER = {"Authorization": "Bearer user-token"}
@@ -33,7 +33,7 @@ def build_app() -> Starlette:
         }
     )
     return create_app(
-        tokens, identity, payments=PaymentService(tokens, OfflineGateway("openapi-secret"))
+        tokens, identity, payments=payment_service(tokens, OfflineGateway("openapi-secret"))
     )
 
 

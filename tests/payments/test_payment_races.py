@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from payments_support import event_body, payment_entries
+from payments_support import event_body, handle_webhook, payment_entries, verify
 
 from adapters.razorpay import OfflineGateway
 from tokenplans import PaymentService, PaymentStatus, Principal
@@ -53,20 +53,21 @@ def test_racing_confirmations_apply_the_plan_once(
         body = event_body("payment.captured", checkout.payment, payment_id)
         event_id = "evt_" + uuid.uuid4().hex[:14]
 
-        def verify(order_id: str = checkout.order_id, payment_id: str = payment_id) -> object:
-            return payments.verify(
+        def by_verify(order_id: str = checkout.order_id, payment_id: str = payment_id) -> object:
+            return verify(
+                payments,
                 alice,
                 order_id=order_id,
                 payment_id=payment_id,
                 signature=gateway.sign_payment(order_id, payment_id),
             )
 
-        def webhook(body: bytes = body, event_id: str = event_id) -> object:
-            return payments.handle_webhook(
-                body=body, signature=gateway.sign_webhook(body), event_id=event_id
+        def by_webhook(body: bytes = body, event_id: str = event_id) -> object:
+            return handle_webhook(
+                payments, body=body, signature=gateway.sign_webhook(body), event_id=event_id
             )
 
-        calls = {"verify": verify, "webhook": webhook}
+        calls = {"verify": by_verify, "webhook": by_webhook}
         results = race(*(calls[name] for name in mix.split("+")))
 
         assert not [r for r in results if isinstance(r, Exception)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from payments_support import payment_entries
+from payments_support import payment_entries, payment_service, verify
 
 from adapters.razorpay import OfflineGateway
 from tokenplans import (
@@ -30,7 +30,8 @@ def pay(payments: PaymentService, gateway: OfflineGateway, principal: Principal,
     """Buy ``plan`` the way a browser does: order, checkout (signed offline), verify."""
     checkout = payments.create_order(principal, plan)
     payment_id = gateway.new_payment_id()
-    return payments.verify(
+    return verify(
+        payments,
         principal,
         order_id=checkout.order_id,
         payment_id=payment_id,
@@ -46,7 +47,11 @@ def test_an_order_carries_the_catalog_price_and_what_checkout_needs(
 ) -> None:
     checkout = payments.create_order(alice, "premium")
 
-    assert (checkout.amount, checkout.currency, checkout.key_id) == (9900, "INR", "rzp_offline")
+    assert (checkout.amount, checkout.currency, checkout.public["key_id"]) == (
+        9900,
+        "INR",
+        "rzp_offline",
+    )
     assert checkout.order_id.startswith("order_")
     assert checkout.plan_name == "Premium"
     stored = payments.tokens.store.find_payment(checkout.order_id)
@@ -161,7 +166,8 @@ def test_a_payment_confirmed_after_an_admin_moved_the_account_higher_credits_its
     payments.tokens.set_plan(admin, "premium", subject=alice.subject)
     payment_id = gateway.new_payment_id()
 
-    outcome = payments.verify(
+    outcome = verify(
+        payments,
         alice,
         order_id=checkout.order_id,
         payment_id=payment_id,
@@ -186,11 +192,11 @@ def test_verifying_the_same_payment_twice_applies_it_once(
     payment_id = gateway.new_payment_id()
     signature = gateway.sign_payment(checkout.order_id, payment_id)
 
-    first = payments.verify(
-        alice, order_id=checkout.order_id, payment_id=payment_id, signature=signature
+    first = verify(
+        payments, alice, order_id=checkout.order_id, payment_id=payment_id, signature=signature
     )
-    second = payments.verify(
-        alice, order_id=checkout.order_id, payment_id=payment_id, signature=signature
+    second = verify(
+        payments, alice, order_id=checkout.order_id, payment_id=payment_id, signature=signature
     )
 
     assert (first.applied, second.applied) == (True, False)
@@ -221,7 +227,7 @@ def test_a_bad_payment_signature_is_refused_and_nothing_changes(
     order_id, payment_id, signature = tamper(checkout.order_id, payment_id, signature)  # type: ignore[operator]
 
     with pytest.raises(PaymentError):
-        payments.verify(alice, order_id=order_id, payment_id=payment_id, signature=signature)
+        verify(payments, alice, order_id=order_id, payment_id=payment_id, signature=signature)
 
     assert payments.tokens.store.find_payment(checkout.order_id) == checkout.payment
     assert payments.tokens.store.load(alice.subject) is None
@@ -236,7 +242,8 @@ def test_a_signature_made_for_another_order_is_refused(
     payment_id = gateway.new_payment_id()
 
     with pytest.raises(PaymentError) as refused:
-        payments.verify(
+        verify(
+            payments,
             alice,
             order_id=dear.order_id,
             payment_id=payment_id,
@@ -252,14 +259,15 @@ def test_an_order_id_that_is_not_text_is_an_invalid_request(
     payments: PaymentService, alice: Principal
 ) -> None:
     with pytest.raises(InvalidRequestError):
-        payments.verify(alice, order_id="", payment_id="pay_x", signature="0" * 64)
+        verify(payments, alice, order_id="", payment_id="pay_x", signature="0" * 64)
 
 
 def test_verifying_an_unknown_order_is_not_found(
     payments: PaymentService, gateway: OfflineGateway, alice: Principal
 ) -> None:
     with pytest.raises(PaymentNotFoundError):
-        payments.verify(
+        verify(
+            payments,
             alice,
             order_id="order_DoesNotExist1",
             payment_id="pay_X",
@@ -274,7 +282,8 @@ def test_a_user_cannot_verify_someone_elses_order_even_with_a_valid_signature(
     payment_id = gateway.new_payment_id()
 
     with pytest.raises(PaymentNotFoundError):
-        payments.verify(
+        verify(
+            payments,
             bob,
             order_id=checkout.order_id,
             payment_id=payment_id,
@@ -292,7 +301,8 @@ def test_an_admin_may_verify_a_users_payment_and_is_recorded_as_the_actor(
     checkout = payments.create_order(alice, "premium")
     payment_id = gateway.new_payment_id()
 
-    payments.verify(
+    verify(
+        payments,
         admin,
         order_id=checkout.order_id,
         payment_id=payment_id,
@@ -339,7 +349,8 @@ def test_an_account_whose_term_ended_while_paying_for_a_renewal_is_upgraded_inst
     clock.advance(days=31)  # the term ends before the renewal is confirmed
     payment_id = gateway.new_payment_id()
 
-    outcome = payments.verify(
+    outcome = verify(
+        payments,
         alice,
         order_id=checkout.order_id,
         payment_id=payment_id,
@@ -361,7 +372,7 @@ def test_a_paid_plan_without_a_term_can_be_bought_once_but_not_renewed(
             "lifetime": {"price": 50000, "tokens": 5000},
         }
     )
-    payments = PaymentService(TokenService(store, catalog, clock), gateway)
+    payments = payment_service(TokenService(store, catalog, clock), gateway)
 
     outcome = pay(payments, gateway, alice, "lifetime")
 

@@ -7,7 +7,7 @@ import json
 import uuid
 
 import pytest
-from payments_support import event_body, payment_entries
+from payments_support import event_body, handle_webhook, payment_entries, payment_service, verify
 
 from adapters.razorpay import OfflineGateway, RazorpayGateway
 from tokenplans import (
@@ -33,8 +33,11 @@ def deliver(
     body: bytes,
     event_id: str | None = None,
 ):  # type: ignore[no-untyped-def]
-    return payments.handle_webhook(
-        body=body, signature=gateway.sign_webhook(body), event_id=event_id or new_event_id()
+    return handle_webhook(
+        payments,
+        body=body,
+        signature=gateway.sign_webhook(body),
+        event_id=event_id or new_event_id(),
     )
 
 
@@ -102,7 +105,8 @@ def test_the_same_payment_under_another_event_id_is_applied_once(
 def test_a_webhook_after_verify_applies_nothing_more(
     payments: PaymentService, gateway: OfflineGateway, checkout: Checkout, alice: Principal
 ) -> None:
-    payments.verify(
+    verify(
+        payments,
         alice,
         order_id=checkout.order_id,
         payment_id="pay_A",
@@ -239,7 +243,7 @@ def test_a_webhook_that_fails_its_signature_is_refused_and_nothing_changes(
     spoilt_body, signature = spoil(body, gateway.sign_webhook(body))  # type: ignore[operator]
 
     with pytest.raises(PaymentError) as refused:
-        payments.handle_webhook(body=spoilt_body, signature=signature, event_id=event_id)
+        handle_webhook(payments, body=spoilt_body, signature=signature, event_id=event_id)
 
     assert refused.value.reason == "bad_signature"
     assert state(payments, checkout) == before
@@ -251,8 +255,8 @@ def test_a_signed_body_that_is_not_an_event_is_refused(
 ) -> None:
     for body in (b"not json", b"[1, 2]", b'{"payload": {}}', b"\xff\xfe"):
         with pytest.raises(PaymentError) as refused:
-            payments.handle_webhook(
-                body=body, signature=gateway.sign_webhook(body), event_id=new_event_id()
+            handle_webhook(
+                payments, body=body, signature=gateway.sign_webhook(body), event_id=new_event_id()
             )
         assert refused.value.reason == "malformed_event"
 
@@ -268,8 +272,11 @@ def test_a_webhook_signed_with_the_previous_secret_is_applied_during_rotation(
         ["current-webhook-secret", "previous-webhook-secret"],
         api_url="http://127.0.0.1:9",  # never contacted: webhooks make no request
     ) as razorpay:
-        outcome = PaymentService(tokens, razorpay).handle_webhook(
-            body=body, signature=signed_with_previous, event_id=new_event_id()
+        outcome = handle_webhook(
+            payment_service(tokens, razorpay),
+            body=body,
+            signature=signed_with_previous,
+            event_id=new_event_id(),
         )
 
     assert outcome.status is WebhookStatus.APPLIED
@@ -281,8 +288,10 @@ def test_a_webhook_without_an_event_id_is_still_applied_once(
 ) -> None:
     body = event_body("payment.captured", checkout.payment, "pay_A")
 
-    first = payments.handle_webhook(body=body, signature=gateway.sign_webhook(body), event_id=None)
-    second = payments.handle_webhook(body=body, signature=gateway.sign_webhook(body), event_id=None)
+    first = handle_webhook(payments, body=body, signature=gateway.sign_webhook(body), event_id=None)
+    second = handle_webhook(
+        payments, body=body, signature=gateway.sign_webhook(body), event_id=None
+    )
 
     assert (first.status, second.status) == (WebhookStatus.APPLIED, WebhookStatus.ALREADY_APPLIED)
     assert len(payment_entries(payments.tokens.store, alice.subject)) == 1
@@ -296,7 +305,7 @@ def test_a_payment_for_a_plan_no_longer_offered_is_accepted_and_left_for_an_oper
         {key: value for key, value in REFERENCE_PLAN_CONFIGS.items() if key != "premium"}
     )
     tokens = payments.tokens
-    narrowed = PaymentService(
+    narrowed = payment_service(
         TokenService(tokens.store, without_premium, tokens.clock), payments.gateway
     )
     before = state(payments, checkout)

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import pytest
+from payments_support import payment_service
 
 from adapters.razorpay import RazorpayGateway
 from tokenplans import GatewayError, PaymentService, PaymentStatus, Principal, TokenService
@@ -96,7 +97,7 @@ def razorpay(razorpay_server: FakeRazorpay) -> Iterator[RazorpayGateway]:
 
 @pytest.fixture
 def paying(tokens: TokenService, razorpay: RazorpayGateway) -> PaymentService:
-    return PaymentService(tokens, razorpay)
+    return payment_service(tokens, razorpay)
 
 
 def test_an_order_is_created_with_basic_auth_paise_receipt_and_notes(
@@ -107,7 +108,7 @@ def test_an_order_is_created_with_basic_auth_paise_receipt_and_notes(
     checkout = paying.create_order(alice, "standard")
 
     assert checkout.order_id.startswith("order_")
-    assert checkout.key_id == KEY_ID
+    assert checkout.public["key_id"] == KEY_ID
     [request] = razorpay_server.requests
     assert request["path"] == "/v1/orders"
     credentials = base64.b64encode(f"{KEY_ID}:{KEY_SECRET}".encode()).decode()
@@ -210,7 +211,7 @@ def test_an_unreachable_razorpay_is_a_clear_error_and_leaves_no_payment(
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
     with RazorpayGateway(KEY_ID, KEY_SECRET, api_url=url, timeout=2) as gateway:
-        paying = PaymentService(tokens, gateway)
+        paying = payment_service(tokens, gateway)
         with pytest.raises(GatewayError, match="cannot reach Razorpay"):
             paying.create_order(alice, "premium")
 

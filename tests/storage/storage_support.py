@@ -21,14 +21,14 @@ from tokenplans import (
     Account,
     AccountBusyError,
     AccountStore,
-    Commit,
     InsufficientTokensError,
     LedgerEntry,
     PlanCatalog,
     Principal,
     TokenService,
 )
-from tokenplans.rules import open_account
+from tokenplans._rules.quota import open_account
+from tokenplans.ports import Commit
 from tokenplans.testing import SettableClock
 
 #: Microseconds on purpose: every store must give them back exactly.

@@ -22,11 +22,12 @@ from storage_support import (
     service_over,
     whole_ledger,
 )
+from strategies import update_directly
 
 from adapters.sql import SqlAccountStore
 from tokenplans import Account, EntryKind, PlanCatalog, Principal, fold
-from tokenplans.rules import change_plan
-from tokenplans.service import Decision
+from tokenplans._rules.decisions import Decision
+from tokenplans._rules.quota import change_plan
 
 PROCESSES = 4
 THREADS = 8
@@ -116,7 +117,7 @@ def test_sixteen_concurrent_upgrades_each_carry_over_exactly_once_in_a_serial_or
         return Decision(change, target.id)
 
     with ThreadPoolExecutor(16) as pool:
-        reached = list(pool.map(lambda _: tokens.update(subject, one_tier_up), range(16)))
+        reached = list(pool.map(lambda _: update_directly(tokens, subject, one_tier_up), range(16)))
 
     assert sorted(reached) == sorted(f"tier-{tier}" for tier in range(1, 17))
     after = store.load(subject)

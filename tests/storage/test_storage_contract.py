@@ -13,26 +13,27 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 from storage_support import ADMIN, MID_JANUARY, new_subject, service_over, whole_ledger
+from strategies import update_directly
 
 from tokenplans import (
+    MAX_AMOUNT,
     Account,
     AccountStore,
-    Commit,
     DebitReceipt,
     EntryKind,
     IdempotencyConflictError,
     InsufficientTokensError,
+    LedgerEntry,
     Payment,
     PaymentStatus,
     PlanCatalog,
     Principal,
     Usage,
-    WriteConflictError,
     fold,
 )
-from tokenplans.ledger import LedgerEntry
-from tokenplans.rules import MAX_AMOUNT, debit, grant, open_account, renew
-from tokenplans.service import Decision
+from tokenplans._rules.decisions import Decision
+from tokenplans._rules.quota import debit, grant, open_account, renew
+from tokenplans.ports import Commit, HandledEvent, WriteConflictError
 from tokenplans.testing import SettableClock
 
 CATALOG = PlanCatalog.default()
@@ -228,9 +229,9 @@ def test_a_paid_renewal_commits_with_its_payment_and_event_mark(store: AccountSt
 
     def decide(account: Account, now: datetime) -> Decision[Usage]:
         change = renew(account, CATALOG.get("standard"), now, payment_id=paid.id)
-        return Decision(change, Usage.of(change.account), payment=paid, event_id=event)
+        return Decision(change, Usage.of(change.account), (paid, HandledEvent(event)))
 
-    usage = tokens.update(subject, decide)
+    usage = update_directly(tokens, subject, decide)
     assert usage.token_quota == 21_000  # 10,000 + 1,000 carried over + 10,000 renewed
     assert usage.plan_end_at == MID_JANUARY + timedelta(days=60)
     assert store.find_payment(created.order_id) == paid
@@ -288,7 +289,7 @@ def _debit_commit(account: Account, *, expected: int, key: str | None = None) ->
             version=change.account.version,
             usage=Usage.of(change.account),
         )
-    return Commit(change.account, expected, change.entries, receipt=receipt)
+    return Commit(change.account, expected, change.entries, () if receipt is None else (receipt,))
 
 
 def _state(store: AccountStore, subject: str) -> tuple[Account | None, list[LedgerEntry]]:
@@ -332,11 +333,13 @@ def test_a_commit_marking_a_handled_event_conflicts_and_writes_nothing(
     subject, stored = _opened(store)
     event = f"evt-{subject}"
     change = grant(stored, 5, MID_JANUARY)
-    store.commit(Commit(change.account, stored.version, change.entries, event_id=event))
+    store.commit(Commit(change.account, stored.version, change.entries, (HandledEvent(event),)))
     before = _state(store, subject)
     again = grant(change.account, 5, MID_JANUARY)
     with pytest.raises(WriteConflictError):
-        store.commit(Commit(again.account, change.account.version, again.entries, event_id=event))
+        store.commit(
+            Commit(again.account, change.account.version, again.entries, (HandledEvent(event),))
+        )
     assert _state(store, subject) == before
 
 
@@ -346,7 +349,7 @@ def test_a_conflicting_commit_does_not_write_its_payment(store: AccountStore) ->
     stale = attrs.evolve(stored, version=stored.version - 1)
     change = grant(stale, 5, MID_JANUARY)
     with pytest.raises(WriteConflictError):
-        store.commit(Commit(change.account, stale.version, change.entries, payment=payment))
+        store.commit(Commit(change.account, stale.version, change.entries, (payment,)))
     assert store.find_payment(payment.order_id) is None
 
 

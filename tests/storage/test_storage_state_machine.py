@@ -23,7 +23,6 @@ from storage_support import ADMIN, MID_JANUARY, service_over, whole_ledger
 
 from tokenplans import (
     AccountStore,
-    Commit,
     Payment,
     PaymentStatus,
     PlanCatalog,
@@ -31,7 +30,8 @@ from tokenplans import (
     TokenplansError,
     fold,
 )
-from tokenplans.rules import grant as grant_rule
+from tokenplans._rules.quota import grant as grant_rule
+from tokenplans.ports import Commit
 from tokenplans.testing import InMemoryStore, SettableClock
 
 CATALOG = PlanCatalog.default()

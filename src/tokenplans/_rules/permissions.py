@@ -1,4 +1,4 @@
-"""Who may do what (DESIGN.md §5), as plain checks that raise :class:`PermissionDeniedError`.
+"""Who may do what, as plain checks that raise :class:`PermissionDeniedError`.
 
 Every use case calls one of these before touching an account, so an adapter that
 authenticates a principal needs no rules of its own.
@@ -6,24 +6,9 @@ authenticates a principal needs no rules of its own.
 
 from __future__ import annotations
 
-import attrs
-
-from tokenplans.errors import PermissionDeniedError
-from tokenplans.plans import Plan
-
-ADMIN_SCOPE = "tokenplans:admin"
-
-
-@attrs.frozen
-class Principal:
-    """Who is asking: the credential's subject and its scopes."""
-
-    subject: str
-    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-
-    @property
-    def is_admin(self) -> bool:
-        return ADMIN_SCOPE in self.scopes
+from tokenplans._values.errors import PermissionDeniedError
+from tokenplans._values.plans import Plan
+from tokenplans._values.principal import Principal
 
 
 def check_can_read(principal: Principal, subject: str) -> None:
@@ -52,7 +37,7 @@ def check_can_change_plan(
     reset_used: bool,
 ) -> None:
     """A user may move its own account to an equal or lower tier, or to the default plan;
-    an upgrade to a paid plan needs a payment (see :mod:`tokenplans.payments`) or an admin,
+    an upgrade to a paid plan needs a payment (see :mod:`tokenplans._rules.payments`) or an admin,
     and ``reset_used`` is an admin's tool, else anyone could wipe their own usage."""
     check_can_read(principal, subject)
     if principal.is_admin:

@@ -1,4 +1,4 @@
-"""The quota rules of DESIGN.md §4, as pure functions from a snapshot to a :class:`Change`.
+"""The quota rules, as pure functions from a snapshot to a :class:`Change`.
 
 Nothing here reads a clock or a store: ``now`` and the catalog are arguments, so every
 rule can be checked by example and by property, and storage never re-implements one.
@@ -11,18 +11,10 @@ from typing import Any
 
 import attrs
 
-from tokenplans.accounts import Account
-from tokenplans.errors import InsufficientTokensError, InvalidRequestError
-from tokenplans.ledger import Change, EntryKind, LedgerEntry
-from tokenplans.plans import Plan, PlanCatalog
-
-#: The largest single debit or grant: far above any real model call, far below overflow
-#: of the 64-bit integer columns SQL stores use.
-MAX_AMOUNT = 10**12
-#: Idempotency keys fit an indexed VARCHAR(255) on every supported database.
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-#: Subjects fit the same indexed VARCHAR(255).
-MAX_SUBJECT_LENGTH = 255
+from tokenplans._values.accounts import Account
+from tokenplans._values.errors import InsufficientTokensError, InvalidRequestError
+from tokenplans._values.ledger import Change, EntryKind, LedgerEntry
+from tokenplans._values.plans import Plan, PlanCatalog
 
 
 def month_start(moment: datetime) -> datetime:
@@ -36,58 +28,6 @@ def next_month_start(moment: datetime) -> datetime:
     if start.month == 12:  # noqa: PLR2004 - December
         return start.replace(year=start.year + 1, month=1)
     return start.replace(month=start.month + 1)
-
-
-def check_amount(amount: object) -> int:
-    """``amount`` as a token count in ``1..MAX_AMOUNT``, or :class:`InvalidRequestError`."""
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidRequestError(f"amount must be an integer, got {amount!r}")
-    if not 1 <= amount <= MAX_AMOUNT:
-        raise InvalidRequestError(f"amount must be between 1 and {MAX_AMOUNT}, got {amount}")
-    return amount
-
-
-def is_storable_text(text: str) -> bool:
-    """Whether every store can keep ``text`` exactly: no NUL (PostgreSQL refuses it in
-    text) and no lone surrogate (it has no UTF-8 encoding), whatever JSON decoding let in.
-    """
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def check_subject(subject: object) -> str:
-    """A subject is 1..255 storable characters (a JWT ``sub``, or a user id as text)."""
-    if (
-        not isinstance(subject, str)
-        or not 1 <= len(subject) <= MAX_SUBJECT_LENGTH
-        or not is_storable_text(subject)
-    ):
-        raise InvalidRequestError(
-            f"subject must be 1 to {MAX_SUBJECT_LENGTH} characters, without NUL or lone surrogates"
-        )
-    return subject
-
-
-def check_idempotency_key(key: object) -> str | None:
-    """``key`` if it is ``None`` or 1..255 storable characters, else
-    :class:`InvalidRequestError`."""
-    if key is None:
-        return None
-    if (
-        not isinstance(key, str)
-        or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
-        or not is_storable_text(key)
-    ):
-        raise InvalidRequestError(
-            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, "
-            "without NUL or lone surrogates"
-        )
-    return key
 
 
 def _record(
@@ -275,8 +215,9 @@ def debit(
     idempotency_key: str | None = None,
     actor: str | None = None,
 ) -> Change:
-    """Rule 8: consume ``amount`` tokens, or :class:`InsufficientTokensError` (no change)."""
-    check_amount(amount)
+    """Rule 8: consume ``amount`` tokens (checked by the caller, see
+    :func:`~tokenplans._values.limits.check_amount`), or :class:`InsufficientTokensError`
+    (no change)."""
     if amount > account.remaining:
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
     return _record(
@@ -292,8 +233,8 @@ def debit(
 
 
 def grant(account: Account, amount: int, now: datetime, *, actor: str | None = None) -> Change:
-    """Rule 9: add ``amount`` tokens to this period's quota; they lapse with the period."""
-    check_amount(amount)
+    """Rule 9: add ``amount`` tokens (checked by the caller) to this period's quota; they
+    lapse with the period."""
     return _record(
         account,
         EntryKind.GRANTED,

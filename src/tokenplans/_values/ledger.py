@@ -1,4 +1,4 @@
-"""Ledger entries: the append-only facts that explain every account snapshot (DESIGN.md §4).
+"""Ledger entries: the append-only facts that explain every account snapshot.
 
 Each entry says what happened (``kind``), when it took effect, by how much the quota
 and the usage moved, why (idempotency key, payment, actor) and the snapshot after it.
@@ -13,7 +13,7 @@ from datetime import datetime
 
 import attrs
 
-from tokenplans.accounts import Account, Usage
+from .accounts import Account, Usage
 
 
 class EntryKind(enum.StrEnum):
@@ -87,14 +87,6 @@ def fold(entries: Iterable[LedgerEntry]) -> Account | None:
         quota += entry.quota_delta
         used += entry.used_delta
         version = 1 if account is None else account.version + 1
-        account = Account(
-            subject=entry.after.subject,
-            plan_id=entry.after.plan_id,
-            token_quota=quota,
-            token_used=used,
-            period_start=entry.after.period_start,
-            period_end=entry.after.period_end,
-            plan_end_at=entry.after.plan_end_at,
-            version=version,
-        )
+        # Every field but the counters and the version is a fact the entry records.
+        account = attrs.evolve(entry.after, token_quota=quota, token_used=used, version=version)
     return account

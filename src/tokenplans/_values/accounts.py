@@ -1,4 +1,4 @@
-"""The account snapshot and what a caller reads of it (DESIGN.md §4)."""
+"""The account snapshot and what a caller reads of it."""
 
 from __future__ import annotations
 
@@ -70,13 +70,16 @@ class Usage:
 
     @classmethod
     def of(cls, account: Account) -> Usage:
+        """The account as a caller reads it: every field is the account's own attribute of
+        the same name (``plan`` is ``plan_id``), so a new snapshot field is added once, on
+        :class:`Account`, and here only by name."""
         return cls(
-            subject=account.subject,
-            plan=account.plan_id,
-            token_quota=account.token_quota,
-            token_used=account.token_used,
-            remaining=account.remaining,
-            plan_end_at=account.plan_end_at,
-            period_start=account.period_start,
-            period_end=account.period_end,
+            **{
+                field.name: getattr(account, _ACCOUNT_NAME.get(field.name, field.name))
+                for field in attrs.fields(cls)
+            }
         )
+
+
+#: Usage fields whose Account attribute has another name.
+_ACCOUNT_NAME = {"plan": "plan_id"}

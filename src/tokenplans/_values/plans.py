@@ -1,4 +1,4 @@
-"""Plans and the validated catalog they live in (DESIGN.md §3)."""
+"""Plans and the validated catalog they live in."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from tokenplans.errors import CatalogError, UnknownPlanError
+from .errors import CatalogError, UnknownPlanError
 
 #: The reference's ``PLAN_CONFIGS``, kept so its frontend and its numbers keep working.
 REFERENCE_PLAN_CONFIGS: Mapping[str, Mapping[str, Any]] = {

@@ -1,0 +1,164 @@
+"""The ports: what the core needs from the outside world, as narrow protocols.
+
+Each method's docstring is its contract; ``tokenplans.testing.InMemoryStore`` is the
+reference implementation and the storage contract suite holds every store to it.
+Implementers import these from :mod:`tokenplans.ports`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+from tokenplans._values.accounts import Account
+from tokenplans._values.ledger import DebitReceipt, LedgerEntry
+from tokenplans._values.payments import (
+    CheckoutStart,
+    Confirmation,
+    GatewayEvent,
+    Payment,
+    PaymentStatus,
+)
+from tokenplans._values.principal import Principal
+from tokenplans._values.records import Record
+
+
+@attrs.frozen
+class Commit:
+    """Everything one request changes, written atomically by :meth:`AccountStore.commit`.
+
+    ``expected_version`` is the version the decision was made on (0: the subject had no
+    stored account). ``entries`` are the new ledger entries, oldest first; the last one's
+    ``after`` is ``account``. ``records`` are written in the same transaction, each kind
+    by its own rule:
+
+    - :class:`~tokenplans.DebitReceipt`: inserted for its subject and idempotency key;
+      a key already stored for the subject is a conflict;
+    - :class:`~tokenplans.Payment`: inserted, or replacing the stored one with its id;
+    - :class:`HandledEvent`: marks a provider event id handled; one already marked is a
+      conflict.
+    """
+
+    account: Account
+    expected_version: int
+    entries: tuple[LedgerEntry, ...]
+    records: tuple[Record, ...] = ()
+
+
+class AccountStore(Protocol):
+    """Accounts, their ledgers and idempotency receipts.
+
+    Concurrency is optimistic: readers never lock, and :meth:`commit` is a
+    compare-and-write on the account's version, so of two changes decided on the same
+    snapshot exactly one commits and the other gets :class:`WriteConflictError` and is
+    decided again by the service. Every method may raise
+    :class:`StorageUnavailableError` when the store cannot be reached.
+    """
+
+    def load(self, subject: str) -> Account | None:
+        """The stored snapshot, or ``None`` if the subject has never been written. Reads
+        one row: its cost does not grow with the ledger."""
+        ...
+
+    def commit(self, commit: Commit) -> None:
+        """Write the snapshot, its entries and its records all together or not at all.
+
+        Raises :class:`WriteConflictError`, writing nothing, when the stored version is
+        not ``commit.expected_version`` (a missing account counts as version 0), or when
+        a record conflicts by its kind's rule (see :class:`Commit`).
+        """
+        ...
+
+    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
+        """The receipt of the successful debit made with this key, or ``None``."""
+        ...
+
+    def history(
+        self, subject: str, *, before_version: int | None = None, limit: int = 50
+    ) -> Sequence[LedgerEntry]:
+        """Up to ``limit`` entries, newest first, with ``version < before_version`` when
+        given (a keyset cursor: pages stay stable while new entries arrive)."""
+        ...
+
+
+class PaymentStore(Protocol):
+    """Payments and handled provider events. A payment that changes an account is
+    written by :meth:`AccountStore.commit` (as a record); these write the rest."""
+
+    def add_payment(self, payment: Payment) -> None:
+        """Insert a new payment (status created). Raises :class:`WriteConflictError` if
+        its id or its order id is already stored."""
+        ...
+
+    def find_payment(self, order_id: str) -> Payment | None:
+        """The payment made for the gateway's ``order_id``, or ``None``."""
+        ...
+
+    def payments_of(self, subject: str, *, limit: int = 100) -> Sequence[Payment]:
+        """The subject's payments, newest first."""
+        ...
+
+    def update_payment(
+        self, payment: Payment, *, expected_status: PaymentStatus, event_id: str | None = None
+    ) -> None:
+        """Replace a payment whose account does not change (a failure), compare-and-write
+        on its status, marking ``event_id`` handled in the same transaction. Raises
+        :class:`WriteConflictError`, writing nothing, if the stored status is not
+        ``expected_status`` or the event id is already marked."""
+        ...
+
+    def event_seen(self, event_id: str) -> bool:
+        """Whether a payment-provider event id has been marked handled."""
+        ...
+
+
+class Clock(Protocol):
+    """Where the core learns the time."""
+
+    def now(self) -> datetime:
+        """The current instant as an aware UTC datetime."""
+        ...
+
+
+class IdentityProvider(Protocol):
+    """Turns a bearer credential into a principal."""
+
+    def authenticate(self, credential: str) -> Principal:
+        """The principal the credential proves, or :class:`AuthenticationError` for any
+        credential that is malformed, expired, badly signed or names no subject."""
+        ...
+
+
+class PaymentGateway(Protocol):
+    """A payment provider, in neutral terms: every provider detail (field and header
+    names, signature schemes, event names, order limits) stays in its adapter."""
+
+    @property
+    def name(self) -> str:
+        """The provider's short name; the ledger names confirmations ``NAME:verify`` and
+        ``NAME:webhook``."""
+        ...
+
+    def start_checkout(
+        self, *, payment_id: str, subject: str, plan_id: str, amount: int, currency: str
+    ) -> CheckoutStart:
+        """Create an order for ``amount`` minor units for our payment ``payment_id``, and
+        say what a browser needs to pay it. Raises :class:`GatewayError` when the provider
+        is unreachable or refuses."""
+        ...
+
+    def read_confirmation(self, proof: Mapping[str, object]) -> Confirmation:
+        """What the fields a browser posted after paying (``proof``) confirm. Raises
+        :class:`InvalidRequestError` for fields that are missing or malformed; a proof
+        that does not check out is a confirmation with ``authentic=False``."""
+        ...
+
+    def read_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
+        """The event a webhook delivery carries: ``body`` is the raw request body, exactly
+        as received, ``headers`` its HTTP headers. Raises :class:`PaymentError` (reason
+        ``bad_signature`` or ``malformed_event``) for a delivery the provider did not sign
+        or that is no event, and :class:`InvalidRequestError` for a malformed header."""
+        ...

@@ -1,0 +1,241 @@
+"""Payments: orders for paid plans, and applying each paid one exactly once.
+
+A payment is created with an order at the gateway (``created``), then either confirmed
+(``paid``: the plan is applied to the account in the same commit that records the
+payment) or refused (``failed``). Confirmation can arrive from the browser, from the
+provider's webhook, or from both at once; it applies the plan once because the payment
+is fetched again on every attempt of the update loop: of two racing confirmations one
+commits, the other loses the compare-and-write on the account version, re-reads, finds
+the payment paid and returns without changing anything. What a confirmed payment does to
+the account is :func:`tokenplans._rules.payments.apply_payment`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+
+import attrs
+
+from tokenplans._ports import AccountStore, Clock, PaymentGateway, PaymentStore
+from tokenplans._rules.payments import check_purchase, decide_confirmation
+from tokenplans._rules.permissions import check_can_read
+from tokenplans._values.errors import PaymentError, PaymentNotFoundError, WriteConflictError
+from tokenplans._values.limits import check_subject
+from tokenplans._values.payments import (
+    Checkout,
+    EventKind,
+    GatewayEvent,
+    Payment,
+    PaymentOutcome,
+    PaymentStatus,
+    WebhookOutcome,
+    WebhookStatus,
+)
+from tokenplans._values.plans import PlanCatalog
+from tokenplans._values.principal import Principal
+
+from .loop import AccountUpdater
+
+_MAX_FAILURE_ATTEMPTS = 20
+
+
+def new_payment_id() -> str:
+    """Our payment id: ``tp_`` and 24 hex digits (27 characters).
+
+    Not ``pay_``: that prefix is Razorpay's own payment ids', and the two must not be
+    mistaken for each other in the ledger.
+    """
+    return "tp_" + secrets.token_hex(12)
+
+
+class PaymentService:
+    """Orders for paid plans and their confirmation, over an account store (whose commit
+    applies a paid plan), a payment store, the catalog, a clock and a payment gateway."""
+
+    def __init__(
+        self,
+        accounts: AccountStore,
+        payments: PaymentStore,
+        catalog: PlanCatalog,
+        clock: Clock,
+        gateway: PaymentGateway,
+        *,
+        new_id: Callable[[], str] = new_payment_id,
+        max_attempts: int = 100,
+    ) -> None:
+        self.catalog = catalog
+        self.gateway = gateway
+        self._payments = payments
+        self._accounts = AccountUpdater(accounts, catalog, clock, max_attempts=max_attempts)
+        self._new_id = new_id
+
+    # -- orders --------------------------------------------------------------------
+
+    def create_order(
+        self, principal: Principal, plan_id: str, *, subject: str | None = None
+    ) -> Checkout:
+        """Create an order for ``plan_id`` at the gateway and record it as ``created``.
+
+        Only a paid plan ranking at or above the account's current one may be bought (the
+        same plan is a renewal, so it needs a term to extend). The amount and currency
+        come from the catalog. The gateway is called *before* anything is stored, with our
+        payment id: if it fails no record exists, and if storing fails afterwards the
+        gateway holds an order nobody was given, which no one can pay.
+        """
+        subject = principal.subject if subject is None else subject
+        check_can_read(principal, subject)
+        plan = self.catalog.get(plan_id)
+        check_purchase(plan, self._accounts.account(subject), self.catalog)
+        payment_id = self._new_id()
+        started = self.gateway.start_checkout(
+            payment_id=payment_id,
+            subject=subject,
+            plan_id=plan.id,
+            amount=plan.price,
+            currency=plan.currency,
+        )
+        now = self._accounts.now()
+        payment = Payment(
+            id=payment_id,
+            subject=subject,
+            plan_id=plan.id,
+            amount=plan.price,
+            currency=plan.currency,
+            order_id=started.order_id,
+            status=PaymentStatus.CREATED,
+            created_at=now,
+            updated_at=now,
+        )
+        self._payments.add_payment(payment)
+        return Checkout(payment=payment, public=dict(started.public), plan_name=plan.name)
+
+    def payments(self, principal: Principal, subject: str | None = None) -> Sequence[Payment]:
+        """The subject's payments, newest first: a user's own, or any subject's for an
+        admin."""
+        subject = principal.subject if subject is None else subject
+        check_can_read(principal, subject)
+        return self._payments.payments_of(check_subject(subject))
+
+    # -- confirmation --------------------------------------------------------------
+
+    def confirm(self, principal: Principal, proof: Mapping[str, object]) -> PaymentOutcome:
+        """Confirm a payment from the fields the browser posted after paying (``proof``,
+        checked by the gateway). Only the order's subject (or an admin) may; to anyone
+        else the order does not exist. A proof that does not check out changes nothing.
+        Confirming again returns the same payment with ``applied=False``."""
+        confirmation = self.gateway.read_confirmation(proof)
+        payment = self._payments.find_payment(confirmation.order_id)
+        if payment is None or (payment.subject != principal.subject and not principal.is_admin):
+            raise PaymentNotFoundError(confirmation.order_id)
+        if not confirmation.authentic:
+            raise PaymentError("bad_signature", "the payment signature does not match")
+        actor = (
+            f"{self.gateway.name}:verify"
+            if principal.subject == payment.subject
+            else principal.subject
+        )
+        return self._confirm(
+            payment, gateway_payment_id=confirmation.provider_payment_id, actor=actor
+        )
+
+    def handle_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookOutcome:
+        """Act on one webhook delivery: ``body`` is the raw request body, exactly as
+        received (a signature covers its bytes, not its JSON meaning), ``headers`` the
+        delivery's HTTP headers.
+
+        Deliveries are at least once and unordered, so: an event id already handled is a
+        duplicate; a confirmation of a paid payment changes nothing; a failure never moves
+        a paid payment back. The event id is marked in the same transaction that applies
+        the change. Raises :class:`PaymentError` for a delivery the gateway refuses (bad
+        signature, not an event); nothing changes then.
+        """
+        if not isinstance(body, bytes | bytearray):
+            raise TypeError("the webhook body must be the raw bytes received")
+        event = self.gateway.read_webhook(body=bytes(body), headers=headers)
+        if event.kind is EventKind.OTHER:
+            return WebhookOutcome(WebhookStatus.IGNORED, event.name)
+        if event.event_id is not None and self._payments.event_seen(event.event_id):
+            return WebhookOutcome(WebhookStatus.DUPLICATE, event.name, event.order_id)
+        payment = None if event.order_id is None else self._payments.find_payment(event.order_id)
+        if payment is None or event.provider_payment_id is None:
+            # Not an order of ours (another integration on the same provider account):
+            # accepted, so the provider stops retrying, and ignored.
+            return WebhookOutcome(WebhookStatus.IGNORED, event.name, event.order_id)
+        if (event.amount is not None and event.amount != payment.amount) or (
+            event.kind is EventKind.CONFIRMED and payment.plan_id not in self.catalog
+        ):
+            # A different amount is not this order's (the provider fixes an order's
+            # amount). A plan that left the catalog since the order has nothing to apply,
+            # and refusing would only make the provider redeliver for days: the payment
+            # stays ``created`` (GET /api/payments lists it) for an operator to settle.
+            return WebhookOutcome(WebhookStatus.IGNORED, event.name, event.order_id)
+        if event.kind is EventKind.FAILED:
+            return self._fail(payment, event)
+        outcome = self._confirm(
+            payment,
+            gateway_payment_id=event.provider_payment_id,
+            actor=f"{self.gateway.name}:webhook",
+            event_id=event.event_id,
+        )
+        status = WebhookStatus.APPLIED if outcome.applied else WebhookStatus.ALREADY_APPLIED
+        return WebhookOutcome(status, event.name, payment.order_id)
+
+    def _confirm(
+        self,
+        payment: Payment,
+        *,
+        gateway_payment_id: str,
+        actor: str,
+        event_id: str | None = None,
+    ) -> PaymentOutcome:
+        def fetch() -> tuple[Payment, bool]:
+            # Again on every attempt: a racing confirmation may have committed since.
+            current = self._payments.find_payment(payment.order_id)
+            if current is None:  # pragma: no cover - payments are never deleted
+                raise PaymentNotFoundError(payment.order_id)
+            return current, event_id is not None and self._payments.event_seen(event_id)
+
+        return self._accounts.update(
+            payment.subject,
+            lambda account, now, facts: decide_confirmation(
+                account,
+                now,
+                payment=facts[0],
+                event_seen=facts[1],
+                gateway_payment_id=gateway_payment_id,
+                actor=actor,
+                event_id=event_id,
+                catalog=self.catalog,
+            ),
+            fetch,
+        )
+
+    def _fail(self, payment: Payment, event: GatewayEvent) -> WebhookOutcome:
+        """Mark the payment failed: a compare-and-write on its status alone, since the
+        account does not change."""
+        name, event_id = event.name, event.event_id
+        for _ in range(_MAX_FAILURE_ATTEMPTS):
+            current = self._payments.find_payment(payment.order_id)
+            if current is None:  # pragma: no cover - payments are never deleted
+                break
+            if current.status is PaymentStatus.PAID:
+                return WebhookOutcome(WebhookStatus.ALREADY_APPLIED, name, current.order_id)
+            if current.status is PaymentStatus.FAILED and event_id is None:
+                return WebhookOutcome(WebhookStatus.FAILED, name, current.order_id)
+            failed = attrs.evolve(
+                current,
+                status=PaymentStatus.FAILED,
+                gateway_payment_id=event.provider_payment_id,
+                updated_at=self._accounts.now(),
+            )
+            try:
+                self._payments.update_payment(
+                    failed, expected_status=current.status, event_id=event_id
+                )
+            except WriteConflictError:
+                if event_id is not None and self._payments.event_seen(event_id):
+                    return WebhookOutcome(WebhookStatus.DUPLICATE, name, current.order_id)
+                continue  # the payment moved (paid, most likely): look again
+            return WebhookOutcome(WebhookStatus.FAILED, name, current.order_id)
+        return WebhookOutcome(WebhookStatus.IGNORED, name, payment.order_id)

@@ -1,0 +1,102 @@
+"""The limits every layer and adapter shares, defined once: the core checks them, SQL
+columns and API schemas are sized from them."""
+
+from __future__ import annotations
+
+from .errors import InvalidRequestError
+
+#: The largest single debit or grant: far above any real model call, far below overflow
+#: of the 64-bit integer columns SQL stores use.
+MAX_AMOUNT = 10**12
+#: Idempotency keys fit an indexed VARCHAR(255) on every supported database.
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+#: Subjects fit the same indexed VARCHAR(255).
+MAX_SUBJECT_LENGTH = 255
+#: Provider ids (orders, payments, webhook events) fit an indexed VARCHAR(100) everywhere.
+MAX_GATEWAY_ID_LENGTH = 100
+#: The largest history page.
+MAX_PAGE_SIZE = 200
+#: A history cursor is a ledger version, which fits a signed 64-bit column.
+MAX_CURSOR_DIGITS = 18
+
+
+def check_amount(amount: object) -> int:
+    """``amount`` as a token count in ``1..MAX_AMOUNT``, or :class:`InvalidRequestError`."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidRequestError(f"amount must be an integer, got {amount!r}")
+    if not 1 <= amount <= MAX_AMOUNT:
+        raise InvalidRequestError(f"amount must be between 1 and {MAX_AMOUNT}, got {amount}")
+    return amount
+
+
+def is_storable_text(text: str) -> bool:
+    """Whether every store can keep ``text`` exactly: no NUL (PostgreSQL refuses it in
+    text) and no lone surrogate (it has no UTF-8 encoding), whatever JSON decoding let in.
+    """
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_subject(subject: object) -> str:
+    """A subject is 1..255 storable characters (a JWT ``sub``, or a user id as text)."""
+    if (
+        not isinstance(subject, str)
+        or not 1 <= len(subject) <= MAX_SUBJECT_LENGTH
+        or not is_storable_text(subject)
+    ):
+        raise InvalidRequestError(
+            f"subject must be 1 to {MAX_SUBJECT_LENGTH} characters, without NUL or lone surrogates"
+        )
+    return subject
+
+
+def check_idempotency_key(key: object) -> str | None:
+    """``key`` if it is ``None`` or 1..255 storable characters, else
+    :class:`InvalidRequestError`."""
+    if key is None:
+        return None
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+        or not is_storable_text(key)
+    ):
+        raise InvalidRequestError(
+            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters, "
+            "without NUL or lone surrogates"
+        )
+    return key
+
+
+def check_gateway_id(name: str, value: object) -> str:
+    """A provider id as 1..100 printable ASCII characters, or :class:`InvalidRequestError`
+    naming the field (``name``) it came from."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_GATEWAY_ID_LENGTH
+        or not value.isascii()
+        or not value.isprintable()
+    ):
+        raise InvalidRequestError(
+            f"{name} must be 1 to {MAX_GATEWAY_ID_LENGTH} printable ASCII characters"
+        )
+    return value
+
+
+def check_cursor(cursor: object) -> int | None:
+    """A history cursor (a ledger version as decimal text) as an int, or ``None``."""
+    if cursor is None:
+        return None
+    if not (isinstance(cursor, str) and cursor.isdecimal() and len(cursor) <= MAX_CURSOR_DIGITS):
+        raise InvalidRequestError(f"invalid cursor {cursor!r}")
+    return int(cursor)
+
+
+def check_page_size(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    return limit

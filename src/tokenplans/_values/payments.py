@@ -1,0 +1,150 @@
+"""Payment records and the neutral words the payment gateway port speaks.
+
+A payment moves created -> paid | failed (and failed -> paid, a retried checkout that
+succeeded), never away from paid. The gateway types name no provider: a checkout started
+for a payment, a confirmation of one, and a webhook event, each in neutral terms.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+
+import attrs
+
+from .accounts import Usage
+
+
+class PaymentStatus(enum.StrEnum):
+    """Stored as the value. A payment only moves forward: created -> paid | failed,
+    and failed -> paid (a retried checkout that succeeded); never away from paid."""
+
+    CREATED = "created"
+    PAID = "paid"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class Payment:
+    """One order for one plan, for one subject.
+
+    ``id`` is ours (sent to the gateway with the order); ``order_id`` is the gateway's;
+    ``gateway_payment_id`` arrives when the payment does. Amount and currency are copied
+    from the catalog when the order is made.
+    """
+
+    id: str
+    subject: str
+    plan_id: str
+    amount: int
+    currency: str
+    order_id: str
+    status: PaymentStatus
+    created_at: datetime
+    updated_at: datetime
+    gateway_payment_id: str | None = None
+
+
+@attrs.frozen
+class HandledEvent:
+    """A payment-provider event id marked handled, so a redelivery changes nothing."""
+
+    event_id: str
+
+
+@attrs.frozen
+class Checkout:
+    """A created order and what a browser checkout needs to take it: the gateway's order
+    id, the amount in minor units, the currency and the gateway's public fields (``public``,
+    e.g. the key id)."""
+
+    payment: Payment
+    public: Mapping[str, str]
+    plan_name: str
+
+    @property
+    def order_id(self) -> str:
+        return self.payment.order_id
+
+    @property
+    def amount(self) -> int:
+        return self.payment.amount
+
+    @property
+    def currency(self) -> str:
+        return self.payment.currency
+
+
+@attrs.frozen
+class PaymentOutcome:
+    """A confirmed payment and the account's usage after it.
+
+    ``applied`` is true only for the call that applied the plan; a repeated verify, or a
+    verify that lost the race with the webhook, gets the same payment with
+    ``applied=False`` and changes nothing.
+    """
+
+    payment: Payment
+    usage: Usage
+    applied: bool
+    message: str
+
+
+class WebhookStatus(enum.StrEnum):
+    """What a webhook delivery did. Every one of these is a success for the provider (it
+    must stop retrying); only a bad signature or a malformed body is refused."""
+
+    APPLIED = "applied"  # a payment was confirmed and its plan applied by this delivery
+    ALREADY_APPLIED = "already_applied"  # the payment was paid before (verify or replay)
+    FAILED = "failed"  # the payment is now marked failed
+    DUPLICATE = "duplicate"  # this event id was handled before
+    IGNORED = "ignored"  # an event we do not act on, or an order that is not ours
+
+
+@attrs.frozen
+class WebhookOutcome:
+    status: WebhookStatus
+    event: str
+    order_id: str | None = None
+
+
+# -- what the gateway port speaks ---------------------------------------------------------
+
+
+@attrs.frozen
+class CheckoutStart:
+    """An order the provider made for a payment: its ``order_id`` and the ``public`` fields
+    a browser checkout needs (nothing secret)."""
+
+    order_id: str
+    public: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Confirmation:
+    """What a provider's proof from the browser says: the order, the provider's payment
+    id, and whether the proof is genuine (``authentic``; a forged one confirms nothing)."""
+
+    order_id: str
+    provider_payment_id: str
+    authentic: bool
+
+
+class EventKind(enum.Enum):
+    CONFIRMED = "confirmed"  # the payment was captured: apply it
+    FAILED = "failed"  # the payment failed: mark it so
+    OTHER = "other"  # anything else: acknowledged, not acted on
+
+
+@attrs.frozen
+class GatewayEvent:
+    """A signed webhook delivery, in neutral terms. ``name`` is the provider's own event
+    name (answered back to it); ids and amount are ``None`` when the event has none."""
+
+    kind: EventKind
+    name: str
+    event_id: str | None = None
+    order_id: str | None = None
+    provider_payment_id: str | None = None
+    amount: int | None = None
