@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -124,6 +125,7 @@ accounts = Table(
     Column("plan_end_at", UtcDateTime(), nullable=True),
     # The number of ledger entries behind the snapshot; the compare-and-write's guard.
     Column("version", BigInteger, nullable=False),
+    Column("token_held", BigInteger, nullable=False, server_default="0"),
 )
 
 #: Append-only; the primary key (subject, version) is also the history pages' index.
@@ -148,6 +150,11 @@ ledger_entries = Table(
     Column("period_start", UtcDateTime(), nullable=False),
     Column("period_end", UtcDateTime(), nullable=False),
     Column("plan_end_at", UtcDateTime(), nullable=True),
+    Column("token_held", BigInteger, nullable=False, server_default="0"),
+    # Hold entries: the hold, how far token_held moved, and a settle's overage.
+    Column("held_delta", BigInteger, nullable=False, server_default="0"),
+    Column("hold_id", ExactText(), nullable=True),
+    Column("overage", BigInteger, nullable=True),
 )
 
 #: What a successful idempotent debit returned; the key is unique per subject.
@@ -167,7 +174,28 @@ debit_receipts = Table(
     Column("plan_end_at", UtcDateTime(), nullable=True),
     Column("period_start", UtcDateTime(), nullable=False),
     Column("period_end", UtcDateTime(), nullable=False),
+    Column("token_held", BigInteger, nullable=False, server_default="0"),
 )
+
+#: Holds, keyed by subject and the hold's id (ids are scoped to their subject). The
+#: (subject, status, created_at) index makes reading an account's open holds one range
+#: scan in order; (status, expires_at) finds the expired ones for a sweep.
+holds = Table(
+    "tokenplans_holds",
+    metadata,
+    Column("subject", ExactText(), primary_key=True),
+    Column("hold_id", ExactText(), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("settled", BigInteger, nullable=True),
+    Column("overage", BigInteger, nullable=False),
+    Column("late", Boolean, nullable=False),
+    Column("closed_at", UtcDateTime(), nullable=True),
+)
+Index(None, holds.c.subject, holds.c.status, holds.c.created_at)
+Index(None, holds.c.status, holds.c.expires_at)
 
 payments = Table(
     "tokenplans_payments",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import attrs
@@ -33,6 +34,9 @@ from tokenplans.ports import (
     Commit,
     DebitReceipt,
     HandledEvent,
+    Hold,
+    HoldStatus,
+    HoldWrite,
     LedgerEntry,
     Payment,
     PaymentStatus,
@@ -43,7 +47,7 @@ from tokenplans.ports import (
 
 from .engine import WRITE_OPTION
 from .migrate import schema_problem
-from .schema import accounts, debit_receipts, ledger_entries, payment_events, payments
+from .schema import accounts, debit_receipts, holds, ledger_entries, payment_events, payments
 
 T = TypeVar("T")
 
@@ -153,6 +157,37 @@ class SqlAccountStore:
         query = query.order_by(ledger_entries.c.version.desc()).limit(max(0, limit))
         return self._read(lambda conn: [_entry_from_row(row) for row in conn.execute(query)])
 
+    # -- holds ---------------------------------------------------------------------
+
+    def open_holds(self, subject: str) -> Sequence[Hold]:
+        # One range scan of the (subject, status, created_at) index, already in order.
+        query = (
+            select(holds)
+            .where(holds.c.subject == subject, holds.c.status == HoldStatus.OPEN.value)
+            .order_by(holds.c.created_at, holds.c.hold_id)
+        )
+        return self._read(lambda conn: [_hold_from_row(row) for row in conn.execute(query)])
+
+    def find_hold(self, subject: str, hold_id: str) -> Hold | None:
+        query = select(holds).where(holds.c.subject == subject, holds.c.hold_id == hold_id)
+
+        def read(conn: Connection) -> Hold | None:
+            row = conn.execute(query).first()
+            return None if row is None else _hold_from_row(row)
+
+        return self._read(read)
+
+    def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:
+        # The (status, expires_at) index: only the open holds past their expiry are read.
+        query = (
+            select(holds.c.subject)
+            .where(holds.c.status == HoldStatus.OPEN.value, holds.c.expires_at <= now)
+            .group_by(holds.c.subject)
+            .order_by(holds.c.subject)
+            .limit(max(0, limit))
+        )
+        return self._read(lambda conn: list(conn.execute(query).scalars()))
+
     # -- payments ------------------------------------------------------------------
 
     def add_payment(self, payment: Payment) -> None:
@@ -233,8 +268,30 @@ def _write_record(conn: Connection, record: Record) -> None:
         _insert_receipt(conn, record)
     elif isinstance(record, Payment):
         _upsert_payment(conn, record)
+    elif isinstance(record, HoldWrite):
+        _write_hold(conn, record)
     else:
         _mark_event(conn, record)
+
+
+def _write_hold(conn: Connection, write: HoldWrite) -> None:
+    """A new hold is inserted (an id taken is a unique violation); a closing one replaces
+    the stored row only while its status is still ``write.previous``."""
+    values = _hold_values(write.hold)
+    if write.previous is None:
+        conn.execute(insert(holds).values(**values))
+        return
+    result = conn.execute(
+        update(holds)
+        .where(
+            holds.c.subject == write.hold.subject,
+            holds.c.hold_id == write.hold.hold_id,
+            holds.c.status == write.previous.value,
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise WriteConflictError(f"hold {write.hold.hold_id!r} changed since the read")
 
 
 def _insert_receipt(conn: Connection, receipt: DebitReceipt) -> None:
@@ -297,6 +354,8 @@ def _translate(error: sa_exc.DBAPIError) -> Exception:
 #: (schema + migration), not an edit here.
 _ACCOUNT_FIELDS = tuple(field.name for field in attrs.fields(Account))
 _PAYMENT_FIELDS = tuple(field.name for field in attrs.fields(Payment))
+#: A hold's stored fields: all but ``replayed``, which belongs to one answer.
+_HOLD_FIELDS = tuple(field.name for field in attrs.fields(Hold) if field.name != "replayed")
 
 
 def _account_values(account: Account) -> dict[str, Any]:
@@ -343,6 +402,7 @@ def _receipt_values(receipt: DebitReceipt) -> dict[str, Any]:
         "plan_end_at": usage.plan_end_at,
         "period_start": usage.period_start,
         "period_end": usage.period_end,
+        "token_held": usage.token_held,
     }
 
 
@@ -363,6 +423,7 @@ def _receipt_from_row(row: Row[Any]) -> DebitReceipt:
             plan_end_at=m["plan_end_at"],
             period_start=m["period_start"],
             period_end=m["period_end"],
+            token_held=m["token_held"],
         ),
     )
 
@@ -377,3 +438,14 @@ def _payment_from_row(row: Row[Any]) -> Payment:
     return Payment(
         **{**{name: m[name] for name in _PAYMENT_FIELDS}, "status": PaymentStatus(m["status"])}
     )
+
+
+def _hold_values(hold: Hold) -> dict[str, Any]:
+    values = {name: getattr(hold, name) for name in _HOLD_FIELDS}
+    return {**values, "status": hold.status.value}
+
+
+def _hold_from_row(row: Row[Any]) -> Hold:
+    m = row._mapping
+    values = {name: m[name] for name in _HOLD_FIELDS}
+    return Hold(**{**values, "status": HoldStatus(m["status"]), "late": bool(m["late"])})

@@ -12,13 +12,15 @@ Every other module (``tokenplans._*``) is private.
 from tokenplans._ports import AccountStore, Clock, IdentityProvider, PaymentGateway, PaymentStore
 from tokenplans._services.clock import SystemClock
 from tokenplans._services.payments import PaymentService
-from tokenplans._services.tokens import TokenService
+from tokenplans._services.tokens import Reservation, TokenService
 from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.errors import (
     AccountBusyError,
     AuthenticationError,
     CatalogError,
     GatewayError,
+    HoldConflictError,
+    HoldNotFoundError,
     IdempotencyConflictError,
     InsufficientTokensError,
     InvalidRequestError,
@@ -27,14 +29,21 @@ from tokenplans._values.errors import (
     PermissionDeniedError,
     StorageUnavailableError,
     TokenplansError,
+    TooManyHoldsError,
     UnknownPlanError,
 )
+from tokenplans._values.holds import Hold, HoldStatus
 from tokenplans._values.ledger import DebitReceipt, EntryKind, LedgerEntry, fold
 from tokenplans._values.limits import (
+    DEFAULT_HOLD_TTL_SECONDS,
     MAX_AMOUNT,
+    MAX_HOLD_ID_LENGTH,
+    MAX_HOLD_TTL_SECONDS,
     MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_OPEN_HOLDS,
     MAX_PAGE_SIZE,
     MAX_SUBJECT_LENGTH,
+    MIN_HOLD_TTL_SECONDS,
 )
 from tokenplans._values.payments import (
     Checkout,
@@ -50,10 +59,15 @@ from tokenplans._values.results import HistoryPage, PlanChange
 
 __all__ = [
     "ADMIN_SCOPE",
+    "DEFAULT_HOLD_TTL_SECONDS",
     "MAX_AMOUNT",
+    "MAX_HOLD_ID_LENGTH",
+    "MAX_HOLD_TTL_SECONDS",
     "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "MAX_OPEN_HOLDS",
     "MAX_PAGE_SIZE",
     "MAX_SUBJECT_LENGTH",
+    "MIN_HOLD_TTL_SECONDS",
     "REFERENCE_PLAN_CONFIGS",
     "Account",
     "AccountBusyError",
@@ -66,6 +80,10 @@ __all__ = [
     "EntryKind",
     "GatewayError",
     "HistoryPage",
+    "Hold",
+    "HoldConflictError",
+    "HoldNotFoundError",
+    "HoldStatus",
     "IdempotencyConflictError",
     "IdentityProvider",
     "InsufficientTokensError",
@@ -84,10 +102,12 @@ __all__ = [
     "PlanCatalog",
     "PlanChange",
     "Principal",
+    "Reservation",
     "StorageUnavailableError",
     "SystemClock",
     "TokenService",
     "TokenplansError",
+    "TooManyHoldsError",
     "UnknownPlanError",
     "Usage",
     "WebhookOutcome",

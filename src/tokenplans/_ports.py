@@ -14,6 +14,7 @@ from typing import Protocol
 import attrs
 
 from tokenplans._values.accounts import Account
+from tokenplans._values.holds import Hold
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.payments import (
     CheckoutStart,
@@ -39,7 +40,11 @@ class Commit:
       a key already stored for the subject is a conflict;
     - :class:`~tokenplans.Payment`: inserted, or replacing the stored one with its id;
     - :class:`HandledEvent`: marks a provider event id handled; one already marked is a
-      conflict.
+      conflict;
+    - :class:`HoldWrite`: inserts a new hold (``previous is None``; an id already stored
+      for the subject is a conflict), or replaces the stored hold, compare-and-write on
+      its status (a stored status other than ``previous`` is a conflict). A commit
+      holds at most one write per hold.
     """
 
     account: Account
@@ -81,6 +86,21 @@ class AccountStore(Protocol):
     ) -> Sequence[LedgerEntry]:
         """Up to ``limit`` entries, newest first, with ``version < before_version`` when
         given (a keyset cursor: pages stay stable while new entries arrive)."""
+        ...
+
+    def open_holds(self, subject: str) -> Sequence[Hold]:
+        """The subject's holds stored as open (past their expiry or not), oldest first, in
+        one indexed read: its cost grows with the open holds (at most 1,000), never with
+        the closed ones or the ledger."""
+        ...
+
+    def find_hold(self, subject: str, hold_id: str) -> Hold | None:
+        """The subject's hold with this id, in any status, or ``None``."""
+        ...
+
+    def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:
+        """Up to ``limit`` distinct subjects with a hold stored as open whose
+        ``expires_at`` is at or before ``now`` (for a sweep; expiry itself needs none)."""
         ...
 
 

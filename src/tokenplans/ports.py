@@ -18,6 +18,7 @@ from tokenplans._values.errors import (
     StorageUnavailableError,
     WriteConflictError,
 )
+from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.limits import MAX_GATEWAY_ID_LENGTH, check_gateway_id
 from tokenplans._values.payments import (
@@ -44,6 +45,9 @@ __all__ = [
     "GatewayError",
     "GatewayEvent",
     "HandledEvent",
+    "Hold",
+    "HoldStatus",
+    "HoldWrite",
     "IdentityProvider",
     "LedgerEntry",
     "Payment",

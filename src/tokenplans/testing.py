@@ -17,6 +17,7 @@ import attrs
 from tokenplans._ports import Commit
 from tokenplans._values.accounts import Account, as_utc
 from tokenplans._values.errors import AuthenticationError, WriteConflictError
+from tokenplans._values.holds import Hold, HoldWrite
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.payments import HandledEvent, Payment, PaymentStatus
 from tokenplans._values.principal import Principal
@@ -33,6 +34,7 @@ class InMemoryStore:
         self._receipts: dict[tuple[str, str], DebitReceipt] = {}
         self._payments: dict[str, Payment] = {}
         self._events: set[str] = set()
+        self._holds: dict[tuple[str, str], Hold] = {}
 
     def load(self, subject: str) -> Account | None:
         return self._accounts.get(subject)
@@ -59,7 +61,17 @@ class InMemoryStore:
             return lambda: self._payments.__setitem__(record.id, record)
         if isinstance(record, HandledEvent):
             return self._stage_event(record.event_id)
+        if isinstance(record, HoldWrite):
+            return self._stage_hold(record)
         assert_never(record)
+
+    def _stage_hold(self, write: HoldWrite) -> Callable[[], None]:
+        hold = attrs.evolve(write.hold, replayed=False)
+        key = (hold.subject, hold.hold_id)
+        stored = self._holds.get(key)
+        if (None if stored is None else stored.status) != write.previous:
+            raise WriteConflictError(f"hold {hold.hold_id!r} changed since the read")
+        return lambda: self._holds.__setitem__(key, hold)
 
     def _stage_receipt(self, receipt: DebitReceipt) -> Callable[[], None]:
         if receipt.idempotency_key is None:
@@ -84,6 +96,19 @@ class InMemoryStore:
             ledger = self._ledgers.get(subject, [])
             end = len(ledger) if before_version is None else min(before_version - 1, len(ledger))
             return ledger[max(0, end - limit) : max(0, end)][::-1]
+
+    def open_holds(self, subject: str) -> Sequence[Hold]:
+        with self._lock:
+            mine = [h for (s, _), h in self._holds.items() if s == subject and h.is_open]
+        return sorted(mine, key=lambda h: (h.created_at, h.hold_id))
+
+    def find_hold(self, subject: str, hold_id: str) -> Hold | None:
+        return self._holds.get((subject, hold_id))
+
+    def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:
+        with self._lock:
+            due = {h.subject for h in self._holds.values() if h.is_open and h.expires_at <= now}
+        return sorted(due)[:limit]
 
     def add_payment(self, payment: Payment) -> None:
         with self._lock:

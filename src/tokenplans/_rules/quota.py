@@ -30,7 +30,7 @@ def next_month_start(moment: datetime) -> datetime:
     return start.replace(month=start.month + 1)
 
 
-def _record(
+def record(
     before: Account,
     kind: EntryKind,
     at: datetime,
@@ -40,14 +40,21 @@ def _record(
     idempotency_key: str | None = None,
     payment_id: str | None = None,
     actor: str | None = None,
+    hold_id: str | None = None,
+    overage: int | None = None,
     **changes: Any,
 ) -> Change:
+    """``before`` changed by ``changes`` as the next version, with the entry that says so
+    (its deltas are computed, so they cannot disagree with the snapshots)."""
     after = attrs.evolve(before, version=before.version + 1, **changes)
     entry = LedgerEntry(
         kind=kind,
         at=at,
         quota_delta=after.token_quota - before.token_quota,
         used_delta=after.token_used - before.token_used,
+        held_delta=after.token_held - before.token_held,
+        hold_id=hold_id,
+        overage=overage,
         after=after,
         amount=amount,
         idempotency_key=idempotency_key,
@@ -74,7 +81,7 @@ def open_account(
         plan_end_at=None,
         version=0,
     )
-    return _record(
+    return record(
         nothing,
         EntryKind.OPENED,
         now,
@@ -107,7 +114,7 @@ def _expire_term(account: Account, catalog: PlanCatalog) -> Change:
     if ended is None:  # pragma: no cover - roll_forward only expires a term that has an end
         raise ValueError("an account without a term cannot expire")
     fallback = catalog.default_plan
-    return _record(
+    return record(
         account,
         EntryKind.TERM_EXPIRED,
         ended,
@@ -124,7 +131,7 @@ def _expire_term(account: Account, catalog: PlanCatalog) -> Change:
 def _reset_period(account: Account, catalog: PlanCatalog, now: datetime) -> Change:
     # A plan dropped from the catalog since the account joined it falls back to the default.
     plan = _plan_or_default(catalog, account.plan_id)
-    return _record(
+    return record(
         account,
         EntryKind.PERIOD_RESET,
         account.period_end,
@@ -153,6 +160,8 @@ def change_plan(
 ) -> Change:
     """Rules 5-7: upgrade with carry-over, confirm the same plan, or downgrade.
 
+    Open holds survive every plan change. An upgrade carries over what remains and what is
+    held (still held), so settling a hold afterwards ends where settling it before would.
     The message is the reference's, on the entry (``change.entries[-1].message``).
     """
     current = _plan_or_default(catalog, account.plan_id)
@@ -163,20 +172,20 @@ def change_plan(
         else:
             end = now + timedelta(days=target.duration_days)
             term = {"period_start": now, "period_end": end, "plan_end_at": end}
-        return _record(
+        return record(
             account,
             EntryKind.PLAN_CHANGED,
             now,
             message=f"upgraded to {target.id} with carry-over",
             plan_id=target.id,
-            token_quota=target.tokens + account.remaining,
+            token_quota=target.tokens + account.remaining + account.token_held,
             token_used=0,
             **term,
             **why,
         )
     used = 0 if reset_used else account.token_used
     if target.rank == current.rank:
-        return _record(
+        return record(
             account,
             EntryKind.PLAN_CHANGED,
             now,
@@ -186,7 +195,7 @@ def change_plan(
             **why,
         )
     term = _calendar_month(now) if target.duration_days is None else {}
-    return _record(
+    return record(
         account,
         EntryKind.PLAN_CHANGED,
         now,
@@ -220,7 +229,7 @@ def debit(
     (no change)."""
     if amount > account.remaining:
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
-    return _record(
+    return record(
         account,
         EntryKind.DEBITED,
         now,
@@ -235,7 +244,7 @@ def debit(
 def grant(account: Account, amount: int, now: datetime, *, actor: str | None = None) -> Change:
     """Rule 9: add ``amount`` tokens (checked by the caller) to this period's quota; they
     lapse with the period."""
-    return _record(
+    return record(
         account,
         EntryKind.GRANTED,
         now,
@@ -264,7 +273,7 @@ def renew(
         start, end = account.period_start, account.plan_end_at + term
     else:
         start, end = now, now + term
-    return _record(
+    return record(
         account,
         EntryKind.RENEWED,
         now,

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
 from tokenplans._ports import AccountStore, Clock, Commit
 from tokenplans._rules.decisions import Decision
-from tokenplans._rules.quota import open_account, roll_forward
+from tokenplans._rules.holds import HeldChange, roll_forward_with_holds
+from tokenplans._rules.quota import open_account
 from tokenplans._values.accounts import Account, as_utc
 from tokenplans._values.errors import AccountBusyError, WriteConflictError
-from tokenplans._values.ledger import Change
+from tokenplans._values.holds import Hold
 from tokenplans._values.limits import check_subject
 from tokenplans._values.plans import PlanCatalog
+from tokenplans._values.records import one_write_per_hold
 
 T = TypeVar("T")
 F = TypeVar("F")
@@ -41,13 +43,24 @@ class AccountUpdater:
         """The subject's snapshot as of now, with due resets and expiries applied; an
         unknown subject reads as a fresh default account. Writes nothing: the pending
         entries are written, stamped at their boundary instants, with the next change."""
-        now = self.now()
-        return self._as_of(subject, self.store.load(check_subject(subject)), now).account
+        return self.view(subject).change.account
 
-    def _as_of(self, subject: str, stored: Account | None, now: datetime) -> Change:
-        """The stored snapshot (or a fresh one) rolled forward to ``now``."""
-        base = open_account(subject, self.catalog, now) if stored is None else Change(stored)
-        return base.then(lambda account: roll_forward(account, self.catalog, now))
+    def view(self, subject: str) -> HeldChange:
+        """The snapshot as of now and the holds that were open, as of now (an expired one
+        shows as expired); writes nothing, as :meth:`account`."""
+        now = self.now()
+        return self._as_of(subject, self.store.load(check_subject(subject)), now)
+
+    def _as_of(self, subject: str, stored: Account | None, now: datetime) -> HeldChange:
+        """The stored snapshot (or a fresh one) rolled forward to ``now``, its open holds
+        expiring on the way; they are read only when the snapshot holds any."""
+        if stored is None:
+            opened = open_account(subject, self.catalog, now)
+            rolled = roll_forward_with_holds(opened.account, self.catalog, now)
+            return HeldChange(opened.then(lambda _: rolled.change), {})
+        holds = self.store.open_holds(subject) if stored.token_held else ()
+        rolled = roll_forward_with_holds(stored, self.catalog, now, holds)
+        return rolled
 
     def update(
         self,
@@ -58,20 +71,37 @@ class AccountUpdater:
         """Read the account, roll it forward, ``fetch`` the other facts the decision needs,
         let the pure ``decide`` choose a change, and commit it with a compare-and-write on
         the version; on a lost race, start again from a fresh read."""
+        return self.update_holding(
+            subject,
+            lambda account, _holds, now, facts: decide(account, now, facts),
+            lambda _holds: fetch(),
+        )
+
+    def update_holding(
+        self,
+        subject: str,
+        decide: Callable[[Account, Mapping[str, Hold], datetime, F], Decision[T]],
+        fetch: Callable[[Mapping[str, Hold]], F],
+    ) -> T:
+        """:meth:`update` for a decision about holds: ``fetch`` and ``decide`` also get
+        the holds that were open, as of now (see :meth:`view`), so a hold already read
+        with the account is not read again."""
         check_subject(subject)
         for attempt in range(self._max_attempts):
             now = self.now()
             stored = self.store.load(subject)
             current = self._as_of(subject, stored, now)
-            decision = decide(current.account, now, fetch())
+            decision = decide(current.change.account, current.holds, now, fetch(current.holds))
             if decision.change is None:
                 return decision.result
             commit = Commit(
                 account=decision.change.account,
                 expected_version=0 if stored is None else stored.version,
-                entries=current.entries + decision.change.entries,
-                records=decision.records,
+                entries=current.change.entries + decision.change.entries,
+                records=one_write_per_hold(current.writes + decision.records),
             )
+            if not commit.entries and not commit.records:
+                return decision.result
             try:
                 self.store.commit(commit)
             except WriteConflictError:

@@ -1,4 +1,5 @@
-"""The token use cases adapters call: usage, set plan, consume, grant, history.
+"""The token use cases adapters call: usage, set plan, consume, grant, history, and holds
+(reserve, settle, release, read, and the ``holding`` context manager).
 
 Each takes the :class:`Principal` asking, checks its permission, and changes one account
 through the shared update loop: it fetches the facts, a pure rule decides.
@@ -6,17 +7,33 @@ through the shared update loop: it fetches the facts, a pure rule decides.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+
 from tokenplans._ports import AccountStore, Clock
 from tokenplans._rules.decisions import decide_debit, decide_grant, decide_plan_change
+from tokenplans._rules.holds import (
+    decide_release,
+    decide_reserve,
+    decide_roll_forward,
+    decide_settle,
+)
 from tokenplans._rules.permissions import check_can_debit, check_can_grant, check_can_read
 from tokenplans._values.accounts import Account, Usage
+from tokenplans._values.errors import HoldNotFoundError, TokenplansError
+from tokenplans._values.holds import Hold
 from tokenplans._values.ledger import DebitReceipt
 from tokenplans._values.limits import (
+    DEFAULT_HOLD_TTL_SECONDS,
     check_amount,
     check_cursor,
+    check_hold_id,
     check_idempotency_key,
     check_page_size,
+    check_settle_amount,
     check_subject,
+    check_ttl,
 )
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
@@ -137,3 +154,187 @@ class TokenService:
             ),
             no_facts,
         )
+
+    # -- holds ---------------------------------------------------------------------
+
+    def reserve(
+        self,
+        principal: Principal,
+        amount: int,
+        *,
+        hold_id: str | None = None,
+        ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
+        subject: str | None = None,
+    ) -> Hold:
+        """Hold ``amount`` tokens for ``ttl_seconds`` (1 s to 24 h), or raise
+        :class:`InsufficientTokensError` changing nothing. ``hold_id`` is yours (1-255
+        characters, unique per subject) or generated; reserving an id again with the
+        same amount returns its hold (``replayed=True``) and holds nothing more."""
+        subject = principal.subject if subject is None else subject
+        check_can_debit(principal, subject)
+        check_amount(amount)
+        check_ttl(ttl_seconds)
+        chosen = new_hold_id() if hold_id is None else check_hold_id(hold_id)
+
+        def stored(holds: Mapping[str, Hold]) -> Hold | None:
+            if hold_id is None or chosen in holds:  # a generated id is new: no read
+                return None
+            return self.store.find_hold(subject, chosen)
+
+        return self._accounts.update_holding(
+            subject,
+            lambda account, holds, now, first: decide_reserve(
+                account,
+                now,
+                holds=holds,
+                stored=first,
+                hold_id=chosen,
+                amount=amount,
+                ttl_seconds=ttl_seconds,
+                actor=principal.subject,
+            ),
+            stored,
+        )
+
+    def settle(
+        self, principal: Principal, hold_id: str, amount: int, *, subject: str | None = None
+    ) -> Hold:
+        """Close the hold with the ``amount`` actually used (0 or more, even above the
+        hold: see the README's "Metering a model call"). The same settle again returns
+        the first result; any other close of a closed hold is a
+        :class:`HoldConflictError`."""
+        subject = principal.subject if subject is None else subject
+        check_can_debit(principal, subject)
+        check_hold_id(hold_id)
+        check_settle_amount(amount)
+        return self._accounts.update_holding(
+            subject,
+            lambda account, holds, now, stored: decide_settle(
+                account,
+                now,
+                holds=holds,
+                stored=stored,
+                hold_id=hold_id,
+                amount=amount,
+                actor=principal.subject,
+            ),
+            self._closed_hold(subject, hold_id),
+        )
+
+    def release(self, principal: Principal, hold_id: str, *, subject: str | None = None) -> Hold:
+        """Close the hold with nothing used; releasing again returns the first result, and
+        an expired hold is returned as it is."""
+        subject = principal.subject if subject is None else subject
+        check_can_debit(principal, subject)
+        check_hold_id(hold_id)
+        return self._accounts.update_holding(
+            subject,
+            lambda account, holds, now, stored: decide_release(
+                account, now, holds=holds, stored=stored, hold_id=hold_id, actor=principal.subject
+            ),
+            self._closed_hold(subject, hold_id),
+        )
+
+    def holds(self, principal: Principal, *, subject: str | None = None) -> Sequence[Hold]:
+        """The subject's open holds as of now, oldest first."""
+        subject = principal.subject if subject is None else subject
+        check_can_read(principal, subject)
+        view = self._accounts.view(subject)
+        return [hold for hold in view.holds.values() if hold.is_open]
+
+    def hold(self, principal: Principal, hold_id: str, *, subject: str | None = None) -> Hold:
+        """One of the subject's holds, in any status, as of now; unknown (or another
+        subject's) is :class:`HoldNotFoundError`."""
+        subject = principal.subject if subject is None else subject
+        check_can_read(principal, subject)
+        check_hold_id(hold_id)
+        view = self._accounts.view(subject)
+        found = view.holds.get(hold_id) or self.store.find_hold(subject, hold_id)
+        if found is None:
+            raise HoldNotFoundError(hold_id)
+        return found.as_of(self._accounts.now())
+
+    @contextmanager
+    def holding(
+        self,
+        principal: Principal,
+        amount: int,
+        *,
+        hold_id: str | None = None,
+        ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
+        subject: str | None = None,
+    ) -> Iterator[Reservation]:
+        """Reserve ``amount`` for the block; settle inside it with what was used
+        (``reservation.settle(n)``). Left by an exception, or without a settle, the hold
+        is released, so an aborted call frees its tokens at once."""
+        subject = principal.subject if subject is None else subject
+        hold = self.reserve(
+            principal, amount, hold_id=hold_id, ttl_seconds=ttl_seconds, subject=subject
+        )
+        reservation = Reservation(self, principal, subject, hold)
+        try:
+            yield reservation
+        except BaseException:
+            if reservation.hold.is_open:
+                # The block's own error matters more; an unreleased hold still expires.
+                with suppress(TokenplansError):
+                    reservation.release()
+            raise
+        if reservation.hold.is_open:
+            reservation.release()
+
+    def sweep_expired_holds(self, principal: Principal, *, limit: int = 1000) -> Sequence[str]:
+        """Admin only: write the due expiries of up to ``limit`` accounts whose expired
+        holds nobody has read since (correctness never needs this: expiry is lazy, and
+        the next change of an account writes it). Returns the subjects swept."""
+        check_can_grant(principal)
+        swept = self.store.subjects_with_expired_holds(self._accounts.now(), limit=limit)
+        for subject in swept:
+            self._accounts.update_holding(
+                subject,
+                lambda account, _holds, now, _: decide_roll_forward(account, now, None),
+                lambda _holds: None,
+            )
+        return swept
+
+    def _closed_hold(
+        self, subject: str, hold_id: str
+    ) -> Callable[[Mapping[str, Hold]], Hold | None]:
+        """The fetch of a settle or release: the stored hold, read only when it was not
+        among the open holds read with the account."""
+
+        def fetch(holds: Mapping[str, Hold]) -> Hold | None:
+            return None if hold_id in holds else self.store.find_hold(subject, hold_id)
+
+        return fetch
+
+
+def new_hold_id() -> str:
+    """A generated hold id: ``hold_`` and 128 random bits, unguessable."""
+    return "hold_" + secrets.token_urlsafe(16)
+
+
+class Reservation:
+    """The hold of a :meth:`TokenService.holding` block: ``settle`` or ``release`` it."""
+
+    def __init__(self, service: TokenService, principal: Principal, subject: str, hold: Hold):
+        self._service = service
+        self._principal = principal
+        self._subject = subject
+        self.hold = hold
+
+    @property
+    def hold_id(self) -> str:
+        return self.hold.hold_id
+
+    def settle(self, amount: int) -> Hold:
+        """Settle with the tokens actually used; the block then leaves the hold alone."""
+        self.hold = self._service.settle(
+            self._principal, self.hold_id, amount, subject=self._subject
+        )
+        return self.hold
+
+    def release(self) -> Hold:
+        """Release now, with nothing used."""
+        self.hold = self._service.release(self._principal, self.hold_id, subject=self._subject)
+        return self.hold

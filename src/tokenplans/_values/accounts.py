@@ -37,6 +37,7 @@ class Account:
 
     ``[period_start, period_end)`` is the current period: a calendar month while the
     account has no paid term (``plan_end_at is None``), else the term itself.
+    ``token_held`` is the sum of the account's open holds: reserved, not yet used.
     """
 
     subject: str
@@ -47,12 +48,13 @@ class Account:
     period_end: datetime = attrs.field(validator=_utc)
     plan_end_at: datetime | None = attrs.field(validator=_utc_or_none)
     version: int = attrs.field(validator=_count)
+    token_held: int = attrs.field(default=0, validator=_count)
 
     @property
     def remaining(self) -> int:
-        """What may still be debited this period; never negative (a downgrade can leave
-        ``token_used`` above ``token_quota``)."""
-        return max(0, self.token_quota - self.token_used)
+        """What may still be debited or reserved this period; never negative (a downgrade,
+        or a settle above its hold, can leave ``token_used`` above ``token_quota``)."""
+        return max(0, self.token_quota - self.token_used - self.token_held)
 
 
 @attrs.frozen
@@ -67,6 +69,7 @@ class Usage:
     plan_end_at: datetime | None
     period_start: datetime
     period_end: datetime
+    token_held: int = 0
 
     @classmethod
     def of(cls, account: Account) -> Usage:

@@ -6,6 +6,11 @@ nothing else in an adapter needs to know the rules behind them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .holds import Hold
+
 
 class TokenplansError(Exception):
     """Base of every error tokenplans raises on purpose."""
@@ -46,6 +51,33 @@ class IdempotencyConflictError(TokenplansError):
         self.key = key
         self.first_amount = first_amount
         self.amount = amount
+
+
+class HoldNotFoundError(TokenplansError, LookupError):
+    """No hold with this id belongs to the subject (another subject's hold is not found
+    either: hold ids are scoped to their subject)."""
+
+    def __init__(self, hold_id: str) -> None:
+        super().__init__(f"no hold {hold_id!r}")
+        self.hold_id = hold_id
+
+
+class HoldConflictError(TokenplansError):
+    """A request the hold's state refuses: settling a released hold, releasing a settled
+    one, settling with another amount, reserving its id for another amount. ``hold`` is
+    the hold as it is (its final state, when closed); nothing was changed."""
+
+    def __init__(self, hold: Hold, message: str) -> None:
+        super().__init__(message)
+        self.hold = hold
+
+
+class TooManyHoldsError(TokenplansError):
+    """The account already has ``limit`` open holds; settle or release some first."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the account already has {limit} open holds")
+        self.limit = limit
 
 
 class PermissionDeniedError(TokenplansError):

@@ -26,11 +26,19 @@ class EntryKind(enum.StrEnum):
     RENEWED = "renewed"
     DEBITED = "debited"
     GRANTED = "granted"
+    HOLD_PLACED = "hold_placed"
+    HOLD_SETTLED = "hold_settled"
+    HOLD_RELEASED = "hold_released"
+    HOLD_EXPIRED = "hold_expired"
 
 
 @attrs.frozen
 class LedgerEntry:
-    """One change to one account. ``after.version`` is the entry's sequence number."""
+    """One change to one account. ``after.version`` is the entry's sequence number.
+
+    Hold entries name their hold (``hold_id``) and move ``token_held`` by ``held_delta``;
+    a settle above what was held and remained records the excess as ``overage``.
+    """
 
     kind: EntryKind
     at: datetime
@@ -42,6 +50,9 @@ class LedgerEntry:
     payment_id: str | None = None
     actor: str | None = None
     message: str = ""
+    held_delta: int = 0
+    hold_id: str | None = None
+    overage: int | None = None
 
     @property
     def subject(self) -> str:
@@ -79,14 +90,17 @@ class DebitReceipt:
 
 
 def fold(entries: Iterable[LedgerEntry]) -> Account | None:
-    """Replay entries oldest first: quota and usage by their deltas, the rest by the facts
-    each entry records. ``None`` for no entries (an account never stored)."""
+    """Replay entries oldest first: quota, usage and holds by their deltas, the rest by the
+    facts each entry records. ``None`` for no entries (an account never stored)."""
     account: Account | None = None
-    quota = used = 0
+    quota = used = held = 0
     for entry in entries:
         quota += entry.quota_delta
         used += entry.used_delta
+        held += entry.held_delta
         version = 1 if account is None else account.version + 1
         # Every field but the counters and the version is a fact the entry records.
-        account = attrs.evolve(entry.after, token_quota=quota, token_used=used, version=version)
+        account = attrs.evolve(
+            entry.after, token_quota=quota, token_used=used, token_held=held, version=version
+        )
     return account

@@ -14,6 +14,15 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_SUBJECT_LENGTH = 255
 #: Provider ids (orders, payments, webhook events) fit an indexed VARCHAR(100) everywhere.
 MAX_GATEWAY_ID_LENGTH = 100
+#: Hold ids are caller-chosen like idempotency keys, and fit the same indexed VARCHAR(255).
+MAX_HOLD_ID_LENGTH = 255
+#: How long a hold may stay open: one second to a day, five minutes unless asked.
+MIN_HOLD_TTL_SECONDS = 1
+MAX_HOLD_TTL_SECONDS = 24 * 60 * 60
+DEFAULT_HOLD_TTL_SECONDS = 300
+#: Open holds per account: enough for any fan-out of concurrent calls, and a bound on
+#: what every change of the account reads.
+MAX_OPEN_HOLDS = 1000
 #: The largest history page.
 MAX_PAGE_SIZE = 200
 #: A history cursor is a ledger version, which fits a signed 64-bit column.
@@ -27,6 +36,42 @@ def check_amount(amount: object) -> int:
     if not 1 <= amount <= MAX_AMOUNT:
         raise InvalidRequestError(f"amount must be between 1 and {MAX_AMOUNT}, got {amount}")
     return amount
+
+
+def check_settle_amount(amount: object) -> int:
+    """A settled amount: ``0..MAX_AMOUNT`` (a call may have used nothing)."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidRequestError(f"amount must be an integer, got {amount!r}")
+    if not 0 <= amount <= MAX_AMOUNT:
+        raise InvalidRequestError(f"amount must be between 0 and {MAX_AMOUNT}, got {amount}")
+    return amount
+
+
+def check_ttl(ttl_seconds: object) -> int:
+    """A hold's time to live in whole seconds, ``1..86400``."""
+    if (
+        isinstance(ttl_seconds, bool)
+        or not isinstance(ttl_seconds, int)
+        or not MIN_HOLD_TTL_SECONDS <= ttl_seconds <= MAX_HOLD_TTL_SECONDS
+    ):
+        raise InvalidRequestError(
+            f"ttl_seconds must be an integer from {MIN_HOLD_TTL_SECONDS} to "
+            f"{MAX_HOLD_TTL_SECONDS}, got {ttl_seconds!r}"
+        )
+    return ttl_seconds
+
+
+def check_hold_id(hold_id: object) -> str:
+    """A hold id: 1..255 storable characters."""
+    if (
+        not isinstance(hold_id, str)
+        or not 1 <= len(hold_id) <= MAX_HOLD_ID_LENGTH
+        or not is_storable_text(hold_id)
+    ):
+        raise InvalidRequestError(
+            f"hold_id must be 1 to {MAX_HOLD_ID_LENGTH} characters, without NUL or lone surrogates"
+        )
+    return hold_id
 
 
 def is_storable_text(text: str) -> bool:

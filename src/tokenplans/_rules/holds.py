@@ -1,0 +1,224 @@
+"""The hold rules and decisions: reserve, settle, release, and expiry in the roll-forward.
+
+- **reserve** succeeds only when the amount is at most what remains; then
+  ``token_held += amount``. A repeated id with the same amount returns the hold as it is
+  (open or closed) and reserves nothing; with another amount it is a conflict.
+- **settle** closes an open hold: ``token_held -= held`` and ``token_used += amount``.
+  Above the hold, the excess comes out of what remains, and whatever even that cannot
+  cover is ``overage``: ``max(0, amount - held - remaining)``, remaining read just before
+  (other open holds are never eaten into). A settle after the hold expired is accepted
+  (``late``): the tokens were spent, so they are charged the same way with nothing held.
+- **release** closes an open hold with nothing used.
+- **expiry**: the roll-forward releases every open hold whose ``expires_at`` has passed,
+  stamped at that instant, in time order with the period resets and term expiries.
+- A closed hold closes at most once: the same settle or release again returns the first
+  result (``replayed``); any other closing request is a conflict naming its final state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from functools import partial
+
+import attrs
+
+from tokenplans._values.accounts import Account
+from tokenplans._values.errors import (
+    HoldConflictError,
+    HoldNotFoundError,
+    InsufficientTokensError,
+    TooManyHoldsError,
+)
+from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
+from tokenplans._values.ledger import Change, EntryKind
+from tokenplans._values.limits import MAX_OPEN_HOLDS
+from tokenplans._values.plans import PlanCatalog
+
+from .decisions import Decision
+from .quota import record, roll_forward
+
+
+@attrs.frozen
+class HeldChange:
+    """A roll-forward with holds: the change, every hold that was open before it as of
+    ``now`` (expired ones included), and the writes of the holds it expired."""
+
+    change: Change
+    holds: Mapping[str, Hold]
+    writes: tuple[HoldWrite, ...] = ()
+
+
+def roll_forward_with_holds(
+    account: Account, catalog: PlanCatalog, now: datetime, holds: Iterable[Hold] = ()
+) -> HeldChange:
+    """:func:`~tokenplans._rules.quota.roll_forward`, with the open ``holds`` expiring at
+    their own instants in between: the resets due by a hold's expiry come first, so each
+    entry's snapshot is the one the account had at its instant."""
+    known = {hold.hold_id: hold for hold in holds}
+    due = sorted(
+        (hold for hold in known.values() if hold.as_of(now) != hold),
+        key=lambda hold: (hold.expires_at, hold.hold_id),
+    )
+    change = Change(account)
+    writes: list[HoldWrite] = []
+    for hold in due:
+        change = change.then(partial(roll_forward, catalog=catalog, now=hold.expires_at))
+        expired = hold.as_of(hold.expires_at)
+        change = change.then(partial(_expire, hold=hold))
+        known[hold.hold_id] = expired
+        writes.append(HoldWrite(expired, HoldStatus.OPEN))
+    change = change.then(lambda before: roll_forward(before, catalog, now))
+    return HeldChange(change, known, tuple(writes))
+
+
+def _expire(account: Account, hold: Hold) -> Change:
+    return record(
+        account,
+        EntryKind.HOLD_EXPIRED,
+        hold.expires_at,
+        message=f"hold {hold.hold_id} expired: {hold.amount} released",
+        amount=hold.amount,
+        hold_id=hold.hold_id,
+        token_held=account.token_held - hold.amount,
+    )
+
+
+# -- decisions ---------------------------------------------------------------------------
+
+
+def decide_reserve(
+    account: Account,
+    now: datetime,
+    *,
+    holds: Mapping[str, Hold],
+    stored: Hold | None,
+    hold_id: str,
+    amount: int,
+    ttl_seconds: int,
+    actor: str,
+) -> Decision[Hold]:
+    """Place a hold of ``amount`` for ``ttl_seconds``, or return the hold already placed
+    with this id (``holds``: the account's open holds as of now; ``stored``: the hold
+    with this id as stored, when it was not among them)."""
+    existing = holds.get(hold_id, stored)
+    if existing is not None:
+        if existing.amount != amount:
+            raise HoldConflictError(
+                existing,
+                f"hold {hold_id!r} was placed for {existing.amount} tokens, not {amount}",
+            )
+        return Decision(None, attrs.evolve(existing, replayed=True))
+    if amount > account.remaining:
+        raise InsufficientTokensError(requested=amount, remaining=account.remaining)
+    if sum(hold.is_open for hold in holds.values()) >= MAX_OPEN_HOLDS:
+        raise TooManyHoldsError(MAX_OPEN_HOLDS)
+    hold = Hold(
+        subject=account.subject,
+        hold_id=hold_id,
+        amount=amount,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+    )
+    change = record(
+        account,
+        EntryKind.HOLD_PLACED,
+        now,
+        message=f"hold {hold_id} placed: {amount} until {hold.expires_at.isoformat()}",
+        amount=amount,
+        hold_id=hold_id,
+        actor=actor,
+        token_held=account.token_held + amount,
+    )
+    return Decision(change, hold, (HoldWrite(hold, None),))
+
+
+def decide_settle(
+    account: Account,
+    now: datetime,
+    *,
+    holds: Mapping[str, Hold],
+    stored: Hold | None,
+    hold_id: str,
+    amount: int,
+    actor: str,
+) -> Decision[Hold]:
+    """Settle the hold with the ``amount`` actually used (see the module docstring)."""
+    hold = _the_hold(holds, stored, hold_id)
+    if hold.status is HoldStatus.SETTLED:
+        if hold.settled == amount:
+            return Decision(None, attrs.evolve(hold, replayed=True))
+        raise HoldConflictError(
+            hold, f"hold {hold_id!r} was settled for {hold.settled} tokens, not {amount}"
+        )
+    if hold.status is HoldStatus.RELEASED:
+        raise HoldConflictError(hold, f"hold {hold_id!r} was released")
+    late = hold.status is HoldStatus.EXPIRED
+    held = 0 if late else hold.amount
+    overage = max(0, amount - held - account.remaining)
+    settled = attrs.evolve(
+        hold,
+        status=HoldStatus.SETTLED,
+        settled=amount,
+        overage=overage,
+        late=late,
+        closed_at=now,
+    )
+    change = record(
+        account,
+        EntryKind.HOLD_SETTLED,
+        now,
+        message=(
+            f"hold {hold_id} settled{' late' if late else ''}: {amount} used"
+            + (f", {overage} over the quota" if overage else "")
+        ),
+        amount=amount,
+        hold_id=hold_id,
+        overage=overage,
+        actor=actor,
+        token_used=account.token_used + amount,
+        token_held=account.token_held - held,
+    )
+    return Decision(change, settled, (HoldWrite(settled, hold.status),))
+
+
+def decide_release(
+    account: Account,
+    now: datetime,
+    *,
+    holds: Mapping[str, Hold],
+    stored: Hold | None,
+    hold_id: str,
+    actor: str,
+) -> Decision[Hold]:
+    """Release the hold with nothing used; an expired one is returned as it is."""
+    hold = _the_hold(holds, stored, hold_id)
+    if hold.status is HoldStatus.SETTLED:
+        raise HoldConflictError(hold, f"hold {hold_id!r} was settled")
+    if hold.status is not HoldStatus.OPEN:  # released before, or expired: nothing to do
+        return Decision(None, attrs.evolve(hold, replayed=True))
+    released = attrs.evolve(hold, status=HoldStatus.RELEASED, closed_at=now)
+    change = record(
+        account,
+        EntryKind.HOLD_RELEASED,
+        now,
+        message=f"hold {hold_id} released: {hold.amount} free again",
+        amount=hold.amount,
+        hold_id=hold_id,
+        actor=actor,
+        token_held=account.token_held - hold.amount,
+    )
+    return Decision(change, released, (HoldWrite(released, HoldStatus.OPEN),))
+
+
+def decide_roll_forward(account: Account, _now: datetime, _facts: object) -> Decision[Account]:
+    """Write what is due and nothing else (a sweep of expired holds): the roll-forward's
+    entries commit, and an account with nothing due writes nothing."""
+    return Decision(Change(account), account)
+
+
+def _the_hold(holds: Mapping[str, Hold], stored: Hold | None, hold_id: str) -> Hold:
+    hold = holds.get(hold_id, stored)
+    if hold is None:
+        raise HoldNotFoundError(hold_id)
+    return hold

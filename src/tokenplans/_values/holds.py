@@ -1,0 +1,68 @@
+"""Holds: tokens reserved before a model call and settled with the actual count after.
+
+A hold is a durable record with an identity, scoped to its subject. It is placed open
+and closed at most once: settled (its tokens used, possibly more or less than held),
+released (nothing used) or expired (its ``expires_at`` passed while it was open). An
+expired hold may still be settled late: the call did happen, so its tokens are charged.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import attrs
+
+
+class HoldStatus(enum.StrEnum):
+    """Stored as the value. open -> settled | released | expired, and expired -> settled
+    (a late settle); never back to open."""
+
+    OPEN = "open"
+    SETTLED = "settled"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+@attrs.frozen
+class Hold:
+    """One reservation of ``amount`` tokens for ``subject``, open until ``expires_at``.
+
+    Once settled, ``settled`` is the amount charged and ``overage`` the part of it beyond
+    what was held and remaining (it may push ``token_used`` above the quota); ``late`` says
+    the settle came after the hold expired. ``closed_at`` is when it reached its final
+    status. ``replayed`` is true on a result that repeats an earlier one and changed
+    nothing; it is not stored.
+    """
+
+    subject: str
+    hold_id: str
+    amount: int
+    created_at: datetime
+    expires_at: datetime
+    status: HoldStatus = HoldStatus.OPEN
+    settled: int | None = None
+    overage: int = 0
+    late: bool = False
+    closed_at: datetime | None = None
+    replayed: bool = attrs.field(default=False, eq=False)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is HoldStatus.OPEN
+
+    def as_of(self, now: datetime) -> Hold:
+        """The hold as the account sees it at ``now``: an open hold past its expiry is
+        expired, closed at its expiry instant."""
+        if self.is_open and self.expires_at <= now:
+            return attrs.evolve(self, status=HoldStatus.EXPIRED, closed_at=self.expires_at)
+        return self
+
+
+@attrs.frozen
+class HoldWrite:
+    """A hold to store with an account change: inserted when ``previous`` is ``None`` (a
+    new hold), else replacing the stored hold whose status is ``previous``."""
+
+    hold: Hold
+    previous: HoldStatus | None
