@@ -129,7 +129,8 @@ def check_ledger_with_holds(entries: list[LedgerEntry], stored: Account | None) 
         after = entry.after
         assert after.remaining >= 0
         if entry.kind is EntryKind.HOLD_SETTLED:
-            assert entry.hold_id is not None and entry.overage is not None
+            assert entry.hold_id is not None
+            assert entry.overage is not None
             assert previous is not None
             held = -entry.held_delta
             assert entry.overage == max(0, entry.used_delta - held - previous.remaining)

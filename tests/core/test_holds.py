@@ -123,9 +123,7 @@ def test_a_ttl_outside_one_second_to_a_day_is_invalid(service: TokenService, ttl
 
 @pytest.mark.parametrize("ttl", [1, 86_400])
 def test_the_ttl_bounds_themselves_are_fine(service: TokenService, ttl: int) -> None:
-    assert service.reserve(ALICE, 1, ttl_seconds=ttl).expires_at == JAN_15 + timedelta(
-        seconds=ttl
-    )
+    assert service.reserve(ALICE, 1, ttl_seconds=ttl).expires_at == JAN_15 + timedelta(seconds=ttl)
 
 
 @pytest.mark.parametrize("hold_id", ["", "x" * 256, "nul\x00", "\udcff", 7])
@@ -183,7 +181,9 @@ def test_at_most_a_thousand_open_holds_per_account(clock: SettableClock) -> None
 # -- settle ------------------------------------------------------------------------------
 
 
-def test_settling_below_the_hold_frees_the_rest(service: TokenService, store: InMemoryStore) -> None:
+def test_settling_below_the_hold_frees_the_rest(
+    service: TokenService, store: InMemoryStore
+) -> None:
     service.reserve(ALICE, 300, hold_id="call-1")
     settled = service.settle(ALICE, "call-1", 120)
     assert (settled.status, settled.settled, settled.overage, settled.late) == (
