@@ -1,9 +1,9 @@
 """Random sequences of every operation and clock jump, against a deliberately simple model.
 
-The model below re-states DESIGN.md §4-§5 from scratch (it imports nothing from
-``tokenplans._rules``) and rolls time forward one boundary at a time, while the service
-rolls forward lazily; after every step the service, its store and its ledger must agree
-with the model and with the invariants of §4.
+The model below re-states DESIGN.md §4-§5 and the hold rules from scratch (it imports
+nothing from ``tokenplans._rules``) and rolls time forward one boundary or hold expiry at
+a time, while the service rolls forward lazily; after every step the service, its store
+and its ledger must agree with the model and with the invariants.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ from tokenplans import (
     Account,
     DebitReceipt,
     EntryKind,
+    Hold,
+    HoldConflictError,
+    HoldNotFoundError,
+    HoldStatus,
     IdempotencyConflictError,
     InsufficientTokensError,
     InvalidRequestError,
@@ -52,6 +56,7 @@ from tokenplans._rules.quota import renew
 from tokenplans.testing import InMemoryStore, SettableClock
 
 SUBJECTS = ("alice", "bob")
+HOLD_IDS = ("h1", "h2", "h3")
 ADMIN = Principal("ops", frozenset({"tokenplans:admin"}))
 MAX = 10**12
 
@@ -69,6 +74,16 @@ def first_of_next_month(t: datetime) -> datetime:
 
 
 @attrs.define
+class ModelHold:
+    amount: int
+    expires: datetime
+    status: str = "open"
+    settled: int | None = None
+    overage: int = 0
+    late: bool = False
+
+
+@attrs.define
 class ModelAccount:
     plan: str
     quota: int
@@ -76,10 +91,15 @@ class ModelAccount:
     start: datetime
     end: datetime
     term_end: datetime | None
+    holds: dict[str, ModelHold] = attrs.field(factory=dict)
+
+    @property
+    def held(self) -> int:
+        return sum(h.amount for h in self.holds.values() if h.status == "open")
 
     @property
     def remaining(self) -> int:
-        return max(0, self.quota - self.used)
+        return max(0, self.quota - self.used - self.held)
 
 
 class Model:
@@ -100,7 +120,8 @@ class Model:
         return [p["id"] for p in self.plans].index(plan_id)
 
     def at(self, subject: str, now: datetime) -> ModelAccount:
-        """The account as of ``now``, stepping through every boundary one at a time."""
+        """The account as of ``now``, stepping through every boundary and hold expiry one at
+        a time (they commute: an expiry frees held tokens, a boundary resets the counters)."""
         if subject not in self.accounts:
             self.accounts[subject] = ModelAccount(
                 self.default["id"],
@@ -112,6 +133,10 @@ class Model:
             )
         a = self.accounts[subject]
         while True:
+            due = [h for h in a.holds.values() if h.status == "open" and h.expires <= now]
+            if due:
+                min(due, key=lambda h: h.expires).status = "expired"
+                continue
             if a.term_end is not None:
                 if now < a.term_end:
                     return a
@@ -129,9 +154,10 @@ class Model:
 
 
 def check_ledger(entries: list[LedgerEntry], stored: Account | None) -> None:
-    """Fold == snapshot, contiguous versions, and per period: debits <= tokens made
-    available (the remaining at the period's start, plus every later rise in quota and
-    every fall in used other than a debit's)."""
+    """Fold == snapshot, contiguous versions, and per period: debits and settles, less
+    their recorded overage, <= tokens made available (the remaining and held at the
+    period's start, plus every later rise in quota and every fall in used other than a
+    debit's)."""
     assert fold(entries) == stored
     assert [e.version for e in entries] == list(range(1, len(entries) + 1))
     if not entries:
@@ -142,12 +168,13 @@ def check_ledger(entries: list[LedgerEntry], stored: Account | None) -> None:
     for entry in entries:
         after = entry.after
         assert after.remaining >= 0
-        if entry.kind is EntryKind.DEBITED:
+        if entry.kind in (EntryKind.DEBITED, EntryKind.HOLD_SETTLED):
             assert (entry.used_delta, entry.quota_delta) == (entry.amount, 0)
         if previous is None or after.period_start != previous.period_start:
-            available, debited = after.remaining, 0
-        elif entry.kind is EntryKind.DEBITED:
-            debited += entry.used_delta
+            # Held tokens were made available when reserved, and stay so across periods.
+            available, debited = after.remaining + after.token_held, 0
+        elif entry.kind in (EntryKind.DEBITED, EntryKind.HOLD_SETTLED):
+            debited += entry.used_delta - (entry.overage or 0)
         else:
             available += max(entry.quota_delta, 0) + max(-entry.used_delta, 0)
         assert debited <= available
@@ -286,10 +313,155 @@ class QuotaMachine(RuleBasedStateMachine):
             lambda: self.service.consume(mallory, 1, subject=subject),
             lambda: self.service.set_plan(mallory, self.model.default["id"], subject=subject),
             lambda: self.service.grant(mallory, subject, 1),
+            lambda: self.service.reserve(mallory, 1, subject=subject),
+            lambda: self.service.settle(mallory, "h1", 1, subject=subject),
+            lambda: self.service.release(mallory, "h1", subject=subject),
+            lambda: self.service.holds(mallory, subject=subject),
         ):
             with pytest.raises(PermissionDeniedError):
                 call()
         self.unchanged(subject, before)
+
+    # -- holds -----------------------------------------------------------------------
+
+    @rule(
+        subject=st.sampled_from(SUBJECTS),
+        amount=st.integers(1, 2000),
+        how=st.sampled_from(["as drawn", "exactly remaining", "one over remaining"]),
+        hold_id=st.sampled_from(HOLD_IDS),
+        ttl=st.sampled_from([1, 60, 300, 3600, 86_400]),
+        by_admin=st.booleans(),
+    )
+    def reserve(
+        self, subject: str, amount: int, how: str, hold_id: str, ttl: int, by_admin: bool
+    ) -> None:
+        account = self.model.at(subject, self.now)
+        if how == "exactly remaining" and account.remaining > 0:
+            amount = account.remaining
+        elif how == "one over remaining":
+            amount = account.remaining + 1
+        principal = ADMIN if by_admin else Principal(subject)
+        before = self.store.load(subject)
+        existing = account.holds.get(hold_id)
+
+        def call() -> Hold:
+            return self.service.reserve(
+                principal, amount, hold_id=hold_id, ttl_seconds=ttl, subject=subject
+            )
+
+        if amount > MAX:
+            with pytest.raises(InvalidRequestError):
+                call()
+            self.unchanged(subject, before)
+        elif existing is not None and existing.amount != amount:
+            with pytest.raises(HoldConflictError):
+                call()
+            self.unchanged(subject, before)
+        elif existing is not None:
+            again = call()
+            assert (again.replayed, again.status.value) == (True, existing.status)
+            self.unchanged(subject, before)
+        elif amount > account.remaining:
+            with pytest.raises(InsufficientTokensError) as refused:
+                call()
+            assert refused.value.remaining == account.remaining
+            self.unchanged(subject, before)
+        else:
+            hold = call()
+            assert (hold.status, hold.amount, hold.replayed) == (HoldStatus.OPEN, amount, False)
+            assert hold.expires_at == self.now + timedelta(seconds=ttl)
+            account.holds[hold_id] = ModelHold(amount, hold.expires_at)
+
+    @rule(
+        subject=st.sampled_from(SUBJECTS),
+        hold_id=st.sampled_from(HOLD_IDS),
+        how=st.sampled_from(["zero", "below", "at", "above", "far above"]),
+        extra=st.integers(1, 3000),
+        by_admin=st.booleans(),
+    )
+    def settle(self, subject: str, hold_id: str, how: str, extra: int, by_admin: bool) -> None:
+        account = self.model.at(subject, self.now)
+        hold = account.holds.get(hold_id)
+        base = 1 if hold is None else hold.amount
+        amount = {
+            "zero": 0,
+            "below": base // 2,
+            "at": base,
+            "above": base + extra // 10,
+            "far above": base + extra,
+        }[how]
+        principal = ADMIN if by_admin else Principal(subject)
+        before = self.store.load(subject)
+
+        def call() -> Hold:
+            return self.service.settle(principal, hold_id, amount, subject=subject)
+
+        if amount > MAX:
+            with pytest.raises(InvalidRequestError):
+                call()
+            self.unchanged(subject, before)
+        elif hold is None:
+            with pytest.raises(HoldNotFoundError):
+                call()
+            self.unchanged(subject, before)
+        elif hold.status == "released" or (hold.status == "settled" and hold.settled != amount):
+            with pytest.raises(HoldConflictError) as conflict:
+                call()
+            assert conflict.value.hold.status.value == hold.status
+            self.unchanged(subject, before)
+        elif hold.status == "settled":
+            again = call()
+            assert (again.replayed, again.settled, again.overage) == (True, amount, hold.overage)
+            self.unchanged(subject, before)
+        else:
+            late = hold.status == "expired"
+            held = 0 if late else hold.amount
+            overage = max(0, amount - held - account.remaining)
+            settled = call()
+            hold.status, hold.settled, hold.overage, hold.late = "settled", amount, overage, late
+            account.used += amount
+            assert (settled.status, settled.settled, settled.overage, settled.late) == (
+                HoldStatus.SETTLED,
+                amount,
+                overage,
+                late,
+            )
+
+    @rule(
+        subject=st.sampled_from(SUBJECTS),
+        hold_id=st.sampled_from(HOLD_IDS),
+        by_admin=st.booleans(),
+    )
+    def release(self, subject: str, hold_id: str, by_admin: bool) -> None:
+        account = self.model.at(subject, self.now)
+        hold = account.holds.get(hold_id)
+        principal = ADMIN if by_admin else Principal(subject)
+        before = self.store.load(subject)
+
+        def call() -> Hold:
+            return self.service.release(principal, hold_id, subject=subject)
+
+        if hold is None:
+            with pytest.raises(HoldNotFoundError):
+                call()
+            self.unchanged(subject, before)
+        elif hold.status == "settled":
+            with pytest.raises(HoldConflictError):
+                call()
+            self.unchanged(subject, before)
+        elif hold.status in ("released", "expired"):
+            again = call()
+            assert (again.replayed, again.status.value) == (True, hold.status)
+            self.unchanged(subject, before)
+        else:
+            assert call().status is HoldStatus.RELEASED
+            hold.status = "released"
+
+    @rule(subject=st.sampled_from(SUBJECTS), hold_id=st.sampled_from(HOLD_IDS), later=st.booleans())
+    def clock_lands_on_a_hold_expiry(self, subject: str, hold_id: str, later: bool) -> None:
+        hold = self.model.at(subject, self.now).holds.get(hold_id)
+        if hold is not None and hold.status == "open":
+            self.clock.set(hold.expires + (timedelta(seconds=1) if later else timedelta(0)))
 
     # -- plan changes ----------------------------------------------------------------
 
@@ -333,7 +505,8 @@ class QuotaMachine(RuleBasedStateMachine):
         days = target.get("duration_days")
         if target_rank > current_rank:
             expected = f"upgraded to {target['id']} with carry-over"
-            account.quota, account.used = target["tokens"] + account.remaining, 0
+            account.quota = target["tokens"] + account.remaining + account.held
+            account.used = 0
             if days is None:
                 account.start, account.end = first_of_month(now), first_of_next_month(now)
                 account.term_end = None
@@ -406,6 +579,7 @@ class QuotaMachine(RuleBasedStateMachine):
                 usage.plan,
                 usage.token_quota,
                 usage.token_used,
+                usage.token_held,
                 usage.remaining,
                 usage.period_start,
                 usage.period_end,
@@ -414,13 +588,28 @@ class QuotaMachine(RuleBasedStateMachine):
                 model.plan,
                 model.quota,
                 model.used,
+                model.held,
                 model.remaining,
                 model.start,
                 model.end,
                 model.term_end,
             )
             assert usage.remaining >= 0
+            open_now = self.service.holds(Principal(subject))
+            assert {h.hold_id: h.amount for h in open_now} == {
+                hold_id: h.amount for hold_id, h in model.holds.items() if h.status == "open"
+            }
+            for hold_id, expected in model.holds.items():
+                seen = self.service.hold(Principal(subject), hold_id)
+                assert (seen.status.value, seen.settled, seen.late) == (
+                    expected.status,
+                    expected.settled,
+                    expected.late,
+                )
             stored = self.store.load(subject)
+            if stored is not None:
+                stored_open = self.store.open_holds(subject)
+                assert stored.token_held == sum(h.amount for h in stored_open)
             entries = list(reversed(self.store.history(subject, limit=10**9)))
             check_ledger(entries, stored)
 
