@@ -4,7 +4,10 @@ import it): fresh subjects, services over a store, whole-ledger reads."""
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import signal
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -172,3 +175,74 @@ def delete_account(engine: Engine, subject: str) -> None:
     with engine.begin() as conn:
         for table in (ledger_entries, accounts):
             conn.execute(delete(table).where(table.c.subject == subject))
+
+
+class HoldOutcome(NamedTuple):
+    """What one thread did with one hold: ``settled`` is the amount, ``None`` if released;
+    ``applied`` counts the settle calls that were not replays (two raced for each)."""
+
+    hold_id: str
+    amount: int
+    settled: int | None
+    applied: int
+
+
+def _retrying(call: Any) -> Any:
+    """``call()`` again while the account is too contended: every call here carries its
+    hold id, so a repeat can never hold or charge twice."""
+    while True:
+        try:
+            return call()
+        except AccountBusyError:
+            continue
+
+
+def hold_until_refused(url: str, subject: str, worker: int, threads: int) -> list[HoldOutcome]:
+    """One worker process of the holds concurrency test: ``threads`` threads each reserve
+    1-50 tokens under their own hold id, then settle it (0 to twice the hold, from two
+    threads at once with the same amount) or release it, until a reserve is refused."""
+    engine = make_engine(url)
+    tokens = service_over(SqlAccountStore(engine))
+    user = Principal(subject)
+
+    def settle_twice_at_once(hold_id: str, amount: int) -> int:
+        barrier = threading.Barrier(2)
+
+        def settle(_: int) -> bool:
+            barrier.wait()
+            return not _retrying(lambda: tokens.settle(user, hold_id, amount)).replayed
+
+        with ThreadPoolExecutor(2) as pair:
+            return sum(pair.map(settle, range(2)))
+
+    def run(thread: int) -> list[HoldOutcome]:
+        rng = random.Random(f"hold-{worker}-{thread}")  # noqa: S311 - a workload
+        done: list[HoldOutcome] = []
+        for n in itertools.count():
+            hold_id, amount = f"w{worker}-t{thread}-{n}", rng.randint(1, 50)
+            try:
+                _retrying(lambda: tokens.reserve(user, amount, hold_id=hold_id))  # noqa: B023
+            except InsufficientTokensError:
+                return done
+            if rng.random() < 0.25:  # noqa: PLR2004 - a quarter are released
+                _retrying(lambda: tokens.release(user, hold_id))  # noqa: B023
+                done.append(HoldOutcome(hold_id, amount, None, 0))
+            else:
+                used = rng.randint(0, 2 * amount)
+                done.append(HoldOutcome(hold_id, amount, used, settle_twice_at_once(hold_id, used)))
+        raise AssertionError("unreachable")
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return [o for done in pool.map(run, range(threads)) for o in done]
+    finally:
+        engine.dispose()
+
+
+def reserve_then_die(url: str, subject: str, hold_id: str, amount: int, ttl: int) -> None:
+    """A process that reserves and is killed (SIGKILL) before it can settle or release."""
+    engine = make_engine(url)
+    service_over(SqlAccountStore(engine)).reserve(
+        Principal(subject), amount, hold_id=hold_id, ttl_seconds=ttl
+    )
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -17,7 +17,9 @@ from sqlalchemy import Engine
 from storage_support import (
     ADMIN,
     Debit,
+    HoldOutcome,
     debit_until_refused,
+    hold_until_refused,
     new_subject,
     service_over,
     whole_ledger,
@@ -78,6 +80,59 @@ def test_four_processes_of_eight_threads_never_overspend_or_lose_a_debit(
         replay = tokens.consume(Principal(subject), debit.amount, idempotency_key=debit.key)
         assert replay.replayed
     assert store.load(subject) == after
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        pytest.param("mysql", marks=pytest.mark.mysql),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
+def test_four_processes_of_eight_threads_close_every_hold_once_and_never_overspend(
+    backend: str, engine_for: Callable[[str], Engine]
+) -> None:
+    engine = engine_for(backend)
+    store = SqlAccountStore(engine)
+    tokens = service_over(store)
+    subject = new_subject("held")
+    quota = 2_500
+    tokens.grant(ADMIN, subject, quota - 1000)
+    with ProcessPoolExecutor(PROCESSES, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [
+            pool.submit(hold_until_refused, _url(engine), subject, worker, THREADS)
+            for worker in range(PROCESSES)
+        ]
+        outcomes: list[HoldOutcome] = [o for f in futures for o in f.result()]
+
+    after = store.load(subject)
+    assert after is not None
+    entries = whole_ledger(store, subject)
+    assert fold(entries) == after
+    # Of each pair of identical settles racing, exactly one applied; the other replayed.
+    assert all(o.applied == 1 for o in outcomes if o.settled is not None)
+    by_hold: dict[str, list[EntryKind]] = {}
+    for entry in entries:
+        if entry.hold_id is not None:
+            by_hold.setdefault(entry.hold_id, []).append(entry.kind)
+    assert by_hold == {
+        o.hold_id: [
+            EntryKind.HOLD_PLACED,
+            EntryKind.HOLD_RELEASED if o.settled is None else EntryKind.HOLD_SETTLED,
+        ]
+        for o in outcomes
+    }
+    assert after.token_held == 0
+    assert not store.open_holds(subject)
+    assert after.token_used == sum(o.settled or 0 for o in outcomes)
+    # used + held never above what was made available, except by the recorded overage.
+    overage = 0
+    for entry in entries:
+        overage += entry.overage or 0
+        assert entry.after.token_used + entry.after.token_held <= quota + overage
+    assert after.token_used <= quota + overage
 
 
 def _ladder() -> PlanCatalog:
