@@ -224,7 +224,7 @@ def hold_until_refused(url: str, subject: str, worker: int, threads: int) -> lis
                 _retrying(lambda: tokens.reserve(user, amount, hold_id=hold_id))  # noqa: B023
             except InsufficientTokensError:
                 return done
-            if rng.random() < 0.25:  # noqa: PLR2004 - a quarter are released
+            if rng.random() < 0.25:
                 _retrying(lambda: tokens.release(user, hold_id))  # noqa: B023
                 done.append(HoldOutcome(hold_id, amount, None, 0))
             else:

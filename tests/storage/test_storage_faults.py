@@ -9,18 +9,30 @@ it that the test takes down and brings back; killing a connection kills only our
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
-from storage_support import ADMIN, Debit, new_subject, service_over, whole_ledger
+from storage_support import (
+    ADMIN,
+    MID_JANUARY,
+    Debit,
+    new_subject,
+    reserve_then_die,
+    service_over,
+    whole_ledger,
+)
 
 from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
-from tokenplans import Principal, StorageUnavailableError, fold
+from tokenplans import EntryKind, HoldStatus, Principal, StorageUnavailableError, fold
+from tokenplans.testing import SettableClock
 
 SERVERS = [
     pytest.param("mysql", marks=pytest.mark.mysql),
@@ -296,3 +308,137 @@ def test_an_exhausted_connection_pool_is_unavailable_not_a_hang(tmp_path: Path) 
         assert store.load("someone") is None
     finally:
         engine.dispose()
+
+
+# -- holds ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_a_process_killed_between_reserve_and_settle_leaves_a_hold_that_expires(
+    backend: str, engine_for: EngineFor
+) -> None:
+    """Nothing to clean up: the dead process's hold stays open until its expiry, then
+    frees its tokens by itself (lazily for a read, written by the next change or a sweep)."""
+    engine = engine_for(backend)
+    subject = new_subject("crashed")
+    url = engine.url.render_as_string(hide_password=False)
+    child = multiprocessing.get_context("spawn").Process(
+        target=reserve_then_die, args=(url, subject, "in-flight", 400, 60)
+    )
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL
+
+    store = SqlAccountStore(engine)
+    clock = SettableClock(MID_JANUARY)
+    tokens = service_over(store, clock)
+    user = Principal(subject)
+    assert (tokens.usage(user).token_held, tokens.usage(user).remaining) == (400, 600)
+    clock.advance(seconds=60)
+    assert (tokens.usage(user).token_held, tokens.usage(user).remaining) == (0, 1000)
+    assert tokens.sweep_expired_holds(ADMIN, limit=10**6).count(subject) == 1
+    expired = store.find_hold(subject, "in-flight")
+    assert expired is not None
+    assert expired.status is HoldStatus.EXPIRED
+    assert fold(whole_ledger(store, subject)) == store.load(subject)
+    # The call did happen after all: its late settle is still charged, once.
+    assert tokens.settle(user, "in-flight", 350).late
+    assert tokens.settle(user, "in-flight", 350).replayed
+    assert tokens.usage(user).token_used == 350
+
+
+@pytest.mark.parametrize("backend", SERVERS)
+def test_a_settle_cut_off_mid_commit_applies_once_when_retried(
+    backend: str, engine_for: EngineFor
+) -> None:
+    """The connection dies while the settle commits: the caller cannot know whether it
+    landed, so it retries; the hold's identity makes the retry apply at most once."""
+    admin = engine_for(backend)
+    engine = make_engine(admin.url, pool_size=1, max_overflow=0)
+    store = SqlAccountStore(engine)
+    tokens = service_over(store)
+    user = Principal(new_subject())
+    tokens.reserve(user, 300, hold_id="call-1")
+
+    def kill_during_hold_update(conn: Any, _c: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE tokenplans_holds"):
+            victim = _backend_id(conn)
+            with admin.begin() as killer:
+                if engine.dialect.name == "postgresql":
+                    killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": victim})
+                else:
+                    killer.exec_driver_sql(f"KILL {int(victim)}")
+
+    event.listen(engine, "before_cursor_execute", kill_during_hold_update)
+    try:
+        with pytest.raises(StorageUnavailableError):
+            tokens.settle(user, "call-1", 250)
+    finally:
+        event.remove(engine, "before_cursor_execute", kill_during_hold_update)
+    try:
+        assert store.find_hold(user.subject, "call-1").is_open  # type: ignore[union-attr]
+        first = tokens.settle(user, "call-1", 250)
+        again = tokens.settle(user, "call-1", 250)
+        assert (first.replayed, again.replayed) == (False, True)
+        usage = tokens.usage(user)
+        assert (usage.token_used, usage.token_held) == (250, 0)
+        assert fold(whole_ledger(store, user.subject)) == store.load(user.subject)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", SERVERS)
+def test_settles_through_outages_each_apply_once_when_retried(
+    backend: str, outage_for: Callable[[str], tuple[Outage, Engine]]
+) -> None:
+    """Reserve and settle through repeated outages, retrying every failed call with the
+    same hold id until it answers: every hold ends settled once, at its amount."""
+    outage, engine = outage_for(backend)
+    store = SqlAccountStore(engine)
+    tokens = service_over(store)
+    user = Principal(new_subject())
+    tokens.grant(ADMIN, user.subject, 10**9)
+    stop = threading.Event()
+    settled: dict[str, int] = {}
+
+    def until_answered(call: Callable[[], object]) -> None:
+        while True:
+            try:
+                call()
+            except StorageUnavailableError:
+                time.sleep(0.01)
+            else:
+                return
+
+    def hold_forever(thread: int) -> None:
+        n = 0
+        while not stop.is_set():
+            hold_id, amount = f"t{thread}-{n}", 1 + n % 5
+            n += 1
+            until_answered(lambda: tokens.reserve(user, amount, hold_id=hold_id))  # noqa: B023
+            until_answered(lambda: tokens.settle(user, hold_id, amount + 1))  # noqa: B023
+            settled[hold_id] = amount + 1
+
+    workers = [threading.Thread(target=hold_forever, args=(t,)) for t in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in range(3):
+            stop.wait(0.3)
+            outage.stop()
+            stop.wait(0.2)
+            outage.resume()
+        stop.wait(0.3)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+
+    after = store.load(user.subject)
+    assert after is not None
+    entries = whole_ledger(store, user.subject)
+    assert fold(entries) == after
+    settles = [e for e in entries if e.kind is EntryKind.HOLD_SETTLED]
+    assert sorted((e.hold_id, e.amount) for e in settles) == sorted(settled.items())
+    assert (after.token_used, after.token_held) == (sum(settled.values()), 0)
