@@ -1,4 +1,5 @@
-"""The ``tokenplans`` command: serve the API, mint tokens, print the catalog, migrate.
+"""The ``tokenplans`` command: serve the API, mint tokens, print the catalog, migrate,
+sweep expired holds.
 
 One ``_add_<command>`` function registers each subcommand and points it at its
 ``_<command>`` handler, which receives the parsed arguments and the settings (read once,
@@ -23,8 +24,17 @@ from sqlalchemy.engine import make_url
 
 from adapters.jwt_identity import JwtConfigError, mint_token
 from adapters.razorpay import OfflineGateway
-from adapters.sql import upgrade_schema
-from tokenplans import ADMIN_SCOPE, CatalogError, Plan, PlanCatalog, StorageUnavailableError
+from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
+from tokenplans import (
+    ADMIN_SCOPE,
+    CatalogError,
+    Plan,
+    PlanCatalog,
+    Principal,
+    StorageUnavailableError,
+    SystemClock,
+    TokenService,
+)
 
 from .app import build_catalog, build_identity, offline_payment_secret
 from .config import MIN_SECRET_BYTES, ConfigError, Settings
@@ -385,6 +395,42 @@ def _dev_pay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- holds ------------------------------------------------------------------------------
+
+
+def _add_holds(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("holds", help="hold maintenance")
+    actions = parser.add_subparsers(dest="holds_command", required=True, metavar="ACTION")
+    sweep = actions.add_parser(
+        "sweep",
+        help="write the expiries of holds nobody touched since they expired",
+        description=(
+            "Find the accounts with open holds past their expiry (one indexed query) and "
+            "write their expiries through the normal update loop. Never needed for "
+            "correctness (an expired hold frees its tokens at once for every read, and "
+            "the account's next change writes it); it tidies accounts nobody touches."
+        ),
+    )
+    sweep.add_argument("--batch", type=_positive, default=1000, help="accounts per query")
+    sweep.set_defaults(handler=_holds_sweep)
+
+
+def _holds_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    engine = make_engine(settings.database_url)
+    try:
+        service = TokenService(SqlAccountStore(engine), build_catalog(settings), SystemClock())
+        sweeper = Principal("tokenplans-holds-sweep", frozenset({ADMIN_SCOPE}))  # type: ignore[arg-type]
+        swept = 0
+        while len(batch := service.sweep_expired_holds(sweeper, limit=args.batch)):
+            swept += len(batch)
+            if len(batch) < args.batch:
+                break
+    finally:
+        engine.dispose()
+    print(f"swept expired holds of {swept} account(s)")
+    return 0
+
+
 # -- the command ------------------------------------------------------------------------
 
 
@@ -401,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plans(commands)
     _add_db(commands)
     _add_dev(commands)
+    _add_holds(commands)
     return parser
 
 

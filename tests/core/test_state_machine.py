@@ -333,7 +333,7 @@ class QuotaMachine(RuleBasedStateMachine):
         by_admin=st.booleans(),
     )
     def reserve(
-        self, subject: str, amount: int, how: str, hold_id: str, ttl: int, by_admin: bool
+        self, *, subject: str, amount: int, how: str, hold_id: str, ttl: int, by_admin: bool
     ) -> None:
         account = self.model.at(subject, self.now)
         if how == "exactly remaining" and account.remaining > 0:
