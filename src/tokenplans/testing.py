@@ -35,6 +35,7 @@ class InMemoryStore:
         self._payments: dict[str, Payment] = {}
         self._events: set[str] = set()
         self._holds: dict[tuple[str, str], Hold] = {}
+        self._open: dict[str, dict[str, Hold]] = {}  # by subject: what open_holds reads
 
     def load(self, subject: str) -> Account | None:
         return self._accounts.get(subject)
@@ -71,7 +72,15 @@ class InMemoryStore:
         stored = self._holds.get(key)
         if (None if stored is None else stored.status) != write.previous:
             raise WriteConflictError(f"hold {hold.hold_id!r} changed since the read")
-        return lambda: self._holds.__setitem__(key, hold)
+        return lambda: self._store_hold(hold)
+
+    def _store_hold(self, hold: Hold) -> None:
+        self._holds[(hold.subject, hold.hold_id)] = hold
+        open_ones = self._open.setdefault(hold.subject, {})
+        if hold.is_open:
+            open_ones[hold.hold_id] = hold
+        else:
+            open_ones.pop(hold.hold_id, None)
 
     def _stage_receipt(self, receipt: DebitReceipt) -> Callable[[], None]:
         if receipt.idempotency_key is None:
@@ -99,7 +108,7 @@ class InMemoryStore:
 
     def open_holds(self, subject: str) -> Sequence[Hold]:
         with self._lock:
-            mine = [h for (s, _), h in self._holds.items() if s == subject and h.is_open]
+            mine = list(self._open.get(subject, {}).values())
         return sorted(mine, key=lambda h: (h.created_at, h.hold_id))
 
     def find_hold(self, subject: str, hold_id: str) -> Hold | None:
@@ -107,7 +116,11 @@ class InMemoryStore:
 
     def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:
         with self._lock:
-            due = {h.subject for h in self._holds.values() if h.is_open and h.expires_at <= now}
+            due = {
+                subject
+                for subject, holds in self._open.items()
+                if any(h.expires_at <= now for h in holds.values())
+            }
         return sorted(due)[:limit]
 
     def add_payment(self, payment: Payment) -> None:
