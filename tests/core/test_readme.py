@@ -8,10 +8,10 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def library_example() -> str:
-    """The first ```python block under the "Using it as a library" heading."""
+def library_example(heading: str = "Using it as a library") -> str:
+    """The first ```python block under the ``heading`` section."""
     text = README.read_text(encoding="utf-8")
-    section = text.split("## Using it as a library", 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match is not None, "the library section has no python example"
     return match.group(1)
@@ -24,3 +24,11 @@ def test_the_readme_library_example_runs_and_its_asserts_hold() -> None:
 
     service = namespace["service"]
     assert service.usage(namespace["alice"]).token_quota == 10_700  # type: ignore[attr-defined]
+
+
+def test_the_readme_metering_example_runs_and_its_asserts_hold() -> None:
+    namespace: dict[str, object] = {"__name__": "readme_metering"}
+
+    exec(compile(library_example("Metering a model call"), str(README), "exec"), namespace)  # noqa: S102
+
+    assert namespace["settled"].settled == 250  # type: ignore[attr-defined]
