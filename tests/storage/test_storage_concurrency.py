@@ -34,6 +34,11 @@ from tokenplans._rules.quota import change_plan
 PROCESSES = 4
 THREADS = 8
 QUOTA = 10_000
+BACKENDS = [
+    "sqlite",
+    pytest.param("mysql", marks=pytest.mark.mysql),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
 
 
 def _url(engine: Engine) -> str:
@@ -41,14 +46,7 @@ def _url(engine: Engine) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "sqlite",
-        pytest.param("mysql", marks=pytest.mark.mysql),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ],
-)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_four_processes_of_eight_threads_never_overspend_or_lose_a_debit(
     backend: str, engine_for: Callable[[str], Engine]
 ) -> None:
@@ -83,14 +81,7 @@ def test_four_processes_of_eight_threads_never_overspend_or_lose_a_debit(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "sqlite",
-        pytest.param("mysql", marks=pytest.mark.mysql),
-        pytest.param("postgres", marks=pytest.mark.postgres),
-    ],
-)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_four_processes_of_eight_threads_close_every_hold_once_and_never_overspend(
     backend: str, engine_for: Callable[[str], Engine]
 ) -> None:

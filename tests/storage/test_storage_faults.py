@@ -103,6 +103,24 @@ class Outage:
         self._listener = self._listen(self.port)
 
 
+def through_outages(outage: Outage, stop: threading.Event, work: Callable[[int], None]) -> None:
+    """Run ``work(thread)`` on four threads through three outages, then ``stop`` them."""
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in range(3):
+            stop.wait(0.3)
+            outage.stop()
+            stop.wait(0.2)
+            outage.resume()
+        stop.wait(0.3)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+
+
 @pytest.fixture
 def outage_for(engine_for: EngineFor) -> Iterator[Callable[[str], tuple[Outage, Engine]]]:
     made: list[tuple[Outage, Engine]] = []
@@ -174,20 +192,7 @@ def test_debits_through_outages_lose_nothing_once_retried_with_their_keys(
             else:
                 succeeded.append(debit)
 
-    workers = [threading.Thread(target=debit_forever, args=(t,)) for t in range(4)]
-    for worker in workers:
-        worker.start()
-    try:
-        for _ in range(3):
-            stop.wait(0.3)
-            outage.stop()
-            stop.wait(0.2)
-            outage.resume()
-        stop.wait(0.3)
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
+    through_outages(outage, stop, debit_forever)
 
     assert failed, "the outages should have cut some requests off"
     for debit in failed:
@@ -420,20 +425,7 @@ def test_settles_through_outages_each_apply_once_when_retried(
             until_answered(lambda: tokens.settle(user, hold_id, amount + 1))  # noqa: B023
             settled[hold_id] = amount + 1
 
-    workers = [threading.Thread(target=hold_forever, args=(t,)) for t in range(4)]
-    for worker in workers:
-        worker.start()
-    try:
-        for _ in range(3):
-            stop.wait(0.3)
-            outage.stop()
-            stop.wait(0.2)
-            outage.resume()
-        stop.wait(0.3)
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
+    through_outages(outage, stop, hold_forever)
 
     after = store.load(user.subject)
     assert after is not None
