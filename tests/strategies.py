@@ -266,3 +266,14 @@ def price_book_mappings(draw: st.DrawFn) -> dict[str, Any]:
             entry[optional] = draw(book_rates)
     default = {"input": draw(book_rates), "output": draw(book_rates)}
     return {"version": "test", "models": {"gpt-4o": entry, "default": default}}
+
+
+@st.composite
+def calls_within_estimates(draw: st.DrawFn, model: str) -> tuple[int, int, ModelUsage]:
+    """``(input_tokens, max_output_tokens, usage)``: a call with that uncached prompt whose
+    answer stays within ``max_output_tokens``, split any way into output and reasoning."""
+    input_tokens, max_output = draw(token_counts), draw(token_counts)
+    answer = draw(st.integers(0, max_output))
+    reasoning = draw(st.integers(0, answer))
+    usage = ModelUsage(model, input_tokens, answer - reasoning, reasoning_tokens=reasoning)
+    return input_tokens, max_output, usage

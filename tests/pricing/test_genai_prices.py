@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
-from strategies import token_counts
+from strategies import calls_within_estimates
 
 from tokenplans._pricing import ModelUsage, PriceBookError, UnknownModelError
 
@@ -191,19 +190,12 @@ def test_describe_shows_the_conversion_and_the_listed_models() -> None:
     assert Fraction(description["models"]["gpt-4o"]["output"]) == rates["output"] * 1000
 
 
-@given(
-    input_tokens=token_counts,
-    max_output=token_counts,
-    used_share=st.fractions(0, 1),
-    reasoning_share=st.fractions(0, 1),
-)
+@given(call=calls_within_estimates("o3"))
 def test_an_estimate_covers_any_answer_up_to_max_output_tokens(
-    input_tokens: int, max_output: int, used_share: Fraction, reasoning_share: Fraction
+    call: tuple[int, int, ModelUsage],
 ) -> None:
     pricer = GenaiPricesPricer(CREDITS_PER_USD, clock=lambda: WHEN)
-    answer = int(max_output * used_share)
-    reasoning = int(answer * reasoning_share)
-    usage = ModelUsage("o3", input_tokens, answer - reasoning, reasoning_tokens=reasoning)
+    input_tokens, max_output, usage = call
 
     assert pricer.price(usage).credits <= pricer.estimate("o3", input_tokens, max_output).credits
 

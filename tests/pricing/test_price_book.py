@@ -12,7 +12,7 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import model_usages, price_book_mappings, token_counts
+from strategies import calls_within_estimates, model_usages, price_book_mappings
 
 from tokenplans import InvalidRequestError
 from tokenplans._pricing import (
@@ -328,27 +328,18 @@ def test_two_calls_cost_their_sum_or_at_most_one_credit_more(
 
 @given(
     mapping=price_book_mappings(),
-    model=st.sampled_from(["gpt-4o", "unlisted"]),
-    input_tokens=token_counts,
-    max_output=token_counts,
-    reasoning_share=st.fractions(0, 1),
-    used_share=st.fractions(0, 1),
+    call=st.sampled_from(["gpt-4o", "unlisted"]).flatmap(calls_within_estimates),
 )
 def test_an_estimate_covers_any_answer_up_to_max_output_tokens(
-    *,
-    mapping: dict[str, Any],
-    model: str,
-    input_tokens: int,
-    max_output: int,
-    reasoning_share: Fraction,
-    used_share: Fraction,
+    mapping: dict[str, Any], call: tuple[int, int, ModelUsage]
 ) -> None:
     pricer = PriceBook.from_mapping(mapping)
-    answer = int(max_output * used_share)
-    reasoning = int(answer * reasoning_share)
-    usage = ModelUsage(model, input_tokens, answer - reasoning, reasoning_tokens=reasoning)
+    input_tokens, max_output, usage = call
 
-    assert pricer.price(usage).credits <= pricer.estimate(model, input_tokens, max_output).credits
+    assert (
+        pricer.price(usage).credits
+        <= pricer.estimate(usage.model, input_tokens, max_output).credits
+    )
 
 
 @given(st.decimals(0, 10**12, places=12, allow_nan=False, allow_infinity=False))
