@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from tokenplans.errors import InvalidRequestError
+from tokenplans._values.errors import InvalidRequestError
 
 from .errors import PriceBookError, UnknownModelError
 from .quotes import Quote, Rates, credits_for, estimate_by_pricing, parse_rate

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokenplans.errors import TokenplansError
+from tokenplans._values.errors import TokenplansError
 
 
 class PriceBookError(TokenplansError, ValueError):

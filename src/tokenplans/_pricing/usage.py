@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from tokenplans.errors import InvalidRequestError
+from tokenplans._values.errors import InvalidRequestError
 
 #: The most tokens one field may count: far above any single call, far below overflow
 #: anywhere (the same bound as a debit's amount).
