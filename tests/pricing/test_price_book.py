@@ -349,3 +349,17 @@ def test_rates_are_shown_as_the_exact_decimal_they_were_read_from(value: Decimal
     assert Decimal(text) == value
     assert "e" not in text.lower()
     assert not ("." in text and text.endswith("0"))
+
+
+@pytest.mark.parametrize(
+    ("version", "models", "named"),
+    [
+        ("", {"m": Rates.flat(Fraction(1))}, 'field "version"'),
+        ("v", {}, 'field "models"'),
+        ("v", {"bad name": Rates.flat(Fraction(1))}, "model 'bad name'"),
+        ("v", {"m": {"input": 1, "output": 1}}, "expected Rates"),
+    ],
+)
+def test_a_book_built_directly_is_validated_too(version: str, models: Any, named: str) -> None:
+    with pytest.raises(PriceBookError, match=named):
+        PriceBook(version, models)

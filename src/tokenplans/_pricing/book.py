@@ -35,13 +35,28 @@ def _frozen_rates(models: Mapping[str, Rates]) -> Mapping[str, Rates]:
     return MappingProxyType(dict(models))
 
 
+def _check_version(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    _version(value)
+
+
+def _check_models(
+    _instance: object, _attribute: attrs.Attribute[Mapping[str, Rates]], value: Mapping[str, Rates]
+) -> None:
+    if not value:
+        raise PriceBookError('price book: field "models": needs at least one [models."name"] table')
+    for name, rates in value.items():
+        _name(name)
+        if not isinstance(rates, Rates):
+            raise PriceBookError(f"price book: model {name!r}: expected Rates, got {rates!r}")
+
+
 @attrs.frozen
 class PriceBook:
     """A pricer from a price book. Build one with :meth:`from_file` or
     :meth:`from_mapping`; both validate everything first."""
 
-    version: str
-    models: Mapping[str, Rates] = attrs.field(converter=_frozen_rates)
+    version: str = attrs.field(validator=_check_version)
+    models: Mapping[str, Rates] = attrs.field(converter=_frozen_rates, validator=_check_models)
 
     @classmethod
     def from_mapping(cls, book: Mapping[str, Any]) -> PriceBook:
@@ -51,13 +66,13 @@ class PriceBook:
         unknown = sorted(set(book) - _TOP_LEVEL, key=str)
         if unknown:
             raise PriceBookError(f"price book: unknown field(s) {unknown}")
-        models = book.get("models")
+        version, models = _version(book.get("version")), book.get("models")
         if not isinstance(models, Mapping) or not models:
             raise PriceBookError(
                 'price book: field "models": needs at least one [models."name"] table'
             )
         return cls(
-            version=_version(book.get("version")),
+            version=version,
             models={_name(name): _rates(name, entry) for name, entry in models.items()},
         )
 
