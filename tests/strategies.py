@@ -16,6 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tokenplans import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY_LENGTH, PlanCatalog, Principal
+from tokenplans._pricing import ModelUsage
 
 # --------------------------------------------------------------------------- time
 
@@ -228,3 +229,51 @@ def update_directly(service: Any, subject: str, decide: Callable[[Any, datetime]
 
     updater = AccountUpdater(service.store, service.catalog, service.clock)
     return updater.update(subject, lambda account, now, _: decide(account, now), no_facts)
+
+
+# --------------------------------------------------------------------------- pricing
+
+#: Counts small enough that two of them still add up to a valid count.
+token_counts = st.one_of(st.integers(0, 5000), st.integers(0, 5 * 10**11))
+#: Rates as a price book may write them: ints, decimal strings, floats (read through
+#: their decimal text), credits per million tokens.
+book_rates = st.one_of(
+    st.integers(0, 100_000),
+    st.decimals(0, 100_000, places=4).map(str),
+    st.sampled_from([0.15, 0.6, 2.5, 1.25, 0.075, 3.0]),
+)
+
+
+def model_usages(model: str = "gpt-4o") -> st.SearchStrategy[ModelUsage]:
+    """Usage of ``model`` with any mix of token kinds."""
+    return st.builds(
+        ModelUsage,
+        st.just(model),
+        token_counts,
+        token_counts,
+        token_counts,
+        token_counts,
+        token_counts,
+    )
+
+
+@st.composite
+def price_book_mappings(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid book pricing ``gpt-4o`` (some optional rates unset) and a default."""
+    entry = {"input": draw(book_rates), "output": draw(book_rates)}
+    for optional in ("cache_read", "cache_write", "reasoning"):
+        if draw(st.booleans()):
+            entry[optional] = draw(book_rates)
+    default = {"input": draw(book_rates), "output": draw(book_rates)}
+    return {"version": "test", "models": {"gpt-4o": entry, "default": default}}
+
+
+@st.composite
+def calls_within_estimates(draw: st.DrawFn, model: str) -> tuple[int, int, ModelUsage]:
+    """``(input_tokens, max_output_tokens, usage)``: a call with that uncached prompt whose
+    answer stays within ``max_output_tokens``, split any way into output and reasoning."""
+    input_tokens, max_output = draw(token_counts), draw(token_counts)
+    answer = draw(st.integers(0, max_output))
+    reasoning = draw(st.integers(0, answer))
+    usage = ModelUsage(model, input_tokens, answer - reasoning, reasoning_tokens=reasoning)
+    return input_tokens, max_output, usage
