@@ -20,6 +20,7 @@ from tokenplans.errors import (
     PermissionDeniedError,
     StorageUnavailableError,
     TokenplansError,
+    TooManyOrdersError,
     UnknownPlanError,
     WriteConflictError,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "SystemClock",
     "TokenService",
     "TokenplansError",
+    "TooManyOrdersError",
     "UnknownPlanError",
     "Usage",
     "WebhookOutcome",

@@ -31,6 +31,12 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def utc_text(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as every time tokenplans writes reads:
+    ``2026-02-14T12:00:00Z``."""
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
 @attrs.frozen
 class Account:
     """One subject's quota state at ``version`` (the number of ledger entries behind it).

@@ -26,20 +26,21 @@ import enum
 import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tokenplans.accounts import Account, Usage
+from tokenplans.accounts import Account, Usage, as_utc
 from tokenplans.errors import (
     InvalidRequestError,
     PaymentError,
     PaymentNotFoundError,
+    TooManyOrdersError,
     WriteConflictError,
 )
 from tokenplans.ledger import Change
-from tokenplans.permissions import Principal, check_can_read
+from tokenplans.permissions import Principal, check_can_read, subject_by_keyword
 from tokenplans.plans import Plan, PlanCatalog
 from tokenplans.rules import change_plan, check_subject, grant, renew
 
@@ -58,7 +59,17 @@ FAILING_EVENT = "payment.failed"
 VERIFY_ACTOR = "razorpay:verify"
 WEBHOOK_ACTOR = "razorpay:webhook"
 
+#: An unpaid order stays open this long: asked for the same plan again meanwhile, the
+#: subject is given the same order back instead of a new one at the gateway.
+ORDER_REUSE_WINDOW = timedelta(hours=1)
+#: At most this many open orders per subject (for different plans, or made by racing
+#: requests); beyond, :class:`TooManyOrdersError` until the oldest one leaves the window.
+MAX_OPEN_ORDERS = 5
+
 _MAX_FAILURE_ATTEMPTS = 20
+_SECOND = timedelta(seconds=1)
+#: How many of a subject's newest payments are searched for its open orders.
+_RECENT_PAYMENTS = 100
 
 
 class PaymentStatus(enum.StrEnum):
@@ -100,6 +111,8 @@ class Checkout:
     payment: Payment
     key_id: str
     plan_name: str
+    #: True when an open order for the same plan was handed back instead of a new one.
+    reused: bool = False
 
     @property
     def order_id(self) -> str:
@@ -180,7 +193,11 @@ class PaymentService:
 
         Only a paid plan ranking at or above the account's current one may be bought (the
         same plan is a renewal, so it needs a term to extend). The amount and currency
-        come from the catalog. The gateway is called *before* anything is stored, with our
+        come from the catalog. An open order (not paid, younger than
+        :data:`ORDER_REUSE_WINDOW`) for the same plan and price is handed back instead
+        (``reused=True``), and a subject may hold at most :data:`MAX_OPEN_ORDERS` open
+        orders (:class:`TooManyOrdersError`), so no client can make the gateway create
+        orders without end. The gateway is called *before* anything is stored, with our
         payment id as the receipt: if it fails no record exists, and if storing fails
         afterwards the gateway holds an order nobody was given, which no one can pay.
         """
@@ -196,6 +213,18 @@ class PaymentService:
             raise PaymentError("lower_plan", f"{plan.id} ranks below the current plan {current.id}")
         if current == plan and not plan.has_term:
             raise PaymentError("no_term", f"{plan.id} has no term to renew")
+        now = as_utc(self.tokens.clock.now())
+        still_open = self._open_orders(subject, now)
+        for payment in still_open:
+            if (payment.plan_id, payment.amount, payment.currency) == (
+                plan.id,
+                plan.price,
+                plan.currency,
+            ):
+                return Checkout(payment, self.gateway.key_id, plan.name, reused=True)
+        if len(still_open) >= MAX_OPEN_ORDERS:
+            frees_at = min(p.created_at for p in still_open) + ORDER_REUSE_WINDOW
+            raise TooManyOrdersError(MAX_OPEN_ORDERS, max(1, -(-(frees_at - now) // _SECOND)))
         payment_id = self._new_id()
         if not 1 <= len(payment_id) <= MAX_RECEIPT_LENGTH:
             raise ValueError(f"payment id {payment_id!r} does not fit a 40-character receipt")
@@ -205,7 +234,6 @@ class PaymentService:
             receipt=payment_id,
             notes={"subject": subject, "plan": plan.id, "payment_id": payment_id},
         )
-        now = self.tokens.clock.now()
         payment = Payment(
             id=payment_id,
             subject=subject,
@@ -220,7 +248,20 @@ class PaymentService:
         self.tokens.store.add_payment(payment)
         return Checkout(payment=payment, key_id=self.gateway.key_id, plan_name=plan.name)
 
-    def payments(self, principal: Principal, subject: str | None = None) -> Sequence[Payment]:
+    def _open_orders(self, subject: str, now: datetime) -> list[Payment]:
+        """The subject's orders that may still be paid and are younger than the window
+        (a failed payment leaves its order open: the gateway takes another attempt)."""
+        return [
+            payment
+            for payment in self.tokens.store.payments_of(
+                check_subject(subject), limit=_RECENT_PAYMENTS
+            )
+            if payment.status is not PaymentStatus.PAID
+            and now - payment.created_at < ORDER_REUSE_WINDOW
+        ]
+
+    @subject_by_keyword("payments(principal, subject=...)")
+    def payments(self, principal: Principal, *, subject: str | None = None) -> Sequence[Payment]:
         """The subject's payments, newest first: a user's own, or any subject's for an
         admin."""
         subject = principal.subject if subject is None else subject

@@ -6,12 +6,20 @@ authenticates a principal needs no rules of its own.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 import attrs
 
 from tokenplans.errors import PermissionDeniedError
 from tokenplans.plans import Plan
 
 ADMIN_SCOPE = "tokenplans:admin"
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -48,18 +56,46 @@ def check_can_change_plan(
     *,
     current: Plan,
     target: Plan,
-    default: Plan,
     reset_used: bool,
 ) -> None:
-    """A user may move its own account to an equal or lower tier, or to the default plan;
-    an upgrade to a paid plan needs a payment (see :mod:`tokenplans.payments`) or an admin,
-    and ``reset_used`` is an admin's tool, else anyone could wipe their own usage."""
+    """A user may move its own account to its current plan or a lower one. Any upgrade,
+    to a paid plan or a free one such as a trial, needs a confirmed payment (see
+    :mod:`tokenplans.payments`) or an admin: an upgrade wipes usage and carries the
+    remainder over, so a free self-service upgrade would be an endless token tap. And
+    ``reset_used`` is an admin's tool, else anyone could wipe their own usage."""
     check_can_read(principal, subject)
     if principal.is_admin:
         return
     if reset_used:
         raise PermissionDeniedError("admin_only", "only an admin may reset used tokens")
-    if target.rank > current.rank and target != default and not target.is_free:
+    if target.rank <= current.rank:
+        return
+    if target.is_free:
         raise PermissionDeniedError(
-            "payment_required", f"upgrading to {target.id} needs a confirmed payment"
+            "admin_only", f"moving up to {target.id} is an upgrade: only an admin may assign it"
         )
+    raise PermissionDeniedError(
+        "payment_required", f"upgrading to {target.id} needs a confirmed payment"
+    )
+
+
+def subject_by_keyword(shape: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Refuse, with the call shape to use instead, a call that passes more positional
+    arguments than the method takes: the shape of earlier releases, where the subject
+    came positionally (``grant(admin, "alice", 500)``, ``usage(admin, "alice")``)."""
+
+    def decorate(method: Callable[P, T]) -> Callable[P, T]:
+        positional = sum(
+            parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+            for parameter in inspect.signature(method).parameters.values()
+        )
+
+        @functools.wraps(method)
+        def checked(*args: P.args, **kwargs: P.kwargs) -> T:
+            if len(args) > positional:
+                raise TypeError(f"{method.__name__}() takes the subject as a keyword: call {shape}")
+            return method(*args, **kwargs)
+
+        return checked
+
+    return decorate

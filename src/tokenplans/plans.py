@@ -92,7 +92,8 @@ class Plan:
 
 @attrs.frozen
 class PlanCatalog:
-    """The plans on offer, ordered by rank, with exactly one default (free, no term) plan.
+    """The plans on offer, ordered by rank, with exactly one default (free, no term) plan,
+    which ranks lowest. Other free plans (a trial, with a term) may rank anywhere above it.
 
     Build one with :meth:`from_mapping`, :meth:`from_file` or :meth:`default`; each
     validates, so an invalid catalog cannot exist and fails at start-up.
@@ -113,6 +114,14 @@ class PlanCatalog:
             raise CatalogError(
                 "a catalog needs exactly one default plan (price 0, no duration_days); "
                 f"found {len(defaults)}: {defaults}"
+            )
+        below = [plan.id for plan in self.plans if plan.rank < self.default_plan.rank]
+        if below:
+            # A plan below the default would let a user step down to it and "upgrade"
+            # back to the default with its usage wiped, as often as it liked.
+            raise CatalogError(
+                f"plan {self.default_plan.id!r} is the default plan and must rank lowest "
+                f"(come first), but {below} come before it"
             )
 
     @classmethod

@@ -58,13 +58,15 @@ class AccountStore(Protocol):
 
         Raises :class:`WriteConflictError`, writing nothing, when the stored version is
         not ``commit.expected_version`` (a missing account counts as version 0), when the
-        receipt's idempotency key is already stored for the subject, or when the event id
-        is already marked.
+        receipt's idempotency key is already stored for the same subject and caller, or
+        when the event id is already marked.
         """
         ...
 
-    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
-        """The receipt of the successful debit made with this key, or ``None``."""
+    def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
+        """The receipt of the successful debit ``caller`` made on ``subject``'s account
+        with this key, or ``None``. Keys are scoped to the pair: the same key from another
+        caller is another request."""
         ...
 
     def history(

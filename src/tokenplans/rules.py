@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from tokenplans.accounts import Account
+from tokenplans.accounts import Account, utc_text
 from tokenplans.errors import InsufficientTokensError, InvalidRequestError
 from tokenplans.ledger import Change, EntryKind, LedgerEntry
 from tokenplans.plans import Plan, PlanCatalog
@@ -211,7 +211,9 @@ def change_plan(
     actor: str | None = None,
     payment_id: str | None = None,
 ) -> Change:
-    """Rules 5-7: upgrade with carry-over, confirm the same plan, or downgrade.
+    """Upgrade with carry-over, confirm the same plan, or downgrade (README, "How quotas
+    work"). A downgrade sets the quota to the target's tokens, or keeps it if that is
+    less.
 
     The message is the reference's, on the entry (``change.entries[-1].message``).
     """
@@ -252,7 +254,9 @@ def change_plan(
         now,
         message=f"downgraded to {target.id}",
         plan_id=target.id,
-        token_quota=target.tokens,
+        # Never more than the account had: a lower tier with more tokens (a paid plan
+        # below an assigned trial) must not be a way to its tokens without paying.
+        token_quota=min(target.tokens, account.token_quota),
         token_used=used,
         **term,
         **why,
@@ -327,7 +331,7 @@ def renew(
         account,
         EntryKind.RENEWED,
         now,
-        message=f"renewed {plan.id} until {end.isoformat()}",
+        message=f"renewed {plan.id} until {utc_text(end)}",
         payment_id=payment_id,
         actor=actor,
         token_quota=account.token_quota + plan.tokens,

@@ -1,7 +1,10 @@
-"""The use cases adapters call: usage, set plan, consume, grant, history (DESIGN.md §4-§5).
+"""The use cases adapters call: usage, history, set plan, consume, grant.
 
-Each takes the :class:`Principal` asking, checks §5, and changes one account through
-:meth:`TokenService.update`, the optimistic read-decide-commit loop every write shares.
+Each takes the :class:`Principal` asking first, then what is asked (a plan, an amount),
+then keywords: ``subject`` (whose account; the principal's own when omitted) and the
+options. Each checks who may do what (README, "How quotas work") and changes one account
+through :meth:`TokenService.update`, the optimistic read-decide-commit loop every write
+shares.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from tokenplans.permissions import (
     check_can_debit,
     check_can_grant,
     check_can_read,
+    subject_by_keyword,
 )
 from tokenplans.plans import PlanCatalog
 from tokenplans.ports import AccountStore, Clock, Commit
@@ -112,19 +116,25 @@ class TokenService:
         base = open_account(subject, self.catalog, now) if stored is None else Change(stored)
         return base.then(lambda account: roll_forward(account, self.catalog, now))
 
-    def usage(self, principal: Principal, subject: str | None = None) -> Usage:
+    @subject_by_keyword("usage(principal, subject=...)")
+    def usage(self, principal: Principal, *, subject: str | None = None) -> Usage:
+        """The subject's usage as of now (the principal's own unless ``subject`` is given;
+        another's needs an admin). Writes nothing."""
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
         return Usage.of(self.account(subject))
 
+    @subject_by_keyword("history(principal, subject=..., cursor=..., limit=...)")
     def history(
         self,
         principal: Principal,
-        subject: str | None = None,
         *,
+        subject: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
     ) -> HistoryPage:
+        """One page of the subject's ledger, newest first, at most ``limit`` (1-200)
+        entries; pass the page's ``next_cursor`` back as ``cursor`` for the older ones."""
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
@@ -136,14 +146,19 @@ class TokenService:
 
     # -- changes -------------------------------------------------------------------
 
+    @subject_by_keyword("set_plan(principal, plan_id, subject=..., reset_used=...)")
     def set_plan(
         self,
         principal: Principal,
         plan_id: str,
         *,
-        reset_used: bool = False,
         subject: str | None = None,
+        reset_used: bool = False,
     ) -> PlanChange:
+        """Move the subject to ``plan_id``: an upgrade carries the remaining tokens over,
+        the same plan is confirmed, a downgrade keeps the usage. A user may only confirm or
+        step down; upgrades and ``reset_used`` need an admin (or, for a paid plan, a
+        payment). A confirmation that changes nothing writes nothing."""
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
         target = self.catalog.get(plan_id)
@@ -159,9 +174,12 @@ class TokenService:
                     else self.catalog.default_plan
                 ),
                 target=target,
-                default=self.catalog.default_plan,
                 reset_used=reset_used,
             )
+            if target.id == account.plan_id and not (reset_used and account.token_used):
+                # Nothing would change but the version: write nothing, so a client calling
+                # this in a loop costs reads only.
+                return Decision(None, PlanChange("plan confirmed", Usage.of(account)))
             change = change_plan(
                 account,
                 target,
@@ -175,16 +193,19 @@ class TokenService:
 
         return self.update(subject, decide)
 
+    @subject_by_keyword("consume(principal, amount, subject=..., idempotency_key=...)")
     def consume(
         self,
         principal: Principal,
         amount: int,
         *,
-        idempotency_key: str | None = None,
         subject: str | None = None,
+        idempotency_key: str | None = None,
     ) -> DebitReceipt:
         """Debit ``amount`` tokens, or raise :class:`InsufficientTokensError` changing
-        nothing. With a key, a retry returns the first receipt (``replayed=True``)."""
+        nothing. With a key, a retry returns the first receipt (``replayed=True``). Keys
+        belong to the subject *and* the caller: the same key sent by the user and by an
+        admin acting for it are two different requests."""
         subject = principal.subject if subject is None else subject
         check_can_debit(principal, subject)
         check_amount(amount)
@@ -192,7 +213,7 @@ class TokenService:
 
         def decide(account: Account, now: datetime) -> Decision[DebitReceipt]:
             if key is not None:
-                first = self.store.find_receipt(subject, key)
+                first = self.store.find_receipt(subject, principal.subject, key)
                 if first is not None:
                     if first.amount != amount:
                         raise IdempotencyConflictError(key, first.amount, amount)
@@ -200,6 +221,7 @@ class TokenService:
             change = debit(account, amount, now, idempotency_key=key, actor=principal.subject)
             receipt = DebitReceipt(
                 subject=subject,
+                caller=principal.subject,
                 idempotency_key=key,
                 amount=amount,
                 at=now,
@@ -210,8 +232,11 @@ class TokenService:
 
         return self.update(subject, decide)
 
-    def grant(self, principal: Principal, subject: str, amount: int) -> Usage:
-        """Admin only: add tokens to this period's quota."""
+    @subject_by_keyword("grant(principal, amount, subject=...)")
+    def grant(self, principal: Principal, amount: int, *, subject: str | None = None) -> Usage:
+        """Admin only: add ``amount`` tokens to the subject's quota for this period; they
+        lapse with it."""
+        subject = principal.subject if subject is None else subject
         check_can_grant(principal)
         check_amount(amount)
 

@@ -27,7 +27,7 @@ class InMemoryStore:
         self._lock = threading.Lock()
         self._accounts: dict[str, Account] = {}
         self._ledgers: dict[str, list[LedgerEntry]] = {}
-        self._receipts: dict[tuple[str, str], DebitReceipt] = {}
+        self._receipts: dict[tuple[str, str, str], DebitReceipt] = {}
         self._payments: dict[str, Payment] = {}
         self._events: set[str] = set()
 
@@ -42,9 +42,9 @@ class InMemoryStore:
                 raise WriteConflictError(f"account {subject!r} changed since the read")
             receipt = commit.receipt
             key = None if receipt is None else receipt.idempotency_key
-            receipt_key = None if key is None else (subject, key)
+            receipt_key = None if key is None or receipt is None else (subject, receipt.caller, key)
             if receipt_key is not None and receipt_key in self._receipts:
-                raise WriteConflictError(f"idempotency key {receipt_key[1]!r} already used")
+                raise WriteConflictError(f"idempotency key {receipt_key[2]!r} already used")
             self._check_event(commit.event_id)
             # Every check passed: from here on, nothing can fail half-way.
             if receipt is not None and receipt_key is not None:
@@ -55,8 +55,8 @@ class InMemoryStore:
             if commit.payment is not None:
                 self._payments[commit.payment.id] = commit.payment
 
-    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
-        return self._receipts.get((subject, idempotency_key))
+    def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
+        return self._receipts.get((subject, caller, idempotency_key))
 
     def history(
         self, subject: str, *, before_version: int | None = None, limit: int = 50
@@ -116,14 +116,23 @@ class SettableClock:
     )
 
     def now(self) -> datetime:
+        """The time the test last set."""
         return self.current
 
     def set(self, moment: datetime) -> None:
+        """Jump to ``moment`` (an aware datetime, kept as UTC), forwards or back."""
         self.current = as_utc(moment)
 
-    def advance(self, **delta: float) -> datetime:
-        """Move forward by ``timedelta(**delta)`` and return the new time."""
-        self.current += timedelta(**delta)
+    def advance(self, delta: timedelta | None = None, /, **parts: float) -> datetime:
+        """Move by ``delta`` (``advance(timedelta(days=3))``) or by ``timedelta(**parts)``
+        (``advance(days=3)``), and return the new time."""
+        if delta is None:
+            delta = timedelta(**parts)
+        elif parts:
+            raise TypeError("advance() takes a timedelta or keywords like days=3, not both")
+        elif not isinstance(delta, timedelta):
+            raise TypeError(f"advance() takes a timedelta, got {delta!r}")
+        self.current += delta
         return self.current
 
 
