@@ -1,4 +1,4 @@
-"""The account snapshot and what a caller reads of it (DESIGN.md §4)."""
+"""The account snapshot and what a caller reads of it (README, "How quotas work")."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class Account:
 
 @attrs.frozen
 class Usage:
-    """The reference's usage response, plus the period, for one subject."""
+    """What ``GET /api/tokens/usage`` answers, plus the period, for one subject."""
 
     subject: str
     plan: str

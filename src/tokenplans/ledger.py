@@ -1,4 +1,4 @@
-"""Ledger entries: the append-only facts that explain every account snapshot (DESIGN.md §4).
+"""Ledger entries: the append-only facts that explain every account snapshot.
 
 Each entry says what happened (``kind``), when it took effect, by how much the quota
 and the usage moved, why (idempotency key, payment, actor) and the snapshot after it.

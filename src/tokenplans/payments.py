@@ -1,4 +1,4 @@
-"""Payments (DESIGN.md §6): orders for paid plans, and applying each paid one exactly once.
+"""Payments (README, "Payments"): orders for paid plans, and applying each paid one exactly once.
 
 A payment is created with an order at the gateway (``created``), then either confirmed
 (``paid``: the plan is applied to the account in the same commit that records the
@@ -11,8 +11,8 @@ account version, re-reads, finds the payment paid and returns without changing a
 What a confirmed payment does to the account, decided against the account *as it is when
 the payment is confirmed* (not when the order was made):
 
-- the paid plan ranks above the current one: an upgrade with carry-over (rule 5);
-- it is the current plan: a paid renewal (rule 10);
+- the paid plan ranks above the current one: an upgrade with carry-over;
+- it is the current plan: a paid renewal;
 - it ranks below the current one (an admin moved the account up while the customer was
   paying): the account is not downgraded; the paid plan's tokens are credited to the
   current period instead (a ``granted`` entry carrying the payment id), so the customer

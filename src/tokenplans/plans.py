@@ -1,4 +1,4 @@
-"""Plans and the validated catalog they live in (DESIGN.md §3)."""
+"""Plans and the validated catalog they live in (README, "How quotas work")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import attrs
 
 from tokenplans.errors import CatalogError, UnknownPlanError
 
-#: The reference's ``PLAN_CONFIGS``, kept so its frontend and its numbers keep working.
+#: The default catalog in the ``PLAN_CONFIGS`` shape of the FastAPI app tokenplans grew
+#: from, kept so that app's frontend and its numbers keep working.
 REFERENCE_PLAN_CONFIGS: Mapping[str, Mapping[str, Any]] = {
     "basic": {"id": "basic", "name": "Basic", "price": 0, "tokens": 1000, "duration_days": None},
     "standard": {
@@ -126,12 +127,12 @@ class PlanCatalog:
 
     @classmethod
     def default(cls) -> PlanCatalog:
-        """The reference's catalog: basic, standard, premium."""
+        """The default catalog: basic, standard, premium."""
         return cls.from_mapping(REFERENCE_PLAN_CONFIGS)
 
     @classmethod
     def from_mapping(cls, configs: Mapping[str, Any]) -> PlanCatalog:
-        """Load the reference's ``PLAN_CONFIGS`` shape: ``{plan_id: {field: value}}``.
+        """Load the ``PLAN_CONFIGS`` shape: ``{plan_id: {field: value}}``.
 
         Order is rank: the first plan is the lowest tier. ``{"plans": [...]}`` (a list of
         plan tables, the natural TOML shape) is accepted too.

@@ -1,7 +1,7 @@
 """The ports: what the core needs from the outside world, as narrow protocols.
 
 Each method's docstring is its contract; ``tokenplans.testing.InMemoryStore`` is the
-reference implementation and the storage contract suite holds every store to it.
+model implementation and the storage contract suite holds every store to it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The quota rules of DESIGN.md §4, as pure functions from a snapshot to a :class:`Change`.
+"""The quota rules, as pure functions from a snapshot to a :class:`Change`.
+
+README, "How quotas work", states them for users; each function here is one of them.
 
 Nothing here reads a clock or a store: ``now`` and the catalog are arguments, so every
 rule can be checked by example and by property, and storage never re-implements one.
@@ -121,7 +123,7 @@ def _record(
 def open_account(
     subject: str, catalog: PlanCatalog, now: datetime, *, actor: str | None = None
 ) -> Change:
-    """Rule 1: a fresh account on the default plan for the calendar month of ``now``."""
+    """Opening: a fresh account on the default plan for the calendar month of ``now``."""
     plan = catalog.default_plan
     start = month_start(now)
     nothing = Account(
@@ -145,7 +147,7 @@ def open_account(
 
 
 def roll_forward(account: Account, catalog: PlanCatalog, now: datetime) -> Change:
-    """Rules 2-4: apply every period reset and term expiry due by ``now``, each at its own
+    """Periods, expiry and lazy time: apply every period reset and term expiry due by ``now``, each at its own
     boundary instant, so an account idle for ten years ends where one touched at every
     boundary would. A run of idle calendar months is one reset entry: the resets after
     the first would change nothing but the period."""
@@ -215,7 +217,7 @@ def change_plan(
     work"). A downgrade sets the quota to the target's tokens, or keeps it if that is
     less.
 
-    The message is the reference's, on the entry (``change.entries[-1].message``).
+    The message is on the entry (``change.entries[-1].message``).
     """
     current = _plan_or_default(catalog, account.plan_id)
     why: dict[str, Any] = {"actor": actor, "payment_id": payment_id}
@@ -279,7 +281,7 @@ def debit(
     idempotency_key: str | None = None,
     actor: str | None = None,
 ) -> Change:
-    """Rule 8: consume ``amount`` tokens, or :class:`InsufficientTokensError` (no change)."""
+    """Debit: consume ``amount`` tokens, or :class:`InsufficientTokensError` (no change)."""
     check_amount(amount)
     if amount > account.remaining:
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
@@ -296,7 +298,7 @@ def debit(
 
 
 def grant(account: Account, amount: int, now: datetime, *, actor: str | None = None) -> Change:
-    """Rule 9: add ``amount`` tokens to this period's quota; they lapse with the period."""
+    """Grant: add ``amount`` tokens to this period's quota; they lapse with the period."""
     check_amount(amount)
     return _record(
         account,
@@ -317,7 +319,7 @@ def renew(
     payment_id: str | None = None,
     actor: str | None = None,
 ) -> Change:
-    """Rule 10: a paid renewal of the plan the account is on: the term grows by the plan's
+    """Paid renewal of the plan the account is on: the term grows by the plan's
     ``duration_days`` from its current end (or from now, if it had none) and the quota
     by the plan's tokens."""
     if plan.id != account.plan_id or plan.duration_days is None:

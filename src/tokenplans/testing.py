@@ -1,6 +1,6 @@
 """In-memory ports for tests (yours and ours): a store, a settable clock, a static identity.
 
-``InMemoryStore`` is the reference implementation of :class:`~tokenplans.ports.AccountStore`:
+``InMemoryStore`` is the model implementation of :class:`~tokenplans.ports.AccountStore`:
 every SQL store is held to it by the storage contract suite.
 """
 
