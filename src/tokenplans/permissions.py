@@ -1,4 +1,5 @@
-"""Who may do what (README, "How quotas work"), as plain checks that raise :class:`PermissionDeniedError`.
+"""Who may do what (README, "How quotas work"), as plain checks that raise
+:class:`PermissionDeniedError`.
 
 Every use case calls one of these before touching an account, so an adapter that
 authenticates a principal needs no rules of its own.

@@ -147,10 +147,10 @@ def open_account(
 
 
 def roll_forward(account: Account, catalog: PlanCatalog, now: datetime) -> Change:
-    """Periods, expiry and lazy time: apply every period reset and term expiry due by ``now``, each at its own
-    boundary instant, so an account idle for ten years ends where one touched at every
-    boundary would. A run of idle calendar months is one reset entry: the resets after
-    the first would change nothing but the period."""
+    """Periods, expiry and lazy time: apply every period reset and term expiry due by
+    ``now``, each at its own boundary instant, so an account idle for ten years ends
+    where one touched at every boundary would. A run of idle calendar months is one
+    reset entry: the resets after the first would change nothing but the period."""
     change = Change(account)
     while True:
         current = change.account
