@@ -30,7 +30,11 @@ from tokenplans.testing import SettableClock
 
 def pay(payments: PaymentService, gateway: OfflineGateway, principal: Principal, plan: str):  # type: ignore[no-untyped-def]
     """Buy ``plan`` the way a browser does: order, checkout (signed offline), verify."""
-    checkout = payments.create_order(principal, plan)
+    return confirm(payments, gateway, principal, payments.create_order(principal, plan))
+
+
+def confirm(payments: PaymentService, gateway: OfflineGateway, principal: Principal, checkout):  # type: ignore[no-untyped-def]
+    """Pay ``checkout``'s order offline and verify it as ``principal``."""
     payment_id = gateway.new_payment_id()
     return payments.verify(
         principal,
@@ -291,15 +295,7 @@ def test_a_user_cannot_verify_someone_elses_order_even_with_a_valid_signature(
 def test_an_admin_may_verify_a_users_payment_and_is_recorded_as_the_actor(
     payments: PaymentService, gateway: OfflineGateway, alice: Principal, admin: Principal
 ) -> None:
-    checkout = payments.create_order(alice, "premium")
-    payment_id = gateway.new_payment_id()
-
-    payments.verify(
-        admin,
-        order_id=checkout.order_id,
-        payment_id=payment_id,
-        signature=gateway.sign_payment(checkout.order_id, payment_id),
-    )
+    confirm(payments, gateway, admin, payments.create_order(alice, "premium"))
 
     assert payments.tokens.usage(alice).plan == "premium"
     [entry] = payment_entries(payments.tokens.store, alice.subject)
@@ -334,13 +330,7 @@ def test_ordering_the_same_plan_again_hands_back_the_open_order(
     clock.advance(ORDER_REUSE_WINDOW)
     later = payments.create_order(alice, "premium")
     assert later.order_id != first.order_id
-    pay_id = gateway.new_payment_id()
-    payments.verify(
-        alice,
-        order_id=later.order_id,
-        payment_id=pay_id,
-        signature=gateway.sign_payment(later.order_id, pay_id),
-    )
+    confirm(payments, gateway, alice, later)
     assert payments.create_order(alice, "premium").order_id not in {
         first.order_id,
         later.order_id,
