@@ -36,12 +36,7 @@ class OfflineGateway(RazorpayProtocol):
 
     def __init__(self, secret: str | bytes, *, key_id: str = "rzp_offline") -> None:
         self._secret = secret_bytes("the offline gateway secret", secret)
-        self._key_id = key_id
-        super().__init__(self._secret, (self._secret,))
-
-    @property
-    def key_id(self) -> str:
-        return self._key_id
+        super().__init__(key_id, self._secret, (self._secret,))
 
     def start_checkout(
         self, *, payment_id: str, subject: str, plan_id: str, amount: int, currency: str
@@ -50,7 +45,7 @@ class OfflineGateway(RazorpayProtocol):
             amount=amount, currency=currency, receipt=check_receipt(payment_id), notes={}
         )
         del subject, plan_id
-        return CheckoutStart(order_id, {"key_id": self._key_id})
+        return self.resume_checkout(order_id=order_id)
 
     def create_order(
         self, *, amount: int, currency: str, receipt: str, notes: dict[str, str]

@@ -150,11 +150,13 @@ ledger_entries = Table(
     Column("plan_end_at", UtcDateTime(), nullable=True),
 )
 
-#: What a successful idempotent debit returned; the key is unique per subject.
+#: What a successful idempotent debit returned; the key is unique per subject and caller
+#: (the principal who sent it: the user itself, or an admin or back end acting for it).
 debit_receipts = Table(
     "tokenplans_debit_receipts",
     metadata,
     Column("subject", ExactText(), primary_key=True),
+    Column("caller", ExactText(), primary_key=True),
     Column("idempotency_key", ExactText(), primary_key=True),
     Column("amount", BigInteger, nullable=False),
     Column("at", UtcDateTime(), nullable=False),

@@ -130,11 +130,12 @@ class SqlAccountStore:
             for record in commit.records:
                 _write_record(conn, record)
 
-    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
+    def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
         def query(conn: Connection) -> DebitReceipt | None:
             row = conn.execute(
                 select(debit_receipts).where(
                     debit_receipts.c.subject == subject,
+                    debit_receipts.c.caller == caller,
                     debit_receipts.c.idempotency_key == idempotency_key,
                 )
             ).first()
@@ -332,6 +333,7 @@ def _receipt_values(receipt: DebitReceipt) -> dict[str, Any]:
     usage = receipt.usage
     return {
         "subject": receipt.subject,
+        "caller": receipt.caller,
         "idempotency_key": receipt.idempotency_key,
         "amount": receipt.amount,
         "at": receipt.at,
@@ -350,6 +352,7 @@ def _receipt_from_row(row: Row[Any]) -> DebitReceipt:
     m = row._mapping
     return DebitReceipt(
         subject=m["subject"],
+        caller=m["caller"],
         idempotency_key=m["idempotency_key"],
         amount=m["amount"],
         at=m["at"],

@@ -1,6 +1,6 @@
 """In-memory ports for tests (yours and ours): a store, a settable clock, a static identity.
 
-``InMemoryStore`` is the reference implementation of :class:`~tokenplans.ports.AccountStore`
+``InMemoryStore`` is the model implementation of :class:`~tokenplans.ports.AccountStore`
 and :class:`~tokenplans.ports.PaymentStore`: every SQL store is held to it by the storage
 contract suite.
 """
@@ -30,7 +30,7 @@ class InMemoryStore:
         self._lock = threading.Lock()
         self._accounts: dict[str, Account] = {}
         self._ledgers: dict[str, list[LedgerEntry]] = {}
-        self._receipts: dict[tuple[str, str], DebitReceipt] = {}
+        self._receipts: dict[tuple[str, str, str], DebitReceipt] = {}
         self._payments: dict[str, Payment] = {}
         self._events: set[str] = set()
 
@@ -64,9 +64,9 @@ class InMemoryStore:
     def _stage_receipt(self, receipt: DebitReceipt) -> Callable[[], None]:
         if receipt.idempotency_key is None:
             return lambda: None
-        key = (receipt.subject, receipt.idempotency_key)
+        key = (receipt.subject, receipt.caller, receipt.idempotency_key)
         if key in self._receipts:
-            raise WriteConflictError(f"idempotency key {key[1]!r} already used")
+            raise WriteConflictError(f"idempotency key {key[2]!r} already used")
         return lambda: self._receipts.__setitem__(key, receipt)
 
     def _stage_event(self, event_id: str) -> Callable[[], None]:
@@ -74,8 +74,8 @@ class InMemoryStore:
             raise WriteConflictError(f"event {event_id!r} already handled")
         return lambda: self._events.add(event_id)
 
-    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
-        return self._receipts.get((subject, idempotency_key))
+    def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
+        return self._receipts.get((subject, caller, idempotency_key))
 
     def history(
         self, subject: str, *, before_version: int | None = None, limit: int = 50
@@ -127,14 +127,23 @@ class SettableClock:
     )
 
     def now(self) -> datetime:
+        """The time the test last set."""
         return self.current
 
     def set(self, moment: datetime) -> None:
+        """Jump to ``moment`` (an aware datetime, kept as UTC), forwards or back."""
         self.current = as_utc(moment)
 
-    def advance(self, **delta: float) -> datetime:
-        """Move forward by ``timedelta(**delta)`` and return the new time."""
-        self.current += timedelta(**delta)
+    def advance(self, delta: timedelta | None = None, /, **parts: float) -> datetime:
+        """Move by ``delta`` (``advance(timedelta(days=3))``) or by ``timedelta(**parts)``
+        (``advance(days=3)``), and return the new time."""
+        if delta is None:
+            delta = timedelta(**parts)
+        elif parts:
+            raise TypeError("advance() takes a timedelta or keywords like days=3, not both")
+        elif not isinstance(delta, timedelta):
+            raise TypeError(f"advance() takes a timedelta, got {delta!r}")
+        self.current += delta
         return self.current
 
 

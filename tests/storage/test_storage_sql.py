@@ -66,7 +66,7 @@ def test_a_fresh_database_upgraded_by_eight_processes_at_once_gets_one_schema(
     finally:
         engine.dispose()
     assert {t.name for t in metadata.sorted_tables} <= tables
-    assert [tuple(v) for v in versions] == [("0001",)]
+    assert [tuple(v) for v in versions] == [("0002",)]
 
 
 @pytest.mark.parametrize("backend", SQL)
@@ -253,3 +253,52 @@ def test_usage_of_an_account_with_a_million_entries_is_one_indexed_row_read(
     finally:
         for subject in (big, small):
             delete_account(engine, subject)
+
+
+def test_upgrading_to_receipts_per_caller_keeps_each_receipt_with_who_sent_it(
+    tmp_path: Path,
+) -> None:
+    """Receipts written before callers were recorded get the caller that sent them (the
+    ledger entry's actor), so a back end's retry after the upgrade still replays."""
+    from alembic import command  # noqa: PLC0415
+
+    from adapters.sql.migrate import alembic_config  # noqa: PLC0415
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    try:
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+        with engine.begin() as conn:
+            for version, actor, key in [(2, "alice", "mine"), (3, "backend", "theirs")]:
+                conn.execute(
+                    text(
+                        "INSERT INTO tokenplans_ledger_entries (subject, version, kind, at,"
+                        " quota_delta, used_delta, amount, idempotency_key, actor, message,"
+                        " plan_id, token_quota, token_used, period_start, period_end)"
+                        " VALUES ('alice', :v, 'debited', '2026-01-15 12:00:00', 0, 1, 1, :k,"
+                        " :a, 'debited 1', 'basic', 1000, :v, '2026-01-01 00:00:00',"
+                        " '2026-02-01 00:00:00')"
+                    ),
+                    {"v": version, "a": actor, "k": key},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO tokenplans_debit_receipts (subject, idempotency_key,"
+                        " amount, at, version, plan_id, token_quota, token_used, remaining,"
+                        " period_start, period_end) VALUES ('alice', :k, 1,"
+                        " '2026-01-15 12:00:00', :v, 'basic', 1000, :v, 999,"
+                        " '2026-01-01 00:00:00', '2026-02-01 00:00:00')"
+                    ),
+                    {"v": version, "k": key},
+                )
+        upgrade_schema(engine)
+        store = SqlAccountStore(engine)
+
+        assert store.find_receipt("alice", "alice", "mine") is not None
+        assert store.find_receipt("alice", "backend", "theirs") is not None
+        assert store.find_receipt("alice", "alice", "theirs") is None
+    finally:
+        engine.dispose()
