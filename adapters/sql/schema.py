@@ -160,15 +160,9 @@ debit_receipts = Table(
     Column("idempotency_key", ExactText(), primary_key=True),
     Column("amount", BigInteger, nullable=False),
     Column("at", UtcDateTime(), nullable=False),
+    # The debit's ledger entry (subject, version): its snapshot is the usage a replay
+    # answers, read from there rather than copied here.
     Column("version", BigInteger, nullable=False),
-    # The usage the debit answered with.
-    Column("plan_id", String(64), nullable=False),
-    Column("token_quota", BigInteger, nullable=False),
-    Column("token_used", BigInteger, nullable=False),
-    Column("remaining", BigInteger, nullable=False),
-    Column("plan_end_at", UtcDateTime(), nullable=True),
-    Column("period_start", UtcDateTime(), nullable=False),
-    Column("period_end", UtcDateTime(), nullable=False),
 )
 
 payments = Table(

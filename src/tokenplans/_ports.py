@@ -36,7 +36,9 @@ class Commit:
     by its own rule:
 
     - :class:`~tokenplans.DebitReceipt`: inserted for its subject, caller and idempotency
-      key; a key already stored for the same subject and caller is a conflict;
+      key; a key already stored for the same subject and caller is a conflict. Only its
+      amount, time and ``version`` are kept: its usage is the snapshot after the ledger
+      entry at that version, written in the same commit, and is read back from there;
     - :class:`~tokenplans.Payment`: inserted, or replacing the stored one with its id;
     - :class:`HandledEvent`: marks a provider event id handled; one already marked is a
       conflict.
@@ -75,7 +77,8 @@ class AccountStore(Protocol):
     def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
         """The receipt of the successful debit ``caller`` made on ``subject``'s account
         with this key, or ``None``. Keys are scoped to the pair: the same key from another
-        caller is another request."""
+        caller is another request. Its ``usage`` is read from the ledger entry at the
+        receipt's version (one more indexed read, made only when a receipt is found)."""
         ...
 
     def history(

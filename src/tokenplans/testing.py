@@ -15,7 +15,7 @@ from typing import assert_never
 import attrs
 
 from tokenplans._ports import Commit
-from tokenplans._values.accounts import Account, as_utc
+from tokenplans._values.accounts import Account, Usage, as_utc
 from tokenplans._values.errors import AuthenticationError, WriteConflictError
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.payments import HandledEvent, Payment, PaymentStatus
@@ -30,7 +30,8 @@ class InMemoryStore:
         self._lock = threading.Lock()
         self._accounts: dict[str, Account] = {}
         self._ledgers: dict[str, list[LedgerEntry]] = {}
-        self._receipts: dict[tuple[str, str, str], DebitReceipt] = {}
+        # Keyed (subject, caller, key); the usage is not kept: it is the ledger's.
+        self._receipts: dict[tuple[str, str, str], _ReceiptRow] = {}
         self._payments: dict[str, Payment] = {}
         self._events: set[str] = set()
 
@@ -67,7 +68,8 @@ class InMemoryStore:
         key = (receipt.subject, receipt.caller, receipt.idempotency_key)
         if key in self._receipts:
             raise WriteConflictError(f"idempotency key {key[2]!r} already used")
-        return lambda: self._receipts.__setitem__(key, receipt)
+        row = _ReceiptRow(receipt.amount, receipt.at, receipt.version)
+        return lambda: self._receipts.__setitem__(key, row)
 
     def _stage_event(self, event_id: str) -> Callable[[], None]:
         if event_id in self._events:
@@ -75,7 +77,21 @@ class InMemoryStore:
         return lambda: self._events.add(event_id)
 
     def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
-        return self._receipts.get((subject, caller, idempotency_key))
+        with self._lock:
+            row = self._receipts.get((subject, caller, idempotency_key))
+            if row is None:
+                return None
+            # Versions are 1..n, so the entry at version v is the ledger's v-th.
+            after = self._ledgers[subject][row.version - 1].after
+        return DebitReceipt(
+            subject=subject,
+            caller=caller,
+            idempotency_key=idempotency_key,
+            amount=row.amount,
+            at=row.at,
+            version=row.version,
+            usage=Usage.of(after),
+        )
 
     def history(
         self, subject: str, *, before_version: int | None = None, limit: int = 50
@@ -116,6 +132,16 @@ class InMemoryStore:
 
     def _find(self, order_id: str) -> Payment | None:
         return next((p for p in self._payments.values() if p.order_id == order_id), None)
+
+
+@attrs.frozen
+class _ReceiptRow:
+    """What a store keeps of a receipt besides its key: the debit and the version of its
+    ledger entry, whose snapshot is the usage a replay answers."""
+
+    amount: int
+    at: datetime
+    version: int
 
 
 @attrs.define

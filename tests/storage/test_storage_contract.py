@@ -467,3 +467,31 @@ def test_a_same_plan_confirmation_that_changes_nothing_writes_nothing(
     reset = tokens.set_plan(ADMIN, "basic", subject=subject, reset_used=True)
     assert reset.usage.token_used == 0
     assert len(whole_ledger(store, subject)) == len(before[1]) + 1
+
+
+def test_a_receipt_references_its_ledger_entry_and_replays_the_usage_recorded_there(
+    store: AccountStore,
+) -> None:
+    """Stores keep a receipt's ledger version, not a copy of the usage: what a replay
+    answers is the snapshot after the entry at that version, whatever came later."""
+    subject, stored = _opened(store)
+    change = debit(stored, 7, MID_JANUARY, idempotency_key="by-reference")
+    elsewhere = Usage.of(attrs.evolve(change.account, token_used=0, plan_id="premium"))
+    receipt = DebitReceipt(
+        subject=subject,
+        caller=subject,
+        idempotency_key="by-reference",
+        amount=7,
+        at=MID_JANUARY,
+        version=change.account.version,
+        usage=elsewhere,  # not what the entry says: a store that copies it shows
+    )
+    store.commit(Commit(change.account, stored.version, change.entries, (receipt,)))
+    service_over(store).consume(Principal(subject), 50)  # later changes do not leak in
+
+    found = store.find_receipt(subject, subject, "by-reference")
+
+    assert found == attrs.evolve(receipt, usage=Usage.of(change.account))
+    [entry] = [e for e in whole_ledger(store, subject) if e.version == receipt.version]
+    assert found is not None
+    assert found.usage == Usage.of(entry.after)

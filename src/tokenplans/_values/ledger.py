@@ -71,7 +71,8 @@ class DebitReceipt:
 
     ``caller`` is the subject of the principal who asked (the account's own user, or an
     admin or back end acting for it): a key is remembered per subject *and* caller, so a
-    user cannot pre-claim a key its back end will use."""
+    user cannot pre-claim a key its back end will use. ``usage`` is the snapshot after the
+    debit's ledger entry (at ``version``): stores keep the version, not a copy."""
 
     subject: str
     caller: str
