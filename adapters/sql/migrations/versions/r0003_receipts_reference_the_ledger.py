@@ -45,40 +45,42 @@ def upgrade() -> None:
             batch.drop_column(column.name)
 
 
-#: Each copied column, refilled from the receipt's entry (same subject and version).
-_REFILL = """
-UPDATE tokenplans_debit_receipts SET
-  plan_id = (SELECT e.plan_id FROM tokenplans_ledger_entries e
-    WHERE e.subject = tokenplans_debit_receipts.subject
-    AND e.version = tokenplans_debit_receipts.version),
-  token_quota = (SELECT e.token_quota FROM tokenplans_ledger_entries e
-    WHERE e.subject = tokenplans_debit_receipts.subject
-    AND e.version = tokenplans_debit_receipts.version),
-  token_used = (SELECT e.token_used FROM tokenplans_ledger_entries e
-    WHERE e.subject = tokenplans_debit_receipts.subject
-    AND e.version = tokenplans_debit_receipts.version),
-  remaining = (SELECT CASE WHEN e.token_quota > e.token_used
-      THEN e.token_quota - e.token_used ELSE 0 END
-    FROM tokenplans_ledger_entries e
-    WHERE e.subject = tokenplans_debit_receipts.subject
-    AND e.version = tokenplans_debit_receipts.version),
-  plan_end_at = (SELECT e.plan_end_at FROM tokenplans_ledger_entries e
-    WHERE e.subject = tokenplans_debit_receipts.subject
-    AND e.version = tokenplans_debit_receipts.version),
-  period_start = (SELECT e.period_start FROM tokenplans_ledger_entries e
-    WHERE e.subject = tokenplans_debit_receipts.subject
-    AND e.version = tokenplans_debit_receipts.version),
-  period_end = (SELECT e.period_end FROM tokenplans_ledger_entries e
-    WHERE e.subject = tokenplans_debit_receipts.subject
-    AND e.version = tokenplans_debit_receipts.version)
-"""
+def _refill() -> sa.Update:
+    """The UPDATE that copies each receipt's usage back from its entry (same subject and
+    version), one correlated subquery per column."""
+    names = [column.name for column in _usage_columns() if column.name != "remaining"]
+    receipts = sa.table(
+        _RECEIPTS,
+        sa.column("subject"),
+        sa.column("version"),
+        *(sa.column(column.name) for column in _usage_columns()),
+    )
+    entries = sa.table(
+        "tokenplans_ledger_entries",
+        sa.column("subject"),
+        sa.column("version"),
+        *(sa.column(name) for name in names),
+    )
+
+    def from_entry(value: sa.ColumnElement[object]) -> sa.ScalarSelect[object]:
+        return (
+            sa.select(value)
+            .where(entries.c.subject == receipts.c.subject)
+            .where(entries.c.version == receipts.c.version)
+            .scalar_subquery()
+        )
+
+    quota, used = entries.c.token_quota, entries.c.token_used
+    remaining = sa.case((quota > used, quota - used), else_=0)
+    copied = {name: from_entry(entries.c[name]) for name in names}
+    return receipts.update().values({**copied, "remaining": from_entry(remaining)})
 
 
 def downgrade() -> None:
     with op.batch_alter_table(_RECEIPTS) as batch:
         for column in _usage_columns():
             batch.add_column(column)
-    op.execute(_REFILL)
+    op.execute(_refill())
     with op.batch_alter_table(_RECEIPTS) as batch:
         for column in _usage_columns():
             if column.name != "plan_end_at":
