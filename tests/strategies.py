@@ -121,15 +121,16 @@ _slugs = st.text(alphabet=string.ascii_lowercase + string.digits + "-_", min_siz
 
 
 @st.composite
-def catalog_mappings(draw: st.DrawFn, *, max_paid: int = 4) -> dict[str, dict[str, Any]]:
-    """A valid ``PLAN_CONFIGS``-shaped mapping: one default plan (free, no term) at some
-    rank, and paid or termed plans around it. Ids are unique by construction (a suffix)."""
-    paid = draw(st.integers(0, max_paid))
-    default_rank = draw(st.integers(0, paid))
+def catalog_mappings(draw: st.DrawFn, *, max_extra: int = 4) -> dict[str, dict[str, Any]]:
+    """A valid ``PLAN_CONFIGS``-shaped mapping: the default plan (free, no term) first, as a
+    valid catalog must rank it lowest, then paid plans (term optional) and free plans with
+    a term (trials) in any order and with any token counts. Ids are unique by construction
+    (a suffix)."""
+    extra = draw(st.integers(0, max_extra))
     mapping: dict[str, dict[str, Any]] = {}
-    for rank in range(paid + 1):
+    for rank in range(extra + 1):
         plan_id = f"{draw(_slugs)}-{rank}"
-        if rank == default_rank:
+        if rank == 0:
             entry: dict[str, Any] = {
                 "id": plan_id,
                 "name": plan_id.title(),
@@ -153,8 +154,26 @@ def catalog_mappings(draw: st.DrawFn, *, max_paid: int = 4) -> dict[str, dict[st
     return mapping
 
 
+#: The reference catalog with a free 14-day trial between basic and standard.
+WITH_TRIAL = {
+    "basic": {"price": 0, "tokens": 1000, "duration_days": None},
+    "trial": {"price": 0, "tokens": 5000, "duration_days": 14},
+    "standard": {"price": 2900, "tokens": 10000, "duration_days": 30},
+    "premium": {"price": 9900, "tokens": 50000, "duration_days": 30},
+}
+
+#: A free trial ranked above a paid plan that has more tokens: stepping down from the
+#: trial must not hand out the paid plan's tokens.
+TRIAL_ABOVE_PAID = {
+    "basic": {"price": 0, "tokens": 1000, "duration_days": None},
+    "pro": {"price": 2900, "tokens": 20000, "duration_days": 30},
+    "vip-trial": {"price": 0, "tokens": 1000, "duration_days": 7},
+}
+
 catalogs = st.one_of(
-    st.just(PlanCatalog.default()), catalog_mappings().map(PlanCatalog.from_mapping)
+    st.just(PlanCatalog.default()),
+    st.just(PlanCatalog.from_mapping(WITH_TRIAL)),
+    catalog_mappings().map(PlanCatalog.from_mapping),
 )
 
 # --------------------------------------------------------------------------- principals
@@ -206,7 +225,7 @@ def run_operations(service: Any, clock: Any, subject: str, run: list[tuple[Any, 
                 plan = plans[op[1] % len(plans)]
                 service.set_plan(admin(), plan.id, reset_used=op[2], subject=subject)
             elif op[0] == "grant":
-                service.grant(admin(), subject, op[1])
+                service.grant(admin(), op[1], subject=subject)
             elif op[0] == "renew":
 
                 def decide(account: Any, now: datetime) -> Any:

@@ -223,7 +223,7 @@ def _admin(request: Request) -> tuple[Principal, str]:
 
 async def admin_usage(request: Request) -> JSONResponse:
     principal, subject = _admin(request)
-    result = await run_in_threadpool(state_of(request).service.usage, principal, subject)
+    result = await run_in_threadpool(state_of(request).service.usage, principal, subject=subject)
     return JSONResponse(usage_json(result))
 
 
@@ -239,7 +239,7 @@ async def admin_grant(request: Request) -> JSONResponse:
     principal, subject = _admin(request)
     body = await read_object(request, _GRANT)
     service = state_of(request).service
-    result = await run_in_threadpool(service.grant, principal, subject, body["amount"])
+    result = await run_in_threadpool(service.grant, principal, body["amount"], subject=subject)
     return JSONResponse(usage_json(result))
 
 
@@ -284,7 +284,7 @@ async def _ledger(request: Request, principal: Principal, subject: str | None) -
     service = state_of(request).service
 
     def call() -> HistoryPage:
-        return service.history(principal, subject, cursor=cursor, limit=limit)
+        return service.history(principal, subject=subject, cursor=cursor, limit=limit)
 
     page = await run_in_threadpool(call)
     return JSONResponse(
