@@ -21,7 +21,6 @@ from tokenplans import (
     DebitReceipt,
     HistoryPage,
     LedgerEntry,
-    PermissionDeniedError,
     Plan,
     PlanCatalog,
     PlanChange,
@@ -31,7 +30,7 @@ from tokenplans import (
     Usage,
 )
 
-from .auth import principal_of
+from .auth import principal_of, require_admin
 from .bodies import MAX_CURSOR_LENGTH, Field, check_query, query_int, query_text, read_object
 from .errors import json_error, log_unavailable, log_unavailable_error
 
@@ -214,9 +213,7 @@ async def ledger(request: Request) -> JSONResponse:
 def _admin(request: Request) -> tuple[Principal, str]:
     """The admin principal and the path's subject. The admin namespace is admin-only as a
     whole, even for a user's own account: users have the routes above."""
-    principal = principal_of(request)
-    if not principal.is_admin:
-        raise PermissionDeniedError("admin_only", "this route needs the tokenplans:admin scope")
+    principal = require_admin(request)
     subject: str = request.path_params["subject"]
     return principal, subject
 
