@@ -10,48 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 
 import httpx
+from gated_store import GatedStore, until
 from http_support import ALICE, build_app
 
-from tokenplans import Account
-from tokenplans.testing import InMemoryStore
-
 IN_FLIGHT = 20
-#: Only guards against a hang; a passing run never waits this long.
-HANG_GUARD_SECONDS = 30.0
-
-
-class GatedStore(InMemoryStore):
-    """An in-memory store whose every ``load`` waits until the test opens the gate, like
-    a congested database; it counts the calls waiting inside it."""
-
-    def __init__(self, loop_thread: int) -> None:
-        super().__init__()
-        self.loop_thread = loop_thread
-        self.gate = threading.Event()
-        self.waiting = 0
-        self._count = threading.Lock()
-
-    def load(self, subject: str) -> Account | None:
-        if threading.get_ident() == self.loop_thread:
-            # Waiting here would freeze the loop, and with it the test that opens the gate.
-            raise RuntimeError("the store was called on the event loop's thread")
-        with self._count:
-            self.waiting += 1
-        try:
-            self.gate.wait(HANG_GUARD_SECONDS)
-        finally:
-            with self._count:
-                self.waiting -= 1
-        return super().load(subject)
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    deadline = asyncio.get_running_loop().time() + HANG_GUARD_SECONDS
-    while not condition() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
 
 
 async def _health_while_usage_calls_wait() -> tuple[int, int, int, list[int]]:
@@ -65,7 +29,7 @@ async def _health_while_usage_calls_wait() -> tuple[int, int, int, list[int]]:
             for _ in range(IN_FLIGHT)
         ]
         try:
-            await _until(lambda: store.waiting == IN_FLIGHT or all(t.done() for t in slow))
+            await until(lambda: store.waiting == IN_FLIGHT or all(t.done() for t in slow))
             inside_at_once = store.waiting
             health = await client.get("/api/health")
             inside_after_health = store.waiting
