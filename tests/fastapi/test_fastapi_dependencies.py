@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -11,7 +10,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 from fastapi_support import SECRET, bearer, build_host, token
-from gated_store import GatedStore, until
+from gated_store import free_call_while_gated
 
 EXPIRED = datetime.now(UTC) - timedelta(hours=1)
 #: Every way to not be authenticated: the 401 must not tell them apart.
@@ -148,37 +147,17 @@ def test_a_charge_outside_the_core_limits_is_refused_when_declared() -> None:
 IN_FLIGHT = 20
 
 
-async def _health_while_charged_calls_wait() -> tuple[int, int, int, list[int]]:
-    store = GatedStore(threading.get_ident())
-    host, _ = build_host(store)
-    transport = httpx.ASGITransport(app=host)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        slow = [
-            asyncio.create_task(client.post("/summarise", headers=bearer(f"user-{n}")))
-            for n in range(IN_FLIGHT)
-        ]
-        try:
-            await until(lambda: store.waiting == IN_FLIGHT or all(t.done() for t in slow))
-            inside_at_once = store.waiting
-            health = await client.get("/health")
-            inside_after_health = store.waiting
-        finally:
-            store.gate.set()
-        finished = await asyncio.gather(*slow)
-    return (
-        inside_at_once,
-        health.status_code,
-        inside_after_health,
-        [r.status_code for r in finished],
-    )
-
-
 def test_the_host_loop_stays_free_while_charged_calls_wait_on_a_slow_store() -> None:
-    inside_at_once, health, inside_after_health, statuses = asyncio.run(
-        _health_while_charged_calls_wait()
+    seen = asyncio.run(
+        free_call_while_gated(
+            lambda store: build_host(store)[0],
+            lambda client, n: client.post("/summarise", headers=bearer(f"user-{n}")),
+            lambda client: client.get("/health"),
+            in_flight=IN_FLIGHT,
+        )
     )
 
-    assert inside_at_once == IN_FLIGHT  # side by side, in worker threads
-    assert health == 200
-    assert inside_after_health == IN_FLIGHT  # health waited for none of them
-    assert statuses == [200] * IN_FLIGHT
+    assert seen.inside_at_once == IN_FLIGHT  # side by side, in worker threads
+    assert seen.free_status == 200
+    assert seen.inside_after_free == IN_FLIGHT  # health waited for none of them
+    assert seen.slow_statuses == [200] * IN_FLIGHT
