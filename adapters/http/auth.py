@@ -3,12 +3,18 @@ identity port: the app never knows how a credential is checked (JWT or otherwise
 
 The backend never refuses a request itself. Public routes (health, plans, docs) answer
 whatever the ``Authorization`` header holds; routes that need a principal call
-:func:`principal_of`, which raises :class:`tokenplans.AuthenticationError` for a
-missing, non-Bearer or rejected credential alike, so every cause gets the same 401.
+:func:`principal_of` (:func:`require_principal`), which raises
+:class:`tokenplans.AuthenticationError` for a missing, non-Bearer or rejected credential
+alike, so every cause gets the same 401.
+
+A Starlette host uses the same pieces for its own routes: ``AuthenticationMiddleware``
+with :class:`BearerBackend`, then :func:`require_principal` or :func:`require_admin` in an
+endpoint, and :func:`~adapters.http.errors.install_error_handlers` for the answers.
 """
 
 from __future__ import annotations
 
+from starlette.applications import Starlette
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -78,3 +84,33 @@ def principal_of(conn: HTTPConnection) -> Principal:
     if isinstance(user, PrincipalUser):
         return user.principal
     raise tokenplans.AuthenticationError("missing or invalid bearer credential")
+
+
+#: The public name of :func:`principal_of`, for a host's own endpoints.
+require_principal = principal_of
+
+
+def check_admin(principal: Principal) -> Principal:
+    """``principal`` if it has the admin scope, else
+    :class:`tokenplans.PermissionDeniedError` (-> 403, reason ``admin_only``)."""
+    if not principal.is_admin:
+        raise tokenplans.PermissionDeniedError(
+            "admin_only", f"this route needs the {tokenplans.ADMIN_SCOPE} scope"
+        )
+    return principal
+
+
+def require_admin(conn: HTTPConnection) -> Principal:
+    """The caller's principal if it is an admin's (:func:`check_admin`), or
+    :class:`tokenplans.AuthenticationError` (-> 401) without a valid credential."""
+    return check_admin(principal_of(conn))
+
+
+def identity_of(app: Starlette) -> IdentityProvider:
+    """The identity provider an app made by ``create_app`` authenticates with, so that a
+    host's routes check credentials exactly as the app's own do."""
+    for middleware in app.user_middleware:
+        backend = middleware.kwargs.get("backend")
+        if isinstance(backend, BearerBackend):
+            return backend.identity
+    raise TypeError("not a tokenplans app: it authenticates with no BearerBackend")

@@ -4,6 +4,8 @@ The body is always ``{"error": "<short reason>"}`` plus the facts a client needs
 remaining balance, the refusal's reason code, a request id). Endpoints simply let core
 errors propagate; :data:`EXCEPTION_HANDLERS` turns them into responses, so the mapping
 below is the whole contract (it is also what the README's error table lists).
+:func:`install_error_handlers` gives a host app the same answers for the core's errors
+raised in its own routes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -254,3 +257,26 @@ EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
     UnsupportedMediaTypeError: _handles(_unsupported_media_type),
     HTTPException: _handles(_http),
 }
+
+
+#: The handlers of the core's own errors (every :class:`tokenplans.TokenplansError`):
+#: what a host app installs. Not the body, route and method refusals, which are the
+#: host's own business (a FastAPI host keeps its ``{"detail": ...}`` 404s and 422s).
+CORE_ERROR_HANDLERS: Mapping[Any, Handler] = {
+    error: handler
+    for error, handler in EXCEPTION_HANDLERS.items()
+    if issubclass(error, tokenplans.TokenplansError)
+}
+
+
+def install_error_handlers(app: Starlette) -> None:
+    """Answer the core's errors raised in ``app``'s own routes (a host Starlette or
+    FastAPI app) with exactly the JSON of tokenplans' routes: an
+    :class:`~tokenplans.InsufficientTokensError` is the 402 with ``remaining`` and
+    ``requested``, a :class:`~tokenplans.StorageUnavailableError` the 503 with
+    ``Retry-After``, and so on (the README's error table). Call it before the app
+    starts; handlers the app already has for other exceptions stay."""
+    for error, handler in CORE_ERROR_HANDLERS.items():
+        app.add_exception_handler(error, handler)
+    if not isinstance(getattr(app.state, "unavailable_log", None), CauseLog):
+        app.state.unavailable_log = CauseLog(logger)
