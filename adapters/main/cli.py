@@ -47,6 +47,7 @@ from .dev import DEV_FILE, dev_secrets_for, dev_settings, ignored_in_dev, load_d
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 1
 MAX_PORT = 65535
+WORKER_START_TIMEOUT_S = 60
 MAX_TTL_SECONDS = 10 * 366 * 24 * 3600  # ten years: far enough, and no date overflow
 DEV_TOKEN_TTL = timedelta(hours=24)
 DEV_USER = "dev-user"
@@ -125,6 +126,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # uvicorn restarts a worker that is not up within this many seconds (5 by default):
+        # importing the app takes longer than that on a loaded machine, and a too-eager
+        # supervisor then kills every worker as it starts.
+        timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
         log_level="info",
         log_config=uvicorn_log_config(),
     )
