@@ -10,14 +10,16 @@ into a write conflict and the service decides again.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+from galera.cluster import GaleraCluster, Node
 from sqlalchemy import Engine, event, text
 from storage_support import ADMIN, new_subject, service_over, whole_ledger
 
 from adapters.sql import SqlAccountStore, make_engine
-from tokenplans import EntryKind, Principal, fold
+from tokenplans import EntryKind, Principal, StorageUnavailableError, fold
 
 pytestmark = [pytest.mark.galera, pytest.mark.slow]
 
@@ -110,3 +112,62 @@ def test_a_certification_failure_is_a_lost_race_that_the_service_retries(
         assert fold(entries) == store.load(subject)
         debits = [(e.idempotency_key, e.amount) for e in entries if e.kind is EntryKind.DEBITED]
         assert debits == [(None, 1), ("node2", 10), ("node1", 100)]
+
+
+def _isolate(node: Node, *, cut_off: bool) -> None:
+    """Cut ``node`` off from the others (Galera's own fault injection), or reconnect it."""
+    with node.connect() as conn, conn.cursor() as cursor:
+        cursor.execute(f"SET GLOBAL wsrep_provider_options = 'gmcast.isolate={int(cut_off)}'")
+
+
+def test_a_node_cut_off_from_the_cluster_is_unavailable_for_reads_and_writes(
+    galera_cluster: GaleraCluster, node_engines: list[Engine]
+) -> None:
+    """Its sessions' reads end in a lock wait timeout (the causal wait) or 'WSREP has not
+    yet prepared node': both are StorageUnavailableError (HTTP 503), never a conflict."""
+    node, store = galera_cluster.nodes[2], SqlAccountStore(node_engines[2])
+    subject = new_subject("cut-off")
+    service_over(SqlAccountStore(node_engines[0])).consume(Principal(subject), 1)
+    assert store.load(subject) is not None  # a pooled session from before the cut
+    _isolate(node, cut_off=True)
+    try:
+        deadline = time.monotonic() + 60
+        while node.status("wsrep_cluster_status")["wsrep_cluster_status"] == "Primary":
+            assert time.monotonic() < deadline, "the node stayed in the Primary component"
+            time.sleep(0.2)
+        for attempt in (store.ping, lambda: store.load(subject)):
+            with pytest.raises(StorageUnavailableError):
+                attempt()
+        with pytest.raises(StorageUnavailableError):
+            service_over(store).consume(Principal(subject), 1)
+    finally:
+        _isolate(node, cut_off=False)
+        galera_cluster.wait_until_synced()
+    assert store.load(subject) is not None  # back by itself
+
+
+def test_a_read_on_a_node_that_cannot_catch_up_in_time_is_unavailable_not_a_conflict(
+    galera_cluster: GaleraCluster, node_engines: list[Engine]
+) -> None:
+    """node3 holds a global read lock, so it cannot apply node1's debit; its causal read
+    gives up after ``repl.causal_read_timeout`` with a lock wait timeout (1205). That is
+    StorageUnavailableError (a 503 to retry), not a lost race the caller cannot retry."""
+    node, store = galera_cluster.nodes[2], SqlAccountStore(node_engines[2])
+    writer = service_over(SqlAccountStore(node_engines[0]))
+    subject = new_subject("lagging")
+    writer.consume(Principal(subject), 1)
+    assert store.load(subject) is not None
+    with node.connect() as admin, admin.cursor() as cursor:
+        cursor.execute("SET GLOBAL wsrep_provider_options = 'repl.causal_read_timeout=PT1S'")
+        cursor.execute("FLUSH TABLES WITH READ LOCK")  # the applier waits behind it
+        try:
+            writer.consume(Principal(subject), 1)
+            with pytest.raises(StorageUnavailableError, match="1205"):
+                store.load(subject)
+        finally:
+            cursor.execute("UNLOCK TABLES")
+            cursor.execute("SET GLOBAL wsrep_provider_options = 'repl.causal_read_timeout=PT30S'")
+    galera_cluster.wait_until_synced()
+    after = store.load(subject)
+    assert after is not None
+    assert after.token_used == 2
