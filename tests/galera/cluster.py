@@ -98,22 +98,10 @@ class Node:
         self.galera = galera
         self.port, self.gcomm_port, self.ist_port, self.sst_port = _free_ports(4)
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def datadir(self) -> Path:
-        return self.home / "data"
-
-    @property
-    def socket_path(self) -> Path:
-        return self.home / "mariadbd.sock"
-
-    @property
-    def config(self) -> Path:
-        return self.home / "my.cnf"
-
-    @property
-    def log(self) -> Path:
-        return self.home / "error.log"
+        self.datadir = home / "data"
+        self.socket_path = home / "mariadbd.sock"
+        self.config = home / "my.cnf"
+        self.log = home / "error.log"
 
     @property
     def url(self) -> str:
@@ -345,13 +333,14 @@ def running_cluster(size: int = 3, *, galera: bool = True) -> Iterator[GaleraClu
 
 
 def main() -> None:
-    """Boot a cluster, print its URLs, and wait for Ctrl-C."""
+    """Boot a cluster, print its URLs, and wait for Ctrl-C (or SIGTERM) to remove it."""
     reason = missing_packages()
     if reason:
         raise SystemExit(f"cannot boot a Galera cluster here: {reason}")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with running_cluster() as cluster:
         for url in cluster.urls:
-            print(url)
+            print(url, flush=True)
         with suppress(KeyboardInterrupt):
             signal.pause()
 
