@@ -43,8 +43,7 @@ from sqlalchemy import Connection, Engine, event
 from storage import CountingStore, _cell
 
 from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
-from tokenplans import ADMIN_SCOPE, PlanCatalog, Principal, TokenService
-from tokenplans.rules import MAX_AMOUNT
+from tokenplans import ADMIN_SCOPE, MAX_AMOUNT, PlanCatalog, Principal, TokenService
 from tokenplans.testing import SettableClock
 
 T = TypeVar("T")
