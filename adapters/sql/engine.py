@@ -10,7 +10,12 @@
   upgrading their locks.
 * **MySQL/MariaDB**: ``utf8mb4``, ``READ COMMITTED`` (the compare-and-write needs no
   snapshot, and it avoids REPEATABLE READ's gap locks, which turn concurrent ledger
-  inserts into deadlocks) and ``pool_pre_ping``.
+  inserts into deadlocks) and ``pool_pre_ping``. On a **MariaDB Galera** node
+  (``wsrep_on``, checked on connect) each session also gets ``wsrep_sync_wait=1``: a
+  read first waits until this node has applied every write the cluster had committed
+  when the read began, so a read on one node sees a write just acknowledged by another
+  (without it, such a read can be stale, and the compare-and-write would decide on an
+  old version, fail, and retry). A stronger server-wide setting is kept as it is.
 * **PostgreSQL**: its default ``READ COMMITTED``, ``pool_pre_ping``.
 
 Every default can be overridden: keyword arguments go to :func:`sqlalchemy.create_engine`
@@ -51,7 +56,33 @@ def make_engine(url: str | URL, **engine_overrides: Any) -> Engine:
     engine = create_engine(parsed, **options)
     if backend == "sqlite":
         _prepare_sqlite(engine)
+    elif backend in ("mysql", "mariadb"):
+        _prepare_mysql(engine)
     return engine
+
+
+#: ``wsrep_sync_wait``'s bit for reads (SELECT, SHOW, BEGIN): wait for causality first.
+WSREP_SYNC_READS = 1
+
+
+def _prepare_mysql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # Plain MySQL has neither variable; MariaDB without Galera has wsrep_on=OFF.
+            cursor.execute(
+                "SHOW SESSION VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_sync_wait')"
+            )
+            variables = {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+            if variables.get("wsrep_on", "OFF").upper() == "ON":
+                sync_wait = int(variables.get("wsrep_sync_wait", "0"))
+                if not sync_wait & WSREP_SYNC_READS:
+                    cursor.execute(
+                        "SET SESSION wsrep_sync_wait = %s", (sync_wait | WSREP_SYNC_READS,)
+                    )
+        finally:
+            cursor.close()
 
 
 def _prepare_sqlite(engine: Engine) -> None:

@@ -216,7 +216,7 @@ class SqlAccountStore:
             except sa_exc.DBAPIError as error:
                 if attempt == 0 and error.connection_invalidated:
                     continue
-                _raise_translated(error)
+                _raise_translated(error, reading=True)
             except sa_exc.TimeoutError as error:
                 raise StorageUnavailableError(f"no database connection free: {error}") from error
         raise AssertionError("unreachable")  # pragma: no cover
@@ -279,20 +279,27 @@ def _error_code(error: sa_exc.DBAPIError) -> object:
     return None
 
 
-def _raise_translated(error: sa_exc.DBAPIError) -> NoReturn:
-    translated = _translate(error)
+def _raise_translated(error: sa_exc.DBAPIError, *, reading: bool = False) -> NoReturn:
+    translated = _translate(error, reading=reading)
     if translated is error:
         raise error
     raise translated from error
 
 
-def _translate(error: sa_exc.DBAPIError) -> Exception:
+def _translate(error: sa_exc.DBAPIError, *, reading: bool = False) -> Exception:
     """The core error for a database error; anything unexpected (a bug: bad SQL, a value
-    out of range) is returned as it is, to surface loudly rather than be retried."""
+    out of range) is returned as it is, to surface loudly rather than be retried.
+
+    A read has no race to lose (only a commit can be decided again), so an abort of a
+    read means the database could not serve it: on a Galera node cut off from the
+    cluster, the wait for the cluster's latest commits (``wsrep_sync_wait``) ends in a
+    lock wait timeout."""
     code = _error_code(error)
     if isinstance(error, sa_exc.IntegrityError) and code in _UNIQUE_VIOLATIONS:
         return WriteConflictError(f"a unique key is already taken: {error.orig}")
     if code in _RACES_LOST:
+        if reading:
+            return StorageUnavailableError(f"the database could not serve a read: {error.orig}")
         return WriteConflictError(f"the database aborted a lost race: {error.orig}")
     if error.connection_invalidated or isinstance(
         error, sa_exc.OperationalError | sa_exc.InterfaceError
