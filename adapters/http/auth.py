@@ -78,3 +78,16 @@ def principal_of(conn: HTTPConnection) -> Principal:
     if isinstance(user, PrincipalUser):
         return user.principal
     raise tokenplans.AuthenticationError("missing or invalid bearer credential")
+
+
+def admin_of(conn: HTTPConnection) -> tuple[Principal, str]:
+    """The admin principal and the path's ``{subject}``, for the admin namespace's routes.
+    That namespace is admin-only as a whole, even for a user's own account: users have
+    their own routes (:class:`tokenplans.PermissionDeniedError` -> 403 otherwise)."""
+    principal = principal_of(conn)
+    if not principal.is_admin:
+        raise tokenplans.PermissionDeniedError(
+            "admin_only", "this route needs the tokenplans:admin scope"
+        )
+    subject: str = conn.path_params["subject"]
+    return principal, subject
