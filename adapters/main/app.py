@@ -79,23 +79,21 @@ def build_app(settings: Settings) -> Starlette:
 def build_gateway(settings: Settings) -> PaymentGateway | None:
     """Razorpay when its keys are configured, else the offline stand-in (development), or
     ``None`` (no payment routes) when there is no secret to sign offline payments with.
-    Raises :class:`ConfigError` for half a configuration."""
+    Either checks webhooks with the configured webhook secrets only: without one, every
+    webhook is refused. Raises :class:`ConfigError` for half a configuration."""
+    if settings.razorpay_previous_webhook_secret and not settings.razorpay_webhook_secret:
+        raise ConfigError(
+            "TOKENPLANS_RAZORPAY_PREVIOUS_WEBHOOK_SECRET is set without "
+            "RAZORPAY_WEBHOOK_SECRET (the current one)"
+        )
+    webhook_secrets = [
+        secret
+        for secret in (settings.razorpay_webhook_secret, settings.razorpay_previous_webhook_secret)
+        if secret
+    ]
     if settings.has_razorpay_keys:
         if not (settings.razorpay_key_id and settings.razorpay_key_secret):
             raise ConfigError("RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET must be set together")
-        if settings.razorpay_previous_webhook_secret and not settings.razorpay_webhook_secret:
-            raise ConfigError(
-                "TOKENPLANS_RAZORPAY_PREVIOUS_WEBHOOK_SECRET is set without "
-                "RAZORPAY_WEBHOOK_SECRET (the current one)"
-            )
-        webhook_secrets = [
-            secret
-            for secret in (
-                settings.razorpay_webhook_secret,
-                settings.razorpay_previous_webhook_secret,
-            )
-            if secret
-        ]
         return RazorpayGateway(
             settings.razorpay_key_id,
             settings.razorpay_key_secret,
@@ -103,7 +101,7 @@ def build_gateway(settings: Settings) -> PaymentGateway | None:
             api_url=settings.razorpay_api_url,
         )
     secret = offline_payment_secret(settings)
-    return None if secret is None else OfflineGateway(secret)
+    return None if secret is None else OfflineGateway(secret, webhook_secrets=webhook_secrets)
 
 
 def offline_payment_secret(settings: Settings) -> str | None:

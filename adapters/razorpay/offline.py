@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Sequence
 
 from tokenplans.ports import CheckoutStart
 
@@ -32,12 +33,27 @@ class OfflineGateway(RazorpayProtocol):
 
     Anyone holding the secret can "pay", so the composition root uses it only when no
     Razorpay keys are configured, and derives the secret from one it already guards.
+    Webhooks are checked with ``webhook_secrets`` as the real gateway checks them (none:
+    every webhook is refused), or, when it is ``None``, with the payment secret.
     """
 
-    def __init__(self, secret: str | bytes, *, key_id: str = "rzp_offline") -> None:
+    def __init__(
+        self,
+        secret: str | bytes,
+        *,
+        key_id: str = "rzp_offline",
+        webhook_secrets: Sequence[str | bytes] | None = None,
+    ) -> None:
         self._secret = secret_bytes("the offline gateway secret", secret)
         self._key_id = key_id
-        super().__init__(self._secret, (self._secret,))
+        if isinstance(webhook_secrets, str | bytes):
+            raise TypeError("webhook_secrets is a sequence of secrets, not one secret")
+        super().__init__(
+            self._secret,
+            (self._secret,)
+            if webhook_secrets is None
+            else tuple(secret_bytes("a webhook secret", each) for each in webhook_secrets),
+        )
 
     @property
     def key_id(self) -> str:
@@ -66,8 +82,11 @@ class OfflineGateway(RazorpayProtocol):
         return sign(self._secret, payment_message(order_id, payment_id))
 
     def sign_webhook(self, body: bytes) -> str:
-        """The ``X-Razorpay-Signature`` Razorpay would send with ``body``."""
-        return sign(self._secret, body)
+        """The ``X-Razorpay-Signature`` Razorpay would send with ``body`` (signed with the
+        current webhook secret). Raises :class:`ValueError` when webhooks are refused."""
+        if not self._webhook_secrets:
+            raise ValueError("this gateway has no webhook secret: it refuses every webhook")
+        return sign(self._webhook_secrets[0], body)
 
     def webhook_headers(self, body: bytes, event_id: str | None = None) -> dict[str, str]:
         """The headers Razorpay would deliver ``body`` with: its signature and, if given,

@@ -35,6 +35,8 @@ from tokenplans._values.limits import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_PAGE_SIZE,
     MAX_SUBJECT_LENGTH,
+    check_subject,
+    is_storable_text,
 )
 from tokenplans._values.payments import (
     Checkout,
@@ -92,5 +94,7 @@ __all__ = [
     "Usage",
     "WebhookOutcome",
     "WebhookStatus",
+    "check_subject",
     "fold",
+    "is_storable_text",
 ]
