@@ -47,6 +47,19 @@ def response(description: str, schema: str = "Error") -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": ref(schema)}}}
 
 
+def refusal(error: str, reasons: str) -> dict[str, Any]:
+    """The schema of an error answer whose ``reason`` says which refusal it is."""
+    return {
+        "type": "object",
+        "required": ["error", "reason"],
+        "properties": {
+            "error": {"const": error},
+            "reason": {"type": "string", "description": reasons},
+            "message": {"type": "string"},
+        },
+    }
+
+
 #: The error answers every operation may give, by the situations that cause them.
 ERRORS: Mapping[str, dict[str, Any]] = {
     "400": response("Unknown plan id (`invalid plan`)."),
@@ -86,18 +99,7 @@ ERROR_SCHEMAS: Mapping[str, Any] = {
             "request_id": {"type": "string"},
         },
     },
-    "Forbidden": {
-        "type": "object",
-        "required": ["error", "reason"],
-        "properties": {
-            "error": {"const": "forbidden"},
-            "reason": {
-                "type": "string",
-                "description": "`not_yours`, `admin_only` or `payment_required`.",
-            },
-            "message": {"type": "string"},
-        },
-    },
+    "Forbidden": refusal("forbidden", "`not_yours`, `admin_only` or `payment_required`."),
     "InsufficientTokens": {
         "type": "object",
         "required": ["error", "remaining"],

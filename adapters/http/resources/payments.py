@@ -42,6 +42,7 @@ from adapters.http.openapi import (
     errors,
     nullable,
     ref,
+    refusal,
     response,
 )
 from adapters.http.routing import Operation, Resource
@@ -251,21 +252,10 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
                 "order_id": nullable({"type": "string"}),
             },
         },
-        "PaymentRefused": {
-            "type": "object",
-            "required": ["error", "reason"],
-            "properties": {
-                "error": {"const": "payment refused"},
-                "reason": {
-                    "type": "string",
-                    "description": (
-                        "`free_plan`, `lower_plan`, `no_term`, `bad_signature` or "
-                        "`malformed_event`."
-                    ),
-                },
-                "message": {"type": "string"},
-            },
-        },
+        "PaymentRefused": refusal(
+            "payment refused",
+            "`free_plan`, `lower_plan`, `no_term`, `bad_signature` or `malformed_event`.",
+        ),
     }
 
 
