@@ -95,7 +95,7 @@ def debits(
     one = _subject("shared")
     subjects = [one if shared else _subject(f"w{i}") for i in range(writers)]
     for subject in set(subjects):
-        tokens.grant(ADMIN, subject, MAX_AMOUNT)
+        tokens.grant(ADMIN, MAX_AMOUNT, subject=subject)
     counting.attempts = counting.conflicts = 0
 
     def make_op(index: int) -> Callable[[], object]:

@@ -176,6 +176,16 @@ def _payment_refused(_request: Request, exc: tokenplans.PaymentError) -> Respons
     return json_error(400, "payment refused", reason=exc.reason, message=str(exc))
 
 
+def _too_many_orders(_request: Request, exc: tokenplans.TooManyOrdersError) -> Response:
+    return json_error(
+        429,
+        "too many open orders",
+        reason=exc.reason,
+        message=str(exc),
+        headers={"Retry-After": str(exc.retry_after_seconds)},
+    )
+
+
 def _payment_not_found(_request: Request, exc: tokenplans.PaymentNotFoundError) -> Response:
     return json_error(404, "payment not found", order_id=exc.order_id)
 
@@ -237,6 +247,7 @@ EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
     tokenplans.AccountBusyError: _handles(_account_busy),
     tokenplans.PaymentError: _handles(_payment_refused),
     tokenplans.PaymentNotFoundError: _handles(_payment_not_found),
+    tokenplans.TooManyOrdersError: _handles(_too_many_orders),
     tokenplans.GatewayError: _handles(_gateway),
     BodyTooLargeError: _handles(_too_large),
     BodyTimeoutError: _handles(_too_slow),

@@ -49,9 +49,9 @@ class RazorpayGateway(RazorpayProtocol):
             raise ValueError("the Razorpay key id must not be empty")
         if isinstance(webhook_secrets, str | bytes):
             raise TypeError("webhook_secrets is a sequence of secrets, not one secret")
-        self._key_id = key_id
         self._key_secret = secret_bytes("the Razorpay key secret", key_secret)
         super().__init__(
+            key_id,
             self._key_secret,
             tuple(secret_bytes("a Razorpay webhook secret", secret) for secret in webhook_secrets),
         )
@@ -67,10 +67,6 @@ class RazorpayGateway(RazorpayProtocol):
     def __repr__(self) -> str:  # never the secrets
         return f"RazorpayGateway(key_id={self._key_id!r}, api_url={self._api_url!r})"
 
-    @property
-    def key_id(self) -> str:
-        return self._key_id
-
     def start_checkout(
         self, *, payment_id: str, subject: str, plan_id: str, amount: int, currency: str
     ) -> CheckoutStart:
@@ -81,7 +77,7 @@ class RazorpayGateway(RazorpayProtocol):
             receipt=check_receipt(payment_id),
             notes=order_notes(payment_id=payment_id, subject=subject, plan_id=plan_id),
         )
-        return CheckoutStart(order_id, {"key_id": self._key_id})
+        return self.resume_checkout(order_id=order_id)
 
     def create_order(
         self, *, amount: int, currency: str, receipt: str, notes: dict[str, str]

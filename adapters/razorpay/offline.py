@@ -50,19 +50,15 @@ class OfflineGateway(RazorpayProtocol):
         webhook_secrets: Sequence[str | bytes] | None = None,
     ) -> None:
         self._secret = secret_bytes("the offline gateway secret", secret)
-        self._key_id = key_id
         if isinstance(webhook_secrets, str | bytes):
             raise TypeError("webhook_secrets is a sequence of secrets, not one secret")
         super().__init__(
+            key_id,
             self._secret,
             (self._secret,)
             if webhook_secrets is None
             else tuple(secret_bytes("a webhook secret", each) for each in webhook_secrets),
         )
-
-    @property
-    def key_id(self) -> str:
-        return self._key_id
 
     def start_checkout(
         self, *, payment_id: str, subject: str, plan_id: str, amount: int, currency: str
@@ -71,7 +67,7 @@ class OfflineGateway(RazorpayProtocol):
             amount=amount, currency=currency, receipt=check_receipt(payment_id), notes={}
         )
         del subject, plan_id
-        return CheckoutStart(order_id, {"key_id": self._key_id})
+        return self.resume_checkout(order_id=order_id)
 
     def create_order(
         self, *, amount: int, currency: str, receipt: str, notes: dict[str, str]

@@ -14,6 +14,7 @@ from typing import Any
 from tokenplans import PaymentError
 from tokenplans.ports import (
     MAX_GATEWAY_ID_LENGTH,
+    CheckoutStart,
     Confirmation,
     EventKind,
     GatewayEvent,
@@ -51,15 +52,27 @@ def order_notes(*, payment_id: str, subject: str, plan_id: str) -> dict[str, str
 
 class RazorpayProtocol:
     """Reads Razorpay's Checkout proofs and webhooks with the given secrets: the key
-    secret signs payments, the webhook secrets (current first) sign webhooks."""
+    secret signs payments, the webhook secrets (current first) sign webhooks. ``key_id``
+    is the public key id Checkout needs to pay an order."""
 
-    def __init__(self, payment_secret: bytes, webhook_secrets: tuple[bytes, ...]) -> None:
+    def __init__(
+        self, key_id: str, payment_secret: bytes, webhook_secrets: tuple[bytes, ...]
+    ) -> None:
+        self._key_id = key_id
         self._payment_secret = payment_secret
         self._webhook_secrets = webhook_secrets
 
     @property
     def name(self) -> str:
         return NAME
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    def resume_checkout(self, *, order_id: str) -> CheckoutStart:
+        """What Checkout needs to pay an order: its id and our public key id."""
+        return CheckoutStart(order_id, {"key_id": self._key_id})
 
     def read_confirmation(self, proof: Mapping[str, object]) -> Confirmation:
         """The ids Checkout posted, and whether their signature of ``order_id|payment_id``

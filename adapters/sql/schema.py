@@ -157,23 +157,19 @@ ledger_entries = Table(
     *snapshot_columns(),
 )
 
-#: What a successful idempotent debit returned; the key is unique per subject.
+#: What a successful idempotent debit returned; the key is unique per subject and caller
+#: (the principal who sent it: the user itself, or an admin or back end acting for it).
 debit_receipts = Table(
     "tokenplans_debit_receipts",
     metadata,
     Column("subject", ExactText(), primary_key=True),
+    Column("caller", ExactText(), primary_key=True),
     Column("idempotency_key", ExactText(), primary_key=True),
     Column("amount", BigInteger, nullable=False),
     Column("at", UtcDateTime(), nullable=False),
+    # The debit's ledger entry (subject, version): its snapshot is the usage a replay
+    # answers, read from there rather than copied here.
     Column("version", BigInteger, nullable=False),
-    # The usage the debit answered with.
-    Column("plan_id", String(64), nullable=False),
-    Column("token_quota", BigInteger, nullable=False),
-    Column("token_used", BigInteger, nullable=False),
-    Column("remaining", BigInteger, nullable=False),
-    Column("plan_end_at", UtcDateTime(), nullable=True),
-    Column("period_start", UtcDateTime(), nullable=False),
-    Column("period_end", UtcDateTime(), nullable=False),
 )
 
 payments = Table(

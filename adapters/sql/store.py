@@ -130,15 +130,26 @@ class SqlAccountStore:
             for record in commit.records:
                 _write_record(conn, record)
 
-    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
+    def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
         def query(conn: Connection) -> DebitReceipt | None:
             row = conn.execute(
                 select(debit_receipts).where(
                     debit_receipts.c.subject == subject,
+                    debit_receipts.c.caller == caller,
                     debit_receipts.c.idempotency_key == idempotency_key,
                 )
             ).first()
-            return None if row is None else _receipt_from_row(row)
+            if row is None:
+                return None
+            # A replay: the usage is the snapshot after the debit's entry, one primary-key
+            # read of the ledger (written in the receipt's own transaction, so it exists).
+            entry = conn.execute(
+                select(ledger_entries).where(
+                    ledger_entries.c.subject == subject,
+                    ledger_entries.c.version == row.version,
+                )
+            ).one()
+            return _receipt_from_row(row, _entry_from_row(entry))
 
         return self._read(query)
 
@@ -328,43 +339,20 @@ def _entry_from_row(row: Row[Any]) -> LedgerEntry:
     return LedgerEntry(**{**facts, "kind": EntryKind(m["kind"])}, after=_account_from_row(m))
 
 
+#: A receipt's own columns: every DebitReceipt field but the usage (the ledger's) and
+#: ``replayed`` (an answer's, not a stored fact).
+_RECEIPT_FIELDS = tuple(
+    field.name for field in attrs.fields(DebitReceipt) if field.name not in ("usage", "replayed")
+)
+
+
 def _receipt_values(receipt: DebitReceipt) -> dict[str, Any]:
-    usage = receipt.usage
-    return {
-        "subject": receipt.subject,
-        "idempotency_key": receipt.idempotency_key,
-        "amount": receipt.amount,
-        "at": receipt.at,
-        "version": receipt.version,
-        "plan_id": usage.plan,
-        "token_quota": usage.token_quota,
-        "token_used": usage.token_used,
-        "remaining": usage.remaining,
-        "plan_end_at": usage.plan_end_at,
-        "period_start": usage.period_start,
-        "period_end": usage.period_end,
-    }
+    return {name: getattr(receipt, name) for name in _RECEIPT_FIELDS}
 
 
-def _receipt_from_row(row: Row[Any]) -> DebitReceipt:
+def _receipt_from_row(row: Row[Any], entry: LedgerEntry) -> DebitReceipt:
     m = row._mapping
-    return DebitReceipt(
-        subject=m["subject"],
-        idempotency_key=m["idempotency_key"],
-        amount=m["amount"],
-        at=m["at"],
-        version=m["version"],
-        usage=Usage(
-            subject=m["subject"],
-            plan=m["plan_id"],
-            token_quota=m["token_quota"],
-            token_used=m["token_used"],
-            remaining=m["remaining"],
-            plan_end_at=m["plan_end_at"],
-            period_start=m["period_start"],
-            period_end=m["period_end"],
-        ),
-    )
+    return DebitReceipt(**{name: m[name] for name in _RECEIPT_FIELDS}, usage=Usage.of(entry.after))
 
 
 def _payment_values(payment: Payment) -> dict[str, Any]:

@@ -27,14 +27,17 @@ from tokenplans._values.errors import (
     PermissionDeniedError,
     StorageUnavailableError,
     TokenplansError,
+    TooManyOrdersError,
     UnknownPlanError,
 )
 from tokenplans._values.ledger import DebitReceipt, EntryKind, LedgerEntry, fold
 from tokenplans._values.limits import (
     MAX_AMOUNT,
     MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_OPEN_ORDERS,
     MAX_PAGE_SIZE,
     MAX_SUBJECT_LENGTH,
+    ORDER_REUSE_WINDOW,
     check_subject,
     is_storable_text,
 )
@@ -54,8 +57,10 @@ __all__ = [
     "ADMIN_SCOPE",
     "MAX_AMOUNT",
     "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "MAX_OPEN_ORDERS",
     "MAX_PAGE_SIZE",
     "MAX_SUBJECT_LENGTH",
+    "ORDER_REUSE_WINDOW",
     "REFERENCE_PLAN_CONFIGS",
     "Account",
     "AccountBusyError",
@@ -90,6 +95,7 @@ __all__ = [
     "SystemClock",
     "TokenService",
     "TokenplansError",
+    "TooManyOrdersError",
     "UnknownPlanError",
     "Usage",
     "WebhookOutcome",

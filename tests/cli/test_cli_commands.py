@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from adapters.jwt_identity import JwtIdentity
 from adapters.main.cli import main
+from adapters.sql.migrate import head_revisions
 from tokenplans import ADMIN_SCOPE
 
 GOOD_SECRET = "a-secret-that-is-long-enough-for-hs256-0123456789"
@@ -140,17 +141,18 @@ def test_an_invalid_catalog_file_is_one_line_and_exit_code_2(workdir: Path) -> N
 def test_db_upgrade_creates_the_tables_in_the_default_sqlite_file_and_says_so(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (head,) = head_revisions()
     assert main(["db", "upgrade"]) == 0
     created = capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0  # and again: a no-op
 
     assert created.startswith(
-        "created the schema at revision 0001 in sqlite:///./tokenplans.sqlite3: "
+        f"created the schema at revision {head} in sqlite:///./tokenplans.sqlite3: "
         "tables tokenplans_accounts, "
     )
     assert "tokenplans_alembic_version" in created
     assert capsys.readouterr().out == (
-        "schema is up to date (revision 0001): sqlite:///./tokenplans.sqlite3\n"
+        f"schema is up to date (revision {head}): sqlite:///./tokenplans.sqlite3\n"
     )
     with closing(sqlite3.connect(workdir / "tokenplans.sqlite3")) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}

@@ -54,7 +54,7 @@ def test_four_processes_of_eight_threads_never_overspend_or_lose_a_debit(
     store = SqlAccountStore(engine)
     tokens = service_over(store)
     subject = new_subject("hammered")
-    tokens.grant(ADMIN, subject, QUOTA - 1000)  # basic's 1,000 + 9,000 granted
+    tokens.grant(ADMIN, QUOTA - 1000, subject=subject)  # basic's 1,000 + 9,000 granted
     with ProcessPoolExecutor(PROCESSES, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [
             pool.submit(debit_until_refused, _url(engine), subject, worker, THREADS)

@@ -90,7 +90,7 @@ def _machine_for(real: AccountStore) -> type[RuleBasedStateMachine]:
         @rule(suffix=st.sampled_from(SUFFIXES), amount=st.integers(1, 5000))
         def grant(self, suffix: str, amount: int) -> None:
             subject = self.subject(suffix)
-            self.both(lambda s: s.grant(ADMIN, subject, amount))
+            self.both(lambda s: s.grant(ADMIN, amount, subject=subject))
 
         @rule(jump=JUMPS)
         def time_passes(self, jump: timedelta) -> None:

@@ -28,7 +28,7 @@ _GRANT = {"amount": Field(int)}
 
 async def admin_usage(request: Request) -> JSONResponse:
     principal, subject = admin_of(request)
-    result = await run_in_threadpool(state_of(request).service.usage, principal, subject)
+    result = await run_in_threadpool(state_of(request).service.usage, principal, subject=subject)
     return JSONResponse(usage_json(result))
 
 
@@ -40,7 +40,7 @@ async def admin_grant(request: Request) -> JSONResponse:
     principal, subject = admin_of(request)
     fields = await read_object(request, _GRANT)
     service = state_of(request).service
-    result = await run_in_threadpool(service.grant, principal, subject, fields["amount"])
+    result = await run_in_threadpool(service.grant, principal, fields["amount"], subject=subject)
     return JSONResponse(usage_json(result))
 
 

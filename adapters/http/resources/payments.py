@@ -280,6 +280,10 @@ _CREATE_ORDER = {
             ),
             "content": {JSON: {"schema": {"anyOf": [ref("PaymentRefused"), ref("Error")]}}},
         },
+        "429": response(
+            "Too many open orders (`too many open orders`, reason "
+            "`too_many_open_orders`): pay one, or retry after `Retry-After` seconds."
+        ),
         "502": _GATEWAY_DOWN,
     },
 }

@@ -149,7 +149,7 @@ async def ledger_of(request: Request, principal: Principal, subject: str | None)
     service = state_of(request).service
 
     def call() -> HistoryPage:
-        return service.history(principal, subject, cursor=cursor, limit=limit)
+        return service.history(principal, subject=subject, cursor=cursor, limit=limit)
 
     return JSONResponse(page_json(await run_in_threadpool(call)))
 
