@@ -114,3 +114,12 @@ def identity_of(app: Starlette) -> IdentityProvider:
         if isinstance(backend, BearerBackend):
             return backend.identity
     raise TypeError("not a tokenplans app: it authenticates with no BearerBackend")
+
+
+def admin_of(conn: HTTPConnection) -> tuple[Principal, str]:
+    """The admin principal and the path's ``{subject}``, for the admin namespace's routes.
+    That namespace is admin-only as a whole, even for a user's own account: users have
+    their own routes (:class:`tokenplans.PermissionDeniedError` -> 403 otherwise)."""
+    principal = check_admin(principal_of(conn))
+    subject: str = conn.path_params["subject"]
+    return principal, subject

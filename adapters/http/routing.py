@@ -6,18 +6,68 @@ which makes ``/api/admin/accounts/a%2Fb/ledger`` look like five segments after
 ``accounts``; :class:`SubjectRoute` therefore matches on the *raw* path (ASGI's
 ``raw_path``) and percent-decodes the subject's segment exactly once. A literal ``/``
 still separates segments, so ``a/b`` and ``a%2Fb`` never address the same account.
+
+It also holds the route table's types: an :class:`Operation` is one method on one path
+with its endpoint and its OpenAPI fragment, and a :class:`Resource` is what one module of
+:mod:`.resources` contributes to the app (operations, their schemas, undocumented routes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from starlette.routing import Match, Route
+import attrs
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
+from tokenplans import PlanCatalog
+
 SUBJECT = "{subject}"
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@attrs.frozen
+class Operation:
+    """One method on one path: its endpoint and what the OpenAPI document says about it.
+    The route's name is the endpoint's unless ``name`` says otherwise."""
+
+    method: str
+    path: str
+    endpoint: Endpoint
+    spec: Mapping[str, Any]
+    name: str | None = None
+
+    def route(self) -> Route:
+        """A :class:`SubjectRoute` when the path holds ``{subject}``, else a plain route."""
+        kind = SubjectRoute if SUBJECT in self.path else Route
+        return kind(
+            self.path,
+            self.endpoint,
+            methods=[self.method],
+            name=self.name or self.endpoint.__name__,
+        )
+
+
+def _no_schemas(_catalog: PlanCatalog) -> Mapping[str, Any]:
+    return {}
+
+
+@attrs.frozen
+class Resource:
+    """What one resource module adds to the app: its documented operations, the
+    component schemas they refer to (some depend on the catalog being served), and any
+    routes the document does not describe (static files)."""
+
+    operations: Sequence[Operation]
+    schemas: Callable[[PlanCatalog], Mapping[str, Any]] = _no_schemas
+    routes: Sequence[BaseRoute] = ()
+
+    def all_routes(self) -> list[BaseRoute]:
+        return [*(op.route() for op in self.operations), *self.routes]
 
 
 class SubjectRoute(Route):

@@ -12,7 +12,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from tokenplans import AuthenticationError, Principal
+from tokenplans import MAX_SUBJECT_LENGTH, AuthenticationError, Principal
 
 from .jwks import DEFAULT_REFETCH_INTERVAL_S, JwksKeys, UnknownKeyError
 
@@ -21,7 +21,6 @@ _log = logging.getLogger(__name__)
 #: Tokens longer than this are refused before any parsing: no identity provider issues
 #: them, and decoding attacker-sized JSON is work we need not do.
 MAX_TOKEN_BYTES = 8 * 1024
-MAX_SUBJECT_LENGTH = 255
 MAX_KID_LENGTH = 256
 
 #: A scope token (RFC 6749 section 3.3): printable ASCII except space, ``"`` and ``\``.

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 
@@ -57,7 +55,10 @@ def build_app(settings: Settings) -> Starlette:
     clock = SystemClock()
     service = TokenService(store, catalog, clock)
     gateway = build_gateway(settings)
-    app = create_app(
+    closers: list[Callable[[], object]] = [engine.dispose]
+    if isinstance(gateway, RazorpayGateway):
+        closers.append(gateway.close)
+    return create_app(
         service,
         identity,
         cors_origins=settings.cors_origins,
@@ -69,30 +70,10 @@ def build_app(settings: Settings) -> Starlette:
         payments=(
             None if gateway is None else PaymentService(store, store, catalog, clock, gateway)
         ),
+        # What the root made is released when the app shuts down: the engine's pool,
+        # the Razorpay client's connections.
+        on_shutdown=closers,
     )
-    closers: list[Callable[[], object]] = [engine.dispose]
-    if isinstance(gateway, RazorpayGateway):
-        closers.append(gateway.close)
-    _close_on_shutdown(app, closers)
-    return app
-
-
-def _close_on_shutdown(app: Starlette, closers: Sequence[Callable[[], object]]) -> None:
-    """Release what the composition root made (the engine's pool, the Razorpay client's
-    connections) when the app shuts down, after the HTTP adapter's own lifespan: they
-    belong to the root, not to the app."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(asgi_app: Starlette) -> AsyncIterator[Any]:
-        try:
-            async with inner(asgi_app) as state:
-                yield state
-        finally:
-            for close in closers:
-                close()
-
-    app.router.lifespan_context = lifespan
 
 
 def build_gateway(settings: Settings) -> PaymentGateway | None:

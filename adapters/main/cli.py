@@ -13,7 +13,6 @@ import argparse
 import errno
 import json
 import os
-import secrets
 import shlex
 import socket
 import sys
@@ -27,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from adapters.jwt_identity import JwtConfigError, mint_token
-from adapters.razorpay import OfflineGateway, RazorpayGateway
+from adapters.razorpay import WEBHOOK_EVENTS, OfflineGateway, RazorpayGateway
 from adapters.sql import make_engine, metadata, upgrade_schema
 from adapters.sql.migrate import VERSION_TABLE
 from tokenplans import (
@@ -448,8 +447,6 @@ def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
 
 # -- dev ------------------------------------------------------------------------------
 
-_WEBHOOK_EVENTS = ("payment.captured", "order.paid", "payment.failed")
-
 
 def _add_dev(commands: argparse._SubParsersAction[_Parser]) -> None:
     parser = commands.add_parser("dev", help="development helpers (offline payments)")
@@ -470,9 +467,9 @@ def _add_dev(commands: argparse._SubParsersAction[_Parser]) -> None:
     pay.add_argument("--payment-id", help="the Razorpay payment id to sign (default: random)")
     pay.add_argument(
         "--webhook",
-        choices=_WEBHOOK_EVENTS,
+        choices=WEBHOOK_EVENTS,
         metavar="EVENT",
-        help=f"print a signed webhook delivery instead: one of {', '.join(_WEBHOOK_EVENTS)}",
+        help=f"print a signed webhook delivery instead: one of {', '.join(WEBHOOK_EVENTS)}",
     )
     pay.add_argument(
         "--url", help="the server's base URL (default: the dev server's, or http://127.0.0.1:8000)"
@@ -485,42 +482,16 @@ def _dev_pay(args: argparse.Namespace, settings: Settings) -> int:
     payment_id = args.payment_id or gateway.new_payment_id()
     url = (args.url or url).rstrip("/")
     if args.webhook:
-        event = {
-            "entity": "event",
-            "event": args.webhook,
-            "contains": ["payment"],
-            "payload": {
-                "payment": {
-                    "entity": {
-                        "id": payment_id,
-                        "entity": "payment",
-                        "order_id": args.order_id,
-                        "status": "failed" if args.webhook == "payment.failed" else "captured",
-                    }
-                }
-            },
-        }
-        body = json.dumps(event, separators=(",", ":"))
-        command = [
-            "curl",
-            "-sS",
-            "-H",
-            "Content-Type: application/json",
-            "-H",
-            f"X-Razorpay-Signature: {gateway.sign_webhook(body.encode())}",
-            "-H",
-            f"X-Razorpay-Event-Id: evt_{secrets.token_hex(7)}",
-            "--data-raw",
-            body,
-            f"{url}/api/payments/webhook",
-        ]
+        body, headers = gateway.webhook_delivery(
+            args.webhook, order_id=args.order_id, payment_id=payment_id
+        )
+        command = ["curl", "-sS", "-H", "Content-Type: application/json"]
+        for name, value in headers.items():  # capitalised as Razorpay's docs write them
+            command += ["-H", f"{name.title()}: {value}"]
+        command += ["--data-raw", body.decode(), f"{url}/api/payments/webhook"]
         print(shlex.join(command))
         return 0
-    verify = {
-        "razorpay_order_id": args.order_id,
-        "razorpay_payment_id": payment_id,
-        "razorpay_signature": gateway.sign_payment(args.order_id, payment_id),
-    }
+    verify = gateway.checkout_proof(args.order_id, payment_id)
     print(json.dumps(verify))
     if not sys.stdout.isatty():
         return 0  # piped, as intended: the hint below would only clutter the terminal

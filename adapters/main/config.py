@@ -18,12 +18,17 @@ from pathlib import Path
 import attrs
 from dotenv import dotenv_values
 
+# The HTTP and Razorpay defaults are the adapters' own, so a setting left unset means
+# exactly what the adapter does when it is given nothing.
+from adapters.http.app import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
+    DEFAULT_CORS_ORIGINS,
+    DEFAULT_MAX_BODY_BYTES,
+)
+from adapters.razorpay import DEFAULT_API_URL as DEFAULT_RAZORPAY_API_URL
+
 DEFAULT_DATABASE_URL = "sqlite:///./tokenplans.sqlite3"
-DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://localhost:3000")
 MIN_SECRET_BYTES = 32
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
-DEFAULT_BODY_TIMEOUT_SECONDS = 30
-DEFAULT_RAZORPAY_API_URL = "https://api.razorpay.com/v1"
 
 
 class ConfigError(ValueError):

@@ -16,13 +16,12 @@ from typing import Any
 
 import httpx
 
-from tokenplans.ports import CheckoutStart, GatewayError
+from tokenplans.ports import MAX_GATEWAY_ID_LENGTH, CheckoutStart, GatewayError
 
 from .protocol import RazorpayProtocol, check_receipt, order_notes
 from .signatures import secret_bytes
 
 DEFAULT_API_URL = "https://api.razorpay.com/v1"
-_MAX_ORDER_ID_LENGTH = 100
 _HTTP_CLIENT_ERROR = 400
 _HTTP_SERVER_ERROR = 500
 
@@ -112,7 +111,7 @@ class RazorpayGateway(RazorpayProtocol):
         order_id = body.get("id") if isinstance(body, dict) else None
         if (
             not isinstance(order_id, str)
-            or not 1 <= len(order_id) <= _MAX_ORDER_ID_LENGTH
+            or not 1 <= len(order_id) <= MAX_GATEWAY_ID_LENGTH
             or not order_id.isascii()
         ):
             raise GatewayError("Razorpay answered without an order id")

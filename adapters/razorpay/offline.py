@@ -6,11 +6,14 @@ checked by the very verifiers the real gateway uses, so the development flow exe
 production's verification code. It needs only the standard library and no network.
 
 ``sign_payment`` does what Razorpay Checkout does after a successful payment: it signs
-``order_id|payment_id``; ``tokenplans dev pay ORDER_ID`` uses it to complete a payment.
+``order_id|payment_id``; :meth:`OfflineGateway.checkout_proof` and
+:meth:`OfflineGateway.webhook_delivery` forge what Checkout and Razorpay's webhooks would
+send, which ``tokenplans dev pay ORDER_ID`` prints to complete a payment.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 from collections.abc import Sequence
@@ -22,6 +25,8 @@ from .signatures import payment_message, secret_bytes, sign
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 14  # Razorpay's ids are a prefix and 14 alphanumerics: order_N2tK8v0GqXzB1c
+#: The webhook events :meth:`OfflineGateway.webhook_delivery` can forge.
+WEBHOOK_EVENTS = ("payment.captured", "order.paid", "payment.failed")
 
 
 def _random_id(prefix: str) -> str:
@@ -91,6 +96,41 @@ class OfflineGateway(RazorpayProtocol):
         if event_id is not None:
             headers[EVENT_ID_HEADER] = event_id
         return headers
+
+    def checkout_proof(self, order_id: str, payment_id: str) -> dict[str, str]:
+        """What Checkout hands the browser after a captured payment: the body of
+        ``POST /api/payments/verify``."""
+        return {
+            "razorpay_order_id": order_id,
+            "razorpay_payment_id": payment_id,
+            "razorpay_signature": self.sign_payment(order_id, payment_id),
+        }
+
+    def webhook_delivery(
+        self, event: str, *, order_id: str, payment_id: str
+    ) -> tuple[bytes, dict[str, str]]:
+        """A signed delivery of ``event`` (one of :data:`WEBHOOK_EVENTS`) about a payment
+        for ``order_id``, as Razorpay would send it: the body and its headers, with a
+        fresh event id. Raises :class:`ValueError` when webhooks are refused."""
+        if event not in WEBHOOK_EVENTS:
+            raise ValueError(f"unknown webhook event {event!r}: one of {WEBHOOK_EVENTS}")
+        payload = {
+            "entity": "event",
+            "event": event,
+            "contains": ["payment"],
+            "payload": {
+                "payment": {
+                    "entity": {
+                        "id": payment_id,
+                        "entity": "payment",
+                        "order_id": order_id,
+                        "status": "failed" if event == "payment.failed" else "captured",
+                    }
+                }
+            },
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        return body, self.webhook_headers(body, f"evt_{secrets.token_hex(7)}")
 
     @staticmethod
     def new_payment_id() -> str:

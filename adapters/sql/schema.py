@@ -36,6 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeEngine
 
+from tokenplans import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_SUBJECT_LENGTH
+
 #: Constraint names are fixed so migrations can refer to them on every dialect.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -49,7 +51,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 _MYSQL = ("mysql", "mariadb")
 #: The longest subject, key or id the core accepts, in characters.
-ID_LENGTH = 255
+ID_LENGTH = max(MAX_SUBJECT_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH)
 _UTF8_MAX_BYTES = 4
 
 
@@ -111,17 +113,27 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def snapshot_columns() -> list[Column[Any]]:
+    """The account snapshot's columns, one per :class:`tokenplans.Account` field but its
+    key (``subject``, ``version``): the accounts table's row and the ledger's snapshot
+    after each entry are the same columns, defined here once (a new snapshot field is a
+    column here, plus a migration). New objects on every call, as each table needs."""
+    return [
+        Column("plan_id", String(64), nullable=False),
+        Column("token_quota", BigInteger, nullable=False),
+        Column("token_used", BigInteger, nullable=False),
+        Column("period_start", UtcDateTime(), nullable=False),
+        Column("period_end", UtcDateTime(), nullable=False),
+        Column("plan_end_at", UtcDateTime(), nullable=True),
+    ]
+
+
 #: One row per subject: the current snapshot. Reading usage reads this row only.
 accounts = Table(
     "tokenplans_accounts",
     metadata,
     Column("subject", ExactText(), primary_key=True),
-    Column("plan_id", String(64), nullable=False),
-    Column("token_quota", BigInteger, nullable=False),
-    Column("token_used", BigInteger, nullable=False),
-    Column("period_start", UtcDateTime(), nullable=False),
-    Column("period_end", UtcDateTime(), nullable=False),
-    Column("plan_end_at", UtcDateTime(), nullable=True),
+    *snapshot_columns(),
     # The number of ledger entries behind the snapshot; the compare-and-write's guard.
     Column("version", BigInteger, nullable=False),
 )
@@ -142,12 +154,7 @@ ledger_entries = Table(
     Column("actor", ExactText(), nullable=True),
     Column("message", Text, nullable=False),
     # The snapshot after this entry (its subject and version are the key above).
-    Column("plan_id", String(64), nullable=False),
-    Column("token_quota", BigInteger, nullable=False),
-    Column("token_used", BigInteger, nullable=False),
-    Column("period_start", UtcDateTime(), nullable=False),
-    Column("period_end", UtcDateTime(), nullable=False),
-    Column("plan_end_at", UtcDateTime(), nullable=True),
+    *snapshot_columns(),
 )
 
 #: What a successful idempotent debit returned; the key is unique per subject and caller

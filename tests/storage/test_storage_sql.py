@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+import attrs
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -23,8 +24,8 @@ from storage_support import (
 
 from adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
 from adapters.sql.migrate import VERSION_TABLE  # tokenplans_alembic_version
-from adapters.sql.schema import ExactText, accounts
-from tokenplans import Principal
+from adapters.sql.schema import ExactText, accounts, ledger_entries, snapshot_columns
+from tokenplans import Account, Principal
 
 SQL = [
     "sqlite",
@@ -44,6 +45,15 @@ def test_the_migrated_schema_is_exactly_the_published_metadata(
         )
         differences = [d for d in compare_metadata(context, metadata) if _ours(d)]
     assert differences == []
+
+
+def test_the_accounts_row_and_the_ledgers_after_snapshot_are_the_accounts_fields() -> None:
+    snapshot = {field.name for field in attrs.fields(Account)} - {"subject", "version"}
+    helper = [column.name for column in snapshot_columns()]
+
+    assert set(helper) == snapshot
+    assert [c.name for c in accounts.columns] == ["subject", *helper, "version"]
+    assert [c.name for c in ledger_entries.columns][-len(helper) :] == helper
 
 
 def _ours(difference: object) -> bool:
