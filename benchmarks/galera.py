@@ -42,9 +42,9 @@ from cluster import missing_packages, running_cluster
 from sqlalchemy import Connection, Engine, event
 from storage import CountingStore, _cell
 
-from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 from tokenplans import ADMIN_SCOPE, MAX_AMOUNT, PlanCatalog, Principal, TokenService
 from tokenplans.testing import SettableClock
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 
 T = TypeVar("T")
 WRITERS = 8

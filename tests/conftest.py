@@ -58,7 +58,7 @@ def engine_for(
     """One engine per SQL backend for the whole session, built on first use with its
     schema upgraded (idempotently: databases are shared with concurrent runs, and nothing
     is ever dropped), disposed at the end. A Galera node boots the cluster first."""
-    from adapters.sql import make_engine, upgrade_schema  # noqa: PLC0415 - SQL suites only
+    from tokenplans_adapters.sql import make_engine, upgrade_schema  # noqa: PLC0415 - SQL suites only
 
     engines: dict[str, Engine] = {}
 

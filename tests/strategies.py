@@ -110,7 +110,7 @@ idempotency_keys = st.text(
     max_size=MAX_IDEMPOTENCY_KEY_LENGTH,
 )
 subjects = st.one_of(
-    st.integers(1, 10**9).map(str),  # the reference's integer user ids, as text
+    st.integers(1, 10**9).map(str),  # the original service's integer user ids, as text
     st.uuids().map(str),
     st.text(min_size=1, max_size=40),
 )

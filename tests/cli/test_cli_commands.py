@@ -1,6 +1,6 @@
 """The ``tokenplans`` command: token, plans, db upgrade, and serve's refusals.
 
-Most tests call :func:`adapters.main.cli.main` in-process (fast); a few run the installed
+Most tests call :func:`tokenplans_adapters.main.cli.main` in-process (fast); a few run the installed
 console script to check what a user sees: exit code 2, one line, no traceback.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from adapters.jwt_identity import JwtIdentity
-from adapters.main.cli import main
-from adapters.sql.migrate import head_revisions
 from tokenplans import ADMIN_SCOPE
+from tokenplans_adapters.jwt_identity import JwtIdentity
+from tokenplans_adapters.main.cli import main
+from tokenplans_adapters.sql.migrate import head_revisions
 
 GOOD_SECRET = "a-secret-that-is-long-enough-for-hs256-0123456789"
 

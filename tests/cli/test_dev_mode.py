@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 import uvicorn
 
-from adapters.jwt_identity import JwtIdentity, mint_token
-from adapters.main.app import build_gateway, build_identity
-from adapters.main.cli import main
-from adapters.main.config import Settings
-from adapters.main.dev import DEV_FILE
-from adapters.razorpay import OfflineGateway
 from tokenplans import ADMIN_SCOPE, AuthenticationError
+from tokenplans_adapters.jwt_identity import JwtIdentity, mint_token
+from tokenplans_adapters.main.app import build_gateway, build_identity
+from tokenplans_adapters.main.cli import main
+from tokenplans_adapters.main.config import Settings
+from tokenplans_adapters.main.dev import DEV_FILE
+from tokenplans_adapters.razorpay import OfflineGateway
 
 PRODUCTION_SECRET = "the-production-jwt-secret-0123456789-abcdefghijklmnop"
 PRODUCTION_OFFLINE_SECRET = "the-production-offline-payment-secret-0123456789"

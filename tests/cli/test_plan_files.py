@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import catalogs
 
-from adapters.main.cli import main, render_plan_file
 from tokenplans import PlanCatalog
+from tokenplans_adapters.main.cli import main, render_plan_file
 
 #: Any text a plan name can hold, quotes, backslashes and control characters included.
 names = st.text(max_size=30)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.http import create_app
-from adapters.main import ConfigError, Settings
-from adapters.main.config import DEFAULT_CORS_ORIGINS, DEFAULT_DATABASE_URL
-from adapters.razorpay import RazorpayGateway
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.main import ConfigError, Settings
+from tokenplans_adapters.main.config import DEFAULT_CORS_ORIGINS, DEFAULT_DATABASE_URL
+from tokenplans_adapters.razorpay import RazorpayGateway
 
 
 def test_with_nothing_configured_the_defaults_are_sqlite_hs256_and_the_reference_origins() -> None:

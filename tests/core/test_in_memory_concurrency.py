@@ -1,6 +1,6 @@
-"""The in-memory store under real threads: no lost update, no overspend (DESIGN.md §2).
+"""The in-memory store under real threads: no lost update, no overspend.
 
-It is the reference implementation every SQL store is compared against, so it must be
+It is the model implementation every SQL store is compared against, so it must be
 right under contention too, not just one call at a time.
 """
 

@@ -1,4 +1,4 @@
-"""The properties DESIGN.md §4 ends with, stated for any catalog, start and operation run."""
+"""The quota properties, stated for any catalog, start and operation run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every rule of DESIGN.md §4 as a worked example, with the reference's numbers.
+"""Every quota rule (README: "How quotas work") as a worked example, with the original
+service's numbers.
 
 The examples go through :class:`TokenService` on the in-memory store, so they state what
 a library user sees; the ledger assertions check the entries explain each change.

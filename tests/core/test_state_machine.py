@@ -1,9 +1,9 @@
 """Random sequences of every operation and clock jump, against a deliberately simple model.
 
-The model below re-states DESIGN.md §4-§5 from scratch (it imports nothing from
+The model below re-states the README's "How quotas work" from scratch (it imports nothing from
 ``tokenplans._rules``) and rolls time forward one boundary at a time, while the service
 rolls forward lazily; after every step the service, its store and its ledger must agree
-with the model and with the invariants of §4.
+with the model and with the ledger's invariants.
 """
 
 from __future__ import annotations

@@ -16,9 +16,6 @@ import jwt
 from fastapi import Depends, FastAPI, Header
 from pydantic import BaseModel
 
-from adapters.fastapi import TokenplansDependencies, mount_tokenplans
-from adapters.http import create_app
-from adapters.jwt_identity import JwtIdentity
 from tokenplans import (
     ADMIN_SCOPE,
     AccountStore,
@@ -29,6 +26,9 @@ from tokenplans import (
     TokenService,
 )
 from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.fastapi import TokenplansDependencies, mount_tokenplans
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.jwt_identity import JwtIdentity
 
 SECRET = "fastapi-host-secret-0123456789abcdef-0123456789"
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)

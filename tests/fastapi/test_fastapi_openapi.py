@@ -11,10 +11,10 @@ from fastapi_support import build_host
 from openapi_spec_validator import validate
 from pydantic import BaseModel
 
-from adapters.fastapi import mount_tokenplans
-from adapters.http import create_app
 from tokenplans import PlanCatalog, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock, StaticIdentity
+from tokenplans_adapters.fastapi import mount_tokenplans
+from tokenplans_adapters.http import create_app
 
 HOST_PATHS = {"/health", "/me", "/ops", "/summarise", "/chat", "/outage"}
 

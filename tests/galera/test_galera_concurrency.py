@@ -22,8 +22,8 @@ from storage_support import (
     whole_ledger,
 )
 
-from adapters.sql import SqlAccountStore
 from tokenplans import EntryKind, Principal, fold
+from tokenplans_adapters.sql import SqlAccountStore
 
 pytestmark = [pytest.mark.galera, pytest.mark.slow]
 

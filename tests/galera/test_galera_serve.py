@@ -24,8 +24,8 @@ from sqlalchemy import Engine
 from storage_support import whole_ledger
 from test_e2e_serve import SECRET, bearer, reference_flows, serving
 
-from adapters.sql import SqlAccountStore
 from tokenplans import EntryKind, fold
+from tokenplans_adapters.sql import SqlAccountStore
 
 pytestmark = [pytest.mark.galera, pytest.mark.slow, pytest.mark.e2e]
 

@@ -18,8 +18,8 @@ from galera.cluster import GaleraCluster, Node
 from sqlalchemy import Engine, event, text
 from storage_support import ADMIN, new_subject, service_over, whole_ledger
 
-from adapters.sql import SqlAccountStore, make_engine
 from tokenplans import EntryKind, Principal, StorageUnavailableError, fold
+from tokenplans_adapters.sql import SqlAccountStore, make_engine
 
 pytestmark = [pytest.mark.galera, pytest.mark.slow]
 

@@ -13,7 +13,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from adapters.http import (
+from tokenplans import PlanCatalog, StorageUnavailableError, TokenService
+from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.http import (
     BearerBackend,
     create_app,
     identity_of,
@@ -21,8 +23,6 @@ from adapters.http import (
     require_admin,
     require_principal,
 )
-from tokenplans import PlanCatalog, StorageUnavailableError, TokenService
-from tokenplans.testing import InMemoryStore, SettableClock
 
 UNAUTHENTICATED = [{}, {"Authorization": "Basic x"}, {"Authorization": "Bearer nobody"}]
 

@@ -14,10 +14,10 @@ from openapi_spec_validator import validate
 from payments_support import event_body, payment_entries, payment_service
 from starlette.testclient import TestClient
 
-from adapters.http import create_app
-from adapters.razorpay import OfflineGateway
 from tokenplans import MAX_OPEN_ORDERS, PaymentService, PlanCatalog, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock, StaticIdentity
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.razorpay import OfflineGateway
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""PaymentService on every store: orders, verify, ownership, and the numbers of rule 5
-(upgrade with carry-over) and rule 10 (paid renewal) when a payment is confirmed."""
+"""PaymentService on every store: orders, verify, ownership, and the numbers of an
+upgrade with carry-over and of a paid renewal when a payment is confirmed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from payments_support import payment_entries, payment_service, verify
 
-from adapters.razorpay import OfflineGateway
 from tokenplans import (
     MAX_OPEN_ORDERS,
     ORDER_REUSE_WINDOW,
@@ -27,6 +26,7 @@ from tokenplans import (
     UnknownPlanError,
 )
 from tokenplans.testing import SettableClock
+from tokenplans_adapters.razorpay import OfflineGateway
 
 
 def pay(payments: PaymentService, gateway: OfflineGateway, principal: Principal, plan: str):  # type: ignore[no-untyped-def]

@@ -20,11 +20,11 @@ import attrs
 import httpx
 import pytest
 
-from adapters.main.app import build_gateway, offline_payment_secret
-from adapters.main.cli import main
-from adapters.main.config import ConfigError, Settings
-from adapters.main.dev import DevSecrets, dev_settings, save_dev_secrets
-from adapters.razorpay import OfflineGateway, RazorpayGateway
+from tokenplans_adapters.main.app import build_gateway, offline_payment_secret
+from tokenplans_adapters.main.cli import main
+from tokenplans_adapters.main.config import ConfigError, Settings
+from tokenplans_adapters.main.dev import DevSecrets, dev_settings, save_dev_secrets
+from tokenplans_adapters.razorpay import OfflineGateway, RazorpayGateway
 
 JWT_SECRET = "a-jwt-secret-that-is-long-enough-for-hs256-0123456789"
 PAYMENT_VARIABLES = (

@@ -14,8 +14,13 @@ import subprocess
 
 import pytest
 
-from adapters.razorpay import EVENT_ID_HEADER, WEBHOOK_EVENTS, OfflineGateway, RazorpayGateway
 from tokenplans.ports import Confirmation
+from tokenplans_adapters.razorpay import (
+    EVENT_ID_HEADER,
+    WEBHOOK_EVENTS,
+    OfflineGateway,
+    RazorpayGateway,
+)
 
 KEY_SECRET = "EnLs21M47BllR3X8PSFtjtbd"
 ORDER_ID = "order_IluGWxBm9U8zJ8"

@@ -26,7 +26,7 @@ genai_prices = pytest.importorskip("genai_prices")
 from genai_prices import data_snapshot  # noqa: E402 - only once the package is known present
 from genai_prices.types import TieredPrices  # noqa: E402
 
-from adapters.genai_prices import GenaiPricesPricer, table_version  # noqa: E402
+from tokenplans_adapters.genai_prices import GenaiPricesPricer, table_version  # noqa: E402
 
 WHEN = datetime(2026, 12, 1, tzinfo=UTC)
 CREDITS_PER_USD = 1000

@@ -16,9 +16,9 @@ import pytest
 from db_backends import GALERA_NODES, SQL_BACKENDS, backend_param
 from sqlalchemy import Engine
 
-from adapters.sql import SqlAccountStore
 from tokenplans import AccountStore
 from tokenplans.testing import InMemoryStore
+from tokenplans_adapters.sql import SqlAccountStore
 
 
 @pytest.fixture(params=[backend_param(b) for b in ["memory", *SQL_BACKENDS, *GALERA_NODES]])

@@ -1,6 +1,6 @@
 """Concurrency on every SQL dialect: no lost update, no overspend, across threads and processes.
 
-The reference's read-then-write lost most of its debits on PostgreSQL and MariaDB at
+A naive read-then-write lost most of its debits on PostgreSQL and MariaDB at
 their default isolation levels; these tests would catch that. Four processes of eight
 threads each hammer one account; then sixteen threads upgrade one account a tier each.
 """
@@ -24,10 +24,10 @@ from storage_support import (
 )
 from strategies import update_directly
 
-from adapters.sql import SqlAccountStore
 from tokenplans import Account, EntryKind, PlanCatalog, Principal, fold
 from tokenplans._rules.decisions import Decision
 from tokenplans._rules.quota import change_plan
+from tokenplans_adapters.sql import SqlAccountStore
 
 PROCESSES = 4
 THREADS = 8

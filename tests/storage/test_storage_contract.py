@@ -1,7 +1,7 @@
 """The storage contract: every AccountStore (in-memory, SQLite, MariaDB, PostgreSQL) behaves
 the same, through the use cases and through the port itself.
 
-The in-memory store is the reference; each test here runs once per store via the
+The in-memory store is the model; each test here runs once per store via the
 parametrised ``store`` fixture, so a database that rounds a timestamp, folds the case
 of a subject or half-writes a conflicting commit fails the same test the model passes.
 """

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import Engine, event, text
 from storage_support import ADMIN, Debit, new_subject, service_over, whole_ledger
 
-from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 from tokenplans import Principal, StorageUnavailableError, fold
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 
 SERVERS = [
     pytest.param("mysql", marks=pytest.mark.mysql),

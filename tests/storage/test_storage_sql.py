@@ -22,10 +22,10 @@ from storage_support import (
     service_over,
 )
 
-from adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
-from adapters.sql.migrate import VERSION_TABLE  # tokenplans_alembic_version
-from adapters.sql.schema import ExactText, accounts, ledger_entries, snapshot_columns
 from tokenplans import Account, Principal
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
+from tokenplans_adapters.sql.migrate import VERSION_TABLE  # tokenplans_alembic_version
+from tokenplans_adapters.sql.schema import ExactText, accounts, ledger_entries, snapshot_columns
 
 SQL = [
     "sqlite",
@@ -273,7 +273,7 @@ def test_upgrading_to_receipts_per_caller_keeps_each_receipt_with_who_sent_it(
     ledger entry's actor), so a back end's retry after the upgrade still replays."""
     from alembic import command  # noqa: PLC0415
 
-    from adapters.sql.migrate import alembic_config  # noqa: PLC0415
+    from tokenplans_adapters.sql.migrate import alembic_config  # noqa: PLC0415
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
@@ -336,7 +336,7 @@ def test_receipts_upgraded_to_reference_the_ledger_replay_the_usage_they_copied(
     what the copy said, read from the debit's ledger entry; a downgrade copies it back."""
     from alembic import command  # noqa: PLC0415
 
-    from adapters.sql.migrate import alembic_config  # noqa: PLC0415
+    from tokenplans_adapters.sql.migrate import alembic_config  # noqa: PLC0415
 
     engine = make_engine(f"sqlite:///{tmp_path / 'r0002.db'}")
     config = alembic_config()

@@ -1,4 +1,4 @@
-"""The §4 properties over real storage: a Hypothesis state machine drives the same use cases
+"""The quota properties over real storage: a Hypothesis state machine drives the same use cases
 against the store under test and the in-memory model and asserts they always agree.
 
 Subjects, idempotency keys and payment ids come from small pools (with case and
