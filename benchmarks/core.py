@@ -35,7 +35,7 @@ def service_ops(kind: str) -> Callable[[int], Callable[[], object]]:
 
     def make(index: int) -> Callable[[], object]:
         user = Principal(f"user-{index}")
-        service.grant(ADMIN, user.subject, MAX_AMOUNT)  # never runs dry
+        service.grant(ADMIN, MAX_AMOUNT, subject=user.subject)  # never runs dry
         if kind == "debit":
             return lambda: service.consume(user, 1)
         return lambda: service.usage(user)

@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 
 import harness
 
-from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 from tokenplans import ADMIN_SCOPE, MAX_AMOUNT, AccountStore, PlanCatalog, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 
 ADMIN = Principal("bench-admin", {ADMIN_SCOPE})
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
@@ -41,7 +41,7 @@ ROUNDS = 3
 def _accounts(tokens: TokenService, writers: int) -> list[Principal]:
     principals = [Principal(f"bench-holds-{uuid.uuid4()}") for _ in range(writers)]
     for principal in principals:
-        tokens.grant(ADMIN, principal.subject, MAX_AMOUNT)
+        tokens.grant(ADMIN, MAX_AMOUNT, subject=principal.subject)
     return principals
 
 

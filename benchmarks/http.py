@@ -42,8 +42,8 @@ from datetime import timedelta
 
 import httpx
 
-from adapters.jwt_identity import mint_token
 from tokenplans import ADMIN_SCOPE
+from tokenplans_adapters.jwt_identity import mint_token
 
 SECRET = "benchmark-secret-that-is-long-enough-0123456789"
 SUBJECTS = 64

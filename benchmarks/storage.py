@@ -43,12 +43,12 @@ from harness import OpFactory
 from sqlalchemy import Engine, delete, select, update
 from storage_support import bulk_load_account
 
-from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
-from adapters.sql.schema import accounts, ledger_entries
 from tokenplans import ADMIN_SCOPE, MAX_AMOUNT, AccountStore, PlanCatalog, Principal, TokenService
 from tokenplans._rules.quota import open_account
 from tokenplans.ports import Commit, WriteConflictError
 from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema
+from tokenplans_adapters.sql.schema import accounts, ledger_entries
 
 WRITERS = 8
 ROUNDS = 2
@@ -95,7 +95,7 @@ def debits(
     one = _subject("shared")
     subjects = [one if shared else _subject(f"w{i}") for i in range(writers)]
     for subject in set(subjects):
-        tokens.grant(ADMIN, subject, MAX_AMOUNT)
+        tokens.grant(ADMIN, MAX_AMOUNT, subject=subject)
     counting.attempts = counting.conflicts = 0
 
     def make_op(index: int) -> Callable[[], object]:

@@ -5,7 +5,8 @@ digs deeper. Pick one with the HYPOTHESIS_PROFILE environment variable (default 
 ``nox`` passes it through and ``.ci/run`` sets ``ci``.
 
 ``engine_for`` gives every suite that needs SQL stores the same engines (see
-``tests/db_backends.py`` for which databases run and when they skip).
+``tests/db_backends.py`` for which databases run and when they skip); ``galera_cluster``
+boots the 3-node MariaDB Galera cluster that the ``galera-node*`` backends live on.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from db_backends import backend_url
+from db_backends import GALERA_NODES, backend_url
 from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
+    from galera.cluster import GaleraCluster
     from sqlalchemy import Engine
 
 settings.register_profile("dev", max_examples=50, deadline=None)
@@ -33,17 +35,41 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture(scope="session")
-def engine_for(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Engine]]:
+def galera_cluster() -> Iterator[GaleraCluster]:
+    """A 3-node MariaDB Galera cluster on this machine, for the whole session, killed and
+    removed at the end. Skipped where Debian's packages are missing - but in CI
+    (``CI=true``) that is a failure, as is a cluster that does not boot anywhere."""
+    from galera.cluster import missing_packages, running_cluster  # noqa: PLC0415
+
+    missing = missing_packages()
+    if missing:
+        message = f"cannot boot a Galera cluster: {missing}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def engine_for(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], Engine]]:
     """One engine per SQL backend for the whole session, built on first use with its
     schema upgraded (idempotently: databases are shared with concurrent runs, and nothing
-    is ever dropped), disposed at the end."""
-    from adapters.sql import make_engine, upgrade_schema  # noqa: PLC0415 - SQL suites only
+    is ever dropped), disposed at the end. A Galera node boots the cluster first."""
+    from tokenplans_adapters.sql import make_engine, upgrade_schema  # noqa: PLC0415 - SQL suites only
 
     engines: dict[str, Engine] = {}
 
     def get(backend: str) -> Engine:
         if backend not in engines:
-            engine = make_engine(backend_url(backend, tmp_path_factory.mktemp(f"db-{backend}")))
+            if backend in GALERA_NODES:
+                cluster = request.getfixturevalue("galera_cluster")
+                url = cluster.nodes[GALERA_NODES.index(backend)].url
+            else:
+                url = backend_url(backend, tmp_path_factory.mktemp(f"db-{backend}"))
+            engine = make_engine(url)
             upgrade_schema(engine)
             engines[backend] = engine
         return engines[backend]

@@ -16,6 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tokenplans import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY_LENGTH, PlanCatalog, Principal
+from tokenplans._pricing import ModelUsage
 
 # --------------------------------------------------------------------------- time
 
@@ -109,7 +110,7 @@ idempotency_keys = st.text(
     max_size=MAX_IDEMPOTENCY_KEY_LENGTH,
 )
 subjects = st.one_of(
-    st.integers(1, 10**9).map(str),  # the reference's integer user ids, as text
+    st.integers(1, 10**9).map(str),  # the original service's integer user ids, as text
     st.uuids().map(str),
     st.text(min_size=1, max_size=40),
 )
@@ -120,15 +121,16 @@ _slugs = st.text(alphabet=string.ascii_lowercase + string.digits + "-_", min_siz
 
 
 @st.composite
-def catalog_mappings(draw: st.DrawFn, *, max_paid: int = 4) -> dict[str, dict[str, Any]]:
-    """A valid ``PLAN_CONFIGS``-shaped mapping: one default plan (free, no term) at some
-    rank, and paid or termed plans around it. Ids are unique by construction (a suffix)."""
-    paid = draw(st.integers(0, max_paid))
-    default_rank = draw(st.integers(0, paid))
+def catalog_mappings(draw: st.DrawFn, *, max_extra: int = 4) -> dict[str, dict[str, Any]]:
+    """A valid ``PLAN_CONFIGS``-shaped mapping: the default plan (free, no term) first, as a
+    valid catalog must rank it lowest, then paid plans (term optional) and free plans with
+    a term (trials) in any order and with any token counts. Ids are unique by construction
+    (a suffix)."""
+    extra = draw(st.integers(0, max_extra))
     mapping: dict[str, dict[str, Any]] = {}
-    for rank in range(paid + 1):
+    for rank in range(extra + 1):
         plan_id = f"{draw(_slugs)}-{rank}"
-        if rank == default_rank:
+        if rank == 0:
             entry: dict[str, Any] = {
                 "id": plan_id,
                 "name": plan_id.title(),
@@ -152,8 +154,26 @@ def catalog_mappings(draw: st.DrawFn, *, max_paid: int = 4) -> dict[str, dict[st
     return mapping
 
 
+#: The reference catalog with a free 14-day trial between basic and standard.
+WITH_TRIAL = {
+    "basic": {"price": 0, "tokens": 1000, "duration_days": None},
+    "trial": {"price": 0, "tokens": 5000, "duration_days": 14},
+    "standard": {"price": 2900, "tokens": 10000, "duration_days": 30},
+    "premium": {"price": 9900, "tokens": 50000, "duration_days": 30},
+}
+
+#: A free trial ranked above a paid plan that has more tokens: stepping down from the
+#: trial must not hand out the paid plan's tokens.
+TRIAL_ABOVE_PAID = {
+    "basic": {"price": 0, "tokens": 1000, "duration_days": None},
+    "pro": {"price": 2900, "tokens": 20000, "duration_days": 30},
+    "vip-trial": {"price": 0, "tokens": 1000, "duration_days": 7},
+}
+
 catalogs = st.one_of(
-    st.just(PlanCatalog.default()), catalog_mappings().map(PlanCatalog.from_mapping)
+    st.just(PlanCatalog.default()),
+    st.just(PlanCatalog.from_mapping(WITH_TRIAL)),
+    catalog_mappings().map(PlanCatalog.from_mapping),
 )
 
 # --------------------------------------------------------------------------- principals
@@ -205,7 +225,7 @@ def run_operations(service: Any, clock: Any, subject: str, run: list[tuple[Any, 
                 plan = plans[op[1] % len(plans)]
                 service.set_plan(admin(), plan.id, reset_used=op[2], subject=subject)
             elif op[0] == "grant":
-                service.grant(admin(), subject, op[1])
+                service.grant(admin(), op[1], subject=subject)
             elif op[0] == "renew":
 
                 def decide(account: Any, now: datetime) -> Any:
@@ -228,3 +248,51 @@ def update_directly(service: Any, subject: str, decide: Callable[[Any, datetime]
 
     updater = AccountUpdater(service.store, service.catalog, service.clock)
     return updater.update(subject, lambda account, now, _: decide(account, now), no_facts)
+
+
+# --------------------------------------------------------------------------- pricing
+
+#: Counts small enough that two of them still add up to a valid count.
+token_counts = st.one_of(st.integers(0, 5000), st.integers(0, 5 * 10**11))
+#: Rates as a price book may write them: ints, decimal strings, floats (read through
+#: their decimal text), credits per million tokens.
+book_rates = st.one_of(
+    st.integers(0, 100_000),
+    st.decimals(0, 100_000, places=4).map(str),
+    st.sampled_from([0.15, 0.6, 2.5, 1.25, 0.075, 3.0]),
+)
+
+
+def model_usages(model: str = "gpt-4o") -> st.SearchStrategy[ModelUsage]:
+    """Usage of ``model`` with any mix of token kinds."""
+    return st.builds(
+        ModelUsage,
+        st.just(model),
+        token_counts,
+        token_counts,
+        token_counts,
+        token_counts,
+        token_counts,
+    )
+
+
+@st.composite
+def price_book_mappings(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid book pricing ``gpt-4o`` (some optional rates unset) and a default."""
+    entry = {"input": draw(book_rates), "output": draw(book_rates)}
+    for optional in ("cache_read", "cache_write", "reasoning"):
+        if draw(st.booleans()):
+            entry[optional] = draw(book_rates)
+    default = {"input": draw(book_rates), "output": draw(book_rates)}
+    return {"version": "test", "models": {"gpt-4o": entry, "default": default}}
+
+
+@st.composite
+def calls_within_estimates(draw: st.DrawFn, model: str) -> tuple[int, int, ModelUsage]:
+    """``(input_tokens, max_output_tokens, usage)``: a call with that uncached prompt whose
+    answer stays within ``max_output_tokens``, split any way into output and reasoning."""
+    input_tokens, max_output = draw(token_counts), draw(token_counts)
+    answer = draw(st.integers(0, max_output))
+    reasoning = draw(st.integers(0, answer))
+    usage = ModelUsage(model, input_tokens, answer - reasoning, reasoning_tokens=reasoning)
+    return input_tokens, max_output, usage

@@ -1,6 +1,6 @@
 """Fail if the core imports anything but the standard library and attrs.
 
-import-linter can forbid a list of packages; this checks the positive rule from DESIGN.md
+import-linter can forbid a list of packages; this checks the positive rule (docs/architecture.md)
 ("the core imports the standard library and attrs, nothing else"), so a new dependency
 cannot slip in under a name nobody thought to forbid.
 

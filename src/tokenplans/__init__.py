@@ -30,6 +30,7 @@ from tokenplans._values.errors import (
     StorageUnavailableError,
     TokenplansError,
     TooManyHoldsError,
+    TooManyOrdersError,
     UnknownPlanError,
 )
 from tokenplans._values.holds import Hold, HoldStatus
@@ -41,9 +42,13 @@ from tokenplans._values.limits import (
     MAX_HOLD_TTL_SECONDS,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_OPEN_HOLDS,
+    MAX_OPEN_ORDERS,
     MAX_PAGE_SIZE,
     MAX_SUBJECT_LENGTH,
     MIN_HOLD_TTL_SECONDS,
+    ORDER_REUSE_WINDOW,
+    check_subject,
+    is_storable_text,
 )
 from tokenplans._values.payments import (
     Checkout,
@@ -65,9 +70,11 @@ __all__ = [
     "MAX_HOLD_TTL_SECONDS",
     "MAX_IDEMPOTENCY_KEY_LENGTH",
     "MAX_OPEN_HOLDS",
+    "MAX_OPEN_ORDERS",
     "MAX_PAGE_SIZE",
     "MAX_SUBJECT_LENGTH",
     "MIN_HOLD_TTL_SECONDS",
+    "ORDER_REUSE_WINDOW",
     "REFERENCE_PLAN_CONFIGS",
     "Account",
     "AccountBusyError",
@@ -108,9 +115,12 @@ __all__ = [
     "TokenService",
     "TokenplansError",
     "TooManyHoldsError",
+    "TooManyOrdersError",
     "UnknownPlanError",
     "Usage",
     "WebhookOutcome",
     "WebhookStatus",
+    "check_subject",
     "fold",
+    "is_storable_text",
 ]

@@ -1,7 +1,7 @@
 """The ports: what the core needs from the outside world, as narrow protocols.
 
 Each method's docstring is its contract; ``tokenplans.testing.InMemoryStore`` is the
-reference implementation and the storage contract suite holds every store to it.
+model implementation and the storage contract suite holds every store to it.
 Implementers import these from :mod:`tokenplans.ports`.
 """
 
@@ -36,8 +36,10 @@ class Commit:
     ``after`` is ``account``. ``records`` are written in the same transaction, each kind
     by its own rule:
 
-    - :class:`~tokenplans.DebitReceipt`: inserted for its subject and idempotency key;
-      a key already stored for the subject is a conflict;
+    - :class:`~tokenplans.DebitReceipt`: inserted for its subject, caller and idempotency
+      key; a key already stored for the same subject and caller is a conflict. Only its
+      amount, time and ``version`` are kept: its usage is the snapshot after the ledger
+      entry at that version, written in the same commit, and is read back from there;
     - :class:`~tokenplans.Payment`: inserted, or replacing the stored one with its id;
     - :class:`HandledEvent`: marks a provider event id handled; one already marked is a
       conflict;
@@ -77,8 +79,11 @@ class AccountStore(Protocol):
         """
         ...
 
-    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
-        """The receipt of the successful debit made with this key, or ``None``."""
+    def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
+        """The receipt of the successful debit ``caller`` made on ``subject``'s account
+        with this key, or ``None``. Keys are scoped to the pair: the same key from another
+        caller is another request. Its ``usage`` is read from the ledger entry at the
+        receipt's version (one more indexed read, made only when a receipt is found)."""
         ...
 
     def history(
@@ -168,6 +173,12 @@ class PaymentGateway(Protocol):
         """Create an order for ``amount`` minor units for our payment ``payment_id``, and
         say what a browser needs to pay it. Raises :class:`GatewayError` when the provider
         is unreachable or refuses."""
+        ...
+
+    def resume_checkout(self, *, order_id: str) -> CheckoutStart:
+        """What a browser needs to pay ``order_id``, an order :meth:`start_checkout` made
+        earlier that is still open (it is handed back instead of a new one). Makes no
+        order; raises :class:`GatewayError` if the provider must be asked and cannot be."""
         ...
 
     def read_confirmation(self, proof: Mapping[str, object]) -> Confirmation:

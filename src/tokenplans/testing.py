@@ -1,6 +1,6 @@
 """In-memory ports for tests (yours and ours): a store, a settable clock, a static identity.
 
-``InMemoryStore`` is the reference implementation of :class:`~tokenplans.ports.AccountStore`
+``InMemoryStore`` is the model implementation of :class:`~tokenplans.ports.AccountStore`
 and :class:`~tokenplans.ports.PaymentStore`: every SQL store is held to it by the storage
 contract suite.
 """
@@ -15,7 +15,7 @@ from typing import assert_never
 import attrs
 
 from tokenplans._ports import Commit
-from tokenplans._values.accounts import Account, as_utc
+from tokenplans._values.accounts import Account, Usage, as_utc
 from tokenplans._values.errors import AuthenticationError, WriteConflictError
 from tokenplans._values.holds import Hold, HoldWrite
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
@@ -31,7 +31,8 @@ class InMemoryStore:
         self._lock = threading.Lock()
         self._accounts: dict[str, Account] = {}
         self._ledgers: dict[str, list[LedgerEntry]] = {}
-        self._receipts: dict[tuple[str, str], DebitReceipt] = {}
+        # Keyed (subject, caller, key); the usage is not kept: it is the ledger's.
+        self._receipts: dict[tuple[str, str, str], _ReceiptRow] = {}
         self._payments: dict[str, Payment] = {}
         self._events: set[str] = set()
         self._holds: dict[tuple[str, str], Hold] = {}
@@ -85,18 +86,33 @@ class InMemoryStore:
     def _stage_receipt(self, receipt: DebitReceipt) -> Callable[[], None]:
         if receipt.idempotency_key is None:
             return lambda: None
-        key = (receipt.subject, receipt.idempotency_key)
+        key = (receipt.subject, receipt.caller, receipt.idempotency_key)
         if key in self._receipts:
-            raise WriteConflictError(f"idempotency key {key[1]!r} already used")
-        return lambda: self._receipts.__setitem__(key, receipt)
+            raise WriteConflictError(f"idempotency key {key[2]!r} already used")
+        row = _ReceiptRow(receipt.amount, receipt.at, receipt.version)
+        return lambda: self._receipts.__setitem__(key, row)
 
     def _stage_event(self, event_id: str) -> Callable[[], None]:
         if event_id in self._events:
             raise WriteConflictError(f"event {event_id!r} already handled")
         return lambda: self._events.add(event_id)
 
-    def find_receipt(self, subject: str, idempotency_key: str) -> DebitReceipt | None:
-        return self._receipts.get((subject, idempotency_key))
+    def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
+        with self._lock:
+            row = self._receipts.get((subject, caller, idempotency_key))
+            if row is None:
+                return None
+            # Versions are 1..n, so the entry at version v is the ledger's v-th.
+            after = self._ledgers[subject][row.version - 1].after
+        return DebitReceipt(
+            subject=subject,
+            caller=caller,
+            idempotency_key=idempotency_key,
+            amount=row.amount,
+            at=row.at,
+            version=row.version,
+            usage=Usage.of(after),
+        )
 
     def history(
         self, subject: str, *, before_version: int | None = None, limit: int = 50
@@ -156,6 +172,16 @@ class InMemoryStore:
         return next((p for p in self._payments.values() if p.order_id == order_id), None)
 
 
+@attrs.frozen
+class _ReceiptRow:
+    """What a store keeps of a receipt besides its key: the debit and the version of its
+    ledger entry, whose snapshot is the usage a replay answers."""
+
+    amount: int
+    at: datetime
+    version: int
+
+
 @attrs.define
 class SettableClock:
     """A clock that stands still until a test moves it."""
@@ -165,14 +191,23 @@ class SettableClock:
     )
 
     def now(self) -> datetime:
+        """The time the test last set."""
         return self.current
 
     def set(self, moment: datetime) -> None:
+        """Jump to ``moment`` (an aware datetime, kept as UTC), forwards or back."""
         self.current = as_utc(moment)
 
-    def advance(self, **delta: float) -> datetime:
-        """Move forward by ``timedelta(**delta)`` and return the new time."""
-        self.current += timedelta(**delta)
+    def advance(self, delta: timedelta | None = None, /, **parts: float) -> datetime:
+        """Move by ``delta`` (``advance(timedelta(days=3))``) or by ``timedelta(**parts)``
+        (``advance(days=3)``), and return the new time."""
+        if delta is None:
+            delta = timedelta(**parts)
+        elif parts:
+            raise TypeError("advance() takes a timedelta or keywords like days=3, not both")
+        elif not isinstance(delta, timedelta):
+            raise TypeError(f"advance() takes a timedelta, got {delta!r}")
+        self.current += delta
         return self.current
 
 

@@ -1,6 +1,6 @@
 """The ``tokenplans`` command: token, plans, db upgrade, and serve's refusals.
 
-Most tests call :func:`adapters.main.cli.main` in-process (fast); a few run the installed
+Most tests call :func:`tokenplans_adapters.main.cli.main` in-process (fast); a few run the installed
 console script to check what a user sees: exit code 2, one line, no traceback.
 """
 
@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from adapters.jwt_identity import JwtIdentity
-from adapters.main.cli import main
 from tokenplans import ADMIN_SCOPE
+from tokenplans_adapters.jwt_identity import JwtIdentity
+from tokenplans_adapters.main.cli import main
+from tokenplans_adapters.sql.migrate import head_revisions
 
 GOOD_SECRET = "a-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -110,11 +111,16 @@ def test_plans_reads_the_configured_catalog_file_and_prints_json(
     assert main(["plans", "--json"]) == 0
 
     plans = json.loads(capsys.readouterr().out)
-    assert [(p["id"], p["price"], p["tokens"], p["currency"]) for p in plans] == [
-        ("free", 0, 100, "INR"),
-        ("pro", 500, 5000, "USD"),
-    ]
-    assert [p["default"] for p in plans] == [True, False]
+    assert plans == {
+        "free": {
+            "name": "Free",
+            "price": 0,
+            "currency": "INR",
+            "tokens": 100,
+            "duration_days": None,
+        },
+        "pro": {"name": "Pro", "price": 500, "currency": "USD", "tokens": 5000, "duration_days": 7},
+    }
 
 
 def test_an_invalid_catalog_file_is_one_line_and_exit_code_2(workdir: Path) -> None:
@@ -132,13 +138,22 @@ def test_an_invalid_catalog_file_is_one_line_and_exit_code_2(workdir: Path) -> N
 # -- db upgrade -------------------------------------------------------------------------
 
 
-def test_db_upgrade_creates_the_tables_in_the_default_sqlite_file(
+def test_db_upgrade_creates_the_tables_in_the_default_sqlite_file_and_says_so(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (head,) = head_revisions()
     assert main(["db", "upgrade"]) == 0
+    created = capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0  # and again: a no-op
 
-    assert "schema is up to date: sqlite:///./tokenplans.sqlite3" in capsys.readouterr().out
+    assert created.startswith(
+        f"created the schema at revision {head} in sqlite:///./tokenplans.sqlite3: "
+        "tables tokenplans_accounts, "
+    )
+    assert "tokenplans_alembic_version" in created
+    assert capsys.readouterr().out == (
+        f"schema is up to date (revision {head}): sqlite:///./tokenplans.sqlite3\n"
+    )
     with closing(sqlite3.connect(workdir / "tokenplans.sqlite3")) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"tokenplans_accounts", "tokenplans_alembic_version"} <= tables
@@ -155,7 +170,7 @@ def test_db_upgrade_works_on_postgresql_and_hides_the_password(
 
     assert main(["db", "upgrade"]) == 0
 
-    assert "schema is up to date: postgresql" in capsys.readouterr().out
+    assert "postgresql" in capsys.readouterr().out
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -214,3 +229,106 @@ def test_serve_refuses_a_busy_port_before_printing_dev_tokens(
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith(f"tokenplans: error: cannot listen on 127.0.0.1:{port}")
+
+
+# -- mistakes ---------------------------------------------------------------------------
+
+
+def _exit_code(argv: list[str]) -> int:
+    """What ``main`` ends with, whether argparse exits or a handler returns."""
+    try:
+        return main(argv)
+    except SystemExit as exited:
+        return exited.code if isinstance(exited.code, int) else 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["serve", "--port", "99999"], "give a number from 1 to 65535"),
+        (["serve", "--port", "-1"], "give a number from 1 to 65535"),
+        (["serve", "--port", "http"], "is not an integer"),
+        (["serve", "--port", "9" * 5000], "is not an integer"),
+        (["serve", "--workers", "0"], "of at least 1"),
+        (["serve", "--host", "not.a.real.host.invalid"], "give one of its addresses"),
+        (["serve", "--host", "192.0.2.1"], "is not an address of this machine"),
+        (["serve", "--bogus"], "see `tokenplans --help`"),
+        (["token", "alice", "--ttl", "9" * 30], "give a number from 1 to"),
+        (["token", ""], "subject must be 1 to 255 characters"),
+        (["token", "\udcff"], "is not valid UTF-8 text"),
+        (["plans", "--format", "yaml"], "invalid choice: 'yaml'"),
+        (["db"], "required: ACTION"),
+        ([], "required: COMMAND"),
+    ],
+)
+def test_every_command_line_mistake_is_one_line_saying_what_to_do_and_exit_code_2(
+    argv: list[str], hint: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TOKENPLANS_JWT_SECRET", GOOD_SECRET)
+
+    assert _exit_code(argv) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("tokenplans")
+    assert err.count("\n") == 1, err
+    assert hint in err
+
+
+def test_a_token_for_an_empty_subject_is_refused_from_the_console(workdir: Path) -> None:
+    done = run_console("token", "", cwd=workdir, env={"TOKENPLANS_JWT_SECRET": GOOD_SECRET})
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("tokenplans: error: SUBJECT '':")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "advice"),
+    [
+        (
+            "postgresql+psycopg://app@127.0.0.1:1/app",
+            "psycopg",
+            "pip install 'tokenplans[postgres]' and use a postgresql+psycopg:// URL",
+        ),
+        (
+            "mysql://app@127.0.0.1:1/app",
+            "MySQLdb",
+            "pip install 'tokenplans[mysql]' and use a mysql+pymysql:// URL",
+        ),
+        (
+            "mysql+pymysql://app@127.0.0.1:1/app",
+            "pymysql",
+            "pip install 'tokenplans[mysql]' and use a mysql+pymysql:// URL",
+        ),
+    ],
+)
+def test_a_missing_database_driver_names_the_extra_to_install_and_the_url_scheme(
+    url: str,
+    module: str,
+    advice: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    monkeypatch.setenv("TOKENPLANS_DATABASE_URL", url)
+
+    assert main(["db", "upgrade"]) == 2
+
+    err = capsys.readouterr().err
+    assert err == f"tokenplans: error: database URL {url}: its driver {module!r} is not " + (
+        f"installed: {advice}\n"
+    )
+
+
+def test_an_unknown_database_scheme_lists_the_url_forms(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TOKENPLANS_DATABASE_URL", "postgres://app@db/app")
+
+    assert main(["db", "upgrade"]) == 2
+
+    err = capsys.readouterr().err
+    assert "unknown scheme 'postgres'" in err
+    assert "postgresql+psycopg://user:pw@host/db" in err

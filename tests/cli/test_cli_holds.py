@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.main.cli import main
-from adapters.sql import SqlAccountStore, make_engine
 from tokenplans import HoldStatus, PlanCatalog, Principal, TokenService
 from tokenplans.testing import SettableClock
+from tokenplans_adapters.main.cli import main
+from tokenplans_adapters.sql import SqlAccountStore, make_engine
 
 
 def test_holds_sweep_expires_the_holds_past_their_expiry_and_no_others(

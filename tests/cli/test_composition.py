@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from adapters.jwt_identity import mint_token
-from adapters.main import Settings, build_app
-from adapters.sql import upgrade_schema
+from tokenplans_adapters.jwt_identity import mint_token
+from tokenplans_adapters.main import Settings, build_app
+from tokenplans_adapters.sql import upgrade_schema
 
 SECRET = "composition-secret-that-is-long-enough-0123456789"
 
 
 def test_importing_the_asgi_factory_module_does_no_work(workdir: Path) -> None:
-    sys.modules.pop("adapters.main.asgi", None)
+    sys.modules.pop("tokenplans_adapters.main.asgi", None)
 
-    importlib.import_module("adapters.main.asgi")
+    importlib.import_module("tokenplans_adapters.main.asgi")
 
     assert list(workdir.iterdir()) == []  # no database file, no engine
 
@@ -51,7 +51,7 @@ def test_the_asgi_factory_reads_its_settings_from_the_environment(
     monkeypatch.setenv("TOKENPLANS_DATABASE_URL", url)
     monkeypatch.setenv("TOKENPLANS_JWT_SECRET", SECRET)
     monkeypatch.setenv("TOKENPLANS_BASE_URL", "https://billing.example")
-    from adapters.main.asgi import create  # noqa: PLC0415 - after the environment is set
+    from tokenplans_adapters.main.asgi import create  # noqa: PLC0415 - after the environment is set
 
     with TestClient(create()) as client:
         assert client.get("/").json()["base_url"] == "https://billing.example"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
 
-from adapters.main import ConfigError, Settings
-from adapters.main.config import DEFAULT_CORS_ORIGINS, DEFAULT_DATABASE_URL
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.main import ConfigError, Settings
+from tokenplans_adapters.main.config import DEFAULT_CORS_ORIGINS, DEFAULT_DATABASE_URL
+from tokenplans_adapters.razorpay import RazorpayGateway
 
 
 def test_with_nothing_configured_the_defaults_are_sqlite_hs256_and_the_reference_origins() -> None:
@@ -123,3 +126,19 @@ def test_a_public_key_identity_needs_no_secret() -> None:
     settings = Settings.from_env({"TOKENPLANS_JWT_JWKS_URL": "https://id.example/jwks.json"})
 
     assert settings.secret_problem() is None
+
+
+def test_unset_http_and_razorpay_settings_mean_what_the_adapters_do_given_nothing() -> None:
+    settings = Settings.from_env({})
+    app_defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(create_app).parameters.items()
+    }
+
+    assert settings.cors_origins == app_defaults["cors_origins"]
+    assert settings.max_body_bytes == app_defaults["max_body_bytes"] == 64 * 1024
+    assert settings.body_timeout_seconds == app_defaults["body_timeout_seconds"] == 30
+    assert (
+        settings.razorpay_api_url
+        == inspect.signature(RazorpayGateway).parameters["api_url"].default
+    )

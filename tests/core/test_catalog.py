@@ -1,5 +1,6 @@
-"""The plan catalog (DESIGN.md §3): the reference's dict, TOML and JSON files, and every
-way a catalog can be wrong failing at load time with a message naming the entry."""
+"""The plan catalog (README: "Plan files"): the original service's dict, TOML and JSON
+files, and every way a catalog can be wrong failing at load time with a message naming
+the entry."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from strategies import catalog_mappings
 
 from tokenplans import REFERENCE_PLAN_CONFIGS, CatalogError, PlanCatalog, UnknownPlanError
 
-# The reference's PLAN_CONFIGS, copied verbatim from its config.py.
+# The original service's PLAN_CONFIGS, copied verbatim from its config.py.
 PLAN_CONFIGS = {
     "basic": {"id": "basic", "name": "Basic", "price": 0, "tokens": 1000, "duration_days": None},
     "standard": {
@@ -126,7 +127,7 @@ def test_toml_and_json_files_load_in_both_shapes(tmp_path: Path, name: str, text
 
 
 def with_entry(plan_id: str, **fields: Any) -> dict[str, dict[str, Any]]:
-    """The reference's catalog with one entry's fields replaced (None deletes a field)."""
+    """The original service's catalog with one entry's fields replaced (None deletes a field)."""
     configs = {key: dict(value) for key, value in PLAN_CONFIGS.items()}
     configs.setdefault(plan_id, {"id": plan_id, "price": 100, "tokens": 10})
     for field, value in fields.items():

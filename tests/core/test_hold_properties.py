@@ -90,7 +90,7 @@ def apply(service: TokenService, clock: SettableClock, op: tuple[Any, ...]) -> N
         elif op[0] == "consume":
             service.consume(who, op[1], subject=SUBJECT)
         elif op[0] == "grant":
-            service.grant(who, SUBJECT, op[1])
+            service.grant(who, op[1], subject=SUBJECT)
         elif op[0] == "set_plan":
             plans = list(service.catalog)
             service.set_plan(who, plans[op[1] % len(plans)].id, reset_used=op[2], subject=SUBJECT)
@@ -164,7 +164,7 @@ def test_every_run_keeps_the_hold_invariants(
     service, clock = open_service(catalog, start)
     for op in run:
         apply(service, clock, op)
-        usage = service.usage(admin(), SUBJECT)
+        usage = service.usage(admin(), subject=SUBJECT)
         assert usage.remaining >= 0
         assert usage.token_held == sum(h.amount for h in service.holds(admin(), subject=SUBJECT))
     stored = service.store.load(SUBJECT)
@@ -271,7 +271,7 @@ def test_a_settle_uses_exactly_its_amount_and_only_the_uncovered_part_is_overage
         apply(service, clock, op)
     account = service.account(SUBJECT)  # room for the hold, whatever the run left
     short = account.token_used + account.token_held - account.token_quota
-    service.grant(admin(), SUBJECT, held + max(0, short))
+    service.grant(admin(), held + max(0, short), subject=SUBJECT)
     hold = service.reserve(admin(), held, subject=SUBJECT)
     before = service.account(SUBJECT)
 

@@ -1,6 +1,6 @@
-"""The in-memory store under real threads: no lost update, no overspend (DESIGN.md §2).
+"""The in-memory store under real threads: no lost update, no overspend.
 
-It is the reference implementation every SQL store is compared against, so it must be
+It is the model implementation every SQL store is compared against, so it must be
 right under contention too, not just one call at a time.
 """
 
@@ -47,7 +47,7 @@ def switch_threads_often() -> Iterator[None]:
 def test_eight_threads_debiting_one_account_never_lose_an_update_or_overspend() -> None:
     store = CountingStore()
     service = TokenService(store, PlanCatalog.default(), SettableClock(), max_attempts=10_000)
-    service.grant(ADMIN, "alice", 9_000)  # quota 10,000
+    service.grant(ADMIN, 9_000, subject="alice")  # quota 10,000
     start = threading.Barrier(THREADS)
     succeeded = [0] * THREADS
     errors: list[BaseException] = []

@@ -1,4 +1,4 @@
-"""Who may do what (DESIGN.md §5), through the use cases an adapter calls."""
+"""Who may do what (README: "Who may do what"), through the use cases an adapter calls."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def test_a_user_reads_and_changes_only_its_own_account(
     service.consume(ALICE, 10)
     before = store.load("alice")
 
-    assert refusal(service.usage, MALLORY, "alice") == "not_yours"
-    assert refusal(service.history, MALLORY, "alice") == "not_yours"
+    assert refusal(service.usage, MALLORY, subject="alice") == "not_yours"
+    assert refusal(service.history, MALLORY, subject="alice") == "not_yours"
     assert refusal(service.consume, MALLORY, 5, subject="alice") == "not_yours"
     assert refusal(service.set_plan, MALLORY, "basic", subject="alice") == "not_yours"
     assert store.load("alice") == before
@@ -70,18 +70,18 @@ def test_reset_used_is_an_admins_tool(service: TokenService, store: InMemoryStor
 
 
 def test_only_an_admin_grants(service: TokenService, store: InMemoryStore) -> None:
-    assert refusal(service.grant, ALICE, "alice", 100) == "admin_only"
+    assert refusal(service.grant, ALICE, 100, subject="alice") == "admin_only"
     assert store.load("alice") is None
 
-    assert service.grant(ADMIN, "alice", 100).token_quota == 1100
+    assert service.grant(ADMIN, 100, subject="alice").token_quota == 1100
 
 
 def test_an_admin_acts_on_any_subject(service: TokenService) -> None:
     service.set_plan(ADMIN, "premium", subject="bob")
     service.consume(ADMIN, 70, subject="bob")
-    service.grant(ADMIN, "bob", 30)
+    service.grant(ADMIN, 30, subject="bob")
 
-    usage = service.usage(ADMIN, "bob")
+    usage = service.usage(ADMIN, subject="bob")
     assert (usage.plan, usage.token_quota, usage.token_used) == ("premium", 51030, 70)
-    assert len(service.history(ADMIN, "bob").entries) == 4
+    assert len(service.history(ADMIN, subject="bob").entries) == 4
     assert service.usage(Principal("bob")) == usage

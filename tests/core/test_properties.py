@@ -1,4 +1,4 @@
-"""The properties DESIGN.md §4 ends with, stated for any catalog, start and operation run."""
+"""The quota properties, stated for any catalog, start and operation run."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def ledger(service: TokenService, subject: str) -> list[LedgerEntry]:
     newest_first: list[LedgerEntry] = []
     cursor = None
     while True:
-        page = service.history(admin(), subject, cursor=cursor, limit=7)
+        page = service.history(admin(), subject=subject, cursor=cursor, limit=7)
         newest_first.extend(page.entries)
         if page.next_cursor is None:
             return list(reversed(newest_first))
@@ -60,7 +60,7 @@ def test_remaining_is_never_negative_and_the_ledger_folds_to_the_snapshot(
 
     entries = ledger(service, "alice")
     assert all(entry.after.remaining >= 0 for entry in entries)
-    assert service.usage(admin(), "alice").remaining >= 0
+    assert service.usage(admin(), subject="alice").remaining >= 0
     assert fold(entries) == service.store.load("alice")
     assert [entry.version for entry in entries] == list(range(1, len(entries) + 1))
 
@@ -118,8 +118,8 @@ def test_a_repeated_idempotent_debit_changes_nothing(
     # Enough for the first attempt to succeed, even when a downgrade left used > quota.
     before = service.account("alice")
     if before.token_used > before.token_quota:
-        service.grant(admin(), "alice", before.token_used - before.token_quota)
-    service.grant(admin(), "alice", amount)
+        service.grant(admin(), before.token_used - before.token_quota, subject="alice")
+    service.grant(admin(), amount, subject="alice")
     first = service.consume(admin(), amount, idempotency_key=key, subject="alice")
     stored = service.store.load("alice")
     history = ledger(service, "alice")
@@ -176,6 +176,6 @@ def test_amounts_outside_the_range_are_refused_and_write_nothing(amount: object)
     with pytest.raises(InvalidRequestError):
         service.consume(admin(), amount, subject="alice")  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError):
-        service.grant(admin(), "alice", amount)  # type: ignore[arg-type]
+        service.grant(admin(), amount, subject="alice")  # type: ignore[arg-type]
 
     assert service.store.load("alice") is None

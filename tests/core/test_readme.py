@@ -23,7 +23,8 @@ def test_the_readme_library_example_runs_and_its_asserts_hold() -> None:
     exec(compile(library_example(), str(README), "exec"), namespace)  # noqa: S102 - our own README
 
     service = namespace["service"]
-    assert service.usage(namespace["alice"]).token_quota == 10_700  # type: ignore[attr-defined]
+    usage = service.usage(namespace["alice"])  # type: ignore[attr-defined]
+    assert (usage.plan, usage.token_quota, usage.token_used) == ("basic", 1000, 0)
 
 
 def test_the_readme_metering_example_runs_and_its_asserts_hold() -> None:

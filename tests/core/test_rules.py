@@ -1,4 +1,5 @@
-"""Every rule of DESIGN.md §4 as a worked example, with the reference's numbers.
+"""Every quota rule (README: "How quotas work") as a worked example, with the original
+service's numbers.
 
 The examples go through :class:`TokenService` on the in-memory store, so they state what
 a library user sees; the ledger assertions check the entries explain each change.
@@ -53,7 +54,7 @@ def whole_history(service: TokenService, subject: str) -> list:
     entries: list = []
     cursor = None
     while True:
-        page = service.history(ADMIN, subject, cursor=cursor, limit=200)
+        page = service.history(ADMIN, subject=subject, cursor=cursor, limit=200)
         entries.extend(page.entries)
         if page.next_cursor is None:
             return entries
@@ -108,7 +109,7 @@ def test_a_new_calendar_month_resets_used_and_quota(
     service: TokenService, clock: SettableClock
 ) -> None:
     service.consume(ALICE, 300)
-    service.grant(ADMIN, "alice", 500)
+    service.grant(ADMIN, 500, subject="alice")
 
     clock.set(datetime(2026, 2, 1, tzinfo=UTC))
     usage = service.usage(ALICE)
@@ -381,13 +382,13 @@ def test_amounts_outside_1_to_10_to_the_12_are_refused_as_invalid(
     with pytest.raises(InvalidRequestError):
         service.consume(ALICE, amount)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError):
-        service.grant(ADMIN, "alice", amount)  # type: ignore[arg-type]
+        service.grant(ADMIN, amount, subject="alice")  # type: ignore[arg-type]
 
     assert store.load("alice") is None
 
 
 def test_the_largest_amount_is_accepted_by_a_grant_and_a_debit(service: TokenService) -> None:
-    service.grant(ADMIN, "alice", MAX_AMOUNT)
+    service.grant(ADMIN, MAX_AMOUNT, subject="alice")
 
     assert service.consume(ALICE, MAX_AMOUNT).usage.remaining == 1000
 
@@ -440,7 +441,7 @@ def test_a_refused_debit_leaves_no_trace_so_its_retry_is_judged_afresh(
 ) -> None:
     with pytest.raises(InsufficientTokensError):
         service.consume(ALICE, 1500, idempotency_key="big-job")
-    service.grant(ADMIN, "alice", 1000)
+    service.grant(ADMIN, 1000, subject="alice")
 
     retried = service.consume(ALICE, 1500, idempotency_key="big-job")
 
@@ -457,7 +458,7 @@ def test_a_refused_debit_leaves_no_trace_so_its_retry_is_judged_afresh(
 def test_a_grant_adds_to_this_period_and_lapses_with_it(
     service: TokenService, clock: SettableClock
 ) -> None:
-    usage = service.grant(ADMIN, "alice", 250)
+    usage = service.grant(ADMIN, 250, subject="alice")
     assert (usage.token_quota, usage.remaining) == (1250, 1250)
 
     clock.set(datetime(2026, 2, 1, tzinfo=UTC))
@@ -469,7 +470,7 @@ def test_a_grant_inside_a_term_lapses_when_the_term_ends(
     service: TokenService, clock: SettableClock
 ) -> None:
     service.set_plan(ADMIN, "standard", subject="alice")
-    service.grant(ADMIN, "alice", 5000)
+    service.grant(ADMIN, 5000, subject="alice")
     assert service.usage(ALICE).token_quota == 16000
 
     clock.set(JAN_15 + timedelta(days=30))

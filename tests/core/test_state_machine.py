@@ -1,9 +1,9 @@
 """Random sequences of every operation and clock jump, against a deliberately simple model.
 
-The model below re-states DESIGN.md §4-§5 and the hold rules from scratch (it imports
-nothing from ``tokenplans._rules``) and rolls time forward one boundary or hold expiry at
-a time, while the service rolls forward lazily; after every step the service, its store
-and its ledger must agree with the model and with the invariants.
+The model below re-states the README's "How quotas work" and "Metering a model call" from
+scratch (it imports nothing from ``tokenplans._rules``) and rolls time forward one boundary
+or hold expiry at a time, while the service rolls forward lazily; after every step the
+service, its store and its ledger must agree with the model and with the invariants.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ class Model:
             p for p in self.plans if p["price"] == 0 and p.get("duration_days") is None
         )
         self.accounts: dict[str, ModelAccount] = {}
-        self.receipts: dict[tuple[str, str], DebitReceipt] = {}
+        # Keyed by (subject, caller, key): a user's keys and its admin's are apart.
+        self.receipts: dict[tuple[str, str, str], DebitReceipt] = {}
 
     def plan(self, plan_id: str) -> dict[str, Any]:
         return next(p for p in self.plans if p["id"] == plan_id)
@@ -202,7 +203,7 @@ class QuotaMachine(RuleBasedStateMachine):
     @initialize(
         configs=st.one_of(
             st.just({k: dict(v) for k, v in REFERENCE_PLAN_CONFIGS.items()}),
-            catalog_mappings(max_paid=3),
+            catalog_mappings(max_extra=3),
         ),
         start=instants,
     )
@@ -274,7 +275,7 @@ class QuotaMachine(RuleBasedStateMachine):
             amount = account.remaining + 1
         principal = ADMIN if by_admin else Principal(subject)
         before = self.store.load(subject)
-        first = None if key is None else self.model.receipts.get((subject, key))
+        first = None if key is None else self.model.receipts.get((subject, principal.subject, key))
 
         if amount > MAX:
             with pytest.raises(InvalidRequestError):
@@ -302,17 +303,17 @@ class QuotaMachine(RuleBasedStateMachine):
                 account.remaining,
             )
             if key is not None:
-                self.model.receipts[(subject, key)] = receipt
+                self.model.receipts[(subject, principal.subject, key)] = receipt
 
     @rule(subject=st.sampled_from(SUBJECTS))
     def someone_else_touches_the_account(self, subject: str) -> None:
         mallory = Principal("mallory")
         before = self.store.load(subject)
         for call in (
-            lambda: self.service.usage(mallory, subject),
+            lambda: self.service.usage(mallory, subject=subject),
             lambda: self.service.consume(mallory, 1, subject=subject),
             lambda: self.service.set_plan(mallory, self.model.default["id"], subject=subject),
-            lambda: self.service.grant(mallory, subject, 1),
+            lambda: self.service.grant(mallory, 1, subject=subject),
             lambda: self.service.reserve(mallory, 1, subject=subject),
             lambda: self.service.settle(mallory, "h1", 1, subject=subject),
             lambda: self.service.release(mallory, "h1", subject=subject),
@@ -482,13 +483,9 @@ class QuotaMachine(RuleBasedStateMachine):
         refusal = None
         if not by_admin and reset_used:
             refusal = "admin_only"
-        elif (
-            not by_admin
-            and target_rank > current_rank
-            and target is not self.model.default
-            and target["price"] > 0
-        ):
-            refusal = "payment_required"
+        elif not by_admin and target_rank > current_rank:
+            # Any self-service upgrade, to a paid plan or a free trial.
+            refusal = "payment_required" if target["price"] > 0 else "admin_only"
         if refusal is not None:
             with pytest.raises(PermissionDeniedError) as denied:
                 self.service.set_plan(
@@ -519,7 +516,7 @@ class QuotaMachine(RuleBasedStateMachine):
             account.used = 0 if reset_used else account.used
         else:
             expected = f"downgraded to {target['id']}"
-            account.quota = target["tokens"]
+            account.quota = min(target["tokens"], account.quota)
             account.used = 0 if reset_used else account.used
             if days is None:
                 account.start, account.end = first_of_month(now), first_of_next_month(now)
@@ -532,10 +529,10 @@ class QuotaMachine(RuleBasedStateMachine):
         before = self.store.load(subject)
         if not by_admin:
             with pytest.raises(PermissionDeniedError):
-                self.service.grant(Principal(subject), subject, amount)
+                self.service.grant(Principal(subject), amount, subject=subject)
             self.unchanged(subject, before)
             return
-        usage = self.service.grant(ADMIN, subject, amount)
+        usage = self.service.grant(ADMIN, amount, subject=subject)
         account = self.model.at(subject, self.now)
         account.quota += amount
         assert usage.token_quota == account.quota

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from test_e2e_serve import SECRET, serving
 
-from adapters.jwt_identity import mint_token
+from tokenplans_adapters.jwt_identity import mint_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,6 +52,9 @@ def test_serve_logs_why_a_token_was_refused_and_why_a_request_got_503(tmp_path: 
     log = (tmp_path / f"serve-{port}.err").read_text()
 
     assert (refused.status_code, ready.status_code) == (401, 503)
-    assert "adapters.jwt_identity.identity: refused a bearer token: InvalidSignatureError" in log
+    assert (
+        "tokenplans_adapters.jwt_identity.identity: refused a bearer token: InvalidSignatureError"
+        in log
+    )
     assert wrong_key not in log
-    assert "adapters.http: 503 on GET /api/health/ready" in log
+    assert "tokenplans_adapters.http: 503 on GET /api/health/ready" in log

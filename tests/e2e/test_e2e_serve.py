@@ -1,6 +1,6 @@
 """End to end: the real ``tokenplans serve`` in a subprocess, driven over HTTP.
 
-The reference's curl flows (usage, set-plan to premium, consume, downgrade) on the
+The original service's curl flows (usage, set-plan to premium, consume, downgrade) on the
 embedded SQLite default, then with two uvicorn workers on PostgreSQL and on MariaDB,
 where concurrent debits land on different processes and must still add up exactly.
 The development mode's printed curl line is run as printed.
@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.jwt_identity import mint_token
 from tokenplans import ADMIN_SCOPE
+from tokenplans_adapters.jwt_identity import mint_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -104,7 +104,7 @@ def bearer(subject: str, *, admin: bool = False) -> dict[str, str]:
 
 
 def reference_flows(url: str) -> None:
-    """The reference's curl flows, as a user and an admin would run them."""
+    """The original service's curl flows, as a user and an admin would run them."""
     user = f"e2e-{uuid.uuid4().hex[:12]}"
     me, admin = bearer(user), bearer("e2e-admin", admin=True)
     with httpx.Client(base_url=url, timeout=30) as http:
@@ -118,7 +118,7 @@ def reference_flows(url: str) -> None:
         assert consumed.status_code == 200
         assert consumed.json()["remaining"] == 700
 
-        # A user cannot make itself premium for free (the reference let it) ...
+        # A user cannot make itself premium for free (the original service let it) ...
         refused = http.post(
             "/api/tokens/set-plan", headers=me, json={"plan": "premium", "reset_used": False}
         )

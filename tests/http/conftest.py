@@ -11,9 +11,9 @@ from http_support import identity
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from adapters.http import create_app
 from tokenplans import PlanCatalog, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.http import create_app
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from adapters.http import create_app
 from tokenplans import ADMIN_SCOPE, AccountStore, Clock, PlanCatalog, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock, StaticIdentity
+from tokenplans_adapters.http import create_app
 
 ALICE = {"Authorization": "Bearer alice-token"}
 BOB = {"Authorization": "Bearer bob-token"}

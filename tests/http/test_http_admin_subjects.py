@@ -12,9 +12,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from adapters.http import create_app
 from tokenplans import ADMIN_SCOPE, PlanCatalog, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock, StaticIdentity
+from tokenplans_adapters.http import create_app
 
 SUBJECTS = [
     "a/b",

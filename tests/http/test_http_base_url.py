@@ -18,8 +18,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from adapters.main.app import build_app as build_configured_app
-from adapters.main.config import Settings
+from tokenplans_adapters.main.app import build_app as build_configured_app
+from tokenplans_adapters.main.config import Settings
 
 HOSTS = ["api.example.com", "api.example.com:8443", "10.1.2.3:8000", "[::1]:8000"]
 

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from adapters.http.bodies import MAX_JSON_DEPTH, check_json_limits
 from tokenplans import InvalidRequestError
+from tokenplans_adapters.http.bodies import MAX_JSON_DEPTH, check_json_limits
 
 #: Every token route that reads a JSON body, with a body it accepts.
 JSON_ROUTES = [

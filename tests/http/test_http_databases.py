@@ -15,10 +15,10 @@ from db_backends import SQL_BACKENDS, backend_param
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
-from adapters.http import create_app
-from adapters.sql import SqlAccountStore, make_engine
 from tokenplans import ADMIN_SCOPE, PlanCatalog, Principal, TokenService
 from tokenplans.testing import SettableClock, StaticIdentity
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.sql import SqlAccountStore, make_engine
 
 USER = {"Authorization": "Bearer user-token"}
 ADMIN = {"Authorization": "Bearer admin-token"}

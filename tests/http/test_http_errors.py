@@ -356,7 +356,7 @@ def test_an_unexpected_error_is_a_json_500_with_a_logged_request_id(
         build_app(FailingStore(RuntimeError("disk on fire"))), raise_server_exceptions=False
     )
 
-    with caplog.at_level(logging.ERROR, logger="adapters.http"):
+    with caplog.at_level(logging.ERROR, logger="tokenplans_adapters.http"):
         response = client.get("/api/tokens/usage", headers=ALICE)
 
     body = response.json()
@@ -415,7 +415,7 @@ def test_readiness_is_503_when_the_default_probe_cannot_read(
 ) -> None:
     client = TestClient(build_app(FailingStore(OSError("socket closed"))))
 
-    with caplog.at_level(logging.ERROR, logger="adapters.http"):
+    with caplog.at_level(logging.ERROR, logger="tokenplans_adapters.http"):
         response = client.get("/api/health/ready")
 
     assert (response.status_code, response.json()["database"]) == (503, "down")

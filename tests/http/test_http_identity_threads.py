@@ -7,10 +7,10 @@ import threading
 
 from starlette.testclient import TestClient
 
-from adapters.http import create_app
-from adapters.jwt_identity import JwtIdentity
 from tokenplans import PlanCatalog, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.jwt_identity import JwtIdentity
 
 
 class RecordingIdentity:

@@ -1,4 +1,4 @@
-"""Who may do what (DESIGN.md §5), through every HTTP route."""
+"""Who may do what (README: "Who may do what"), through every HTTP route."""
 
 from __future__ import annotations
 

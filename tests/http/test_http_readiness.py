@@ -17,14 +17,14 @@ from http_support import ALICE, build_app, identity
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
-from adapters.http import create_app
-from adapters.http.errors import CauseLog
-from adapters.main.app import build_app as build_configured_app
-from adapters.main.config import Settings
-from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
-from adapters.sql.migrate import VERSION_TABLE, head_revisions
 from tokenplans import Account, PlanCatalog, StorageUnavailableError, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.http.errors import CauseLog
+from tokenplans_adapters.main.app import build_app as build_configured_app
+from tokenplans_adapters.main.config import Settings
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema
+from tokenplans_adapters.sql.migrate import VERSION_TABLE, head_revisions
 
 SCHEMA_MISSING = "schema missing: run `tokenplans db upgrade`"
 
@@ -105,7 +105,7 @@ def test_a_schema_problem_is_logged_at_warning(
 ) -> None:
     client = _client(fresh_engine)
 
-    with caplog.at_level(logging.WARNING, logger="adapters.http"):
+    with caplog.at_level(logging.WARNING, logger="tokenplans_adapters.http"):
         client.get("/api/health/ready")
 
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
@@ -131,7 +131,7 @@ def test_a_store_failure_logs_its_cause_at_warning_but_does_not_echo_it(
 ) -> None:
     client = TestClient(build_app(DownStore()))
 
-    with caplog.at_level(logging.WARNING, logger="adapters.http"):
+    with caplog.at_level(logging.WARNING, logger="tokenplans_adapters.http"):
         response = client.get("/api/tokens/usage", headers=ALICE)
 
     (record,) = caplog.records
@@ -150,7 +150,7 @@ def test_a_readiness_failure_logs_its_cause(caplog: pytest.LogCaptureFixture) ->
 
     client = TestClient(build_app(readiness=probe))
 
-    with caplog.at_level(logging.WARNING, logger="adapters.http"):
+    with caplog.at_level(logging.WARNING, logger="tokenplans_adapters.http"):
         response = client.get("/api/health/ready")
 
     assert response.status_code == 503
@@ -169,7 +169,7 @@ def test_an_outage_logs_one_line_per_cause_per_ten_seconds(
     app.state.unavailable_log.clock = clock
     client = TestClient(app)
 
-    with caplog.at_level(logging.WARNING, logger="adapters.http"):
+    with caplog.at_level(logging.WARNING, logger="tokenplans_adapters.http"):
         for _ in range(50):
             client.get("/api/tokens/usage", headers=ALICE)
         clock.now += 9.9

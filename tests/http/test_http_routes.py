@@ -1,4 +1,4 @@
-"""Every route of DESIGN.md §7 (payments aside) answering its documented JSON."""
+"""Every route of the README's HTTP API table (payments aside) answering its documented JSON."""
 
 from __future__ import annotations
 

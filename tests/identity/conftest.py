@@ -208,7 +208,7 @@ def attack_set(
 
 @pytest.fixture(params=ATTACKS)
 def attack(request: pytest.FixtureRequest, attack_set: dict[str, str]) -> str:
-    """Each token of the attack set (DESIGN.md §7) that an HS256 identity with ``secret``
+    """Each token of the attack set that an HS256 identity with ``secret``
     must refuse, one per test."""
     token: str = attack_set[request.param]
     return token

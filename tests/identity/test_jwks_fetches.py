@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fake_monotonic import FakeMonotonic
 from jwks_support import STUCK_S, JwksServer, jwk
 
-from adapters.jwt_identity import JwksKeys, JwtIdentity
-from adapters.jwt_identity.jwks import UnknownKeyError
 from tokenplans import AuthenticationError
+from tokenplans_adapters.jwt_identity import JwksKeys, JwtIdentity
+from tokenplans_adapters.jwt_identity.jwks import UnknownKeyError
 
 Claims = Callable[..., dict[str, Any]]
 Forge = Callable[..., str]
@@ -175,7 +175,7 @@ def test_a_provider_outage_keeps_the_last_key_set_and_is_not_hammered(
     server.status = 503
     clock.now += 301  # stale: the next lookup tries a refresh, which fails
 
-    with caplog.at_level(logging.WARNING, logger="adapters.jwt_identity"):
+    with caplog.at_level(logging.WARNING, logger="tokenplans_adapters.jwt_identity"):
         still_served = [keys.signing_key("k1").key_id for _ in range(20)]
 
     assert still_served == ["k1"] * 20

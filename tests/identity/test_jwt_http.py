@@ -1,6 +1,6 @@
 """The attack set at the HTTP edge: every refused credential gets the same 401.
 
-The app is built per test through :func:`adapters.http.create_app` with the real
+The app is built per test through :func:`tokenplans_adapters.http.create_app` with the real
 :class:`JwtIdentity` and the in-memory store, so these tests are about the wiring of
 identity into HTTP, not about storage.
 """
@@ -14,10 +14,10 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from adapters.http import create_app
-from adapters.jwt_identity import JwtIdentity, mint_token
 from tokenplans import PlanCatalog, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.jwt_identity import JwtIdentity, mint_token
 
 #: A read, a write and an admin route: every route that needs a principal goes through the
 #: same authentication backend (tests/http checks each route refuses a missing credential).

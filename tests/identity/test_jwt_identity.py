@@ -1,6 +1,6 @@
 """The PyJWT identity adapter: which tokens prove a principal, and which never do.
 
-The attack set (DESIGN.md §7) is stated once as a table of hand-made tokens, each of which
+The attack set is stated once as a table of hand-made tokens, each of which
 must be refused with the same message, so a client cannot tell the checks apart.
 """
 
@@ -16,8 +16,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwt as jose_jwt
 from jwks_support import JwksServer, jwk
 
-from adapters.jwt_identity import MAX_TOKEN_BYTES, JwtConfigError, JwtIdentity, mint_token
 from tokenplans import ADMIN_SCOPE, AuthenticationError, Principal
+from tokenplans_adapters.jwt_identity import (
+    MAX_TOKEN_BYTES,
+    JwtConfigError,
+    JwtIdentity,
+    mint_token,
+)
 
 Claims = Callable[..., dict[str, Any]]
 Forge = Callable[..., str]

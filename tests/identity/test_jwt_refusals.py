@@ -16,12 +16,12 @@ from typing import Any
 import jwt
 import pytest
 
-from adapters.jwt_identity import JwtConfigError, JwtIdentity, mint_token
 from tokenplans import ADMIN_SCOPE, AuthenticationError
+from tokenplans_adapters.jwt_identity import JwtConfigError, JwtIdentity, mint_token
 
 Claims = Callable[..., dict[str, Any]]
 
-LOGGER = "adapters.jwt_identity"
+LOGGER = "tokenplans_adapters.jwt_identity"
 AUDIENCE, ISSUER = "tokenplans", "https://id.example"
 
 

@@ -15,7 +15,6 @@ import pytest
 from db_backends import SQL_BACKENDS, backend_param
 from payments_support import payment_service
 
-from adapters.razorpay import OfflineGateway
 from tokenplans import (
     ADMIN_SCOPE,
     AccountStore,
@@ -25,6 +24,7 @@ from tokenplans import (
     TokenService,
 )
 from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.razorpay import OfflineGateway
 
 OFFLINE_SECRET = "offline-test-secret"
 BACKENDS = ["memory", *SQL_BACKENDS]
@@ -35,7 +35,7 @@ def store(request: pytest.FixtureRequest, engine_for: Callable[[str], Any]) -> A
     """Each store in turn: the in-memory reference and the SQL store on every database."""
     if request.param == "memory":
         return InMemoryStore()
-    from adapters.sql import SqlAccountStore  # noqa: PLC0415 - SQL tests only
+    from tokenplans_adapters.sql import SqlAccountStore  # noqa: PLC0415 - SQL tests only
 
     return SqlAccountStore(engine_for(request.param))
 

@@ -7,16 +7,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from openapi_spec_validator import validate
-from payments_support import event_body, payment_entries
+from payments_support import event_body, payment_entries, payment_service
 from starlette.testclient import TestClient
 
-from adapters.http import create_app
-from adapters.razorpay import OfflineGateway
-from tokenplans import PaymentService, Principal, TokenService
-from tokenplans.testing import StaticIdentity
+from tokenplans import MAX_OPEN_ORDERS, PaymentService, PlanCatalog, Principal, TokenService
+from tokenplans.testing import InMemoryStore, SettableClock, StaticIdentity
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.razorpay import OfflineGateway
 
 
 @pytest.fixture
@@ -455,3 +456,40 @@ def test_without_a_payment_service_the_payment_routes_do_not_exist(
     assert answer.status_code == 404
     assert "/api/payments/order" not in document["paths"]
     validate(document)
+
+
+def test_a_sixth_open_order_is_a_429_with_retry_after_and_stores_nothing(
+    alice: Principal, gateway: OfflineGateway
+) -> None:
+    """Six paid plans, an order for each a minute apart: the sixth is refused until the
+    oldest order leaves the one-hour window, 55 minutes later."""
+    plans: dict[str, dict[str, object]] = {"free": {"price": 0, "tokens": 100}}
+    plans |= {
+        f"p{n}": {"price": 100 * n, "tokens": 1000 * n, "duration_days": 30} for n in range(1, 7)
+    }
+    clock = SettableClock()
+    tokens = TokenService(InMemoryStore(), PlanCatalog.from_mapping(plans), clock)
+    app = create_app(
+        tokens, StaticIdentity({"alice-token": alice}), payments=payment_service(tokens, gateway)
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for n in range(1, MAX_OPEN_ORDERS + 1):
+            made = client.post("/api/payments/order", json={"plan": f"p{n}"}, headers=ALICE)
+            assert made.status_code == 200
+            clock.advance(timedelta(minutes=1))
+
+        refused = client.post("/api/payments/order", json={"plan": "p6"}, headers=ALICE)
+
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.headers["Retry-After"] == str(55 * 60)
+        body = refused.json()
+        assert (body["error"], body["reason"]) == ("too many open orders", "too_many_open_orders")
+        assert body["message"]
+        listed = client.get("/api/payments", headers=ALICE).json()["payments"]
+        assert len(listed) == MAX_OPEN_ORDERS
+        assert "p6" not in {p["plan"] for p in listed}
+        documented = client.get("/openapi.json").json()
+        assert "429" in documented["paths"]["/api/payments/order"]["post"]["responses"]
+        clock.advance(timedelta(minutes=55))
+        assert client.post("/api/payments/order", json={"plan": "p6"}, headers=ALICE).is_success

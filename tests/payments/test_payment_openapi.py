@@ -15,10 +15,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from adapters.http import create_app
-from adapters.razorpay import OfflineGateway
 from tokenplans import ADMIN_SCOPE, PlanCatalog, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock, StaticIdentity
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.razorpay import OfflineGateway
 
 USER = {"Authorization": "Bearer user-token"}
 ADMIN = {"Authorization": "Bearer admin-token"}

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 from payments_support import event_body, handle_webhook, payment_entries, verify
 
-from adapters.razorpay import OfflineGateway
 from tokenplans import PaymentService, PaymentStatus, Principal
+from tokenplans_adapters.razorpay import OfflineGateway
 
 ROUNDS = 8
 

@@ -1,5 +1,5 @@
-"""PaymentService on every store: orders, verify, ownership, and the numbers of rule 5
-(upgrade with carry-over) and rule 10 (paid renewal) when a payment is confirmed."""
+"""PaymentService on every store: orders, verify, ownership, and the numbers of an
+upgrade with carry-over and of a paid renewal when a payment is confirmed."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from payments_support import payment_entries, payment_service, verify
 
-from adapters.razorpay import OfflineGateway
 from tokenplans import (
+    MAX_OPEN_ORDERS,
+    ORDER_REUSE_WINDOW,
     AccountStore,
     EntryKind,
     InvalidRequestError,
@@ -21,14 +22,20 @@ from tokenplans import (
     PlanCatalog,
     Principal,
     TokenService,
+    TooManyOrdersError,
     UnknownPlanError,
 )
 from tokenplans.testing import SettableClock
+from tokenplans_adapters.razorpay import OfflineGateway
 
 
 def pay(payments: PaymentService, gateway: OfflineGateway, principal: Principal, plan: str):  # type: ignore[no-untyped-def]
     """Buy ``plan`` the way a browser does: order, checkout (signed offline), verify."""
-    checkout = payments.create_order(principal, plan)
+    return confirm(payments, gateway, principal, payments.create_order(principal, plan))
+
+
+def confirm(payments: PaymentService, gateway: OfflineGateway, principal: Principal, checkout):  # type: ignore[no-untyped-def]
+    """Pay ``checkout``'s order offline and verify it as ``principal``."""
     payment_id = gateway.new_payment_id()
     return verify(
         payments,
@@ -298,16 +305,7 @@ def test_a_user_cannot_verify_someone_elses_order_even_with_a_valid_signature(
 def test_an_admin_may_verify_a_users_payment_and_is_recorded_as_the_actor(
     payments: PaymentService, gateway: OfflineGateway, alice: Principal, admin: Principal
 ) -> None:
-    checkout = payments.create_order(alice, "premium")
-    payment_id = gateway.new_payment_id()
-
-    verify(
-        payments,
-        admin,
-        order_id=checkout.order_id,
-        payment_id=payment_id,
-        signature=gateway.sign_payment(checkout.order_id, payment_id),
-    )
+    confirm(payments, gateway, admin, payments.create_order(alice, "premium"))
 
     assert payments.tokens.usage(alice).plan == "premium"
     [entry] = payment_entries(payments.tokens.store, alice.subject)
@@ -323,8 +321,54 @@ def test_a_user_lists_only_its_own_payments(
     assert [p.order_id for p in payments.payments(alice)] == [mine.order_id]
     assert [p.order_id for p in payments.payments(bob)] == [theirs.order_id]
     with pytest.raises(PermissionDeniedError):
-        payments.payments(bob, alice.subject)
-    assert [p.order_id for p in payments.payments(admin, alice.subject)] == [mine.order_id]
+        payments.payments(bob, subject=alice.subject)
+    assert [p.order_id for p in payments.payments(admin, subject=alice.subject)] == [mine.order_id]
+
+
+def test_ordering_the_same_plan_again_hands_back_the_open_order(
+    payments: PaymentService, gateway: OfflineGateway, alice: Principal, clock: SettableClock
+) -> None:
+    """100 POSTs of one order made 100 gateway orders; now one, until it is paid or ages."""
+    first = payments.create_order(alice, "premium")
+    again = [payments.create_order(alice, "premium") for _ in range(100)]
+
+    assert {c.order_id for c in again} == {first.order_id}
+    assert all(c.reused and c.public == first.public for c in again)
+    assert not first.reused
+    assert len(payments.payments(alice)) == 1
+    # Past the window, or once paid, a new order is made.
+    clock.advance(ORDER_REUSE_WINDOW)
+    later = payments.create_order(alice, "premium")
+    assert later.order_id != first.order_id
+    confirm(payments, gateway, alice, later)
+    assert payments.create_order(alice, "premium").order_id not in {
+        first.order_id,
+        later.order_id,
+    }
+
+
+def test_a_subject_holds_at_most_five_open_orders(
+    store: AccountStore, clock: SettableClock, gateway: OfflineGateway, alice: Principal
+) -> None:
+    plans = {"free": {"price": 0, "tokens": 100}}
+    plans |= {
+        f"p{n}": {"price": 100 * n, "tokens": 1000 * n, "duration_days": 30} for n in range(1, 8)
+    }
+    payments = payment_service(TokenService(store, PlanCatalog.from_mapping(plans), clock), gateway)
+    for n in range(1, MAX_OPEN_ORDERS + 1):
+        payments.create_order(alice, f"p{n}")
+        clock.advance(minutes=1)
+
+    with pytest.raises(TooManyOrdersError) as refused:
+        payments.create_order(alice, "p7")
+
+    assert refused.value.reason == "too_many_open_orders"
+    # The oldest leaves the window 55 minutes later (it was made 5 minutes ago).
+    assert refused.value.retry_after_seconds == 55 * 60
+    assert len(payments.payments(alice)) == MAX_OPEN_ORDERS
+    assert payments.create_order(alice, "p1").reused  # an open one is still handed back
+    clock.advance(minutes=55)
+    assert not payments.create_order(alice, "p7").reused
 
 
 def test_payments_are_listed_newest_first(

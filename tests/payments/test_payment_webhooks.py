@@ -9,7 +9,6 @@ import uuid
 import pytest
 from payments_support import event_body, handle_webhook, payment_entries, payment_service, verify
 
-from adapters.razorpay import OfflineGateway, RazorpayGateway
 from tokenplans import (
     REFERENCE_PLAN_CONFIGS,
     Checkout,
@@ -21,6 +20,7 @@ from tokenplans import (
     TokenService,
     WebhookStatus,
 )
+from tokenplans_adapters.razorpay import OfflineGateway, RazorpayGateway
 
 
 def new_event_id() -> str:

@@ -16,13 +16,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import httpx
 import pytest
 
-from adapters.main.app import build_gateway, offline_payment_secret
-from adapters.main.cli import main
-from adapters.main.config import ConfigError, Settings
-from adapters.razorpay import OfflineGateway, RazorpayGateway
+from tokenplans_adapters.main.app import build_gateway, offline_payment_secret
+from tokenplans_adapters.main.cli import main
+from tokenplans_adapters.main.config import ConfigError, Settings
+from tokenplans_adapters.main.dev import DevSecrets, dev_settings, save_dev_secrets
+from tokenplans_adapters.razorpay import OfflineGateway, RazorpayGateway
 
 JWT_SECRET = "a-jwt-secret-that-is-long-enough-for-hs256-0123456789"
 PAYMENT_VARIABLES = (
@@ -92,6 +94,35 @@ def test_without_razorpay_keys_the_offline_gateway_signs_with_a_key_from_the_jwt
     assert gateway.verify_payment(order_id="order_A", payment_id="pay_B", signature=signature)
 
 
+def test_without_a_webhook_secret_the_offline_gateway_refuses_every_webhook() -> None:
+    configured = settings(TOKENPLANS_JWT_SECRET=JWT_SECRET)
+    secret = offline_payment_secret(configured)
+    assert secret is not None
+    body = b'{"event":"order.paid"}'
+
+    gateway = build_gateway(configured)
+
+    assert gateway is not None
+    assert not gateway.verify_webhook(
+        body=body, signature=OfflineGateway(secret).sign_webhook(body)
+    )
+
+
+def test_the_offline_gateway_checks_webhooks_with_the_configured_webhook_secret() -> None:
+    configured = settings(TOKENPLANS_JWT_SECRET=JWT_SECRET, RAZORPAY_WEBHOOK_SECRET="whsec-1")
+    secret = offline_payment_secret(configured)
+    assert secret is not None
+    body = b'{"event":"order.paid"}'
+
+    gateway = build_gateway(configured)
+
+    assert gateway is not None
+    assert gateway.verify_webhook(body=body, signature=OfflineGateway("whsec-1").sign_webhook(body))
+    assert not gateway.verify_webhook(
+        body=body, signature=OfflineGateway(secret).sign_webhook(body)
+    )
+
+
 def test_an_explicit_offline_secret_wins_over_the_derived_one() -> None:
     configured = settings(TOKENPLANS_JWT_SECRET=JWT_SECRET, TOKENPLANS_OFFLINE_PAYMENT_SECRET="s")
 
@@ -139,15 +170,43 @@ def test_dev_pay_can_print_a_signed_webhook_delivery(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("TOKENPLANS_OFFLINE_PAYMENT_SECRET", "dev-secret")
+    monkeypatch.setenv("RAZORPAY_WEBHOOK_SECRET", "webhook-secret")
 
     assert main(["dev", "pay", "order_A1", "--webhook", "order.paid", "--url", "http://h:1"]) == 0
 
     command = shlex.split(capsys.readouterr().out)
     body = command[command.index("--data-raw") + 1]
     signature = next(a for a in command if a.startswith("X-Razorpay-Signature: ")).split(": ")[1]
-    assert OfflineGateway("dev-secret").verify_webhook(body=body.encode(), signature=signature)
+    assert OfflineGateway("webhook-secret").verify_webhook(body=body.encode(), signature=signature)
     assert json.loads(body)["event"] == "order.paid"
     assert command[-1] == "http://h:1/api/payments/webhook"
+
+
+def test_dev_pay_refuses_a_webhook_that_a_server_without_a_webhook_secret_would_refuse(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TOKENPLANS_OFFLINE_PAYMENT_SECRET", "dev-secret")
+
+    assert main(["dev", "pay", "order_A1", "--webhook", "order.paid"]) == 2
+    assert "no RAZORPAY_WEBHOOK_SECRET" in capsys.readouterr().err
+
+
+def test_dev_pay_signs_for_the_dev_server_of_this_folder_whatever_is_configured(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TOKENPLANS_OFFLINE_PAYMENT_SECRET", "configured-secret")
+    dev = DevSecrets.fresh()
+    save_dev_secrets(attrs.evolve(dev, api_url="http://127.0.0.1:8123"))
+
+    assert main(["dev", "pay", "order_A1", "--webhook", "order.paid"]) == 0
+
+    command = shlex.split(capsys.readouterr().out)
+    body = command[command.index("--data-raw") + 1]
+    signature = next(a for a in command if a.startswith("X-Razorpay-Signature: ")).split(": ")[1]
+    gateway = build_gateway(dev_settings(settings(), dev))
+    assert gateway is not None
+    assert gateway.verify_webhook(body=body.encode(), signature=signature)
+    assert command[-1] == "http://127.0.0.1:8123/api/payments/webhook"
 
 
 def test_dev_pay_refuses_when_razorpay_keys_are_configured(
@@ -180,7 +239,8 @@ def _free_port() -> int:
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
     """``tokenplans serve --dev`` on SQLite in ``tmp_path``: its URL, the printed user
-    token, and an environment for the CLI holding the printed offline secret."""
+    token, and an environment for the CLI (which finds the dev server's secrets in its
+    file in ``tmp_path``)."""
     port = _free_port()
     tool = str(Path(sys.executable).with_name("tokenplans"))
     env = {
@@ -212,10 +272,8 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
             time.sleep(0.2)
         banner = out.read_text()
         token = re.search(r"user token .*\n\s+(\S+)", banner)
-        secret = re.search(r"TOKENPLANS_OFFLINE_PAYMENT_SECRET=(\S+)", banner)
         assert token is not None
-        assert secret is not None
-        yield url, token.group(1), {**env, "TOKENPLANS_OFFLINE_PAYMENT_SECRET": secret.group(1)}
+        yield url, token.group(1), env
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
@@ -254,7 +312,7 @@ def test_the_readme_walk_through_upgrades_a_basic_account_to_premium_with_carry_
     usage = httpx.get(f"{url}/api/tokens/usage", headers=auth).json()
     assert (usage["plan"], usage["token_quota"], usage["token_used"]) == ("premium", 50300, 0)
     webhook = subprocess.run(  # noqa: S603 - our own console script
-        [tool, "dev", "pay", order.json()["order_id"], "--webhook", "order.paid", "--url", url],
+        [tool, "dev", "pay", order.json()["order_id"], "--webhook", "order.paid"],
         env=cli_env,
         cwd=tmp_path,
         capture_output=True,

@@ -18,8 +18,8 @@ import attrs
 import pytest
 from payments_support import payment_service
 
-from adapters.razorpay import RazorpayGateway
 from tokenplans import GatewayError, PaymentService, PaymentStatus, Principal, TokenService
+from tokenplans_adapters.razorpay import RazorpayGateway
 
 KEY_ID = "rzp_test_1DP5mmOlF5G5ag"
 KEY_SECRET = "thisisasecret"

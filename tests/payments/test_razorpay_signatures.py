@@ -14,7 +14,13 @@ import subprocess
 
 import pytest
 
-from adapters.razorpay import OfflineGateway, RazorpayGateway
+from tokenplans.ports import Confirmation
+from tokenplans_adapters.razorpay import (
+    EVENT_ID_HEADER,
+    WEBHOOK_EVENTS,
+    OfflineGateway,
+    RazorpayGateway,
+)
 
 KEY_SECRET = "EnLs21M47BllR3X8PSFtjtbd"
 ORDER_ID = "order_IluGWxBm9U8zJ8"
@@ -190,6 +196,20 @@ def test_the_offline_gateway_signs_exactly_as_razorpay_does() -> None:
         order_id=ORDER_ID, payment_id=PAYMENT_ID, signature=PAYMENT_SIGNATURE
     )
     assert OfflineGateway(CURRENT_WEBHOOK_SECRET).sign_webhook(WEBHOOK_BODY) == CURRENT_SIGNATURE
+
+
+@pytest.mark.parametrize("event", WEBHOOK_EVENTS)
+def test_what_the_offline_gateway_forges_its_own_verifiers_accept(event: str) -> None:
+    offline = OfflineGateway("s", webhook_secrets=["w"])
+
+    confirmation = offline.read_confirmation(offline.checkout_proof(ORDER_ID, PAYMENT_ID))
+    body, headers = offline.webhook_delivery(event, order_id=ORDER_ID, payment_id=PAYMENT_ID)
+    delivered = offline.read_webhook(body=body, headers=headers)
+
+    assert confirmation == Confirmation(ORDER_ID, PAYMENT_ID, authentic=True)
+    assert (delivered.order_id, delivered.name) == (ORDER_ID, event)
+    assert json.loads(body)["payload"]["payment"]["entity"]["id"] == PAYMENT_ID
+    assert headers[EVENT_ID_HEADER].startswith("evt_")
 
 
 def test_the_offline_gateway_makes_razorpay_shaped_unique_order_ids() -> None:

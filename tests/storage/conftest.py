@@ -1,4 +1,5 @@
-"""Stores for the storage contract suite: in-memory, SQLite, MariaDB/MySQL and PostgreSQL.
+"""Stores for the storage contract suite: in-memory, SQLite, MariaDB/MySQL, PostgreSQL, and
+each node of a MariaDB Galera cluster (``galera``-marked; ``tests/db_backends.py``).
 
 The SQL servers come from ``TOKENPLANS_TEST_POSTGRES_URL`` / ``TOKENPLANS_TEST_MYSQL_URL``:
 unset means skip (a newcomer's laptop has SQLite only); set but unreachable means the
@@ -12,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from db_backends import SQL_BACKENDS, backend_param
+from db_backends import GALERA_NODES, SQL_BACKENDS, backend_param
 from sqlalchemy import Engine
 
-from adapters.sql import SqlAccountStore
 from tokenplans import AccountStore
 from tokenplans.testing import InMemoryStore
+from tokenplans_adapters.sql import SqlAccountStore
 
 
-@pytest.fixture(params=[backend_param(b) for b in ["memory", *SQL_BACKENDS]])
+@pytest.fixture(params=[backend_param(b) for b in ["memory", *SQL_BACKENDS, *GALERA_NODES]])
 def store(request: pytest.FixtureRequest, engine_for: Callable[[str], Engine]) -> AccountStore:
     """Each implementation of the storage port in turn (the contract suite's subject)."""
     if request.param == "memory":

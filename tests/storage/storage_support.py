@@ -18,8 +18,6 @@ from typing import Any, NamedTuple
 import attrs
 from sqlalchemy import Engine, bindparam, delete, event, text, update
 
-from adapters.sql import SqlAccountStore, make_engine
-from adapters.sql.schema import ExactText, UtcDateTime, accounts, ledger_entries
 from tokenplans import (
     Account,
     AccountBusyError,
@@ -33,6 +31,8 @@ from tokenplans import (
 from tokenplans._rules.quota import open_account
 from tokenplans.ports import Commit
 from tokenplans.testing import SettableClock
+from tokenplans_adapters.sql import SqlAccountStore, make_engine
+from tokenplans_adapters.sql.schema import ExactText, UtcDateTime, accounts, ledger_entries
 
 #: Microseconds on purpose: every store must give them back exactly.
 MID_JANUARY = datetime(2026, 1, 15, 12, 0, 0, 123_456, tzinfo=UTC)

@@ -1,6 +1,6 @@
 """Concurrency on every SQL dialect: no lost update, no overspend, across threads and processes.
 
-The reference's read-then-write lost most of its debits on PostgreSQL and MariaDB at
+A naive read-then-write lost most of its debits on PostgreSQL and MariaDB at
 their default isolation levels; these tests would catch that. Four processes of eight
 threads each hammer one account; then sixteen threads upgrade one account a tier each.
 """
@@ -26,10 +26,10 @@ from storage_support import (
 )
 from strategies import update_directly
 
-from adapters.sql import SqlAccountStore
 from tokenplans import Account, EntryKind, PlanCatalog, Principal, fold
 from tokenplans._rules.decisions import Decision
 from tokenplans._rules.quota import change_plan
+from tokenplans_adapters.sql import SqlAccountStore
 
 PROCESSES = 4
 THREADS = 8
@@ -54,7 +54,7 @@ def test_four_processes_of_eight_threads_never_overspend_or_lose_a_debit(
     store = SqlAccountStore(engine)
     tokens = service_over(store)
     subject = new_subject("hammered")
-    tokens.grant(ADMIN, subject, QUOTA - 1000)  # basic's 1,000 + 9,000 granted
+    tokens.grant(ADMIN, QUOTA - 1000, subject=subject)  # basic's 1,000 + 9,000 granted
     with ProcessPoolExecutor(PROCESSES, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [
             pool.submit(debit_until_refused, _url(engine), subject, worker, THREADS)
@@ -90,7 +90,7 @@ def test_four_processes_of_eight_threads_close_every_hold_once_and_never_overspe
     tokens = service_over(store)
     subject = new_subject("held")
     quota = 2_500
-    tokens.grant(ADMIN, subject, quota - 1000)
+    tokens.grant(ADMIN, quota - 1000, subject=subject)
     with ProcessPoolExecutor(PROCESSES, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [
             pool.submit(hold_until_refused, _url(engine), subject, worker, THREADS)

@@ -1,7 +1,7 @@
 """The storage contract: every AccountStore (in-memory, SQLite, MariaDB, PostgreSQL) behaves
 the same, through the use cases and through the port itself.
 
-The in-memory store is the reference; each test here runs once per store via the
+The in-memory store is the model; each test here runs once per store via the
 parametrised ``store`` fixture, so a database that rounds a timestamp, folds the case
 of a subject or half-writes a conflicting commit fails the same test the model passes.
 """
@@ -97,7 +97,7 @@ def test_a_debit_larger_than_remaining_is_refused_and_writes_nothing(store: Acco
     stored = store.load(subject)
     assert stored is not None
     assert (stored.token_used, stored.version) == (900, 2)
-    assert store.find_receipt(subject, "too-much") is None
+    assert store.find_receipt(subject, subject, "too-much") is None
 
 
 def test_an_idempotent_debit_replayed_returns_the_first_receipt_and_debits_once(
@@ -108,7 +108,7 @@ def test_an_idempotent_debit_replayed_returns_the_first_receipt_and_debits_once(
     first = tokens.consume(Principal(subject), 40, idempotency_key="chat-turn-7")
     again = tokens.consume(Principal(subject), 40, idempotency_key="chat-turn-7")
     assert again == attrs.evolve(first, replayed=True)
-    assert store.find_receipt(subject, "chat-turn-7") == first
+    assert store.find_receipt(subject, subject, "chat-turn-7") == first
     stored = store.load(subject)
     assert stored is not None
     assert stored.token_used == 40
@@ -127,10 +127,10 @@ def test_idempotency_keys_and_subjects_compare_exactly(store: AccountStore) -> N
         stored = store.load(subject)
         assert stored is not None
         assert stored.token_used == 11 * n
-        receipt = store.find_receipt(subject, "Key")
+        receipt = store.find_receipt(subject, subject, "Key")
         assert receipt is not None
         assert receipt.amount == n
-    assert store.find_receipt(base, "key") is None
+    assert store.find_receipt(base, base, "key") is None
 
 
 def test_the_longest_subjects_and_keys_the_core_accepts_are_stored(store: AccountStore) -> None:
@@ -138,7 +138,7 @@ def test_the_longest_subjects_and_keys_the_core_accepts_are_stored(store: Accoun
     key = "\N{EURO SIGN}" * 255
     assert len(subject) == 255
     service_over(store).consume(Principal(subject), 5, idempotency_key=key)
-    receipt = store.find_receipt(subject, key)
+    receipt = store.find_receipt(subject, subject, key)
     assert receipt is not None
     assert receipt.subject == subject
 
@@ -147,7 +147,7 @@ def test_quotas_beyond_32_bits_are_stored(store: AccountStore) -> None:
     subject = new_subject()
     tokens = service_over(store)
     for _ in range(3):
-        tokens.grant(ADMIN, subject, MAX_AMOUNT)
+        tokens.grant(ADMIN, MAX_AMOUNT, subject=subject)
     tokens.consume(Principal(subject), MAX_AMOUNT)
     stored = store.load(subject)
     assert stored is not None
@@ -188,7 +188,7 @@ def test_a_grant_adds_to_the_quota_and_lapses_at_the_next_month(store: AccountSt
     subject = new_subject()
     clock = SettableClock(MID_JANUARY)
     tokens = service_over(store, clock)
-    assert tokens.grant(ADMIN, subject, 500).token_quota == 1500
+    assert tokens.grant(ADMIN, 500, subject=subject).token_quota == 1500
     clock.set(datetime(2026, 2, 3, tzinfo=UTC))
     tokens.consume(Principal(subject), 1)
     stored = store.load(subject)
@@ -283,6 +283,7 @@ def _debit_commit(account: Account, *, expected: int, key: str | None = None) ->
     if key is not None:
         receipt = DebitReceipt(
             subject=account.subject,
+            caller=account.subject,
             idempotency_key=key,
             amount=1,
             at=MID_JANUARY,
@@ -303,7 +304,7 @@ def test_a_commit_on_a_stale_version_conflicts_and_writes_nothing(store: Account
     with pytest.raises(WriteConflictError):
         store.commit(_debit_commit(stale, expected=stale.version, key="new-key"))
     assert _state(store, subject) == before
-    assert store.find_receipt(subject, "new-key") is None
+    assert store.find_receipt(subject, subject, "new-key") is None
 
 
 def test_creating_an_account_that_exists_conflicts_and_writes_nothing(store: AccountStore) -> None:
@@ -320,11 +321,11 @@ def test_a_commit_reusing_a_stored_idempotency_key_conflicts_and_writes_nothing(
 ) -> None:
     subject, stored = _opened(store)
     before = _state(store, subject)
-    first = store.find_receipt(subject, "first")
+    first = store.find_receipt(subject, subject, "first")
     with pytest.raises(WriteConflictError):
         store.commit(_debit_commit(stored, expected=stored.version, key="first"))
     assert _state(store, subject) == before
-    assert store.find_receipt(subject, "first") == first
+    assert store.find_receipt(subject, subject, "first") == first
 
 
 def test_a_commit_marking_a_handled_event_conflicts_and_writes_nothing(
@@ -423,3 +424,74 @@ def test_updating_an_unknown_payment_conflicts(store: AccountStore) -> None:
         store.update_payment(
             _payment(new_subject(), "standard"), expected_status=PaymentStatus.CREATED
         )
+
+
+def test_idempotency_keys_belong_to_the_subject_and_the_caller(store: AccountStore) -> None:
+    """A user pre-claiming its back end's key changes nothing for the back end: the admin's
+    debit with the same key is another request, and debits in full."""
+    subject = new_subject()
+    tokens = service_over(store)
+    tokens.grant(ADMIN, 5000, subject=subject)
+    tokens.consume(Principal(subject), 1, idempotency_key="chat-44")
+
+    backend = tokens.consume(ADMIN, 4000, idempotency_key="chat-44", subject=subject)
+
+    assert (backend.amount, backend.replayed, backend.caller) == (4000, False, ADMIN.subject)
+    assert backend.usage.token_used == 4001
+    mine = store.find_receipt(subject, subject, "chat-44")
+    assert mine is not None
+    assert (mine.amount, mine.caller) == (1, subject)
+    assert store.find_receipt(subject, ADMIN.subject, "chat-44") == backend
+    # Each caller's retry replays its own receipt.
+    again = tokens.consume(ADMIN, 4000, idempotency_key="chat-44", subject=subject)
+    assert again == attrs.evolve(backend, replayed=True)
+    with pytest.raises(IdempotencyConflictError):
+        tokens.consume(Principal(subject), 4000, idempotency_key="chat-44")
+    _assert_ledger_folds_to_snapshot(store, subject)
+
+
+def test_a_same_plan_confirmation_that_changes_nothing_writes_nothing(
+    store: AccountStore,
+) -> None:
+    subject = new_subject()
+    tokens = service_over(store)
+    tokens.consume(Principal(subject), 300)
+    before = (store.load(subject), whole_ledger(store, subject))
+
+    results = {tokens.set_plan(Principal(subject), "basic").message for _ in range(200)}
+    results.add(tokens.set_plan(ADMIN, "basic", subject=subject, reset_used=False).message)
+
+    assert results == {"plan confirmed"}
+    assert (store.load(subject), whole_ledger(store, subject)) == before
+    # An admin's reset does change something, and is written.
+    reset = tokens.set_plan(ADMIN, "basic", subject=subject, reset_used=True)
+    assert reset.usage.token_used == 0
+    assert len(whole_ledger(store, subject)) == len(before[1]) + 1
+
+
+def test_a_receipt_references_its_ledger_entry_and_replays_the_usage_recorded_there(
+    store: AccountStore,
+) -> None:
+    """Stores keep a receipt's ledger version, not a copy of the usage: what a replay
+    answers is the snapshot after the entry at that version, whatever came later."""
+    subject, stored = _opened(store)
+    change = debit(stored, 7, MID_JANUARY, idempotency_key="by-reference")
+    elsewhere = Usage.of(attrs.evolve(change.account, token_used=0, plan_id="premium"))
+    receipt = DebitReceipt(
+        subject=subject,
+        caller=subject,
+        idempotency_key="by-reference",
+        amount=7,
+        at=MID_JANUARY,
+        version=change.account.version,
+        usage=elsewhere,  # not what the entry says: a store that copies it shows
+    )
+    store.commit(Commit(change.account, stored.version, change.entries, (receipt,)))
+    service_over(store).consume(Principal(subject), 50)  # later changes do not leak in
+
+    found = store.find_receipt(subject, subject, "by-reference")
+
+    assert found == attrs.evolve(receipt, usage=Usage.of(change.account))
+    [entry] = [e for e in whole_ledger(store, subject) if e.version == receipt.version]
+    assert found is not None
+    assert found.usage == Usage.of(entry.after)

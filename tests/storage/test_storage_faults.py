@@ -30,9 +30,9 @@ from storage_support import (
     whole_ledger,
 )
 
-from adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 from tokenplans import EntryKind, HoldStatus, Principal, StorageUnavailableError, fold
 from tokenplans.testing import SettableClock
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 
 SERVERS = [
     pytest.param("mysql", marks=pytest.mark.mysql),
@@ -174,7 +174,7 @@ def test_debits_through_outages_lose_nothing_once_retried_with_their_keys(
     store = SqlAccountStore(engine)
     tokens = service_over(store)
     subject = new_subject()
-    tokens.grant(ADMIN, subject, 10**9)
+    tokens.grant(ADMIN, 10**9, subject=subject)
     failed: list[Debit] = []
     succeeded: list[Debit] = []
     stop = threading.Event()
@@ -257,7 +257,7 @@ def test_a_connection_killed_mid_commit_is_unavailable_writes_nothing_and_recove
         event.remove(engine, "before_cursor_execute", kill_before_ledger_insert)
     try:
         assert (store.load(subject), whole_ledger(store, subject)) == before
-        assert store.find_receipt(subject, "killed") is None
+        assert store.find_receipt(subject, subject, "killed") is None
         tokens.consume(Principal(subject), 20, idempotency_key="killed")
         after = store.load(subject)
         assert after is not None
@@ -299,7 +299,7 @@ def test_a_failure_between_the_snapshot_and_the_ledger_write_leaves_no_trace(
     assert any(statement.startswith("UPDATE tokenplans_accounts") for statement in wrote)
     # ...and undone with everything else.
     assert (store.load(subject), whole_ledger(store, subject)) == before
-    assert store.find_receipt(subject, "cut") is None
+    assert store.find_receipt(subject, subject, "cut") is None
 
 
 def test_an_exhausted_connection_pool_is_unavailable_not_a_hang(tmp_path: Path) -> None:
@@ -403,7 +403,7 @@ def test_settles_through_outages_each_apply_once_when_retried(
     store = SqlAccountStore(engine)
     tokens = service_over(store)
     user = Principal(new_subject())
-    tokens.grant(ADMIN, user.subject, 10**9)
+    tokens.grant(ADMIN, 10**9, subject=user.subject)
     stop = threading.Event()
     settled: dict[str, int] = {}
 

@@ -20,8 +20,6 @@ from storage_support import (
     whole_ledger,
 )
 
-from adapters.sql import SqlAccountStore
-from adapters.sql.schema import ExactText
 from tokenplans import (
     AccountStore,
     EntryKind,
@@ -35,6 +33,8 @@ from tokenplans import (
 from tokenplans._rules.quota import open_account
 from tokenplans.ports import Commit, HoldWrite, WriteConflictError
 from tokenplans.testing import SettableClock
+from tokenplans_adapters.sql import SqlAccountStore
+from tokenplans_adapters.sql.schema import ExactText
 
 CATALOG = PlanCatalog.default()
 SQL = [
@@ -90,7 +90,7 @@ def test_a_receipt_remembers_token_held_on_every_store(store: AccountStore) -> N
     tokens.reserve(user, 300)
     receipt = tokens.consume(user, 100, idempotency_key="k")
     assert receipt.usage.token_held == 300
-    assert store.find_receipt(user.subject, "k") == receipt
+    assert store.find_receipt(user.subject, user.subject, "k") == receipt
 
 
 def test_hold_times_and_ids_round_trip_exactly(store: AccountStore) -> None:

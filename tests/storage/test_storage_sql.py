@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
+import attrs
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -20,10 +22,10 @@ from storage_support import (
     service_over,
 )
 
-from adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
-from adapters.sql.migrate import VERSION_TABLE, head_revisions  # tokenplans_alembic_version
-from adapters.sql.schema import ExactText, accounts
-from tokenplans import Principal
+from tokenplans import Account, Principal
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
+from tokenplans_adapters.sql.migrate import VERSION_TABLE, head_revisions
+from tokenplans_adapters.sql.schema import ExactText, accounts, ledger_entries, snapshot_columns
 
 SQL = [
     "sqlite",
@@ -43,6 +45,15 @@ def test_the_migrated_schema_is_exactly_the_published_metadata(
         )
         differences = [d for d in compare_metadata(context, metadata) if _ours(d)]
     assert differences == []
+
+
+def test_the_accounts_row_and_the_ledgers_after_snapshot_are_the_accounts_fields() -> None:
+    snapshot = {field.name for field in attrs.fields(Account)} - {"subject", "version"}
+    helper = [column.name for column in snapshot_columns()]
+
+    assert set(helper) == snapshot
+    assert [c.name for c in accounts.columns] == ["subject", *helper, "version"]
+    assert [c.name for c in ledger_entries.columns][-len(helper) :] == helper
 
 
 def _ours(difference: object) -> bool:
@@ -186,14 +197,14 @@ def test_a_debit_is_visible_to_plain_sql_as_one_snapshot_row_ledger_rows_and_a_r
         ).all()
         receipt = conn.execute(
             text(
-                "SELECT amount, version, remaining FROM tokenplans_debit_receipts"
+                "SELECT amount, version FROM tokenplans_debit_receipts"
                 " WHERE subject = :s AND idempotency_key = 'k'"
             ).bindparams(by_subject),
             {"s": subject},
         ).one()
     assert tuple(snapshot) == ("basic", 1000, 250, 2)
     assert [tuple(row) for row in ledger] == [(1, "opened", 0), (2, "debited", 250)]
-    assert tuple(receipt) == (250, 2, 750)
+    assert tuple(receipt) == (250, 2)
 
 
 # -- scale --------------------------------------------------------------------------------
@@ -253,3 +264,165 @@ def test_usage_of_an_account_with_a_million_entries_is_one_indexed_row_read(
     finally:
         for subject in (big, small):
             delete_account(engine, subject)
+
+
+def test_upgrading_to_receipts_per_caller_keeps_each_receipt_with_who_sent_it(
+    tmp_path: Path,
+) -> None:
+    """Receipts written before callers were recorded get the caller that sent them (the
+    ledger entry's actor), so a back end's retry after the upgrade still replays."""
+    from alembic import command  # noqa: PLC0415
+
+    from tokenplans_adapters.sql.migrate import alembic_config  # noqa: PLC0415
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    try:
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+        with engine.begin() as conn:
+            for version, actor, key in [(2, "alice", "mine"), (3, "backend", "theirs")]:
+                conn.execute(
+                    text(
+                        "INSERT INTO tokenplans_ledger_entries (subject, version, kind, at,"
+                        " quota_delta, used_delta, amount, idempotency_key, actor, message,"
+                        " plan_id, token_quota, token_used, period_start, period_end)"
+                        " VALUES ('alice', :v, 'debited', '2026-01-15 12:00:00', 0, 1, 1, :k,"
+                        " :a, 'debited 1', 'basic', 1000, :v, '2026-01-01 00:00:00',"
+                        " '2026-02-01 00:00:00')"
+                    ),
+                    {"v": version, "a": actor, "k": key},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO tokenplans_debit_receipts (subject, idempotency_key,"
+                        " amount, at, version, plan_id, token_quota, token_used, remaining,"
+                        " period_start, period_end) VALUES ('alice', :k, 1,"
+                        " '2026-01-15 12:00:00', :v, 'basic', 1000, :v, 999,"
+                        " '2026-01-01 00:00:00', '2026-02-01 00:00:00')"
+                    ),
+                    {"v": version, "k": key},
+                )
+        upgrade_schema(engine)
+        store = SqlAccountStore(engine)
+
+        assert store.find_receipt("alice", "alice", "mine") is not None
+        assert store.find_receipt("alice", "backend", "theirs") is not None
+        assert store.find_receipt("alice", "alice", "theirs") is None
+    finally:
+        engine.dispose()
+
+
+def _receipt_usage_columns(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                text(
+                    "SELECT idempotency_key, plan_id, token_quota, token_used, remaining,"
+                    " plan_end_at, period_start, period_end FROM tokenplans_debit_receipts"
+                    " ORDER BY version"
+                )
+            )
+        ]
+
+
+def test_receipts_upgraded_to_reference_the_ledger_replay_the_usage_they_copied(
+    tmp_path: Path,
+) -> None:
+    """Revision 0003 drops the usage copied into receipts: replays after the upgrade answer
+    what the copy said, read from the debit's ledger entry; a downgrade copies it back."""
+    from alembic import command  # noqa: PLC0415
+
+    from tokenplans_adapters.sql.migrate import alembic_config  # noqa: PLC0415
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r0002.db'}")
+    config = alembic_config()
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0002")
+        with engine.begin() as conn:
+            # alice on standard until 14 February: 100 tokens by herself, then 2,500 by
+            # the back end with the same key; each receipt copied the usage after it.
+            for version, used, caller in [(2, 100, "alice"), (3, 2600, "backend")]:
+                conn.execute(
+                    text(
+                        "INSERT INTO tokenplans_ledger_entries (subject, version, kind, at,"
+                        " quota_delta, used_delta, amount, idempotency_key, actor, message,"
+                        " plan_id, token_quota, token_used, period_start, period_end,"
+                        " plan_end_at) VALUES ('alice', :v, 'debited', '2026-01-20 08:00:00',"
+                        " 0, 1, 1, 'chat-44', :c, 'debited', 'standard', 10700, :u,"
+                        " '2026-01-15 12:00:00', '2026-02-14 12:00:00', '2026-02-14 12:00:00')"
+                    ),
+                    {"v": version, "u": used, "c": caller},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO tokenplans_debit_receipts (subject, caller,"
+                        " idempotency_key, amount, at, version, plan_id, token_quota,"
+                        " token_used, remaining, plan_end_at, period_start, period_end)"
+                        " VALUES ('alice', :c, 'chat-44', 1, '2026-01-20 08:00:00', :v,"
+                        " 'standard', 10700, :u, :r, '2026-02-14 12:00:00',"
+                        " '2026-01-15 12:00:00', '2026-02-14 12:00:00')"
+                    ),
+                    {"v": version, "u": used, "r": 10700 - used, "c": caller},
+                )
+        copied = _receipt_usage_columns(engine)
+
+        upgrade_schema(engine)
+
+        columns = {c["name"] for c in inspect(engine).get_columns("tokenplans_debit_receipts")}
+        assert columns == {"subject", "caller", "idempotency_key", "amount", "at", "version"}
+        store = SqlAccountStore(engine)
+        replayed = [
+            store.find_receipt("alice", caller, "chat-44") for caller in ("alice", "backend")
+        ]
+        assert [
+            (
+                r.idempotency_key,
+                r.usage.plan,
+                r.usage.token_quota,
+                r.usage.token_used,
+                r.usage.remaining,
+                r.usage.plan_end_at,
+                r.usage.period_start,
+                r.usage.period_end,
+            )
+            for r in replayed
+            if r is not None
+        ] == [
+            (key, plan, quota, used, remaining, *(datetime.fromisoformat(f"{t}Z") for t in times))
+            for key, plan, quota, used, remaining, *times in copied
+        ]
+
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0002")
+        assert _receipt_usage_columns(engine) == copied
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_a_receipt_lookup_reads_the_ledger_only_on_a_replay(
+    backend: str, engine_for: EngineFor
+) -> None:
+    engine = engine_for(backend)
+    store = SqlAccountStore(engine)
+    subject = new_subject()
+    service_over(store).consume(Principal(subject), 5, idempotency_key="once")
+
+    def statements(key: str) -> list[str]:
+        with recorded_statements(engine) as seen:
+            store.find_receipt(subject, subject, key)
+        return [statement for statement, _ in seen if statement != "BEGIN"]
+
+    missed, replayed = statements("never-used"), statements("once")
+
+    assert len(missed) == 1
+    assert "tokenplans_ledger_entries" not in missed[0]
+    assert len(replayed) == 2
+    assert "tokenplans_ledger_entries" in replayed[1]

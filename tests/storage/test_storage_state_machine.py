@@ -1,4 +1,4 @@
-"""The §4 properties over real storage: a Hypothesis state machine drives the same use cases
+"""The quota properties over real storage: a Hypothesis state machine drives the same use cases
 against the store under test and the in-memory model and asserts they always agree.
 
 Subjects, idempotency keys and payment ids come from small pools (with case and
@@ -90,7 +90,7 @@ def _machine_for(real: AccountStore) -> type[RuleBasedStateMachine]:
         @rule(suffix=st.sampled_from(SUFFIXES), amount=st.integers(1, 5000))
         def grant(self, suffix: str, amount: int) -> None:
             subject = self.subject(suffix)
-            self.both(lambda s: s.grant(ADMIN, subject, amount))
+            self.both(lambda s: s.grant(ADMIN, amount, subject=subject))
 
         @rule(jump=JUMPS)
         def time_passes(self, jump: timedelta) -> None:

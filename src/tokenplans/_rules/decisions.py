@@ -53,9 +53,12 @@ def decide_plan_change(
             catalog.get(account.plan_id) if account.plan_id in catalog else catalog.default_plan
         ),
         target=target,
-        default=catalog.default_plan,
         reset_used=reset_used,
     )
+    if target.id == account.plan_id and not (reset_used and account.token_used):
+        # Nothing would change but the version: write nothing, so a client calling this
+        # in a loop costs reads only.
+        return Decision(None, PlanChange("plan confirmed", Usage.of(account)))
     change = change_plan(
         account, target, catalog, now, reset_used=reset_used, actor=principal.subject
     )
@@ -79,6 +82,7 @@ def decide_debit(
     change = debit(account, amount, now, idempotency_key=idempotency_key, actor=actor)
     receipt = DebitReceipt(
         subject=account.subject,
+        caller=actor,
         idempotency_key=idempotency_key,
         amount=amount,
         at=now,

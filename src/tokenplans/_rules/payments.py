@@ -3,8 +3,8 @@
 A confirmed payment is decided against the account *as it is when the payment is
 confirmed* (not when the order was made):
 
-- the paid plan ranks above the current one: an upgrade with carry-over (rule 5);
-- it is the current plan: a paid renewal (rule 10);
+- the paid plan ranks above the current one: an upgrade with carry-over;
+- it is the current plan: a paid renewal;
 - it ranks below the current one (an admin moved the account up while the customer was
   paying): the account is not downgraded; the paid plan's tokens are credited to the
   current period instead (a ``granted`` entry carrying the payment id), so the customer
@@ -14,19 +14,23 @@ confirmed* (not when the order was made):
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 import attrs
 
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.errors import PaymentError
+from tokenplans._values.errors import PaymentError, TooManyOrdersError
 from tokenplans._values.ledger import Change
+from tokenplans._values.limits import MAX_OPEN_ORDERS, ORDER_REUSE_WINDOW
 from tokenplans._values.payments import HandledEvent, Payment, PaymentOutcome, PaymentStatus
 from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans._values.records import Record
 
 from .decisions import Decision
 from .quota import change_plan, grant, renew
+
+_SECOND = timedelta(seconds=1)
 
 
 def check_purchase(plan: Plan, account: Account, catalog: PlanCatalog) -> None:
@@ -39,6 +43,32 @@ def check_purchase(plan: Plan, account: Account, catalog: PlanCatalog) -> None:
         raise PaymentError("lower_plan", f"{plan.id} ranks below the current plan {current.id}")
     if current == plan and not plan.has_term:
         raise PaymentError("no_term", f"{plan.id} has no term to renew")
+
+
+def open_order_for(plan: Plan, recent: Iterable[Payment], now: datetime) -> Payment | None:
+    """The subject's open order (not paid, younger than :data:`ORDER_REUSE_WINDOW`) for
+    ``plan`` at its current price, to hand back instead of a new one; ``None`` when a new
+    order may be made. ``recent`` are the subject's newest payments. Raises
+    :class:`TooManyOrdersError` when :data:`MAX_OPEN_ORDERS` are open already, so no
+    client can make the gateway create orders without end. (A failed payment leaves its
+    order open: the gateway takes another attempt.)"""
+    still_open = [
+        payment
+        for payment in recent
+        if payment.status is not PaymentStatus.PAID
+        and now - payment.created_at < ORDER_REUSE_WINDOW
+    ]
+    for payment in still_open:
+        if (payment.plan_id, payment.amount, payment.currency) == (
+            plan.id,
+            plan.price,
+            plan.currency,
+        ):
+            return payment
+    if len(still_open) >= MAX_OPEN_ORDERS:
+        frees_at = min(payment.created_at for payment in still_open) + ORDER_REUSE_WINDOW
+        raise TooManyOrdersError(MAX_OPEN_ORDERS, max(1, -(-(frees_at - now) // _SECOND)))
+    return None
 
 
 def apply_payment(

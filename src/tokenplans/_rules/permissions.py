@@ -1,4 +1,5 @@
-"""Who may do what, as plain checks that raise :class:`PermissionDeniedError`.
+"""Who may do what (README, "How quotas work"), as plain checks that raise
+:class:`PermissionDeniedError`.
 
 Every use case calls one of these before touching an account, so an adapter that
 authenticates a principal needs no rules of its own.
@@ -33,18 +34,24 @@ def check_can_change_plan(
     *,
     current: Plan,
     target: Plan,
-    default: Plan,
     reset_used: bool,
 ) -> None:
-    """A user may move its own account to an equal or lower tier, or to the default plan;
-    an upgrade to a paid plan needs a payment (see :mod:`tokenplans._rules.payments`) or an admin,
-    and ``reset_used`` is an admin's tool, else anyone could wipe their own usage."""
+    """A user may move its own account to its current plan or a lower one. Any upgrade,
+    to a paid plan or a free one such as a trial, needs a confirmed payment (see
+    :mod:`tokenplans._rules.payments`) or an admin: an upgrade wipes usage and carries the
+    remainder over, so a free self-service upgrade would be an endless token tap. And
+    ``reset_used`` is an admin's tool, else anyone could wipe their own usage."""
     check_can_read(principal, subject)
     if principal.is_admin:
         return
     if reset_used:
         raise PermissionDeniedError("admin_only", "only an admin may reset used tokens")
-    if target.rank > current.rank and target != default and not target.is_free:
+    if target.rank <= current.rank:
+        return
+    if target.is_free:
         raise PermissionDeniedError(
-            "payment_required", f"upgrading to {target.id} needs a confirmed payment"
+            "admin_only", f"moving up to {target.id} is an upgrade: only an admin may assign it"
         )
+    raise PermissionDeniedError(
+        "payment_required", f"upgrading to {target.id} needs a confirmed payment"
+    )

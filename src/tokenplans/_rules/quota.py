@@ -1,5 +1,7 @@
 """The quota rules, as pure functions from a snapshot to a :class:`Change`.
 
+README, "How quotas work", states them for users; each function here is one of them.
+
 Nothing here reads a clock or a store: ``now`` and the catalog are arguments, so every
 rule can be checked by example and by property, and storage never re-implements one.
 """
@@ -11,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from tokenplans._values.accounts import Account
+from tokenplans._values.accounts import Account, utc_text
 from tokenplans._values.errors import InsufficientTokensError, InvalidRequestError
 from tokenplans._values.ledger import Change, EntryKind, LedgerEntry
 from tokenplans._values.plans import Plan, PlanCatalog
@@ -68,7 +70,7 @@ def record(
 def open_account(
     subject: str, catalog: PlanCatalog, now: datetime, *, actor: str | None = None
 ) -> Change:
-    """Rule 1: a fresh account on the default plan for the calendar month of ``now``."""
+    """Opening: a fresh account on the default plan for the calendar month of ``now``."""
     plan = catalog.default_plan
     start = month_start(now)
     nothing = Account(
@@ -92,10 +94,10 @@ def open_account(
 
 
 def roll_forward(account: Account, catalog: PlanCatalog, now: datetime) -> Change:
-    """Rules 2-4: apply every period reset and term expiry due by ``now``, each at its own
-    boundary instant, so an account idle for ten years ends where one touched at every
-    boundary would. A run of idle calendar months is one reset entry: the resets after
-    the first would change nothing but the period."""
+    """Periods, expiry and lazy time: apply every period reset and term expiry due by
+    ``now``, each at its own boundary instant, so an account idle for ten years ends
+    where one touched at every boundary would. A run of idle calendar months is one
+    reset entry: the resets after the first would change nothing but the period."""
     change = Change(account)
     while True:
         current = change.account
@@ -158,11 +160,13 @@ def change_plan(
     actor: str | None = None,
     payment_id: str | None = None,
 ) -> Change:
-    """Rules 5-7: upgrade with carry-over, confirm the same plan, or downgrade.
+    """Upgrade with carry-over, confirm the same plan, or downgrade (README, "How quotas
+    work"). A downgrade sets the quota to the target's tokens, or keeps it if that is
+    less.
 
     Open holds survive every plan change. An upgrade carries over what remains and what is
     held (still held), so settling a hold afterwards ends where settling it before would.
-    The message is the reference's, on the entry (``change.entries[-1].message``).
+    The message is on the entry (``change.entries[-1].message``).
     """
     current = _plan_or_default(catalog, account.plan_id)
     why: dict[str, Any] = {"actor": actor, "payment_id": payment_id}
@@ -201,7 +205,9 @@ def change_plan(
         now,
         message=f"downgraded to {target.id}",
         plan_id=target.id,
-        token_quota=target.tokens,
+        # Never more than the account had: a lower tier with more tokens (a paid plan
+        # below an assigned trial) must not be a way to its tokens without paying.
+        token_quota=min(target.tokens, account.token_quota),
         token_used=used,
         **term,
         **why,
@@ -224,7 +230,7 @@ def debit(
     idempotency_key: str | None = None,
     actor: str | None = None,
 ) -> Change:
-    """Rule 8: consume ``amount`` tokens (checked by the caller, see
+    """Debit: consume ``amount`` tokens (checked by the caller, see
     :func:`~tokenplans._values.limits.check_amount`), or :class:`InsufficientTokensError`
     (no change)."""
     if amount > account.remaining:
@@ -242,7 +248,7 @@ def debit(
 
 
 def grant(account: Account, amount: int, now: datetime, *, actor: str | None = None) -> Change:
-    """Rule 9: add ``amount`` tokens (checked by the caller) to this period's quota; they
+    """Grant: add ``amount`` tokens (checked by the caller) to this period's quota; they
     lapse with the period."""
     return record(
         account,
@@ -263,7 +269,7 @@ def renew(
     payment_id: str | None = None,
     actor: str | None = None,
 ) -> Change:
-    """Rule 10: a paid renewal of the plan the account is on: the term grows by the plan's
+    """Paid renewal of the plan the account is on: the term grows by the plan's
     ``duration_days`` from its current end (or from now, if it had none) and the quota
     by the plan's tokens."""
     if plan.id != account.plan_id or plan.duration_days is None:
@@ -277,7 +283,7 @@ def renew(
         account,
         EntryKind.RENEWED,
         now,
-        message=f"renewed {plan.id} until {end.isoformat()}",
+        message=f"renewed {plan.id} until {utc_text(end)}",
         payment_id=payment_id,
         actor=actor,
         token_quota=account.token_quota + plan.tokens,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 import attrs
 
 from tokenplans._ports import AccountStore, Clock, PaymentGateway, PaymentStore
-from tokenplans._rules.payments import check_purchase, decide_confirmation
+from tokenplans._rules.payments import check_purchase, decide_confirmation, open_order_for
 from tokenplans._rules.permissions import check_can_read
 from tokenplans._values.errors import PaymentError, PaymentNotFoundError, WriteConflictError
 from tokenplans._values.limits import check_subject
@@ -35,9 +35,12 @@ from tokenplans._values.payments import (
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
 
+from .call_shape import subject_by_keyword
 from .loop import AccountUpdater
 
 _MAX_FAILURE_ATTEMPTS = 20
+#: How many of a subject's newest payments are searched for its open orders.
+_RECENT_PAYMENTS = 100
 
 
 def new_payment_id() -> str:
@@ -79,14 +82,22 @@ class PaymentService:
 
         Only a paid plan ranking at or above the account's current one may be bought (the
         same plan is a renewal, so it needs a term to extend). The amount and currency
-        come from the catalog. The gateway is called *before* anything is stored, with our
-        payment id: if it fails no record exists, and if storing fails afterwards the
-        gateway holds an order nobody was given, which no one can pay.
+        come from the catalog. An open order for the same plan and price is handed back
+        instead (``reused=True``), and a subject may hold at most ``MAX_OPEN_ORDERS`` open
+        orders (:class:`TooManyOrdersError`). The gateway is called *before* anything is
+        stored, with our payment id: if it fails no record exists, and if storing fails
+        afterwards the gateway holds an order nobody was given, which no one can pay.
         """
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
         plan = self.catalog.get(plan_id)
         check_purchase(plan, self._accounts.account(subject), self.catalog)
+        recent = self._payments.payments_of(check_subject(subject), limit=_RECENT_PAYMENTS)
+        now = self._accounts.now()
+        reusable = open_order_for(plan, recent, now)
+        if reusable is not None:
+            started = self.gateway.resume_checkout(order_id=reusable.order_id)
+            return Checkout(reusable, dict(started.public), plan.name, reused=True)
         payment_id = self._new_id()
         started = self.gateway.start_checkout(
             payment_id=payment_id,
@@ -95,7 +106,6 @@ class PaymentService:
             amount=plan.price,
             currency=plan.currency,
         )
-        now = self._accounts.now()
         payment = Payment(
             id=payment_id,
             subject=subject,
@@ -110,7 +120,8 @@ class PaymentService:
         self._payments.add_payment(payment)
         return Checkout(payment=payment, public=dict(started.public), plan_name=plan.name)
 
-    def payments(self, principal: Principal, subject: str | None = None) -> Sequence[Payment]:
+    @subject_by_keyword("payments(principal, subject=...)")
+    def payments(self, principal: Principal, *, subject: str | None = None) -> Sequence[Payment]:
         """The subject's payments, newest first: a user's own, or any subject's for an
         admin."""
         subject = principal.subject if subject is None else subject

@@ -1,4 +1,4 @@
-"""The account snapshot and what a caller reads of it."""
+"""The account snapshot and what a caller reads of it (README, "How quotas work")."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def utc_text(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as every time tokenplans writes reads:
+    ``2026-02-14T12:00:00Z``."""
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
 @attrs.frozen
 class Account:
     """One subject's quota state at ``version`` (the number of ledger entries behind it).
@@ -59,7 +65,7 @@ class Account:
 
 @attrs.frozen
 class Usage:
-    """The reference's usage response, plus the period, for one subject."""
+    """What ``GET /api/tokens/usage`` answers, plus the period, for one subject."""
 
     subject: str
     plan: str

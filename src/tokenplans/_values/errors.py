@@ -104,6 +104,20 @@ class PaymentNotFoundError(PaymentError):
         self.order_id = order_id
 
 
+class TooManyOrdersError(PaymentError):
+    """The subject already has the most open (unpaid, recent) orders allowed; one becomes
+    free in ``retry_after_seconds``."""
+
+    def __init__(self, limit: int, retry_after_seconds: int) -> None:
+        super().__init__(
+            "too_many_open_orders",
+            f"{limit} orders are already open: pay one of them, or retry in "
+            f"{retry_after_seconds} s",
+        )
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+
+
 class GatewayError(TokenplansError):
     """The payment provider could not be reached, or refused the request."""
 

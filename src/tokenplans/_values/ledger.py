@@ -78,9 +78,15 @@ class Change:
 
 @attrs.frozen
 class DebitReceipt:
-    """The remembered result of a successful debit, returned again on an idempotent retry."""
+    """The remembered result of a successful debit, returned again on an idempotent retry.
+
+    ``caller`` is the subject of the principal who asked (the account's own user, or an
+    admin or back end acting for it): a key is remembered per subject *and* caller, so a
+    user cannot pre-claim a key its back end will use. ``usage`` is the snapshot after the
+    debit's ledger entry (at ``version``): stores keep the version, not a copy."""
 
     subject: str
+    caller: str
     idempotency_key: str | None
     amount: int
     at: datetime

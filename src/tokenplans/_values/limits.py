@@ -3,6 +3,8 @@ columns and API schemas are sized from them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from .errors import InvalidRequestError
 
 #: The largest single debit or grant: far above any real model call, far below overflow
@@ -27,6 +29,12 @@ MAX_OPEN_HOLDS = 1000
 MAX_PAGE_SIZE = 200
 #: A history cursor is a ledger version, which fits a signed 64-bit column.
 MAX_CURSOR_DIGITS = 18
+#: An unpaid order stays open this long: asked for the same plan again meanwhile, the
+#: subject is given the same order back instead of a new one at the gateway.
+ORDER_REUSE_WINDOW = timedelta(hours=1)
+#: At most this many open orders per subject (for different plans, or made by racing
+#: requests); beyond, :class:`TooManyOrdersError` until the oldest one leaves the window.
+MAX_OPEN_ORDERS = 5
 
 
 def check_amount(amount: object) -> int:

@@ -62,6 +62,8 @@ class Checkout:
     payment: Payment
     public: Mapping[str, str]
     plan_name: str
+    #: True when an open order for the same plan was handed back instead of a new one.
+    reused: bool = False
 
     @property
     def order_id(self) -> str:

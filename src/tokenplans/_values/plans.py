@@ -1,4 +1,4 @@
-"""Plans and the validated catalog they live in."""
+"""Plans and the validated catalog they live in (README, "How quotas work")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import attrs
 
 from .errors import CatalogError, UnknownPlanError
 
-#: The reference's ``PLAN_CONFIGS``, kept so its frontend and its numbers keep working.
+#: The default catalog in the ``PLAN_CONFIGS`` shape of the FastAPI app tokenplans grew
+#: from, kept so that app's frontend and its numbers keep working.
 REFERENCE_PLAN_CONFIGS: Mapping[str, Mapping[str, Any]] = {
     "basic": {"id": "basic", "name": "Basic", "price": 0, "tokens": 1000, "duration_days": None},
     "standard": {
@@ -92,7 +93,8 @@ class Plan:
 
 @attrs.frozen
 class PlanCatalog:
-    """The plans on offer, ordered by rank, with exactly one default (free, no term) plan.
+    """The plans on offer, ordered by rank, with exactly one default (free, no term) plan,
+    which ranks lowest. Other free plans (a trial, with a term) may rank anywhere above it.
 
     Build one with :meth:`from_mapping`, :meth:`from_file` or :meth:`default`; each
     validates, so an invalid catalog cannot exist and fails at start-up.
@@ -114,15 +116,23 @@ class PlanCatalog:
                 "a catalog needs exactly one default plan (price 0, no duration_days); "
                 f"found {len(defaults)}: {defaults}"
             )
+        below = [plan.id for plan in self.plans if plan.rank < self.default_plan.rank]
+        if below:
+            # A plan below the default would let a user step down to it and "upgrade"
+            # back to the default with its usage wiped, as often as it liked.
+            raise CatalogError(
+                f"plan {self.default_plan.id!r} is the default plan and must rank lowest "
+                f"(come first), but {below} come before it"
+            )
 
     @classmethod
     def default(cls) -> PlanCatalog:
-        """The reference's catalog: basic, standard, premium."""
+        """The default catalog: basic, standard, premium."""
         return cls.from_mapping(REFERENCE_PLAN_CONFIGS)
 
     @classmethod
     def from_mapping(cls, configs: Mapping[str, Any]) -> PlanCatalog:
-        """Load the reference's ``PLAN_CONFIGS`` shape: ``{plan_id: {field: value}}``.
+        """Load the ``PLAN_CONFIGS`` shape: ``{plan_id: {field: value}}``.
 
         Order is rank: the first plan is the lowest tier. ``{"plans": [...]}`` (a list of
         plan tables, the natural TOML shape) is accepted too.

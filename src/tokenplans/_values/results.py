@@ -12,7 +12,8 @@ from .ledger import LedgerEntry
 
 @attrs.frozen
 class PlanChange:
-    """The result of set-plan: the reference's message and the usage after."""
+    """The result of set-plan: its message ("upgraded to premium with carry-over", "plan
+    confirmed", "downgraded to basic") and the usage after."""
 
     message: str
     usage: Usage

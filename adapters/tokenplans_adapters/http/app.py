@@ -1,0 +1,155 @@
+"""``create_app``: the tokenplans ASGI app, built the way Starlette apps are built.
+
+Declarative ``routes``, ``middleware`` and ``exception_handlers``; the wired service and
+identity come in as arguments (the composition root builds them), so tests build the
+same app with in-memory parts. The routes come from the resource modules in
+:mod:`.resources`, each a :class:`~.routing.Resource` (its operations with their OpenAPI
+fragments, and its schemas): serving a new resource is one more entry in
+:data:`RESOURCES`. Nothing here opens anything; the lifespan only runs the closers the
+composition root hands over (``on_shutdown``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.routing import BaseRoute
+
+from tokenplans import IdentityProvider, PaymentService, TokenService
+
+from . import openapi
+from .auth import BearerBackend
+from .errors import EXCEPTION_HANDLERS, CauseLog, logger
+from .middleware import (
+    REQUEST_ID_HEADER,
+    BodyLimitMiddleware,
+    JsonCORSMiddleware,
+    RequestIdMiddleware,
+)
+from .resources import admin, documents, meta, tokens
+from .resources import payments as payment_resource
+from .routing import Resource
+from .state import ApiState
+
+#: The settings' defaults (the composition root's configuration reads them from here).
+DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://localhost:3000")
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_BODY_TIMEOUT_SECONDS = 30
+_PROBE_SUBJECT = "tokenplans:readiness-probe"
+
+#: The API's resources, always served, in the order the document lists them.
+RESOURCES: Sequence[Resource] = (
+    meta.RESOURCE,
+    tokens.RESOURCE,
+    admin.RESOURCE,
+    documents.RESOURCE,
+)
+
+
+def create_app(
+    service: TokenService,
+    identity: IdentityProvider,
+    *,
+    cors_origins: Sequence[str] = DEFAULT_CORS_ORIGINS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
+    readiness: Callable[[], str | None] | None = None,
+    base_url: str = "",
+    title: str = "tokenplans",
+    extra_routes: Sequence[BaseRoute] = (),
+    extra_openapi_paths: Mapping[str, Any] = {},
+    payments: PaymentService | None = None,
+    on_shutdown: Sequence[Callable[[], object]] = (),
+) -> Starlette:
+    """The tokenplans HTTP API over ``service``, authenticating with ``identity``.
+
+    ``readiness`` returns ``None`` when the service can serve, or the reason it cannot
+    (a missing or outdated schema: answered as a 503 naming it), and raises
+    :class:`tokenplans.StorageUnavailableError` when the database is down (the
+    composition root passes the SQL store's ``check_ready``); without it the readiness
+    route reads one account through the store. ``base_url`` is what ``GET /``
+    reports (default: derived from the request). ``extra_routes`` and
+    ``extra_openapi_paths`` let an extension add its endpoints and their documentation;
+    they share the middleware, authentication and error handling. ``payments`` adds the
+    payment endpoints of :mod:`.resources.payments` (without it, none exist).
+    A request body larger than ``max_body_bytes`` is a 413; one not received in full
+    within ``body_timeout_seconds`` of the request's start is a 408. ``on_shutdown``
+    runs, in order, when the app's lifespan ends (the composition root closes its engine
+    and clients so); a mounted app receives no lifespan, so its host closes them.
+    """
+    if max_body_bytes < 0:
+        raise ValueError(f"max_body_bytes must be >= 0, got {max_body_bytes}")
+    if not body_timeout_seconds > 0:
+        raise ValueError(f"body_timeout_seconds must be > 0, got {body_timeout_seconds}")
+    served = list(RESOURCES)
+    routes: list[BaseRoute] = [route for resource in served for route in resource.all_routes()]
+    routes += extra_routes
+    if payments is not None:
+        served.append(payment_resource.RESOURCE)
+        routes += payment_resource.RESOURCE.all_routes()
+    document = openapi.document(
+        service.catalog, served, title=title, extra_paths=extra_openapi_paths
+    )
+    middleware = [
+        # Outermost, so that errors and 413s carry CORS headers a browser can read.
+        Middleware(
+            JsonCORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=[REQUEST_ID_HEADER],
+        ),
+        Middleware(RequestIdMiddleware),
+        Middleware(
+            BodyLimitMiddleware, max_bytes=max_body_bytes, timeout_seconds=body_timeout_seconds
+        ),
+        Middleware(AuthenticationMiddleware, backend=BearerBackend(identity)),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=_closing(on_shutdown),
+    )
+    # Every 503 logs its cause through this, at most once per cause per 10 s.
+    app.state.unavailable_log = CauseLog(logger)
+    app.state.tokenplans = ApiState(
+        service=service,
+        readiness=readiness or _store_probe(service),
+        title=title,
+        base_url=base_url,
+        openapi=document,
+        payments=payments,
+    )
+    return app
+
+
+def _closing(
+    closers: Sequence[Callable[[], object]],
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A lifespan that opens nothing and calls ``closers`` when it ends."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for close in closers:
+                close()
+
+    return lifespan
+
+
+def _store_probe(service: TokenService) -> Callable[[], None]:
+    """Readiness for a store that has no probe of its own: one read through it."""
+
+    def probe() -> None:
+        service.store.load(_PROBE_SUBJECT)
+
+    return probe

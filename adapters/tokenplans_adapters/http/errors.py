@@ -1,0 +1,282 @@
+"""Every failure the HTTP API answers, mapped to a status and a JSON body in one place.
+
+The body is always ``{"error": "<short reason>"}`` plus the facts a client needs (the
+remaining balance, the refusal's reason code, a request id). Endpoints simply let core
+errors propagate; :data:`EXCEPTION_HANDLERS` turns them into responses, so the mapping
+below is the whole contract (it is also what the README's error table lists).
+:func:`install_error_handlers` gives a host app the same answers for the core's errors
+raised in its own routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+import tokenplans
+
+logger = logging.getLogger("tokenplans_adapters.http")
+
+#: The header a 401 carries (RFC 6750); the same for every cause, so a client cannot
+#: tell an expired token from a forged one.
+WWW_AUTHENTICATE = {"WWW-Authenticate": "Bearer"}
+UNAUTHORIZED = "unauthorized"
+
+
+class BodyTooLargeError(Exception):
+    """A request body grew past the app's ``max_body_bytes`` while it was read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes")
+        self.limit = limit
+
+
+class CauseLog:
+    """Logs each cause of a 503 at most once per ``interval`` seconds.
+
+    A database outage under load fails every request; one line per request would drown
+    the log (and the disk) while saying nothing new. The first occurrence of a cause is
+    logged at once; repeats within the interval are counted, and the count is reported
+    with the next line for that cause.
+    """
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        *,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[float, int]] = {}  # cause -> (logged at, suppressed)
+
+    def log_once(
+        self, level: int, cause: str, message: str, *args: object, exc_info: bool = False
+    ) -> bool:
+        """Log ``message % args`` unless ``cause`` was logged less than ``interval`` ago;
+        says whether it logged."""
+        now = self.clock()
+        with self._lock:
+            logged_at, suppressed = self._last.get(cause, (None, 0))
+            if logged_at is not None and now - logged_at < self.interval:
+                self._last[cause] = (logged_at, suppressed + 1)
+                return False
+            self._last[cause] = (now, 0)
+        if suppressed:
+            message += " (%d more like it in the last %.0f s)"
+            args = (*args, suppressed, now - logged_at if logged_at is not None else 0.0)
+        self.log.log(level, message, *args, exc_info=exc_info)
+        return True
+
+
+#: For an app that brought no log of its own (``create_app`` gives each app one).
+_DEFAULT_UNAVAILABLE_LOG = CauseLog(logger)
+
+
+def unavailable_log(request: Request) -> CauseLog:
+    """The app's log of 503 causes (``app.state.unavailable_log``)."""
+    log = getattr(request.app.state, "unavailable_log", None)
+    return log if isinstance(log, CauseLog) else _DEFAULT_UNAVAILABLE_LOG
+
+
+def log_unavailable(request: Request, cause: str, detail: str, *, exc_info: bool = False) -> None:
+    """Log why ``request`` gets a 503, rate-limited per ``cause``: at WARNING, or at ERROR
+    with the traceback for an unexpected failure (``exc_info``)."""
+    unavailable_log(request).log_once(
+        logging.ERROR if exc_info else logging.WARNING,
+        cause,
+        "503 on %s %s (request id %s): %s",
+        request.method,
+        request.url.path,
+        request.scope.get("state", {}).get("request_id"),
+        detail,
+        exc_info=exc_info,
+    )
+
+
+def log_unavailable_error(request: Request, exc: BaseException) -> None:
+    """:func:`log_unavailable` for an exception: its class is the cause."""
+    name = type(exc).__name__
+    log_unavailable(request, name, f"{name}: {exc}")
+
+
+class BodyTimeoutError(Exception):
+    """A request body did not arrive in full within the app's ``body_timeout_seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"request body not received within {seconds:g} s")
+        self.seconds = seconds
+
+
+class UnsupportedMediaTypeError(Exception):
+    """A request body declared a ``Content-Type`` that is not JSON."""
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"request body must be JSON, not {content_type!r}")
+        self.content_type = content_type
+
+
+def json_error(
+    status_code: int, error: str, /, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """The one shape of every error response."""
+    return JSONResponse({"error": error, **extra}, status_code=status_code, headers=headers)
+
+
+def _unauthorized(_request: Request, _exc: Exception) -> Response:
+    return json_error(401, UNAUTHORIZED, headers=WWW_AUTHENTICATE)
+
+
+def _forbidden(_request: Request, exc: tokenplans.PermissionDeniedError) -> Response:
+    return json_error(403, "forbidden", reason=exc.reason, message=str(exc))
+
+
+def _unknown_plan(_request: Request, exc: tokenplans.UnknownPlanError) -> Response:
+    return json_error(400, "invalid plan", plan=exc.plan_id)
+
+
+def _insufficient(_request: Request, exc: tokenplans.InsufficientTokensError) -> Response:
+    return json_error(402, "insufficient tokens", remaining=exc.remaining, requested=exc.requested)
+
+
+def _idempotency_conflict(_request: Request, exc: tokenplans.IdempotencyConflictError) -> Response:
+    return json_error(
+        409,
+        "idempotency conflict",
+        idempotency_key=exc.key,
+        first_amount=exc.first_amount,
+        message=str(exc),
+    )
+
+
+def _invalid_request(_request: Request, exc: Exception) -> Response:
+    return json_error(422, "invalid request", message=str(exc))
+
+
+def _storage_unavailable(request: Request, exc: Exception) -> Response:
+    # The driver's message may name hosts and users: log it, do not echo it.
+    log_unavailable_error(request, exc)
+    return json_error(503, "database unavailable", headers={"Retry-After": "1"})
+
+
+def _account_busy(request: Request, exc: Exception) -> Response:
+    log_unavailable_error(request, exc)
+    return json_error(503, "account busy", message=str(exc), headers={"Retry-After": "1"})
+
+
+def _payment_refused(_request: Request, exc: tokenplans.PaymentError) -> Response:
+    return json_error(400, "payment refused", reason=exc.reason, message=str(exc))
+
+
+def _too_many_orders(_request: Request, exc: tokenplans.TooManyOrdersError) -> Response:
+    return json_error(
+        429,
+        "too many open orders",
+        reason=exc.reason,
+        message=str(exc),
+        headers={"Retry-After": str(exc.retry_after_seconds)},
+    )
+
+
+def _payment_not_found(_request: Request, exc: tokenplans.PaymentNotFoundError) -> Response:
+    return json_error(404, "payment not found", order_id=exc.order_id)
+
+
+def _gateway(request: Request, exc: Exception) -> Response:
+    # The provider's own message may carry account details: log it, do not echo it.
+    logger.warning(
+        "payment gateway error on %s %s (request id %s): %s",
+        request.method,
+        request.url.path,
+        request.scope.get("state", {}).get("request_id"),
+        exc,
+    )
+    return json_error(502, "payment gateway unavailable")
+
+
+def _too_large(_request: Request, exc: BodyTooLargeError) -> Response:
+    return json_error(413, "request body too large", max_bytes=exc.limit)
+
+
+def _too_slow(_request: Request, exc: BodyTimeoutError) -> Response:
+    # The rest of the body may still be on its way: the connection cannot be reused.
+    return json_error(408, "request timeout", message=str(exc), headers={"Connection": "close"})
+
+
+def _unsupported_media_type(_request: Request, exc: UnsupportedMediaTypeError) -> Response:
+    return json_error(415, "unsupported media type", message=str(exc))
+
+
+_HTTP_REASONS = {404: "not found", 405: "method not allowed"}
+
+
+def _http(_request: Request, exc: HTTPException) -> Response:
+    """Starlette's own refusals (unknown route, wrong method), in our shape."""
+    reason = _HTTP_REASONS.get(exc.status_code, str(exc.detail).lower())
+    return json_error(exc.status_code, reason, headers=exc.headers)
+
+
+Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
+
+
+def _handles(handler: Callable[[Request, Any], Response]) -> Handler:
+    # Each handler names the exception class it is registered for; Starlette's type for
+    # the table is the general one, so widen it here rather than in every handler.
+    return cast(Handler, handler)
+
+
+#: Exception class -> handler. Starlette picks the most specific class in the MRO, so
+#: ``AccountBusyError`` (a ``StorageUnavailableError``) and ``PaymentNotFoundError`` (a
+#: ``PaymentError``) get their own answers.
+EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
+    tokenplans.AuthenticationError: _handles(_unauthorized),
+    tokenplans.PermissionDeniedError: _handles(_forbidden),
+    tokenplans.UnknownPlanError: _handles(_unknown_plan),
+    tokenplans.InsufficientTokensError: _handles(_insufficient),
+    tokenplans.IdempotencyConflictError: _handles(_idempotency_conflict),
+    tokenplans.InvalidRequestError: _handles(_invalid_request),
+    tokenplans.StorageUnavailableError: _handles(_storage_unavailable),
+    tokenplans.AccountBusyError: _handles(_account_busy),
+    tokenplans.PaymentError: _handles(_payment_refused),
+    tokenplans.PaymentNotFoundError: _handles(_payment_not_found),
+    tokenplans.TooManyOrdersError: _handles(_too_many_orders),
+    tokenplans.GatewayError: _handles(_gateway),
+    BodyTooLargeError: _handles(_too_large),
+    BodyTimeoutError: _handles(_too_slow),
+    UnsupportedMediaTypeError: _handles(_unsupported_media_type),
+    HTTPException: _handles(_http),
+}
+
+
+#: The handlers of the core's own errors (every :class:`tokenplans.TokenplansError`):
+#: what a host app installs. Not the body, route and method refusals, which are the
+#: host's own business (a FastAPI host keeps its ``{"detail": ...}`` 404s and 422s).
+CORE_ERROR_HANDLERS: Mapping[Any, Handler] = {
+    error: handler
+    for error, handler in EXCEPTION_HANDLERS.items()
+    if issubclass(error, tokenplans.TokenplansError)
+}
+
+
+def install_error_handlers(app: Starlette) -> None:
+    """Answer the core's errors raised in ``app``'s own routes (a host Starlette or
+    FastAPI app) with exactly the JSON of tokenplans' routes: an
+    :class:`~tokenplans.InsufficientTokensError` is the 402 with ``remaining`` and
+    ``requested``, a :class:`~tokenplans.StorageUnavailableError` the 503 with
+    ``Retry-After``, and so on (the README's error table). Call it before the app
+    starts; handlers the app already has for other exceptions stay."""
+    for error, handler in CORE_ERROR_HANDLERS.items():
+        app.add_exception_handler(error, handler)
+    if not isinstance(getattr(app.state, "unavailable_log", None), CauseLog):
+        app.state.unavailable_log = CauseLog(logger)

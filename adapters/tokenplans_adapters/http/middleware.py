@@ -1,0 +1,135 @@
+"""Small pure-ASGI middlewares: request ids with a last-resort JSON 500, body limits (size
+and read time), and Starlette's CORS with JSON preflight answers.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so they add no task or buffering per request and
+keep working when the app is mounted inside a host application.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from http import HTTPStatus
+
+import anyio
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import BodyTimeoutError, BodyTooLargeError, json_error
+
+logger = logging.getLogger("tokenplans_adapters.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the caller's ``X-Request-ID`` if it looks sane), echoes
+    it on the response, and turns any exception that escapes the app into a JSON 500
+    carrying that id, logged with its traceback; the traceback never reaches the client."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception(
+                "unhandled error in %s %s (request id %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+            if started:  # too late for a clean answer: let the server drop the connection
+                raise
+            response = json_error(
+                500,
+                "internal error",
+                request_id=request_id,
+                headers={REQUEST_ID_HEADER: request_id},
+            )
+            await response(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``max_bytes``: at once when ``Content-Length`` says so,
+    and while streaming otherwise (chunked uploads or a lying header), by raising
+    :class:`BodyTooLargeError` from ``receive`` so the app's handler answers 413.
+
+    A body that has not arrived in full ``timeout_seconds`` after the request started
+    raises :class:`BodyTimeoutError` (408) the same way, so a client trickling or
+    stalling its body cannot hold a connection and a handler for ever. The deadline
+    covers the whole body, not each chunk: one byte every few seconds does not reset it.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_seconds: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdecimal() and int(declared) > self.max_bytes:
+            response = json_error(413, "request body too large", max_bytes=self.max_bytes)
+            await response(scope, receive, send)
+            return
+        deadline = anyio.current_time() + self.timeout_seconds
+        received = 0
+        complete = False
+
+        async def receive_limited() -> Message:
+            nonlocal received, complete
+            if complete:  # after the body, only a disconnect can come: no deadline
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()):
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_bytes:
+                        raise BodyTooLargeError(self.max_bytes)
+                complete = message["type"] != "http.request" or not message.get("more_body")
+                return message
+            raise BodyTimeoutError(self.timeout_seconds)
+
+        await self.app(scope, receive_limited, send)
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling, with its preflight answers (``OK`` and ``Disallowed
+    CORS origin``, as text) in the API's JSON shape, so every response is JSON."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        plain = super().preflight_response(request_headers)
+        headers = {
+            name: value
+            for name, value in plain.headers.items()
+            if name not in ("content-type", "content-length")
+        }
+        if plain.status_code < HTTPStatus.BAD_REQUEST:
+            return JSONResponse({"status": "ok"}, headers=headers)
+        reason = bytes(plain.body).decode()
+        return json_error(
+            plain.status_code, "cors preflight refused", message=reason, headers=headers
+        )

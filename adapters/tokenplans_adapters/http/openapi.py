@@ -1,0 +1,186 @@
+"""The OpenAPI 3.1 document builder and the components every resource shares.
+
+Written by hand rather than generated: the endpoints validate by hand too, and a
+document that is data is easy to read, to diff and to extend. Each resource module in
+:mod:`.resources` pairs its routes with their fragments and brings its own schemas
+(:class:`~.routing.Resource`), so a route without a description cannot be added by
+accident; this module only assembles them, with the shared error answers (:func:`errors`),
+the ``Error`` schemas they refer to and the bearer scheme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+from tokenplans import ADMIN_SCOPE, MAX_AMOUNT, PlanCatalog
+
+from .routing import Resource
+
+JSON = "application/json"
+#: What a secured operation names in ``security``: the one bearer scheme below.
+SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
+TIME = {"type": "string", "format": "date-time"}
+COUNT = {"type": "integer", "minimum": 0}
+#: A debit's or grant's amount, as the core bounds it.
+AMOUNT = {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [dict(schema), {"type": "null"}]}
+
+
+def body(schema: str, description: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "description": description,
+        "content": {JSON: {"schema": ref(schema)}},
+    }
+
+
+def response(description: str, schema: str = "Error") -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": ref(schema)}}}
+
+
+def refusal(error: str, reasons: str) -> dict[str, Any]:
+    """The schema of an error answer whose ``reason`` says which refusal it is."""
+    return {
+        "type": "object",
+        "required": ["error", "reason"],
+        "properties": {
+            "error": {"const": error},
+            "reason": {"type": "string", "description": reasons},
+            "message": {"type": "string"},
+        },
+    }
+
+
+#: The error answers every operation may give, by the situations that cause them.
+ERRORS: Mapping[str, dict[str, Any]] = {
+    "400": response("Unknown plan id (`invalid plan`)."),
+    "401": {
+        **response("Missing, non-Bearer, malformed, expired or badly signed token."),
+        "headers": {
+            "WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}
+        },
+    },
+    "402": response("Not enough tokens remain; nothing was debited.", "InsufficientTokens"),
+    "403": response("The caller may not do this; `reason` says why.", "Forbidden"),
+    "404": response("No such route."),
+    "405": response("The route does not take this method."),
+    "408": response("The request body did not arrive in full within the configured time."),
+    "409": response("The idempotency key was first used for a different amount."),
+    "413": response("The request body is larger than the configured limit."),
+    "415": response("The request's `Content-Type` is present and not JSON."),
+    "422": response(
+        "Malformed or too deeply nested JSON, a number too long, a wrong field type, "
+        "an unknown field or a bad value."
+    ),
+    "500": response("Unexpected error; `request_id` identifies it in the server log."),
+    "503": response("The database is unavailable or the account is too contended; retry."),
+}
+_ALWAYS = ("404", "405", "500")
+#: What any operation that reads a JSON body may answer because of the body itself.
+BODY_ERRORS = ("408", "413", "415", "422")
+
+#: The schemas :data:`ERRORS` refers to.
+ERROR_SCHEMAS: Mapping[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            "request_id": {"type": "string"},
+        },
+    },
+    "Forbidden": refusal("forbidden", "`not_yours`, `admin_only` or `payment_required`."),
+    "InsufficientTokens": {
+        "type": "object",
+        "required": ["error", "remaining"],
+        "properties": {
+            "error": {"const": "insufficient tokens"},
+            "remaining": COUNT,
+            "requested": AMOUNT,
+        },
+    },
+}
+
+
+def errors(*codes: str) -> dict[str, Any]:
+    """The listed error responses plus the ones any route can give."""
+    return {code: ERRORS[code] for code in sorted({*codes, *_ALWAYS})}
+
+
+def operation(
+    summary: str,
+    ok: dict[str, Any],
+    *,
+    tag: str,
+    secured: bool = True,
+    request: dict[str, Any] | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+    failures: Iterable[str] = (),
+) -> dict[str, Any]:
+    """One operation's fragment: the 200 answer ``ok`` plus the errors it may give
+    (``failures``, a 401 when ``secured``, the body's own when it reads a ``request``)."""
+    spec: dict[str, Any] = {"summary": summary, "tags": [tag]}
+    if parameters:
+        spec["parameters"] = parameters
+    if request is not None:
+        spec["requestBody"] = request
+    if secured:
+        spec["security"] = SECURED
+    codes = [*failures, "401"] if secured else list(failures)
+    if request is not None:
+        codes += BODY_ERRORS
+    spec["responses"] = {"200": ok, **errors(*codes)}
+    return spec
+
+
+def document(
+    catalog: PlanCatalog,
+    resources: Iterable[Resource],
+    *,
+    title: str,
+    extra_paths: Mapping[str, Any] = {},
+) -> dict[str, Any]:
+    """The whole document: every resource's operations and schemas, in the order given,
+    plus an extension's ready-made paths."""
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = dict(ERROR_SCHEMAS)
+    for resource in resources:
+        for op in resource.operations:
+            paths.setdefault(op.path, {})[op.method.lower()] = dict(op.spec)
+        schemas.update(resource.schemas(catalog))
+    for path, item in extra_paths.items():
+        paths.setdefault(path, {}).update(item)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": _version(),
+            "description": (
+                "Subscription plans and per-user token quotas. Authenticate with "
+                "`Authorization: Bearer <token>`; admin routes need the "
+                f"`{ADMIN_SCOPE}` scope. Times are ISO 8601 UTC with a `Z` suffix."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _version() -> str:
+    try:
+        return metadata.version("tokenplans")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare tree
+        return "0.0.0"

@@ -1,0 +1,149 @@
+"""Any account, for admins: ``/api/admin/accounts/{subject}`` and its actions.
+
+The whole namespace is admin-only (:func:`~tokenplans_adapters.http.auth.admin_of`). Set-plan,
+consume and the ledger are the handlers of :mod:`.tokens` over the path's subject; the
+grant exists only here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tokenplans import MAX_SUBJECT_LENGTH, PlanCatalog
+from tokenplans_adapters.http.auth import admin_of
+from tokenplans_adapters.http.bodies import Field, read_object
+from tokenplans_adapters.http.openapi import AMOUNT, body, operation, response
+from tokenplans_adapters.http.routing import Operation, Resource
+from tokenplans_adapters.http.snapshot import usage_json
+from tokenplans_adapters.http.state import state_of
+
+from .tokens import PAGE_PARAMETERS, consume_from, ledger_of, set_plan_of
+
+_GRANT = {"amount": Field(int)}
+
+
+async def admin_usage(request: Request) -> JSONResponse:
+    principal, subject = admin_of(request)
+    result = await run_in_threadpool(state_of(request).service.usage, principal, subject=subject)
+    return JSONResponse(usage_json(result))
+
+
+async def admin_set_plan(request: Request) -> JSONResponse:
+    return await set_plan_of(request, *admin_of(request))
+
+
+async def admin_grant(request: Request) -> JSONResponse:
+    principal, subject = admin_of(request)
+    fields = await read_object(request, _GRANT)
+    service = state_of(request).service
+    result = await run_in_threadpool(service.grant, principal, fields["amount"], subject=subject)
+    return JSONResponse(usage_json(result))
+
+
+async def admin_consume(request: Request) -> JSONResponse:
+    return await consume_from(request, *admin_of(request))
+
+
+async def admin_ledger(request: Request) -> JSONResponse:
+    return await ledger_of(request, *admin_of(request))
+
+
+# -- OpenAPI ------------------------------------------------------------------------
+
+#: The ``{subject}`` path parameter, for every admin route.
+SUBJECT_PARAMETER = {
+    "name": "subject",
+    "in": "path",
+    "required": True,
+    "description": (
+        "The account's subject (a JWT `sub`, or a user id as text), percent-encoded: "
+        "`/` as `%2F`, `%` as `%25`, a space as `%20`. Decoded exactly once."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SUBJECT_LENGTH},
+}
+_ACCOUNT = "/api/admin/accounts/{subject}"
+
+
+def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
+    return {
+        "GrantRequest": {
+            "type": "object",
+            "required": ["amount"],
+            "additionalProperties": False,
+            "properties": {"amount": AMOUNT},
+        },
+    }
+
+
+RESOURCE = Resource(
+    operations=[
+        Operation(
+            "GET",
+            _ACCOUNT,
+            admin_usage,
+            operation(
+                "Any account's usage (admin)",
+                response("Usage now.", "Usage"),
+                tag="admin",
+                parameters=[SUBJECT_PARAMETER],
+                failures=["403", "422", "503"],
+            ),
+        ),
+        Operation(
+            "POST",
+            f"{_ACCOUNT}/set-plan",
+            admin_set_plan,
+            operation(
+                "Set any account's plan, upgrades included (admin)",
+                response("The plan after the change.", "SetPlanResponse"),
+                tag="admin",
+                parameters=[SUBJECT_PARAMETER],
+                request=body("SetPlanRequest", "The target plan, and whether to zero usage."),
+                failures=["400", "403", "503"],
+            ),
+        ),
+        Operation(
+            "POST",
+            f"{_ACCOUNT}/grant",
+            admin_grant,
+            operation(
+                "Add tokens to an account's current period (admin)",
+                response("Usage after the grant.", "Usage"),
+                tag="admin",
+                parameters=[SUBJECT_PARAMETER],
+                request=body("GrantRequest", "How many tokens."),
+                failures=["403", "503"],
+            ),
+        ),
+        Operation(
+            "POST",
+            f"{_ACCOUNT}/consume",
+            admin_consume,
+            operation(
+                "Debit tokens from any account (admin)",
+                response("Usage after the debit.", "ConsumeResponse"),
+                tag="admin",
+                parameters=[SUBJECT_PARAMETER],
+                request=body("ConsumeRequest", "How many tokens, and an optional idempotency key."),
+                failures=["402", "403", "409", "503"],
+            ),
+        ),
+        Operation(
+            "GET",
+            f"{_ACCOUNT}/ledger",
+            admin_ledger,
+            operation(
+                "Any account's ledger, newest first (admin)",
+                response("One page of entries.", "LedgerPage"),
+                tag="admin",
+                parameters=[SUBJECT_PARAMETER, *PAGE_PARAMETERS],
+                failures=["403", "422", "503"],
+            ),
+        ),
+    ],
+    schemas=_schemas,
+)

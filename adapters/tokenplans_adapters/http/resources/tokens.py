@@ -1,0 +1,312 @@
+"""The caller's own account: usage, set-plan, consume and the ledger.
+
+The bodies of set-plan, consume and the ledger take the subject to act on, so the admin
+variants (:mod:`.admin`) are the same handlers over the path's subject.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tokenplans import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PAGE_SIZE,
+    DebitReceipt,
+    EntryKind,
+    HistoryPage,
+    LedgerEntry,
+    PlanCatalog,
+    PlanChange,
+    Principal,
+    Usage,
+)
+from tokenplans_adapters.http.auth import principal_of
+from tokenplans_adapters.http.bodies import (
+    MAX_CURSOR_LENGTH,
+    Field,
+    check_query,
+    query_int,
+    query_text,
+    read_object,
+)
+from tokenplans_adapters.http.openapi import AMOUNT, TIME, body, nullable, operation, ref, response
+from tokenplans_adapters.http.routing import Operation, Resource
+from tokenplans_adapters.http.snapshot import (
+    ENTRY_SNAPSHOT_FIELDS,
+    USAGE_PROPERTIES,
+    entry_snapshot_json,
+    iso,
+    usage_json,
+)
+from tokenplans_adapters.http.state import state_of
+
+#: A ledger page's size when the query names none.
+DEFAULT_PAGE_SIZE = 50
+
+_SET_PLAN = {"plan": Field(str), "reset_used": Field(bool, required=False)}
+_CONSUME = {"amount": Field(int), "idempotency_key": Field(str, required=False)}
+_PAGE_PARAMETERS = frozenset({"cursor", "limit"})
+
+
+# -- rendering --------------------------------------------------------------------
+
+
+def plan_change_json(change: PlanChange) -> dict[str, Any]:
+    """The original service's set-plan response: ``status``, ``message`` and the usage after."""
+    return {"status": "ok", "message": change.message, **usage_json(change.usage)}
+
+
+def receipt_json(receipt: DebitReceipt) -> dict[str, Any]:
+    return {
+        **usage_json(receipt.usage),
+        "amount": receipt.amount,
+        "idempotency_key": receipt.idempotency_key,
+        "replayed": receipt.replayed,
+    }
+
+
+def entry_json(entry: LedgerEntry) -> dict[str, Any]:
+    """The entry's own facts, then the snapshot after it."""
+    return {
+        "version": entry.version,
+        "kind": entry.kind.value,
+        "at": iso(entry.at),
+        "amount": entry.amount,
+        "quota_delta": entry.quota_delta,
+        "used_delta": entry.used_delta,
+        "idempotency_key": entry.idempotency_key,
+        "payment_id": entry.payment_id,
+        "actor": entry.actor,
+        "message": entry.message,
+        **entry_snapshot_json(Usage.of(entry.after)),
+    }
+
+
+def page_json(page: HistoryPage) -> dict[str, Any]:
+    entries = [entry_json(entry) for entry in page.entries]
+    return {"entries": entries, "next_cursor": page.next_cursor}
+
+
+# -- handlers ---------------------------------------------------------------------
+
+
+async def usage(request: Request) -> JSONResponse:
+    principal = principal_of(request)
+    result = await run_in_threadpool(state_of(request).service.usage, principal)
+    return JSONResponse(usage_json(result))
+
+
+async def set_plan(request: Request) -> JSONResponse:
+    return await set_plan_of(request, principal_of(request), None)
+
+
+async def consume(request: Request) -> JSONResponse:
+    return await consume_from(request, principal_of(request), None)
+
+
+async def ledger(request: Request) -> JSONResponse:
+    return await ledger_of(request, principal_of(request), None)
+
+
+async def set_plan_of(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
+    """Set-plan on ``subject``'s account (``None``: the caller's own)."""
+    body = await read_object(request, _SET_PLAN)
+    service = state_of(request).service
+
+    def call() -> PlanChange:
+        return service.set_plan(
+            principal, body["plan"], reset_used=body.get("reset_used", False), subject=subject
+        )
+
+    return JSONResponse(plan_change_json(await run_in_threadpool(call)))
+
+
+async def consume_from(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
+    """A debit from ``subject``'s account (``None``: the caller's own)."""
+    body = await read_object(request, _CONSUME)
+    service = state_of(request).service
+
+    def call() -> DebitReceipt:
+        return service.consume(
+            principal,
+            body["amount"],
+            idempotency_key=body.get("idempotency_key"),
+            subject=subject,
+        )
+
+    return JSONResponse(receipt_json(await run_in_threadpool(call)))
+
+
+async def ledger_of(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
+    """One page of ``subject``'s ledger (``None``: the caller's own), newest first."""
+    check_query(request, _PAGE_PARAMETERS)
+    cursor = query_text(request, "cursor", MAX_CURSOR_LENGTH)
+    limit = query_int(request, "limit", DEFAULT_PAGE_SIZE)
+    service = state_of(request).service
+
+    def call() -> HistoryPage:
+        return service.history(principal, subject=subject, cursor=cursor, limit=limit)
+
+    return JSONResponse(page_json(await run_in_threadpool(call)))
+
+
+# -- OpenAPI ------------------------------------------------------------------------
+
+_KEY = {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH}
+
+#: The ledger's query parameters, for every ledger route.
+PAGE_PARAMETERS = [
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "`next_cursor` of the previous page; omitted or empty: the newest.",
+        "schema": {"type": "string", "pattern": "^[0-9]{0,18}$"},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_PAGE_SIZE,
+            "default": DEFAULT_PAGE_SIZE,
+        },
+    },
+]
+
+
+def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
+    """The account's schemas; the plan enum comes from the catalog being served."""
+    plan_id = {"type": "string", "enum": [plan.id for plan in catalog]}
+    return {
+        "Usage": {
+            "type": "object",
+            "required": list(USAGE_PROPERTIES),
+            "properties": dict(USAGE_PROPERTIES),
+        },
+        "SetPlanRequest": {
+            "type": "object",
+            "required": ["plan"],
+            "additionalProperties": False,
+            "properties": {
+                "plan": plan_id,
+                "reset_used": {
+                    "type": ["boolean", "null"],
+                    "description": "Admins only: also set used tokens to 0.",
+                },
+            },
+        },
+        "SetPlanResponse": {
+            "type": "object",
+            "required": ["status", "message", *USAGE_PROPERTIES],
+            "properties": {
+                "status": {"const": "ok"},
+                "message": {"type": "string"},
+                **USAGE_PROPERTIES,
+            },
+        },
+        "ConsumeRequest": {
+            "type": "object",
+            "required": ["amount"],
+            "additionalProperties": False,
+            "properties": {"amount": AMOUNT, "idempotency_key": nullable(_KEY)},
+        },
+        "ConsumeResponse": {
+            "type": "object",
+            "required": ["amount", "replayed", "idempotency_key", *USAGE_PROPERTIES],
+            "properties": {
+                **USAGE_PROPERTIES,
+                "amount": AMOUNT,
+                "idempotency_key": nullable(_KEY),
+                "replayed": {
+                    "type": "boolean",
+                    "description": "True when this is the remembered answer to a retry.",
+                },
+            },
+        },
+        "LedgerEntry": {
+            "type": "object",
+            "required": ["version", "kind", "at", "quota_delta", "used_delta", "plan"],
+            "properties": {
+                "version": {"type": "integer", "minimum": 1},
+                "kind": {"type": "string", "enum": [kind.value for kind in EntryKind]},
+                "at": TIME,
+                "amount": nullable({"type": "integer"}),
+                "quota_delta": {"type": "integer"},
+                "used_delta": {"type": "integer"},
+                "idempotency_key": nullable({"type": "string"}),
+                "payment_id": nullable({"type": "string"}),
+                "actor": nullable({"type": "string"}),
+                "message": {"type": "string"},
+                **{name: USAGE_PROPERTIES[name] for name in ENTRY_SNAPSHOT_FIELDS},
+            },
+        },
+        "LedgerPage": {
+            "type": "object",
+            "required": ["entries", "next_cursor"],
+            "properties": {
+                "entries": {"type": "array", "items": ref("LedgerEntry")},
+                "next_cursor": nullable({"type": "string"}),
+            },
+        },
+    }
+
+
+RESOURCE = Resource(
+    operations=[
+        Operation(
+            "GET",
+            "/api/tokens/usage",
+            usage,
+            operation(
+                "The caller's usage",
+                response("Usage now, with due resets applied.", "Usage"),
+                tag="tokens",
+                failures=["503"],
+            ),
+        ),
+        Operation(
+            "POST",
+            "/api/tokens/set-plan",
+            set_plan,
+            operation(
+                "Change the caller's plan (downgrade or same plan; upgrades need payment)",
+                response("The plan after the change.", "SetPlanResponse"),
+                tag="tokens",
+                request=body("SetPlanRequest", "The target plan."),
+                failures=["400", "403", "503"],
+            ),
+        ),
+        Operation(
+            "POST",
+            "/api/tokens/consume",
+            consume,
+            operation(
+                "Debit tokens from the caller's quota",
+                response("Usage after the debit.", "ConsumeResponse"),
+                tag="tokens",
+                request=body("ConsumeRequest", "How many tokens, and an optional idempotency key."),
+                failures=["402", "403", "409", "503"],
+            ),
+        ),
+        Operation(
+            "GET",
+            "/api/tokens/ledger",
+            ledger,
+            operation(
+                "The caller's ledger, newest first",
+                response("One page of entries.", "LedgerPage"),
+                tag="tokens",
+                parameters=PAGE_PARAMETERS,
+                failures=["422", "503"],
+            ),
+        ),
+    ],
+    schemas=_schemas,
+)

@@ -1,0 +1,128 @@
+"""The composition root: the one place that knows every adapter and wires them together.
+
+``build_app(settings)`` turns :class:`~tokenplans_adapters.main.config.Settings` into the ASGI app;
+the ``build_*`` helpers are separate so the CLI can validate each part (catalog, identity)
+and report a bad setting in one line before a server starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from tokenplans import PaymentGateway, PaymentService, PlanCatalog, SystemClock, TokenService
+from tokenplans_adapters.http import create_app
+from tokenplans_adapters.jwt_identity import JwtIdentity
+from tokenplans_adapters.razorpay import OfflineGateway, RazorpayGateway
+from tokenplans_adapters.sql import SqlAccountStore, make_engine
+
+from .config import ConfigError, Settings
+
+
+def build_catalog(settings: Settings) -> PlanCatalog:
+    """The configured catalog file, or the original service's three plans. Raises
+    :class:`tokenplans.CatalogError` naming the bad entry."""
+    if settings.plans_file is None:
+        return PlanCatalog.default()
+    return PlanCatalog.from_file(settings.plans_file)
+
+
+def build_identity(settings: Settings) -> JwtIdentity:
+    """The JWT identity for the configured key. Raises
+    :class:`tokenplans_adapters.jwt_identity.JwtConfigError` for an unusable configuration."""
+    return JwtIdentity(
+        secret=None if settings.has_public_key_identity else settings.jwt_secret,
+        public_key=_pem(settings.jwt_public_key),
+        jwks_url=settings.jwt_jwks_url,
+        algorithms=settings.jwt_algorithms,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        require_exp=settings.jwt_require_exp,
+    )
+
+
+def build_app(settings: Settings) -> Starlette:
+    """The tokenplans ASGI app over the configured database (its schema must exist:
+    ``tokenplans db upgrade``, which ``tokenplans serve`` runs for you)."""
+    catalog = build_catalog(settings)
+    identity = build_identity(settings)
+    engine = make_engine(settings.database_url)
+    store = SqlAccountStore(engine)
+    clock = SystemClock()
+    service = TokenService(store, catalog, clock)
+    gateway = build_gateway(settings)
+    closers: list[Callable[[], object]] = [engine.dispose]
+    if isinstance(gateway, RazorpayGateway):
+        closers.append(gateway.close)
+    return create_app(
+        service,
+        identity,
+        cors_origins=settings.cors_origins,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
+        readiness=store.check_ready,
+        base_url=settings.base_url or "",  # "": derived from each request
+        title="tokenplans",
+        payments=(
+            None if gateway is None else PaymentService(store, store, catalog, clock, gateway)
+        ),
+        # What the root made is released when the app shuts down: the engine's pool,
+        # the Razorpay client's connections.
+        on_shutdown=closers,
+    )
+
+
+def build_gateway(settings: Settings) -> PaymentGateway | None:
+    """Razorpay when its keys are configured, else the offline stand-in (development), or
+    ``None`` (no payment routes) when there is no secret to sign offline payments with.
+    Either checks webhooks with the configured webhook secrets only: without one, every
+    webhook is refused. Raises :class:`ConfigError` for half a configuration."""
+    if settings.razorpay_previous_webhook_secret and not settings.razorpay_webhook_secret:
+        raise ConfigError(
+            "TOKENPLANS_RAZORPAY_PREVIOUS_WEBHOOK_SECRET is set without "
+            "RAZORPAY_WEBHOOK_SECRET (the current one)"
+        )
+    webhook_secrets = [
+        secret
+        for secret in (settings.razorpay_webhook_secret, settings.razorpay_previous_webhook_secret)
+        if secret
+    ]
+    if settings.has_razorpay_keys:
+        if not (settings.razorpay_key_id and settings.razorpay_key_secret):
+            raise ConfigError("RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET must be set together")
+        return RazorpayGateway(
+            settings.razorpay_key_id,
+            settings.razorpay_key_secret,
+            webhook_secrets,
+            api_url=settings.razorpay_api_url,
+        )
+    secret = offline_payment_secret(settings)
+    return None if secret is None else OfflineGateway(secret, webhook_secrets=webhook_secrets)
+
+
+def offline_payment_secret(settings: Settings) -> str | None:
+    """What the offline gateway signs with: ``TOKENPLANS_OFFLINE_PAYMENT_SECRET``, else a
+    key derived from the JWT secret. Whoever holds the JWT secret can mint an admin token
+    and set any plan already, so signing offline payments with it grants nothing more;
+    and ``tokenplans dev pay`` derives the same key from the same configuration."""
+    if settings.offline_payment_secret:
+        return settings.offline_payment_secret
+    if settings.jwt_secret and not settings.has_public_key_identity:
+        return hmac.new(
+            settings.jwt_secret.encode(), b"tokenplans offline payment gateway", hashlib.sha256
+        ).hexdigest()
+    return None
+
+
+def _pem(value: str | None) -> str | None:
+    """A PEM given inline (``-----BEGIN ...``), or the path of a PEM file."""
+    if value is None or value.lstrip().startswith("-----BEGIN"):
+        return value
+    try:
+        return Path(value).expanduser().read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"TOKENPLANS_JWT_PUBLIC_KEY: cannot read {value!r}: {error}") from None

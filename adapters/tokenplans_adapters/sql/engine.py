@@ -1,0 +1,108 @@
+"""Engines with sensible per-dialect defaults for tokenplans' short, contended transactions.
+
+* **SQLite** (the embedded default): WAL, so readers never wait for the writer;
+  ``busy_timeout`` 30 s, so writers queue instead of failing; ``synchronous=NORMAL``
+  (durable at each checkpoint, the usual WAL pairing) and foreign keys on. Python's
+  ``sqlite3`` module starts transactions by itself, lazily and never for SELECT, so we
+  follow SQLAlchemy's documented recipe: switch that off (``isolation_level = None``) and
+  emit our own ``BEGIN`` from the ``begin`` event - ``BEGIN IMMEDIATE`` for a write, so
+  the write lock is taken up front and two writers never both read, then deadlock on
+  upgrading their locks.
+* **MySQL/MariaDB**: ``utf8mb4``, ``READ COMMITTED`` (the compare-and-write needs no
+  snapshot, and it avoids REPEATABLE READ's gap locks, which turn concurrent ledger
+  inserts into deadlocks) and ``pool_pre_ping``. On a **MariaDB Galera** node
+  (``wsrep_on``, checked on connect) each session also gets ``wsrep_sync_wait=1``: a
+  read first waits until this node has applied every write the cluster had committed
+  when the read began, so a read on one node sees a write just acknowledged by another
+  (without it, such a read can be stale, and the compare-and-write would decide on an
+  old version, fail, and retry). A stronger server-wide setting is kept as it is.
+* **PostgreSQL**: its default ``READ COMMITTED``, ``pool_pre_ping``.
+
+Every default can be overridden: keyword arguments go to :func:`sqlalchemy.create_engine`
+and win over ours, and driver options in the URL's query string reach the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+#: The execution option a store sets on a connection that will write (SQLite only uses it).
+WRITE_OPTION = "tokenplans_write"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def make_engine(url: str | URL, **engine_overrides: Any) -> Engine:
+    """An engine for ``url`` with tokenplans' defaults for its dialect (module docstring);
+    ``engine_overrides`` are passed to :func:`sqlalchemy.create_engine` over ours."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    options: dict[str, Any] = {}
+    if backend == "sqlite":
+        options["connect_args"] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_S,
+            "check_same_thread": False,
+        }
+    elif backend in ("mysql", "mariadb"):
+        if "charset" not in parsed.query:
+            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        options.update(isolation_level="READ COMMITTED", pool_pre_ping=True, pool_recycle=3600)
+    elif backend == "postgresql":
+        options.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+    options.update(engine_overrides)
+    engine = create_engine(parsed, **options)
+    if backend == "sqlite":
+        _prepare_sqlite(engine)
+    elif backend in ("mysql", "mariadb"):
+        _prepare_mysql(engine)
+    return engine
+
+
+#: ``wsrep_sync_wait``'s bit for reads (SELECT, SHOW, BEGIN): wait for causality first.
+WSREP_SYNC_READS = 1
+
+
+def _prepare_mysql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # Plain MySQL has neither variable; MariaDB without Galera has wsrep_on=OFF.
+            cursor.execute(
+                "SHOW SESSION VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_sync_wait')"
+            )
+            variables = {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+            if variables.get("wsrep_on", "OFF").upper() == "ON":
+                sync_wait = int(variables.get("wsrep_sync_wait", "0"))
+                if not sync_wait & WSREP_SYNC_READS:
+                    cursor.execute(
+                        "SET SESSION wsrep_sync_wait = %s", (sync_wait | WSREP_SYNC_READS,)
+                    )
+        finally:
+            cursor.close()
+
+
+def _prepare_sqlite(engine: Engine) -> None:
+    in_memory = engine.url.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # The recipe: the driver stops emitting BEGIN; _on_begin does it instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout comes from the driver's ``timeout`` (connect_args, overridable).
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        writes = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")

@@ -1,0 +1,190 @@
+"""The services for async code: each call runs in a worker thread, never on the event loop.
+
+:class:`TokenService` and :class:`PaymentService` are synchronous, because their stores
+are (a SQL round trip, a payment provider's HTTP call). Awaited from ``async def`` they
+would stall every other request on the loop for as long as the database takes.
+:class:`AsyncTokenService` and :class:`AsyncPaymentService` have the same methods, with
+the same parameters and results, as coroutines that run the synchronous call in a thread::
+
+    service = AsyncTokenService(TokenService(store, catalog, clock))
+    receipt = await service.consume(principal, 300, idempotency_key="chat-42")
+
+The thread comes from ``asyncio.to_thread`` (the loop's default executor) unless you pass
+``runner=in_executor(pool)`` to bound them with your own pool, or any other
+:class:`ThreadRunner` (Starlette's ``run_in_threadpool`` is one, and shares its limiter
+with the host's own sync endpoints). Standard library only, so any async framework can
+use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from concurrent.futures import Executor
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
+
+from tokenplans._services.payments import PaymentService
+from tokenplans._services.tokens import TokenService
+from tokenplans._values.errors import TokenplansError
+from tokenplans._values.holds import Hold
+from tokenplans._values.limits import DEFAULT_HOLD_TTL_SECONDS
+from tokenplans._values.plans import PlanCatalog
+from tokenplans._values.principal import Principal
+
+__all__ = [
+    "AsyncPaymentService",
+    "AsyncReservation",
+    "AsyncTokenService",
+    "ThreadRunner",
+    "in_executor",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+Service = TypeVar("Service")
+
+
+class ThreadRunner(Protocol):
+    """Runs a blocking call off the event loop and awaits its result."""
+
+    def __call__(self, func: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+def _to_thread(func: Callable[[], T], /) -> Awaitable[T]:
+    return asyncio.to_thread(func)
+
+
+def in_executor(executor: Executor) -> ThreadRunner:
+    """A runner that uses ``executor`` (its size bounds how many calls run at once), with
+    the caller's context variables, as ``asyncio.to_thread`` keeps them."""
+
+    def run(func: Callable[[], T], /) -> Awaitable[T]:
+        context = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(executor, context.run, func)
+
+    return run
+
+
+class _Facade(Generic[Service]):
+    """What every facade holds: the synchronous service and how to reach a thread."""
+
+    def __init__(self, service: Service, *, runner: ThreadRunner | None = None) -> None:
+        self.sync = service
+        self._run: ThreadRunner = _to_thread if runner is None else runner
+
+
+class _InThread(Generic[P, R]):
+    """A facade attribute that is the service's ``method`` as a coroutine run in a thread.
+
+    The signature comes from the method itself (``P`` and ``R``), so a parameter added to
+    the service needs no change here and type checkers see the real one.
+    """
+
+    def __init__(self, method: Callable[Concatenate[Any, P], R]) -> None:
+        self.method = method
+        functools.update_wrapper(self, method)  # type: ignore[arg-type]  # a descriptor
+
+    def __get__(
+        self, facade: _Facade[Any], owner: type | None = None
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        method = self.method
+
+        @functools.wraps(method)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            return await facade._run(functools.partial(method, facade.sync, *args, **kwargs))
+
+        return call
+
+
+class AsyncTokenService(_Facade[TokenService]):
+    """:class:`~tokenplans.TokenService`'s use cases as coroutines (``sync`` is the
+    wrapped service). ``catalog`` is in memory: read it directly."""
+
+    account = _InThread(TokenService.account)
+    usage = _InThread(TokenService.usage)
+    history = _InThread(TokenService.history)
+    set_plan = _InThread(TokenService.set_plan)
+    consume = _InThread(TokenService.consume)
+    grant = _InThread(TokenService.grant)
+    reserve = _InThread(TokenService.reserve)
+    settle = _InThread(TokenService.settle)
+    release = _InThread(TokenService.release)
+    holds = _InThread(TokenService.holds)
+    hold = _InThread(TokenService.hold)
+    sweep_expired_holds = _InThread(TokenService.sweep_expired_holds)
+
+    @property
+    def catalog(self) -> PlanCatalog:
+        return self.sync.catalog
+
+    @contextlib.asynccontextmanager
+    async def holding(
+        self,
+        principal: Principal,
+        amount: int,
+        *,
+        hold_id: str | None = None,
+        ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
+        subject: str | None = None,
+    ) -> AsyncIterator[AsyncReservation]:
+        """:meth:`TokenService.holding` as ``async with``: settle inside the block
+        (``await reservation.settle(n)``); an exception, or no settle, releases the hold."""
+        subject = principal.subject if subject is None else subject
+        hold = await self.reserve(
+            principal, amount, hold_id=hold_id, ttl_seconds=ttl_seconds, subject=subject
+        )
+        reservation = AsyncReservation(self, principal, subject, hold)
+        try:
+            yield reservation
+        except BaseException:
+            if reservation.hold.is_open:
+                # The block's own error matters more; an unreleased hold still expires.
+                with contextlib.suppress(TokenplansError):
+                    await reservation.release()
+            raise
+        if reservation.hold.is_open:
+            await reservation.release()
+
+
+class AsyncReservation:
+    """The hold of an :meth:`AsyncTokenService.holding` block: settle or release it."""
+
+    def __init__(
+        self, service: AsyncTokenService, principal: Principal, subject: str, hold: Hold
+    ) -> None:
+        self._service = service
+        self._principal = principal
+        self._subject = subject
+        self.hold = hold
+
+    @property
+    def hold_id(self) -> str:
+        return self.hold.hold_id
+
+    async def settle(self, amount: int) -> Hold:
+        """Settle with the tokens actually used; the block then leaves the hold alone."""
+        self.hold = await self._service.settle(
+            self._principal, self.hold_id, amount, subject=self._subject
+        )
+        return self.hold
+
+    async def release(self) -> Hold:
+        """Release now, with nothing used."""
+        self.hold = await self._service.release(
+            self._principal, self.hold_id, subject=self._subject
+        )
+        return self.hold
+
+
+class AsyncPaymentService(_Facade[PaymentService]):
+    """:class:`~tokenplans.PaymentService`'s use cases as coroutines (a gateway call is
+    network I/O too)."""
+
+    create_order = _InThread(PaymentService.create_order)
+    payments = _InThread(PaymentService.payments)
+    confirm = _InThread(PaymentService.confirm)
+    handle_webhook = _InThread(PaymentService.handle_webhook)

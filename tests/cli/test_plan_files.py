@@ -1,0 +1,81 @@
+"""``tokenplans plans --format json|toml`` prints a plan file that TOKENPLANS_PLANS_FILE
+accepts, describing the same catalog: order (rank), names, prices, currencies, terms."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import catalogs
+
+from tokenplans import PlanCatalog
+from tokenplans_adapters.main.cli import main, render_plan_file
+
+#: Any text a plan name can hold, quotes, backslashes and control characters included.
+names = st.text(max_size=30)
+currencies = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3)
+
+
+@st.composite
+def named_catalogs(draw: st.DrawFn) -> PlanCatalog:
+    catalog = draw(catalogs)
+    return PlanCatalog(
+        tuple(attrs.evolve(plan, name=draw(names), currency=draw(currencies)) for plan in catalog)
+    )
+
+
+@given(named_catalogs())
+def test_a_printed_plan_file_loads_back_as_the_same_catalog(catalog: PlanCatalog) -> None:
+    assert PlanCatalog.from_mapping(json.loads(render_plan_file(catalog, "json"))) == catalog
+    assert PlanCatalog.from_mapping(tomllib.loads(render_plan_file(catalog, "toml"))) == catalog
+
+
+@pytest.mark.parametrize("file_format", ["json", "toml"])
+def test_plans_prints_a_file_that_tokenplans_plans_file_accepts(
+    file_format: str,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = workdir / "source.toml"
+    source.write_text(
+        '[free]\nname = "Free \\"forever\\""\nprice = 0\ntokens = 100\n\n'
+        "[trial]\nprice = 0\ntokens = 5000\nduration_days = 14\n\n"
+        '[pro]\nprice = 500\ntokens = 50000\nduration_days = 30\ncurrency = "USD"\n'
+    )
+    monkeypatch.setenv("TOKENPLANS_PLANS_FILE", str(source))
+    assert main(["plans", "--format", file_format]) == 0
+    printed = workdir / f"printed.{file_format}"
+    printed.write_text(capsys.readouterr().out)
+
+    monkeypatch.setenv("TOKENPLANS_PLANS_FILE", str(printed))
+    assert main(["plans"]) == 0
+
+    assert PlanCatalog.from_file(printed) == PlanCatalog.from_file(source)
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["trial", "Trial", "0", "INR", "5000", "14", "days"] in rows
+
+
+def test_plans_json_is_the_json_plan_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plans", "--json"]) == 0
+
+    assert PlanCatalog.from_mapping(json.loads(capsys.readouterr().out)) == PlanCatalog.default()
+
+
+def test_the_readmes_plan_file_examples_are_the_built_in_catalog() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Plan files", 1)[1].split("\n## ", 1)[0]
+    toml_block = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    json_block = re.search(r"```json\n(.*?)```", section, re.DOTALL)
+    assert toml_block is not None
+    assert json_block is not None
+
+    assert PlanCatalog.from_mapping(tomllib.loads(toml_block.group(1))) == PlanCatalog.default()
+    assert PlanCatalog.from_mapping(json.loads(json_block.group(1))) == PlanCatalog.default()
+    assert toml_block.group(1) == render_plan_file(PlanCatalog.default(), "toml")
