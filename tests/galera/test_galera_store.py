@@ -64,7 +64,7 @@ def test_a_read_on_another_node_right_after_a_debit_always_sees_it(
     writer, *readers = (SqlAccountStore(engine) for engine in node_engines)
     tokens = service_over(writer)
     subject = new_subject("read-your-writes")
-    tokens.grant(ADMIN, subject, TRIES)
+    tokens.grant(ADMIN, TRIES, subject=subject)
     stale = 0
     for _ in range(TRIES):
         version = tokens.consume(Principal(subject), 1).version
