@@ -72,6 +72,7 @@ def test_a_new_user_reads_a_fresh_basic_account(client: TestClient) -> None:
         "token_used": 0,
         "remaining": 1000,
         "plan_end_at": None,
+        "token_held": 0,
         "subject": "alice",
         **JANUARY,
     }
@@ -87,6 +88,7 @@ def test_consume_debits_and_answers_the_usage_after(client: TestClient) -> None:
         "token_used": 300,
         "remaining": 700,
         "plan_end_at": None,
+        "token_held": 0,
         "subject": "alice",
         "amount": 300,
         "idempotency_key": None,
