@@ -10,7 +10,7 @@ every refusal with the same JSON as tokenplans' own routes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Security
@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 
 from tokenplans import (
+    DEFAULT_HOLD_TTL_SECONDS,
     MAX_AMOUNT,
     AuthenticationError,
     DebitReceipt,
@@ -26,7 +27,7 @@ from tokenplans import (
     Principal,
     TokenService,
 )
-from tokenplans.aio import AsyncTokenService
+from tokenplans.aio import AsyncReservation, AsyncTokenService
 from tokenplans_adapters.http import (
     BearerBackend,
     PrincipalUser,
@@ -51,7 +52,10 @@ class TokenplansDependencies:
       ``WWW-Authenticate: Bearer``) for a missing, malformed, expired or rejected token;
     - ``Depends(tp.admin_principal)``: an admin's principal, or the 403 ``admin_only``;
     - ``Depends(tp.charge(amount))``: debits the caller before the endpoint runs (402 if
-      too few tokens remain) and gives it the :class:`~tokenplans.DebitReceipt`.
+      too few tokens remain) and gives it the :class:`~tokenplans.DebitReceipt`;
+    - ``Depends(tp.hold(amount))``: holds tokens for the endpoint and gives it the
+      :class:`~tokenplans.aio.AsyncReservation` to settle with what it really used; an
+      endpoint that raises, or returns without settling, has the hold released.
 
     ``service`` is the :class:`~tokenplans.aio.AsyncTokenService` they use, there for the
     host's own calls. The refusals are core errors: the host answers them as tokenplans
@@ -109,6 +113,34 @@ class TokenplansDependencies:
             return await service.consume(principal, tokens, idempotency_key=key)
 
         return charged
+
+    def hold(
+        self,
+        amount: int | Dependency,
+        *,
+        ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
+    ) -> Callable[..., AsyncIterator[AsyncReservation]]:
+        """A dependency that reserves ``amount`` tokens before the endpoint runs (402 if
+        too few remain: the endpoint does not run) and gives it the reservation, which
+        the endpoint settles with what was actually used (``await reservation.settle(n)``,
+        even above the hold: see the README's "Metering a model call"). If the endpoint
+        raises, or returns without settling, the hold is released, so an aborted model
+        call frees its tokens at once; a process that dies meanwhile leaves a hold that
+        expires after ``ttl_seconds``. ``amount`` is a number or a dependency computing
+        it from the request, as for :meth:`charge`."""
+        if isinstance(amount, int) and not 1 <= amount <= MAX_AMOUNT:
+            raise ValueError(f"amount must be 1 to {MAX_AMOUNT}, got {amount}")
+        cost = _constant(amount) if isinstance(amount, int) else amount
+        service = self.service
+
+        async def held(
+            principal: Principal = Depends(self.current_principal),  # noqa: B008
+            tokens: int = Depends(cost),
+        ) -> AsyncIterator[AsyncReservation]:
+            async with service.holding(principal, tokens, ttl_seconds=ttl_seconds) as reservation:
+                yield reservation
+
+        return held
 
 
 def _principal_dependency(
