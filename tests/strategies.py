@@ -15,8 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tokenplans import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY_LENGTH, PlanCatalog, Principal
-from tokenplans._pricing import ModelUsage
+from tokenplans import MAX_AMOUNT, MAX_IDEMPOTENCY_KEY_LENGTH, ModelUsage, PlanCatalog, Principal
 
 # --------------------------------------------------------------------------- time
 

@@ -1,8 +1,8 @@
 """tokenplans: subscription plans and per-user token quotas, correct under concurrency.
 
-The core: plans, accounts, the quota ledger and its rules, the use cases, and the ports
-they need. It imports the standard library and attrs only; the adapters put it on SQL
-databases, the web, JWT and Razorpay.
+The core: plans, accounts, the quota ledger and its rules, the use cases, the pricing of
+model calls, and the ports they need. It imports the standard library and attrs only;
+the adapters put it on SQL databases, the web, JWT and Razorpay.
 
 This module is the library's API. Store and gateway implementers find the ports and the
 commit in :mod:`tokenplans.ports`; tests find in-memory ports in :mod:`tokenplans.testing`.
@@ -10,6 +10,8 @@ Every other module (``tokenplans._*``) is private.
 """
 
 from tokenplans._ports import AccountStore, Clock, IdentityProvider, PaymentGateway, PaymentStore
+from tokenplans._pricing.book import DEFAULT_MODEL, PriceBook
+from tokenplans._pricing.quotes import UNIT_PRICE_VERSION, Pricer, Quote, Rates, UnitPricer
 from tokenplans._services.clock import SystemClock
 from tokenplans._services.payments import PaymentService
 from tokenplans._services.tokens import Reservation, TokenService
@@ -27,10 +29,12 @@ from tokenplans._values.errors import (
     PaymentError,
     PaymentNotFoundError,
     PermissionDeniedError,
+    PriceBookError,
     StorageUnavailableError,
     TokenplansError,
     TooManyHoldsError,
     TooManyOrdersError,
+    UnknownModelError,
     UnknownPlanError,
 )
 from tokenplans._values.holds import Hold, HoldStatus
@@ -50,6 +54,14 @@ from tokenplans._values.limits import (
     check_subject,
     is_storable_text,
 )
+from tokenplans._values.model_usage import (
+    MAX_PRICE_VERSION_LENGTH,
+    MAX_TOKENS,
+    TOKEN_KINDS,
+    Estimate,
+    ModelUsage,
+    PricedCall,
+)
 from tokenplans._values.payments import (
     Checkout,
     Payment,
@@ -65,6 +77,7 @@ from tokenplans._values.results import HistoryPage, PlanChange
 __all__ = [
     "ADMIN_SCOPE",
     "DEFAULT_HOLD_TTL_SECONDS",
+    "DEFAULT_MODEL",
     "MAX_AMOUNT",
     "MAX_HOLD_ID_LENGTH",
     "MAX_HOLD_TTL_SECONDS",
@@ -72,10 +85,14 @@ __all__ = [
     "MAX_OPEN_HOLDS",
     "MAX_OPEN_ORDERS",
     "MAX_PAGE_SIZE",
+    "MAX_PRICE_VERSION_LENGTH",
     "MAX_SUBJECT_LENGTH",
+    "MAX_TOKENS",
     "MIN_HOLD_TTL_SECONDS",
     "ORDER_REUSE_WINDOW",
     "REFERENCE_PLAN_CONFIGS",
+    "TOKEN_KINDS",
+    "UNIT_PRICE_VERSION",
     "Account",
     "AccountBusyError",
     "AccountStore",
@@ -85,6 +102,7 @@ __all__ = [
     "Clock",
     "DebitReceipt",
     "EntryKind",
+    "Estimate",
     "GatewayError",
     "HistoryPage",
     "Hold",
@@ -96,6 +114,7 @@ __all__ = [
     "InsufficientTokensError",
     "InvalidRequestError",
     "LedgerEntry",
+    "ModelUsage",
     "Payment",
     "PaymentError",
     "PaymentGateway",
@@ -108,7 +127,13 @@ __all__ = [
     "Plan",
     "PlanCatalog",
     "PlanChange",
+    "PriceBook",
+    "PriceBookError",
+    "PricedCall",
+    "Pricer",
     "Principal",
+    "Quote",
+    "Rates",
     "Reservation",
     "StorageUnavailableError",
     "SystemClock",
@@ -116,6 +141,8 @@ __all__ = [
     "TokenplansError",
     "TooManyHoldsError",
     "TooManyOrdersError",
+    "UnitPricer",
+    "UnknownModelError",
     "UnknownPlanError",
     "Usage",
     "WebhookOutcome",

@@ -39,7 +39,8 @@ class Commit:
     - :class:`~tokenplans.DebitReceipt`: inserted for its subject, caller and idempotency
       key; a key already stored for the same subject and caller is a conflict. Only its
       amount, time and ``version`` are kept: its usage is the snapshot after the ledger
-      entry at that version, written in the same commit, and is read back from there;
+      entry at that version, written in the same commit, and is read back from there,
+      as is its ``priced`` call (the entry's);
     - :class:`~tokenplans.Payment`: inserted, or replacing the stored one with its id;
     - :class:`HandledEvent`: marks a provider event id handled; one already marked is a
       conflict;

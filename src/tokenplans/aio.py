@@ -26,11 +26,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
+from tokenplans._pricing.quotes import Pricer
 from tokenplans._services.payments import PaymentService
 from tokenplans._services.tokens import TokenService
 from tokenplans._values.errors import TokenplansError
 from tokenplans._values.holds import Hold
 from tokenplans._values.limits import DEFAULT_HOLD_TTL_SECONDS
+from tokenplans._values.model_usage import Estimate, ModelUsage
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
 
@@ -102,7 +104,7 @@ class _InThread(Generic[P, R]):
 
 class AsyncTokenService(_Facade[TokenService]):
     """:class:`~tokenplans.TokenService`'s use cases as coroutines (``sync`` is the
-    wrapped service). ``catalog`` is in memory: read it directly."""
+    wrapped service). ``catalog`` and ``pricer`` are in memory: use them directly."""
 
     account = _InThread(TokenService.account)
     usage = _InThread(TokenService.usage)
@@ -121,21 +123,33 @@ class AsyncTokenService(_Facade[TokenService]):
     def catalog(self) -> PlanCatalog:
         return self.sync.catalog
 
+    @property
+    def pricer(self) -> Pricer:
+        """The wrapped service's pricer (immutable: quote from it directly)."""
+        return self.sync.pricer
+
     @contextlib.asynccontextmanager
     async def holding(
         self,
         principal: Principal,
-        amount: int,
+        amount: int | None = None,
         *,
+        estimate: Estimate | None = None,
         hold_id: str | None = None,
         ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
         subject: str | None = None,
     ) -> AsyncIterator[AsyncReservation]:
         """:meth:`TokenService.holding` as ``async with``: settle inside the block
-        (``await reservation.settle(n)``); an exception, or no settle, releases the hold."""
+        (``await reservation.settle(n)`` or ``settle(usage=...)``); an exception, or no
+        settle, releases the hold."""
         subject = principal.subject if subject is None else subject
         hold = await self.reserve(
-            principal, amount, hold_id=hold_id, ttl_seconds=ttl_seconds, subject=subject
+            principal,
+            amount,
+            estimate=estimate,
+            hold_id=hold_id,
+            ttl_seconds=ttl_seconds,
+            subject=subject,
         )
         reservation = AsyncReservation(self, principal, subject, hold)
         try:
@@ -165,10 +179,11 @@ class AsyncReservation:
     def hold_id(self) -> str:
         return self.hold.hold_id
 
-    async def settle(self, amount: int) -> Hold:
-        """Settle with the tokens actually used; the block then leaves the hold alone."""
+    async def settle(self, amount: int | None = None, *, usage: ModelUsage | None = None) -> Hold:
+        """Settle with the tokens actually used, or the call's ``usage`` to price; the
+        block then leaves the hold alone."""
         self.hold = await self._service.settle(
-            self._principal, self.hold_id, amount, subject=self._subject
+            self._principal, self.hold_id, amount, usage=usage, subject=self._subject
         )
         return self.hold
 

@@ -1,5 +1,6 @@
-"""What store, gateway and identity implementers need: the ports, the commit and its
-records, the conflict a store raises, and the neutral words a payment gateway speaks.
+"""What store, gateway, identity and pricer implementers need: the ports, the commit and
+its records, the conflict a store raises, the neutral words a payment gateway speaks, and
+the exact arithmetic a pricer quotes with.
 
 Library callers need none of this; they use :mod:`tokenplans`.
 """
@@ -12,6 +13,17 @@ from tokenplans._ports import (
     PaymentGateway,
     PaymentStore,
 )
+from tokenplans._pricing.quotes import (
+    MAX_RATE,
+    TOKENS_PER_RATE,
+    Pricer,
+    Quote,
+    Rates,
+    credits_for,
+    decimal_text,
+    estimate_by_pricing,
+    parse_rate,
+)
 from tokenplans._values.errors import (
     AuthenticationError,
     GatewayError,
@@ -21,6 +33,7 @@ from tokenplans._values.errors import (
 from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.limits import MAX_GATEWAY_ID_LENGTH, check_gateway_id
+from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.payments import (
     CheckoutStart,
     Confirmation,
@@ -34,6 +47,8 @@ from tokenplans._values.records import Record
 
 __all__ = [
     "MAX_GATEWAY_ID_LENGTH",
+    "MAX_RATE",
+    "TOKENS_PER_RATE",
     "AccountStore",
     "AuthenticationError",
     "CheckoutStart",
@@ -54,8 +69,16 @@ __all__ = [
     "PaymentGateway",
     "PaymentStatus",
     "PaymentStore",
+    "PricedCall",
+    "Pricer",
+    "Quote",
+    "Rates",
     "Record",
     "StorageUnavailableError",
     "WriteConflictError",
     "check_gateway_id",
+    "credits_for",
+    "decimal_text",
+    "estimate_by_pricing",
+    "parse_rate",
 ]

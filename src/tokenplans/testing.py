@@ -103,7 +103,7 @@ class InMemoryStore:
             if row is None:
                 return None
             # Versions are 1..n, so the entry at version v is the ledger's v-th.
-            after = self._ledgers[subject][row.version - 1].after
+            entry = self._ledgers[subject][row.version - 1]
         return DebitReceipt(
             subject=subject,
             caller=caller,
@@ -111,7 +111,8 @@ class InMemoryStore:
             amount=row.amount,
             at=row.at,
             version=row.version,
-            usage=Usage.of(after),
+            usage=Usage.of(entry.after),
+            priced=entry.priced,
         )
 
     def history(

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from strategies import calls_within_estimates
 
-from tokenplans._pricing import ModelUsage, PriceBookError, UnknownModelError
+from tokenplans import ModelUsage, PriceBookError, UnknownModelError
 
 genai_prices = pytest.importorskip("genai_prices")
 

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import calls_within_estimates, model_usages, price_book_mappings
 
-from tokenplans import InvalidRequestError
-from tokenplans._pricing import (
+from tokenplans import (
+    InvalidRequestError,
     ModelUsage,
     PriceBook,
     PriceBookError,
@@ -23,8 +23,8 @@ from tokenplans._pricing import (
     Rates,
     UnitPricer,
     UnknownModelError,
-    decimal_text,
 )
+from tokenplans.ports import decimal_text
 
 EXAMPLE_BOOK = Path(__file__).parents[2] / "docs" / "examples" / "prices.toml"
 GPT_4O = {"input": 2500, "output": 10000, "cache_read": 1250}

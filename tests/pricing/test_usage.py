@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import token_counts
 
-from tokenplans import InvalidRequestError
-from tokenplans._pricing import MAX_TOKENS, ModelUsage
+from tokenplans import MAX_TOKENS, InvalidRequestError, ModelUsage
 
 
 def test_openai_chat_usage_takes_cached_and_reasoning_tokens_out_of_their_totals() -> None:

@@ -21,13 +21,9 @@ from genai_prices import Usage, data
 from genai_prices.data_snapshot import DataSnapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, calc_unit_price
 
-from tokenplans._pricing import (
+from tokenplans import ModelUsage, PriceBookError, Quote, Rates, UnknownModelError
+from tokenplans.ports import (
     TOKENS_PER_RATE,
-    ModelUsage,
-    PriceBookError,
-    Quote,
-    Rates,
-    UnknownModelError,
     credits_for,
     decimal_text,
     estimate_by_pricing,

@@ -1,8 +1,10 @@
 """Pricing model calls: provider usage normalised into exclusive counts, and pricers that
 turn it into credits exactly (docs/pricing.md)."""
 
+from tokenplans._values.errors import PriceBookError, UnknownModelError
+from tokenplans._values.model_usage import MAX_TOKENS, TOKEN_KINDS, ModelUsage
+
 from .book import DEFAULT_MODEL, PriceBook
-from .errors import PriceBookError, UnknownModelError
 from .quotes import (
     MAX_RATE,
     TOKENS_PER_RATE,
@@ -16,7 +18,6 @@ from .quotes import (
     estimate_by_pricing,
     parse_rate,
 )
-from .usage import MAX_TOKENS, TOKEN_KINDS, ModelUsage
 
 __all__ = [
     "DEFAULT_MODEL",

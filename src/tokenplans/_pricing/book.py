@@ -16,15 +16,18 @@ from typing import Any
 
 import attrs
 
-from tokenplans._values.errors import InvalidRequestError
+from tokenplans._values.errors import InvalidRequestError, PriceBookError, UnknownModelError
+from tokenplans._values.model_usage import (
+    MAX_PRICE_VERSION_LENGTH,
+    ModelUsage,
+    check_model_name,
+)
 
-from .errors import PriceBookError, UnknownModelError
 from .quotes import Quote, Rates, credits_for, estimate_by_pricing, parse_rate
-from .usage import ModelUsage, check_model_name
 
 #: The entry that prices every model the book does not list.
 DEFAULT_MODEL = "default"
-_MAX_VERSION_LENGTH = 64
+_MAX_VERSION_LENGTH = MAX_PRICE_VERSION_LENGTH
 _TOP_LEVEL = frozenset({"version", "models"})
 _REQUIRED_RATES = ("input", "output")
 #: Each optional rate and the rate it falls back to when unset.

@@ -15,6 +15,7 @@ import attrs
 from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.errors import IdempotencyConflictError
 from tokenplans._values.ledger import Change, DebitReceipt
+from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans._values.records import Record
@@ -73,13 +74,18 @@ def decide_debit(
     idempotency_key: str | None,
     actor: str,
     first: DebitReceipt | None,
+    priced: PricedCall | None = None,
 ) -> Decision[DebitReceipt]:
-    """Debit ``amount``, or replay ``first`` (the receipt stored for the key, if any)."""
+    """Debit ``amount`` (the price of the ``priced`` call, if any), or replay ``first``
+    (the receipt stored for the key, if any). A retry is matched on its amount: a priced
+    one is the same request when it costs the same credits."""
     if first is not None and idempotency_key is not None:
         if first.amount != amount:
             raise IdempotencyConflictError(idempotency_key, first.amount, amount)
         return Decision(None, attrs.evolve(first, replayed=True))
-    change = debit(account, amount, now, idempotency_key=idempotency_key, actor=actor)
+    change = debit(
+        account, amount, now, idempotency_key=idempotency_key, actor=actor, priced=priced
+    )
     receipt = DebitReceipt(
         subject=account.subject,
         caller=actor,
@@ -88,6 +94,7 @@ def decide_debit(
         at=now,
         version=change.account.version,
         usage=Usage.of(change.account),
+        priced=priced,
     )
     return Decision(change, receipt, (receipt,) if idempotency_key is not None else ())
 

@@ -33,10 +33,11 @@ from tokenplans._values.errors import (
 from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
 from tokenplans._values.ledger import Change, EntryKind
 from tokenplans._values.limits import MAX_OPEN_HOLDS
+from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.plans import PlanCatalog
 
 from .decisions import Decision
-from .quota import record, roll_forward
+from .quota import for_call, record, roll_forward
 
 
 @attrs.frozen
@@ -97,6 +98,7 @@ def decide_reserve(
     amount: int,
     ttl_seconds: int,
     actor: str,
+    priced: PricedCall | None = None,
 ) -> Decision[Hold]:
     """Place a hold of ``amount`` for ``ttl_seconds``, or return the hold already placed
     with this id (``holds``: the account's open holds as of now; ``stored``: the hold
@@ -124,10 +126,12 @@ def decide_reserve(
         account,
         EntryKind.HOLD_PLACED,
         now,
-        message=f"hold {hold_id} placed: {amount} until {hold.expires_at.isoformat()}",
+        message=f"hold {hold_id} placed: {amount} until {hold.expires_at.isoformat()}"
+        + for_call(priced),
         amount=amount,
         hold_id=hold_id,
         actor=actor,
+        priced=priced,
         token_held=account.token_held + amount,
     )
     return Decision(change, hold, (HoldWrite(hold, None),))
@@ -142,6 +146,7 @@ def decide_settle(
     hold_id: str,
     amount: int,
     actor: str,
+    priced: PricedCall | None = None,
 ) -> Decision[Hold]:
     """Settle the hold with the ``amount`` actually used (see the module docstring)."""
     hold = _the_hold(holds, stored, hold_id)
@@ -171,11 +176,13 @@ def decide_settle(
         message=(
             f"hold {hold_id} settled{' late' if late else ''}: {amount} used"
             + (f", {overage} over the quota" if overage else "")
+            + for_call(priced)
         ),
         amount=amount,
         hold_id=hold_id,
         overage=overage,
         actor=actor,
+        priced=priced,
         token_used=account.token_used + amount,
         token_held=account.token_held - held,
     )

@@ -16,6 +16,7 @@ import attrs
 from tokenplans._values.accounts import Account, utc_text
 from tokenplans._values.errors import InsufficientTokensError, InvalidRequestError
 from tokenplans._values.ledger import Change, EntryKind, LedgerEntry
+from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.plans import Plan, PlanCatalog
 
 
@@ -44,6 +45,7 @@ def record(
     actor: str | None = None,
     hold_id: str | None = None,
     overage: int | None = None,
+    priced: PricedCall | None = None,
     **changes: Any,
 ) -> Change:
     """``before`` changed by ``changes`` as the next version, with the entry that says so
@@ -57,6 +59,7 @@ def record(
         held_delta=after.token_held - before.token_held,
         hold_id=hold_id,
         overage=overage,
+        priced=priced,
         after=after,
         amount=amount,
         idempotency_key=idempotency_key,
@@ -229,22 +232,31 @@ def debit(
     *,
     idempotency_key: str | None = None,
     actor: str | None = None,
+    priced: PricedCall | None = None,
 ) -> Change:
     """Debit: consume ``amount`` tokens (checked by the caller, see
     :func:`~tokenplans._values.limits.check_amount`), or :class:`InsufficientTokensError`
-    (no change)."""
+    (no change). ``priced``: the model call the amount is the price of."""
     if amount > account.remaining:
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
     return record(
         account,
         EntryKind.DEBITED,
         now,
-        message=f"debited {amount}",
+        message=f"debited {amount}" + for_call(priced),
         amount=amount,
         idempotency_key=idempotency_key,
         actor=actor,
+        priced=priced,
         token_used=account.token_used + amount,
     )
+
+
+def for_call(priced: PricedCall | None) -> str:
+    """The end of a priced entry's message: the model and the price version."""
+    if priced is None:
+        return ""
+    return f" for {priced.usage.model} at prices {priced.price_version}"
 
 
 def grant(account: Account, amount: int, now: datetime, *, actor: str | None = None) -> Change:

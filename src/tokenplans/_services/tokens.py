@@ -1,6 +1,10 @@
 """The token use cases adapters call: usage, history, set plan, consume, grant, and holds
 (reserve, settle, release, read, and the ``holding`` context manager).
 
+Consume, reserve and settle take either an ``amount`` of credits or a model call to price
+(``usage=``, or ``estimate=`` for a reserve): the service's pricer turns it into credits
+before anything is read, so a call it cannot price changes nothing.
+
 Each takes the :class:`Principal` asking first, then what is asked (a plan, an amount),
 then keywords: ``subject`` (whose account; the principal's own when omitted) and the
 options. Each checks who may do what (README, "How quotas work") and changes one account
@@ -14,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 
 from tokenplans._ports import AccountStore, Clock
+from tokenplans._pricing.quotes import Pricer, Quote, UnitPricer
 from tokenplans._rules.decisions import decide_debit, decide_grant, decide_plan_change
 from tokenplans._rules.holds import (
     decide_release,
@@ -23,11 +28,12 @@ from tokenplans._rules.holds import (
 )
 from tokenplans._rules.permissions import check_can_debit, check_can_grant, check_can_read
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.errors import HoldNotFoundError, TokenplansError
+from tokenplans._values.errors import HoldNotFoundError, InvalidRequestError, TokenplansError
 from tokenplans._values.holds import Hold
 from tokenplans._values.ledger import DebitReceipt
 from tokenplans._values.limits import (
     DEFAULT_HOLD_TTL_SECONDS,
+    MAX_AMOUNT,
     check_amount,
     check_cursor,
     check_hold_id,
@@ -37,6 +43,7 @@ from tokenplans._values.limits import (
     check_subject,
     check_ttl,
 )
+from tokenplans._values.model_usage import Estimate, ModelUsage, PricedCall
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans._values.results import HistoryPage, PlanChange
@@ -46,7 +53,11 @@ from .loop import AccountUpdater, no_facts
 
 
 class TokenService:
-    """Plans and quotas for many subjects, over one store, one catalog and one clock."""
+    """Plans and quotas for many subjects, over one store, one catalog and one clock.
+
+    ``pricer`` prices the model calls passed as ``usage=`` or ``estimate=``; without one,
+    every counted token costs one credit (:class:`UnitPricer`).
+    """
 
     def __init__(
         self,
@@ -54,11 +65,13 @@ class TokenService:
         catalog: PlanCatalog,
         clock: Clock,
         *,
+        pricer: Pricer | None = None,
         max_attempts: int = 100,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.clock = clock
+        self.pricer: Pricer = UnitPricer() if pricer is None else pricer
         self._accounts = AccountUpdater(store, catalog, clock, max_attempts=max_attempts)
 
     # -- reads ---------------------------------------------------------------------
@@ -126,23 +139,26 @@ class TokenService:
             no_facts,
         )
 
-    @subject_by_keyword("consume(principal, amount, subject=..., idempotency_key=...)")
+    @subject_by_keyword("consume(principal, amount or usage=..., subject=..., idempotency_key=...)")
     def consume(
         self,
         principal: Principal,
-        amount: int,
+        amount: int | None = None,
         *,
+        usage: ModelUsage | None = None,
         subject: str | None = None,
         idempotency_key: str | None = None,
     ) -> DebitReceipt:
-        """Debit ``amount`` tokens, or raise :class:`InsufficientTokensError` changing
-        nothing. With a key, a retry returns the first receipt (``replayed=True``). Keys
-        belong to the subject *and* the caller: the same key sent by the user and by an
-        admin acting for it are two different requests."""
+        """Debit ``amount`` tokens, or the credits a model call's ``usage`` costs (exactly
+        one of the two; the receipt's ``priced`` then says what was priced), or raise
+        :class:`InsufficientTokensError` changing nothing. With a key, a retry returns the
+        first receipt (``replayed=True``). Keys belong to the subject *and* the caller:
+        the same key sent by the user and by an admin acting for it are two different
+        requests."""
         subject = principal.subject if subject is None else subject
         check_can_debit(principal, subject)
-        check_amount(amount)
         key = check_idempotency_key(idempotency_key)
+        amount, priced = self._charge("consume", amount, usage, check_amount)
 
         def first_receipt() -> DebitReceipt | None:
             return None if key is None else self.store.find_receipt(subject, principal.subject, key)
@@ -156,6 +172,7 @@ class TokenService:
                 idempotency_key=key,
                 actor=principal.subject,
                 first=first,
+                priced=priced,
             ),
             first_receipt,
         )
@@ -180,20 +197,23 @@ class TokenService:
     def reserve(
         self,
         principal: Principal,
-        amount: int,
+        amount: int | None = None,
         *,
+        estimate: Estimate | None = None,
         hold_id: str | None = None,
         ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
         subject: str | None = None,
     ) -> Hold:
-        """Hold ``amount`` tokens for ``ttl_seconds`` (1 s to 24 h), or raise
-        :class:`InsufficientTokensError` changing nothing. ``hold_id`` is yours (1-255
-        characters, unique per subject) or generated; reserving an id again with the
-        same amount returns its hold (``replayed=True``) and holds nothing more."""
+        """Hold ``amount`` tokens, or the most a model call can cost (``estimate``: its
+        model, prompt and ``max_output_tokens``; exactly one of the two), for
+        ``ttl_seconds`` (1 s to 24 h), or raise :class:`InsufficientTokensError` changing
+        nothing. ``hold_id`` is yours (1-255 characters, unique per subject) or
+        generated; reserving an id again with the same amount returns its hold
+        (``replayed=True``) and holds nothing more."""
         subject = principal.subject if subject is None else subject
         check_can_debit(principal, subject)
-        check_amount(amount)
         check_ttl(ttl_seconds)
+        amount, priced = self._hold_for(amount, estimate)
         chosen = new_hold_id() if hold_id is None else check_hold_id(hold_id)
 
         def stored(holds: Mapping[str, Hold]) -> Hold | None:
@@ -212,21 +232,28 @@ class TokenService:
                 amount=amount,
                 ttl_seconds=ttl_seconds,
                 actor=principal.subject,
+                priced=priced,
             ),
             stored,
         )
 
     def settle(
-        self, principal: Principal, hold_id: str, amount: int, *, subject: str | None = None
+        self,
+        principal: Principal,
+        hold_id: str,
+        amount: int | None = None,
+        *,
+        usage: ModelUsage | None = None,
+        subject: str | None = None,
     ) -> Hold:
-        """Close the hold with the ``amount`` actually used (0 or more, even above the
-        hold: see the README's "Metering a model call"). The same settle again returns
-        the first result; any other close of a closed hold is a
-        :class:`HoldConflictError`."""
+        """Close the hold with the ``amount`` actually used, or the credits the call's
+        ``usage`` costs (exactly one of the two; 0 or more, even above the hold: see the
+        README's "Metering a model call"). The same settle again returns the first
+        result; any other close of a closed hold is a :class:`HoldConflictError`."""
         subject = principal.subject if subject is None else subject
         check_can_debit(principal, subject)
         check_hold_id(hold_id)
-        check_settle_amount(amount)
+        amount, priced = self._charge("settle", amount, usage, check_settle_amount)
         return self._accounts.update_holding(
             subject,
             lambda account, holds, now, stored: decide_settle(
@@ -237,6 +264,7 @@ class TokenService:
                 hold_id=hold_id,
                 amount=amount,
                 actor=principal.subject,
+                priced=priced,
             ),
             self._closed_hold(subject, hold_id),
         )
@@ -278,18 +306,25 @@ class TokenService:
     def holding(
         self,
         principal: Principal,
-        amount: int,
+        amount: int | None = None,
         *,
+        estimate: Estimate | None = None,
         hold_id: str | None = None,
         ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
         subject: str | None = None,
     ) -> Iterator[Reservation]:
-        """Reserve ``amount`` for the block; settle inside it with what was used
-        (``reservation.settle(n)``). Left by an exception, or without a settle, the hold
-        is released, so an aborted call frees its tokens at once."""
+        """Reserve ``amount`` (or from an ``estimate``) for the block; settle inside it
+        with what was used (``reservation.settle(n)`` or ``settle(usage=...)``). Left by
+        an exception, or without a settle, the hold is released, so an aborted call frees
+        its tokens at once."""
         subject = principal.subject if subject is None else subject
         hold = self.reserve(
-            principal, amount, hold_id=hold_id, ttl_seconds=ttl_seconds, subject=subject
+            principal,
+            amount,
+            estimate=estimate,
+            hold_id=hold_id,
+            ttl_seconds=ttl_seconds,
+            subject=subject,
         )
         reservation = Reservation(self, principal, subject, hold)
         try:
@@ -317,6 +352,40 @@ class TokenService:
             )
         return swept
 
+    # -- pricing -------------------------------------------------------------------
+
+    def _charge(
+        self,
+        what: str,
+        amount: int | None,
+        usage: ModelUsage | None,
+        check: Callable[[object], int],
+    ) -> tuple[int, PricedCall | None]:
+        """The credits of a request that gives an ``amount`` (checked by ``check``) or a
+        model call's ``usage`` to price, exactly one; and what was priced."""
+        if (amount is None) == (usage is None):
+            raise InvalidRequestError(f"{what} takes an amount or a usage: exactly one of them")
+        if usage is None:
+            return check(amount), None
+        if not isinstance(usage, ModelUsage):
+            raise InvalidRequestError(f"usage must be a ModelUsage, got {usage!r}")
+        return _priced(usage, self.pricer.price(usage))
+
+    def _hold_for(
+        self, amount: int | None, estimate: Estimate | None
+    ) -> tuple[int, PricedCall | None]:
+        """What a reserve holds: its ``amount``, or the most its ``estimate`` can cost."""
+        if (amount is None) == (estimate is None):
+            raise InvalidRequestError("reserve takes an amount or an estimate: exactly one of them")
+        if estimate is None:
+            return check_amount(amount), None
+        if not isinstance(estimate, Estimate):
+            raise InvalidRequestError(f"estimate must be an Estimate, got {estimate!r}")
+        quote = self.pricer.estimate(
+            estimate.model, estimate.input_tokens, estimate.max_output_tokens
+        )
+        return _priced(estimate.as_usage(), quote)
+
     def _closed_hold(
         self, subject: str, hold_id: str
     ) -> Callable[[Mapping[str, Hold]], Hold | None]:
@@ -327,6 +396,16 @@ class TokenService:
             return None if hold_id in holds else self.store.find_hold(subject, hold_id)
 
         return fetch
+
+
+def _priced(usage: ModelUsage, quote: Quote) -> tuple[int, PricedCall]:
+    """A quote's credits, within what one request may charge, and the fact to record."""
+    if quote.credits > MAX_AMOUNT:
+        raise InvalidRequestError(
+            f"the call costs {quote.credits} credits, more than one request may charge "
+            f"({MAX_AMOUNT})"
+        )
+    return quote.credits, PricedCall(usage, quote.credits, quote.price_version)
 
 
 def new_hold_id() -> str:
@@ -347,10 +426,11 @@ class Reservation:
     def hold_id(self) -> str:
         return self.hold.hold_id
 
-    def settle(self, amount: int) -> Hold:
-        """Settle with the tokens actually used; the block then leaves the hold alone."""
+    def settle(self, amount: int | None = None, *, usage: ModelUsage | None = None) -> Hold:
+        """Settle with the tokens actually used, or the call's ``usage`` to price; the
+        block then leaves the hold alone."""
         self.hold = self._service.settle(
-            self._principal, self.hold_id, amount, subject=self._subject
+            self._principal, self.hold_id, amount, usage=usage, subject=self._subject
         )
         return self.hold
 

@@ -32,6 +32,19 @@ class InvalidRequestError(TokenplansError, ValueError):
     """A request the rules refuse whatever the account holds (amount out of range...)."""
 
 
+class PriceBookError(TokenplansError, ValueError):
+    """A price book (or a pricer's configuration) is invalid; the message names the model
+    and field, so a bad file fails at start-up rather than on the first bill."""
+
+
+class UnknownModelError(TokenplansError, LookupError):
+    """The pricer has no rate for this model and no ``default``: nothing was charged."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"unknown model {model!r}")
+        self.model = model
+
+
 class InsufficientTokensError(TokenplansError):
     """A debit larger than what remains; nothing was changed."""
 

@@ -14,6 +14,7 @@ from datetime import datetime
 import attrs
 
 from .accounts import Account, Usage
+from .model_usage import PricedCall
 
 
 class EntryKind(enum.StrEnum):
@@ -38,6 +39,8 @@ class LedgerEntry:
 
     Hold entries name their hold (``hold_id``) and move ``token_held`` by ``held_delta``;
     a settle above what was held and remained records the excess as ``overage``.
+    A debit, hold or settle priced from a model call's usage records it in ``priced``
+    (its ``credits`` are the entry's ``amount``).
     """
 
     kind: EntryKind
@@ -53,6 +56,7 @@ class LedgerEntry:
     held_delta: int = 0
     hold_id: str | None = None
     overage: int | None = None
+    priced: PricedCall | None = None
 
     @property
     def subject(self) -> str:
@@ -83,7 +87,8 @@ class DebitReceipt:
     ``caller`` is the subject of the principal who asked (the account's own user, or an
     admin or back end acting for it): a key is remembered per subject *and* caller, so a
     user cannot pre-claim a key its back end will use. ``usage`` is the snapshot after the
-    debit's ledger entry (at ``version``): stores keep the version, not a copy."""
+    debit's ledger entry (at ``version``): stores keep the version, not a copy, and read
+    ``priced`` (the model call a priced debit was for) from that entry too."""
 
     subject: str
     caller: str
@@ -93,6 +98,7 @@ class DebitReceipt:
     version: int
     usage: Usage
     replayed: bool = False
+    priced: PricedCall | None = None
 
 
 def fold(entries: Iterable[LedgerEntry]) -> Account | None:

@@ -4,6 +4,9 @@ Providers overlap their counts differently (OpenAI's ``prompt_tokens`` includes 
 tokens and ``completion_tokens`` includes reasoning; Anthropic's ``input_tokens`` leaves
 cache reads and writes out), and double counting is the classic billing bug. So usage is
 normalised once, into exclusive fields, by the rules in docs/pricing.md.
+
+Also here: what a priced ledger entry records (:class:`PricedCall`), and what a hold is
+reserved from before a call (:class:`Estimate`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from tokenplans._values.errors import InvalidRequestError
+from .errors import InvalidRequestError
 
 #: The most tokens one field may count: far above any single call, far below overflow
 #: anywhere (the same bound as a debit's amount).
@@ -176,3 +179,50 @@ def _split(
             "it is counted inside it"
         )
     return whole - inside, inside
+
+
+#: The longest price version a priced entry records (a book's ``version``, a table's).
+MAX_PRICE_VERSION_LENGTH = 64
+
+
+def _price_version(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_PRICE_VERSION_LENGTH
+        or not value.isprintable()
+    ):
+        raise InvalidRequestError(
+            f"price_version must be 1-{MAX_PRICE_VERSION_LENGTH} printable characters, "
+            f"got {value!r}"
+        )
+
+
+def _credits(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
+    check_token_count(value, "credits")
+
+
+@attrs.frozen
+class PricedCall:
+    """What a priced ledger entry records: the call's normalised ``usage`` (for a hold
+    reserved from an estimate, the estimate's prompt as input and its
+    ``max_output_tokens`` as output), the ``credits`` charged or held for it, and the
+    ``price_version`` of the prices used, so a bill can be explained after they change."""
+
+    usage: ModelUsage
+    credits: int = attrs.field(validator=_credits)
+    price_version: str = attrs.field(validator=_price_version)
+
+
+@attrs.frozen
+class Estimate:
+    """A call not yet made: its ``model``, its prompt's ``input_tokens`` and the most it
+    may answer, ``max_output_tokens`` (what the request's ``max_tokens`` says). A hold
+    reserved from it holds the most the call can cost."""
+
+    model: str = attrs.field(validator=_model)
+    input_tokens: int = attrs.field(validator=_count)
+    max_output_tokens: int = attrs.field(validator=_count)
+
+    def as_usage(self) -> ModelUsage:
+        """The estimate as the usage a hold's ledger entry records."""
+        return ModelUsage(self.model, self.input_tokens, self.max_output_tokens)
