@@ -55,6 +55,7 @@ from tokenplans._values.limits import (
     is_storable_text,
 )
 from tokenplans._values.model_usage import (
+    MAX_MODEL_LENGTH,
     MAX_PRICE_VERSION_LENGTH,
     MAX_TOKENS,
     TOKEN_KINDS,
@@ -82,6 +83,7 @@ __all__ = [
     "MAX_HOLD_ID_LENGTH",
     "MAX_HOLD_TTL_SECONDS",
     "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "MAX_MODEL_LENGTH",
     "MAX_OPEN_HOLDS",
     "MAX_OPEN_ORDERS",
     "MAX_PAGE_SIZE",

@@ -25,6 +25,7 @@ from tokenplans import (
     InsufficientTokensError,
     LedgerEntry,
     PlanCatalog,
+    Pricer,
     Principal,
     TokenService,
 )
@@ -50,12 +51,16 @@ def new_subject(label: str = "user") -> str:
 
 
 def service_over(
-    store: AccountStore, clock: SettableClock | None = None, catalog: PlanCatalog | None = None
+    store: AccountStore,
+    clock: SettableClock | None = None,
+    catalog: PlanCatalog | None = None,
+    pricer: Pricer | None = None,
 ) -> TokenService:
     return TokenService(
         store,
         PlanCatalog.default() if catalog is None else catalog,
         SettableClock(MID_JANUARY) if clock is None else clock,
+        pricer=pricer,
     )
 
 

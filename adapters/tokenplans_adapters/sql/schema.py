@@ -37,7 +37,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeEngine
 
-from tokenplans import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_SUBJECT_LENGTH
+from tokenplans import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_MODEL_LENGTH,
+    MAX_PRICE_VERSION_LENGTH,
+    MAX_SUBJECT_LENGTH,
+)
 
 #: Constraint names are fixed so migrations can refer to them on every dialect.
 NAMING_CONVENTION = {
@@ -130,6 +135,22 @@ def snapshot_columns() -> list[Column[Any]]:
     ]
 
 
+def priced_columns() -> list[Column[Any]]:
+    """The columns of a ledger entry's priced call (:class:`tokenplans.PricedCall`): its
+    usage's fields, then ``credits`` and ``price_version``; nullable, as an entry that
+    was not priced has none."""
+    return [
+        Column("model", String(MAX_MODEL_LENGTH), nullable=True),
+        Column("input_tokens", BigInteger, nullable=True),
+        Column("output_tokens", BigInteger, nullable=True),
+        Column("cache_read_tokens", BigInteger, nullable=True),
+        Column("cache_write_tokens", BigInteger, nullable=True),
+        Column("reasoning_tokens", BigInteger, nullable=True),
+        Column("credits", BigInteger, nullable=True),
+        Column("price_version", String(MAX_PRICE_VERSION_LENGTH), nullable=True),
+    ]
+
+
 #: One row per subject: the current snapshot. Reading usage reads this row only.
 accounts = Table(
     "tokenplans_accounts",
@@ -159,6 +180,9 @@ ledger_entries = Table(
     Column("held_delta", BigInteger, nullable=False, server_default="0"),
     Column("hold_id", ExactText(), nullable=True),
     Column("overage", BigInteger, nullable=True),
+    # A priced entry's model call (all NULL on the others): the model, its normalised
+    # token counts, the credits charged or held for it and the prices' version.
+    *priced_columns(),
     # The snapshot after this entry (its subject and version are the key above).
     *snapshot_columns(),
 )

@@ -29,7 +29,7 @@ import attrs
 from sqlalchemy import Connection, Engine, Row, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 
-from tokenplans import Account, EntryKind, Usage
+from tokenplans import Account, EntryKind, ModelUsage, PricedCall, Usage
 from tokenplans.ports import (
     Commit,
     DebitReceipt,
@@ -391,24 +391,60 @@ def _entry_values(entry: LedgerEntry) -> dict[str, Any]:
         "subject": entry.after.subject,
         **_account_values(entry.after),
         **{name: getattr(entry, name) for name in _ENTRY_FACTS},
+        **_priced_values(entry.priced),
         "kind": entry.kind.value,
     }
 
 
-#: An entry's own columns: every LedgerEntry field but the snapshot after it.
-_ENTRY_FACTS = tuple(field.name for field in attrs.fields(LedgerEntry) if field.name != "after")
+#: An entry's own columns: every LedgerEntry field but the snapshot after it and the
+#: priced call (columns of its own, below).
+_ENTRY_FACTS = tuple(
+    field.name for field in attrs.fields(LedgerEntry) if field.name not in ("after", "priced")
+)
 
 
 def _entry_from_row(row: Row[Any]) -> LedgerEntry:
     m = row._mapping
     facts = {name: m[name] for name in _ENTRY_FACTS}
-    return LedgerEntry(**{**facts, "kind": EntryKind(m["kind"])}, after=_account_from_row(m))
+    return LedgerEntry(
+        **{**facts, "kind": EntryKind(m["kind"])},
+        after=_account_from_row(m),
+        priced=_priced_from_row(m),
+    )
 
 
-#: A receipt's own columns: every DebitReceipt field but the usage (the ledger's) and
-#: ``replayed`` (an answer's, not a stored fact).
+# A priced entry's call, one column per field of its usage, then credits and version:
+# all NULL on an entry that was not priced.
+_USAGE_FIELDS = tuple(field.name for field in attrs.fields(ModelUsage))
+_PRICED_COLUMNS = (*_USAGE_FIELDS, "credits", "price_version")
+
+
+def _priced_values(priced: PricedCall | None) -> dict[str, Any]:
+    if priced is None:
+        return dict.fromkeys(_PRICED_COLUMNS)
+    return {
+        **{name: getattr(priced.usage, name) for name in _USAGE_FIELDS},
+        "credits": priced.credits,
+        "price_version": priced.price_version,
+    }
+
+
+def _priced_from_row(m: Mapping[Any, Any]) -> PricedCall | None:
+    if m["model"] is None:
+        return None
+    return PricedCall(
+        ModelUsage(**{name: m[name] for name in _USAGE_FIELDS}),
+        credits=m["credits"],
+        price_version=m["price_version"],
+    )
+
+
+#: A receipt's own columns: every DebitReceipt field but the usage and priced call (the
+#: ledger's) and ``replayed`` (an answer's, not a stored fact).
 _RECEIPT_FIELDS = tuple(
-    field.name for field in attrs.fields(DebitReceipt) if field.name not in ("usage", "replayed")
+    field.name
+    for field in attrs.fields(DebitReceipt)
+    if field.name not in ("usage", "priced", "replayed")
 )
 
 
@@ -418,7 +454,11 @@ def _receipt_values(receipt: DebitReceipt) -> dict[str, Any]:
 
 def _receipt_from_row(row: Row[Any], entry: LedgerEntry) -> DebitReceipt:
     m = row._mapping
-    return DebitReceipt(**{name: m[name] for name in _RECEIPT_FIELDS}, usage=Usage.of(entry.after))
+    return DebitReceipt(
+        **{name: m[name] for name in _RECEIPT_FIELDS},
+        usage=Usage.of(entry.after),
+        priced=entry.priced,
+    )
 
 
 def _payment_values(payment: Payment) -> dict[str, Any]:
