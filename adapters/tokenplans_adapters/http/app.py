@@ -31,7 +31,7 @@ from .middleware import (
     JsonCORSMiddleware,
     RequestIdMiddleware,
 )
-from .resources import admin, documents, meta, tokens
+from .resources import admin, documents, meta, pricing, tokens
 from .resources import payments as payment_resource
 from .routing import Resource
 from .state import ApiState
@@ -45,6 +45,7 @@ _PROBE_SUBJECT = "tokenplans:readiness-probe"
 #: The API's resources, always served, in the order the document lists them.
 RESOURCES: Sequence[Resource] = (
     meta.RESOURCE,
+    pricing.RESOURCE,
     tokens.RESOURCE,
     admin.RESOURCE,
     documents.RESOURCE,

@@ -26,7 +26,7 @@ from tokenplans import InvalidRequestError
 
 from .errors import UnsupportedMediaTypeError
 
-_JSON_TYPE_NAMES = {int: "an integer", bool: "a boolean", str: "a string"}
+_JSON_TYPE_NAMES = {int: "an integer", bool: "a boolean", str: "a string", dict: "an object"}
 
 #: Our bodies nest one level and a Razorpay webhook about five; anything this deep is not
 #: a request of ours, and Python's parser recurses once per level.
@@ -47,8 +47,9 @@ _LONG_DIGIT_RUN = re.compile(rf"[0-9]{{{MAX_JSON_NUMBER_DIGITS + 1}}}")
 
 @attrs.frozen
 class Field:
-    """One body field: its Python type (``int``, ``bool`` or ``str``) and whether it must
-    be present. An optional field may also be ``null``, which reads as absent."""
+    """One body field: its Python type (``int``, ``bool``, ``str``, or ``dict`` for an
+    object its handler reads further) and whether it must be present. An optional field
+    may also be ``null``, which reads as absent."""
 
     kind: type
     required: bool = True

@@ -146,6 +146,10 @@ def _unknown_plan(_request: Request, exc: tokenplans.UnknownPlanError) -> Respon
     return json_error(400, "invalid plan", plan=exc.plan_id)
 
 
+def _unknown_model(_request: Request, exc: tokenplans.UnknownModelError) -> Response:
+    return json_error(400, "unknown model", model=exc.model)
+
+
 def _insufficient(_request: Request, exc: tokenplans.InsufficientTokensError) -> Response:
     return json_error(402, "insufficient tokens", remaining=exc.remaining, requested=exc.requested)
 
@@ -243,6 +247,7 @@ EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
     tokenplans.AuthenticationError: _handles(_unauthorized),
     tokenplans.PermissionDeniedError: _handles(_forbidden),
     tokenplans.UnknownPlanError: _handles(_unknown_plan),
+    tokenplans.UnknownModelError: _handles(_unknown_model),
     tokenplans.InsufficientTokensError: _handles(_insufficient),
     tokenplans.IdempotencyConflictError: _handles(_idempotency_conflict),
     tokenplans.InvalidRequestError: _handles(_invalid_request),

@@ -62,7 +62,10 @@ def refusal(error: str, reasons: str) -> dict[str, Any]:
 
 #: The error answers every operation may give, by the situations that cause them.
 ERRORS: Mapping[str, dict[str, Any]] = {
-    "400": response("Unknown plan id (`invalid plan`)."),
+    "400": response(
+        "Unknown plan id (`invalid plan`, with `plan`), or a model the prices do not cover "
+        "(`unknown model`, with `model`; nothing was charged)."
+    ),
     "401": {
         **response("Missing, non-Bearer, malformed, expired or badly signed token."),
         "headers": {

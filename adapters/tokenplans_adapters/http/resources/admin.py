@@ -128,8 +128,11 @@ RESOURCE = Resource(
                 response("Usage after the debit.", "ConsumeResponse"),
                 tag="admin",
                 parameters=[SUBJECT_PARAMETER],
-                request=body("ConsumeRequest", "How many tokens, and an optional idempotency key."),
-                failures=["402", "403", "409", "503"],
+                request=body(
+                    "ConsumeRequest",
+                    "How many tokens, or a model call's usage; an optional idempotency key.",
+                ),
+                failures=["400", "402", "403", "409", "503"],
             ),
         ),
         Operation(

@@ -1,5 +1,9 @@
 """The caller's own account: usage, set-plan, consume and the ledger.
 
+A consume debits an ``amount``, or the credits a model call's ``usage`` costs (priced by
+the service's pricer: :mod:`.pricing` reads the usage); a priced answer, and a priced
+ledger entry, add ``credits``, ``price_version`` and the normalised ``usage``.
+
 The bodies of set-plan, consume and the ledger take the subject to act on, so the admin
 variants (:mod:`.admin`) are the same handlers over the path's subject.
 """
@@ -18,6 +22,7 @@ from tokenplans import (
     DebitReceipt,
     EntryKind,
     HistoryPage,
+    InvalidRequestError,
     LedgerEntry,
     PlanCatalog,
     PlanChange,
@@ -34,6 +39,11 @@ from tokenplans_adapters.http.bodies import (
     read_object,
 )
 from tokenplans_adapters.http.openapi import AMOUNT, TIME, body, nullable, operation, ref, response
+from tokenplans_adapters.http.resources.pricing import (
+    PRICED_PROPERTIES,
+    priced_json,
+    usage_from_json,
+)
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.snapshot import (
     ENTRY_SNAPSHOT_FIELDS,
@@ -48,7 +58,11 @@ from tokenplans_adapters.http.state import state_of
 DEFAULT_PAGE_SIZE = 50
 
 _SET_PLAN = {"plan": Field(str), "reset_used": Field(bool, required=False)}
-_CONSUME = {"amount": Field(int), "idempotency_key": Field(str, required=False)}
+_CONSUME = {
+    "amount": Field(int, required=False),
+    "usage": Field(dict, required=False),
+    "idempotency_key": Field(str, required=False),
+}
 _PAGE_PARAMETERS = frozenset({"cursor", "limit"})
 
 
@@ -66,6 +80,7 @@ def receipt_json(receipt: DebitReceipt) -> dict[str, Any]:
         "amount": receipt.amount,
         "idempotency_key": receipt.idempotency_key,
         "replayed": receipt.replayed,
+        **({} if receipt.priced is None else priced_json(receipt.priced)),
     }
 
 
@@ -82,8 +97,13 @@ def entry_json(entry: LedgerEntry) -> dict[str, Any]:
         "payment_id": entry.payment_id,
         "actor": entry.actor,
         "message": entry.message,
+        **(_UNPRICED if entry.priced is None else priced_json(entry.priced)),
         **entry_snapshot_json(Usage.of(entry.after)),
     }
+
+
+#: What a ledger entry that was not priced shows in a priced entry's fields.
+_UNPRICED: dict[str, Any] = dict.fromkeys(PRICED_PROPERTIES)
 
 
 def page_json(page: HistoryPage) -> dict[str, Any]:
@@ -128,12 +148,16 @@ async def set_plan_of(request: Request, principal: Principal, subject: str | Non
 async def consume_from(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
     """A debit from ``subject``'s account (``None``: the caller's own)."""
     body = await read_object(request, _CONSUME)
+    if ("amount" in body) == ("usage" in body):
+        raise InvalidRequestError("send amount or usage: exactly one of them")
+    usage = usage_from_json(body["usage"]) if "usage" in body else None
     service = state_of(request).service
 
     def call() -> DebitReceipt:
         return service.consume(
             principal,
-            body["amount"],
+            body.get("amount"),
+            usage=usage,
             idempotency_key=body.get("idempotency_key"),
             subject=subject,
         )
@@ -213,9 +237,15 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
         },
         "ConsumeRequest": {
             "type": "object",
-            "required": ["amount"],
             "additionalProperties": False,
-            "properties": {"amount": AMOUNT, "idempotency_key": nullable(_KEY)},
+            "description": "Exactly one of `amount` (credits) or `usage` (a model call, "
+            "priced by the server's prices); neither or both is a 422. A `null` field "
+            "counts as absent.",
+            "properties": {
+                "amount": nullable(AMOUNT),
+                "usage": nullable(ref("CallUsage")),
+                "idempotency_key": nullable(_KEY),
+            },
         },
         "ConsumeResponse": {
             "type": "object",
@@ -228,6 +258,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
                     "type": "boolean",
                     "description": "True when this is the remembered answer to a retry.",
                 },
+                **PRICED_PROPERTIES,
             },
         },
         "LedgerEntry": {
@@ -244,6 +275,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
                 "payment_id": nullable({"type": "string"}),
                 "actor": nullable({"type": "string"}),
                 "message": {"type": "string"},
+                **{name: nullable(schema) for name, schema in PRICED_PROPERTIES.items()},
                 **{name: USAGE_PROPERTIES[name] for name in ENTRY_SNAPSHOT_FIELDS},
             },
         },
@@ -291,8 +323,11 @@ RESOURCE = Resource(
                 "Debit tokens from the caller's quota",
                 response("Usage after the debit.", "ConsumeResponse"),
                 tag="tokens",
-                request=body("ConsumeRequest", "How many tokens, and an optional idempotency key."),
-                failures=["402", "403", "409", "503"],
+                request=body(
+                    "ConsumeRequest",
+                    "How many tokens, or a model call's usage; an optional idempotency key.",
+                ),
+                failures=["400", "402", "403", "409", "503"],
             ),
         ),
         Operation(

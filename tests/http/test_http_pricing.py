@@ -1,0 +1,238 @@
+"""Priced consumes over HTTP: ``amount`` or ``usage`` (normalised, or a provider's own
+object with ``format``), ``credits`` and ``price_version`` in the answer and the ledger,
+``GET /api/pricing``, and an unknown model refused with 400 charging nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from http_support import ALICE, ROOT, identity
+from hypothesis import HealthCheck, settings
+from schema_checks import call_and_validate_as
+from starlette.testclient import TestClient
+
+from tokenplans import PlanCatalog, PriceBook, TokenService
+from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.http import create_app
+
+EXAMPLE_BOOK = Path(__file__).parents[2] / "docs" / "examples" / "prices.toml"
+#: Priced as the README's walk-through prices it: 5 credits at the example book.
+NORMALISED = {
+    "model": "gpt-4o",
+    "input_tokens": 600,
+    "output_tokens": 300,
+    "cache_read_tokens": 400,
+}
+OPENAI = {
+    "format": "openai",
+    "model": "gpt-4o",
+    "prompt_tokens": 1000,
+    "completion_tokens": 300,
+    "total_tokens": 1300,
+    "prompt_tokens_details": {"cached_tokens": 400, "audio_tokens": None},
+    "completion_tokens_details": {"reasoning_tokens": 0},
+}
+ANTHROPIC = {
+    "format": "anthropic",
+    "model": "claude-sonnet-4-5",
+    "input_tokens": 1200,
+    "output_tokens": 300,
+    "cache_read_input_tokens": 5000,
+    "cache_creation_input_tokens": 800,
+}
+NO_DEFAULT = {"version": "v7", "models": {"gpt-4o": {"input": 2500, "output": 10000}}}
+
+
+def app_with(book: PriceBook | None) -> Any:
+    service = TokenService(InMemoryStore(), PlanCatalog.default(), SettableClock(), pricer=book)
+    return create_app(service, identity())
+
+
+@pytest.fixture
+def priced() -> TestClient:
+    return TestClient(app_with(PriceBook.from_file(EXAMPLE_BOOK)), raise_server_exceptions=False)
+
+
+def consume(client: TestClient, body: dict[str, Any], headers: Any = ALICE) -> Any:
+    return client.post("/api/tokens/consume", headers=headers, json=body)
+
+
+@pytest.mark.parametrize(
+    ("usage", "credits", "normalised"),
+    [
+        (NORMALISED, 5, {**NORMALISED, "cache_write_tokens": 0, "reasoning_tokens": 0}),
+        (
+            OPENAI,
+            5,
+            {
+                "model": "gpt-4o",
+                "input_tokens": 600,
+                "output_tokens": 300,
+                "cache_read_tokens": 400,
+                "cache_write_tokens": 0,
+                "reasoning_tokens": 0,
+            },
+        ),
+        (
+            ANTHROPIC,
+            13,  # 3.6 M + 4.5 M + 1.5 M + 3 M = 12.6 M per million: 13 credits
+            {
+                "model": "claude-sonnet-4-5",
+                "input_tokens": 1200,
+                "output_tokens": 300,
+                "cache_read_tokens": 5000,
+                "cache_write_tokens": 800,
+                "reasoning_tokens": 0,
+            },
+        ),
+    ],
+)
+def test_a_consume_with_usage_is_priced_and_answers_credits_and_the_price_version(
+    priced: TestClient, usage: dict[str, Any], credits: int, normalised: dict[str, Any]
+) -> None:
+    response = consume(priced, {"usage": usage})
+
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["amount"], answer["credits"], answer["token_used"]) == (
+        credits,
+        credits,
+        credits,
+    )
+    assert answer["price_version"] == "2026-12-01"
+    assert answer["usage"] == normalised
+
+
+def test_a_priced_entry_shows_its_call_in_the_ledger_and_others_show_nulls(
+    priced: TestClient,
+) -> None:
+    consume(priced, {"amount": 2})
+    consume(priced, {"usage": NORMALISED, "idempotency_key": "chat-1"})
+
+    entries = priced.get("/api/tokens/ledger", headers=ALICE).json()["entries"]
+
+    newest, plain = entries[0], entries[1]
+    assert (newest["kind"], newest["amount"], newest["credits"]) == ("debited", 5, 5)
+    assert newest["price_version"] == "2026-12-01"
+    assert newest["usage"]["cache_read_tokens"] == 400
+    assert (plain["credits"], plain["price_version"], plain["usage"]) == (None, None, None)
+
+
+def test_a_retried_priced_consume_replays_its_first_answer(priced: TestClient) -> None:
+    first = consume(priced, {"usage": OPENAI, "idempotency_key": "chat-2"}).json()
+
+    again = consume(priced, {"usage": OPENAI, "idempotency_key": "chat-2"}).json()
+
+    assert again == {**first, "replayed": True}
+    assert priced.get("/api/tokens/usage", headers=ALICE).json()["token_used"] == 5
+
+
+def test_an_admin_consumes_a_priced_call_for_a_subject(priced: TestClient) -> None:
+    response = priced.post(
+        "/api/admin/accounts/bob/consume", headers=ROOT, json={"usage": NORMALISED}
+    )
+
+    assert (response.status_code, response.json()["credits"]) == (200, 5)
+
+
+def test_an_unknown_model_is_a_400_naming_it_and_nothing_is_charged() -> None:
+    client = TestClient(app_with(PriceBook.from_mapping(NO_DEFAULT)))
+    consume(client, {"amount": 1})
+
+    response = consume(client, {"usage": {**NORMALISED, "model": "mystery-9"}})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "unknown model", "model": "mystery-9"}
+    entries = client.get("/api/tokens/ledger", headers=ALICE).json()["entries"]
+    assert [entry["kind"] for entry in entries] == ["debited", "opened"]
+    assert client.get("/api/tokens/usage", headers=ALICE).json()["token_used"] == 1
+
+
+def test_without_a_price_book_every_counted_token_is_one_credit() -> None:
+    client = TestClient(app_with(None))
+
+    call = {"model": "any-model", "input_tokens": 60, "output_tokens": 30, "reasoning_tokens": 9}
+    answer = consume(client, {"usage": call}).json()
+
+    assert (answer["credits"], answer["price_version"]) == (99, "unit")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "exactly one"),
+        ({"amount": 5, "usage": NORMALISED}, "exactly one"),
+        ({"amount": None, "usage": None}, "exactly one"),
+        ({"usage": "gpt-4o"}, "usage must be an object"),
+        ({"usage": [1]}, "usage must be an object"),
+        ({"usage": {"input_tokens": 1, "output_tokens": 1}}, "model is required"),
+        ({"usage": {"model": "gpt-4o", "input_tokens": 1}}, "output_tokens is required"),
+        ({"usage": {**NORMALISED, "input_tokens": -1}}, "between 0 and"),
+        ({"usage": {**NORMALISED, "input_tokens": True}}, "must be an integer"),
+        ({"usage": {**NORMALISED, "input_tokens": 1.0}}, "must be an integer"),
+        ({"usage": {**NORMALISED, "prompt_tokens": 1}}, "unknown field(s) prompt_tokens"),
+        ({"usage": {**NORMALISED, "model": "gpt 4o"}}, "printable ASCII"),
+        ({"usage": {**OPENAI, "format": "gemini"}}, "format must be"),
+        ({"usage": {**OPENAI, "format": ["openai"]}}, "format must be"),
+        ({"usage": {"format": "openai", "prompt_tokens": 1}}, "model is required"),
+        (
+            {"usage": {**OPENAI, "prompt_tokens_details": {"cached_tokens": 5000}}},
+            "cannot exceed prompt_tokens",
+        ),
+        ({"usage": {**ANTHROPIC, "input_tokens": None}}, "input_tokens is required"),
+    ],
+)
+def test_a_malformed_priced_consume_is_422_and_charges_nothing(
+    priced: TestClient, body: dict[str, Any], message: str
+) -> None:
+    response = consume(priced, body)
+
+    assert response.status_code == 422
+    assert message in response.json()["message"]
+    assert priced.get("/api/tokens/usage", headers=ALICE).json()["token_used"] == 0
+
+
+def test_the_active_price_book_is_public(priced: TestClient) -> None:
+    response = priced.get("/api/pricing")
+
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["kind"], answer["version"]) == ("price_book", "2026-12-01")
+    assert answer["models"]["default"] == {
+        "input": "0.15",
+        "output": "0.6",
+        "cache_read": "0.15",
+        "cache_write": "0.15",
+        "reasoning": "0.6",
+    }
+    assert answer["models"]["gpt-4o"]["cache_write"] == "2500"
+
+
+def test_without_a_price_book_the_pricing_says_one_credit_per_token() -> None:
+    answer = TestClient(app_with(None)).get("/api/pricing").json()
+
+    assert (answer["kind"], answer["version"]) == ("unit", "unit")
+    assert answer["models"]["default"]["input"] == "1000000"
+
+
+@pytest.fixture
+def priced_schema() -> Any:
+    return schemathesis.openapi.from_asgi(
+        "/openapi.json", app_with(PriceBook.from_mapping(NO_DEFAULT))
+    )
+
+
+priced_api = schemathesis.pytest.from_fixture("priced_schema")
+
+
+@priced_api.include(path_regex="consume|pricing").parametrize()
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_priced_routes_answer_as_the_document_says(case: Any) -> None:
+    call_and_validate_as(case, ROOT)
