@@ -12,7 +12,8 @@ WORKDIR /src
 COPY pyproject.toml README.md CHANGELOG.md ./
 COPY src ./src
 COPY adapters ./adapters
-RUN pip install '.[server,mysql,postgres]' && rm -rf /src
+# prices: the genai-prices table, for TOKENPLANS_PRICES=genai-prices (offline data).
+RUN pip install '.[server,mysql,postgres,prices]' && rm -rf /src
 
 # Never run as root; /data holds the SQLite file when no database URL is given.
 RUN useradd --create-home --uid 10001 tokenplans \

@@ -1,8 +1,8 @@
 """The composition root: the one place that knows every adapter and wires them together.
 
 ``build_app(settings)`` turns :class:`~tokenplans_adapters.main.config.Settings` into the ASGI app;
-the ``build_*`` helpers are separate so the CLI can validate each part (catalog, identity)
-and report a bad setting in one line before a server starts.
+the ``build_*`` helpers are separate so the CLI can validate each part (catalog, prices,
+identity) and report a bad setting in one line before a server starts.
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
-from tokenplans import PaymentGateway, PaymentService, PlanCatalog, SystemClock, TokenService
+from tokenplans import (
+    PaymentGateway,
+    PaymentService,
+    PlanCatalog,
+    PriceBook,
+    Pricer,
+    SystemClock,
+    TokenService,
+)
 from tokenplans_adapters.http import create_app
 from tokenplans_adapters.jwt_identity import JwtIdentity
 from tokenplans_adapters.razorpay import OfflineGateway, RazorpayGateway
@@ -29,6 +37,32 @@ def build_catalog(settings: Settings) -> PlanCatalog:
     if settings.plans_file is None:
         return PlanCatalog.default()
     return PlanCatalog.from_file(settings.plans_file)
+
+
+def build_pricer(settings: Settings) -> Pricer | None:
+    """The configured prices: the price book file, the genai-prices table at the
+    configured credits per dollar, or ``None`` (one credit per counted token). Raises
+    :class:`tokenplans.PriceBookError` naming the model and field of a bad book, or
+    :class:`ConfigError` when the genai-prices extra is not installed."""
+    if settings.price_book is not None:
+        return PriceBook.from_file(settings.price_book)
+    if settings.prices is None or settings.credits_per_usd is None:
+        return None
+    try:
+        from tokenplans_adapters.genai_prices import GenaiPricesPricer  # noqa: PLC0415
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            f"TOKENPLANS_PRICES=genai-prices needs the prices extra ({error}): "
+            "pip install 'tokenplans[prices]'"
+        ) from None
+    return GenaiPricesPricer(
+        _credits_per_usd(settings.credits_per_usd), listed_models=settings.priced_models
+    )
+
+
+def _credits_per_usd(value: str) -> int | str:
+    """An integer as an int, else the decimal text the pricer reads exactly."""
+    return int(value) if value.isdecimal() else value
 
 
 def build_identity(settings: Settings) -> JwtIdentity:
@@ -53,7 +87,7 @@ def build_app(settings: Settings) -> Starlette:
     engine = make_engine(settings.database_url)
     store = SqlAccountStore(engine)
     clock = SystemClock()
-    service = TokenService(store, catalog, clock)
+    service = TokenService(store, catalog, clock, pricer=build_pricer(settings))
     gateway = build_gateway(settings)
     closers: list[Callable[[], object]] = [engine.dispose]
     if isinstance(gateway, RazorpayGateway):

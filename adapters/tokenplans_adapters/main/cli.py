@@ -31,6 +31,7 @@ from tokenplans import (
     CatalogError,
     InvalidRequestError,
     PlanCatalog,
+    PriceBookError,
     Principal,
     StorageUnavailableError,
     SystemClock,
@@ -43,7 +44,13 @@ from tokenplans_adapters.razorpay import WEBHOOK_EVENTS, OfflineGateway, Razorpa
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
 from tokenplans_adapters.sql.migrate import VERSION_TABLE
 
-from .app import build_catalog, build_gateway, build_identity, offline_payment_secret
+from .app import (
+    build_catalog,
+    build_gateway,
+    build_identity,
+    build_pricer,
+    offline_payment_secret,
+)
 from .config import ConfigError, Settings
 from .dev import DEV_FILE, dev_secrets_for, dev_settings, ignored_in_dev, load_dev_secrets
 
@@ -105,6 +112,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     url = f"http://{_display_host(args.host)}:{args.port}"
     build_catalog(settings)
+    build_pricer(settings)
     if not args.dev:
         if problem := settings.secret_problem():
             raise CommandError(f"{problem}: refusing to serve.\n{_SIGNING_HINT}")
@@ -217,6 +225,10 @@ def _environment(settings: Settings) -> dict[str, str]:
         "TOKENPLANS_JWT_ISSUER": settings.jwt_issuer or "",
         "TOKENPLANS_BASE_URL": settings.base_url or "",
         "TOKENPLANS_OFFLINE_PAYMENT_SECRET": settings.offline_payment_secret or "",
+        "TOKENPLANS_PRICE_BOOK": str(settings.price_book or ""),
+        "TOKENPLANS_PRICES": settings.prices or "",
+        "TOKENPLANS_CREDITS_PER_USD": settings.credits_per_usd or "",
+        "TOKENPLANS_PRICED_MODELS": ",".join(settings.priced_models),
     }
 
 
@@ -615,7 +627,7 @@ def _run(handler: Handler, args: argparse.Namespace) -> int:
         return handler(args, Settings.from_env())
     except CommandError as error:
         return _fail(str(error), error.exit_code)
-    except (ConfigError, CatalogError) as error:
+    except (ConfigError, CatalogError, PriceBookError) as error:
         return _fail(str(error), EXIT_CONFIG)
     except JwtConfigError as error:
         return _fail(f"JWT settings: {error}", EXIT_CONFIG)

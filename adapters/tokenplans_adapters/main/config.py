@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 from dotenv import dotenv_values
@@ -29,6 +30,8 @@ from tokenplans_adapters.razorpay import DEFAULT_API_URL as DEFAULT_RAZORPAY_API
 
 DEFAULT_DATABASE_URL = "sqlite:///./tokenplans.sqlite3"
 MIN_SECRET_BYTES = 32
+#: ``TOKENPLANS_PRICES``' one value: the genai-prices package's table.
+GENAI_PRICES = "genai-prices"
 
 
 class ConfigError(ValueError):
@@ -60,6 +63,11 @@ class Settings:
     body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
     # -- catalog
     plans_file: Path | None = None
+    # -- pricing model calls (neither: one credit per counted token)
+    price_book: Path | None = None
+    prices: str | None = None  # GENAI_PRICES, with credits_per_usd
+    credits_per_usd: str | None = None
+    priced_models: tuple[str, ...] = ()  # the genai-prices models GET /api/pricing shows
     # -- payments (Razorpay; without keys, the offline gateway stands in)
     razorpay_key_id: str | None = None
     razorpay_key_secret: str | None = attrs.field(default=None, repr=_hidden)
@@ -98,6 +106,7 @@ class Settings:
                 "TOKENPLANS_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
             ),
             plans_file=_path(values.get("TOKENPLANS_PLANS_FILE")),
+            **_pricing(values),
             razorpay_key_id=values.get("TOKENPLANS_RAZORPAY_KEY_ID", "RAZORPAY_KEY_ID"),
             razorpay_key_secret=values.get("TOKENPLANS_RAZORPAY_KEY_SECRET", "RAZORPAY_KEY_SECRET"),
             razorpay_webhook_secret=values.get(
@@ -133,6 +142,36 @@ class Settings:
                 f"at least {MIN_SECRET_BYTES} are needed"
             )
         return None
+
+
+def _pricing(values: _Values) -> dict[str, Any]:
+    """The pricing settings, checked for consistency (the book's content is checked when
+    the composition root loads it): a price book or the genai-prices table, not both."""
+    book = values.get("TOKENPLANS_PRICE_BOOK")
+    prices = values.get("TOKENPLANS_PRICES")
+    credits_per_usd = values.get("TOKENPLANS_CREDITS_PER_USD")
+    models = values.get("TOKENPLANS_PRICED_MODELS")
+    if book and prices:
+        raise ConfigError(
+            "TOKENPLANS_PRICE_BOOK and TOKENPLANS_PRICES are both set: choose one source of "
+            "prices (a price book file, or TOKENPLANS_PRICES=genai-prices)"
+        )
+    if prices is not None and prices != GENAI_PRICES:
+        raise ConfigError(f"TOKENPLANS_PRICES must be {GENAI_PRICES!r}, got {prices!r}")
+    if prices and not credits_per_usd:
+        raise ConfigError(
+            "TOKENPLANS_PRICES=genai-prices needs TOKENPLANS_CREDITS_PER_USD: how many "
+            'credits one US dollar buys (e.g. 1000, or "0.5")'
+        )
+    if not prices and (credits_per_usd or models):
+        name = "TOKENPLANS_CREDITS_PER_USD" if credits_per_usd else "TOKENPLANS_PRICED_MODELS"
+        raise ConfigError(f"{name} is set without TOKENPLANS_PRICES=genai-prices")
+    return {
+        "price_book": _path(book),
+        "prices": prices,
+        "credits_per_usd": credits_per_usd,
+        "priced_models": _csv(models or ""),
+    }
 
 
 def _merge(environ: Mapping[str, str], env_file: str | Path | None) -> dict[str, str]:

@@ -93,7 +93,7 @@ def dev_settings(settings: Settings, dev: DevSecrets) -> Settings:
     """``settings`` with every secret replaced by the development ones: HS256 with the
     dev secret (no audience, issuer or public key, so the printed tokens work) and the
     offline gateway, whose webhooks are signed with the dev payment secret too. The
-    database, catalog, CORS and body limit stay as configured."""
+    database, catalog, prices, CORS and body limit stay as configured."""
     return attrs.evolve(
         settings,
         jwt_secret=dev.jwt_secret,
