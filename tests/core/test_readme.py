@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 
 
 def library_example(heading: str = "Using it as a library") -> str:
@@ -33,3 +36,24 @@ def test_the_readme_metering_example_runs_and_its_asserts_hold() -> None:
     exec(compile(library_example("Metering a model call"), str(README), "exec"), namespace)  # noqa: S102
 
     assert namespace["settled"].settled == 250  # type: ignore[attr-defined]
+
+
+def test_the_readme_pricing_example_runs_and_its_asserts_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    namespace: dict[str, object] = {"__name__": "readme_pricing"}
+    monkeypatch.chdir(ROOT)  # the example reads docs/examples/prices.toml from the root
+
+    exec(compile(library_example("Pricing model calls"), str(README), "exec"), namespace)  # noqa: S102
+
+    assert namespace["settled"].settled == 10  # type: ignore[attr-defined]
+    entries = namespace["service"].history(namespace["alice"]).entries  # type: ignore[attr-defined]
+    assert [entry.priced.credits for entry in entries[:3]] == [10, 35, 5]
+
+
+def test_the_readme_shows_the_example_price_book_as_it_is() -> None:
+    section = README.read_text(encoding="utf-8").split("## Pricing model calls", 1)[1]
+    shown = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+
+    assert shown is not None
+    assert shown.group(1) in (ROOT / "docs" / "examples" / "prices.toml").read_text()

@@ -1,8 +1,10 @@
 """The README's shell walk-through, run as written against a real ``tokenplans serve --dev``.
 
-The blocks marked ``<!-- walkthrough ... -->`` (the quickstart, the HTTP API examples and
-the payments' "Try it locally") run in order in one ``bash``, in the dev server's folder,
-with only the port changed. A command's output is checked against the ``# {...}``
+The blocks marked ``<!-- walkthrough ... -->`` (the quickstart, pricing model calls, the
+HTTP API examples and the payments' "Try it locally") run in order in one ``bash``, in the
+dev server's folder, with only the port changed. The server is started as the pricing
+section starts it, with the example price book (every other block debits amounts, which
+a price book does not change). A command's output is checked against the ``# {...}``
 comment under it: every ``"field":value`` pair shown must be in the answer, except the
 values that differ on every run (times, generated ids, and those elided with ``...``).
 """
@@ -20,7 +22,10 @@ from test_e2e_serve import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+#: How the pricing section starts the server, from the repository's root.
+SERVE_PRICED = "TOKENPLANS_PRICE_BOOK=docs/examples/prices.toml tokenplans serve --dev"
 README_URL = "http://127.0.0.1:8000"
 BLOCK = re.compile(r"^<!-- walkthrough\b[^\n]*-->\n```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
 PAIR = re.compile(r'"(\w+)":("(?:[^"\\]|\\.)*"|-?\d+|true|false|null)')
@@ -65,7 +70,9 @@ def test_the_readme_walk_through_works_as_written(tmp_path: Path) -> None:
         for number, (command, _) in enumerate(steps)
     )
     tools = str(Path(sys.executable).parent)  # tokenplans, and python for the order id
-    with serving("--dev", cwd=tmp_path, env={}) as (url, _):
+    assert f"\n{SERVE_PRICED}\n" in README.read_text(encoding="utf-8")
+    book = {"TOKENPLANS_PRICE_BOOK": str(ROOT / "docs" / "examples" / "prices.toml")}
+    with serving("--dev", cwd=tmp_path, env=book) as (url, _):
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("TOKENPLANS_", "JWT_"))},
             "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -88,4 +95,4 @@ def test_the_readme_walk_through_works_as_written(tmp_path: Path) -> None:
         for pair in expected_pairs(expected.replace(README_URL, url)):
             assert pair in output, f"{command}\nanswered {output}\nexpected {pair}"
             checked += 1
-    assert checked >= 40  # the comments are really compared, not skipped
+    assert checked >= 60  # the comments are really compared, not skipped
