@@ -7,7 +7,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from http_support import ALICE, BOB, ROOT
+from http_support import ALICE, BOB, ROOT, build_app
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from tokenplans import ADMIN_SCOPE, MAX_OPEN_HOLDS, Principal, TokenService
@@ -528,6 +530,30 @@ def test_any_hold_id_is_addressable_percent_encoded(client: TestClient, hold_id:
 
     assert (read.status_code, read.json()["hold_id"]) == (200, hold_id)
     assert (settled.status_code, settled.json()["settled"]) == (200, 3)
+
+
+def test_a_hold_id_is_addressable_when_the_app_is_mounted() -> None:
+    host = Starlette(routes=[Mount("/billing", app=build_app())])
+    client = TestClient(host, base_url="http://testserver/billing")
+    client.post(HOLDS, headers=ALICE, json={"amount": 10, "hold_id": "a/b"})
+
+    released = client.post(_one("a/b", "release"), headers=ALICE)
+
+    assert (released.status_code, released.json()["status"]) == (200, "released")
+
+
+def test_a_release_declaring_a_body_that_is_not_json_is_415_and_changes_nothing(
+    client: TestClient, store: InMemoryStore
+) -> None:
+    _reserve(client, 400, "chat-42")
+    before = _state(store, "alice")
+
+    response = client.post(
+        _one("chat-42", "release"), headers={**ALICE, "Content-Type": "text/plain"}
+    )
+
+    assert (response.status_code, response.json()["error"]) == (415, "unsupported media type")
+    assert _state(store, "alice") == before
 
 
 def test_a_literal_slash_in_the_path_never_reads_as_part_of_a_hold_id(
