@@ -31,7 +31,7 @@ from .middleware import (
     JsonCORSMiddleware,
     RequestIdMiddleware,
 )
-from .resources import admin, documents, meta, pricing, tokens
+from .resources import admin, documents, holds, meta, pricing, tokens
 from .resources import payments as payment_resource
 from .routing import Resource
 from .state import ApiState
@@ -48,6 +48,7 @@ RESOURCES: Sequence[Resource] = (
     pricing.RESOURCE,
     tokens.RESOURCE,
     admin.RESOURCE,
+    holds.RESOURCE,
     documents.RESOURCE,
 )
 
