@@ -68,7 +68,7 @@ class InMemoryStore:
         assert_never(record)
 
     def _stage_hold(self, write: HoldWrite) -> Callable[[], None]:
-        hold = attrs.evolve(write.hold, replayed=False)
+        hold = attrs.evolve(write.hold, replayed=False, priced=None)
         key = (hold.subject, hold.hold_id)
         stored = self._holds.get(key)
         if (None if stored is None else stored.status) != write.previous:

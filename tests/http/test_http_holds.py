@@ -191,7 +191,7 @@ def test_one_hold_more_than_the_open_limit_is_409_too_many_open_holds(
     [
         (b"", "not valid JSON"),
         (b"[400]", "must be a JSON object"),
-        (b"{}", "amount is required"),
+        (b"{}", "send amount or estimate: exactly one"),
         (b'{"amount": "400"}', "amount must be an integer"),
         (b'{"amount": 0}', "between 1 and"),
         (b'{"amount": 10, "hold_id": ""}', "hold_id must be 1 to 255"),
@@ -319,7 +319,7 @@ def test_closing_a_closed_hold_another_way_is_409_naming_its_final_state(
     ("body", "message"),
     [
         (b"", "not valid JSON"),
-        (b"{}", "amount is required"),
+        (b"{}", "send amount or usage: exactly one"),
         (b'{"amount": -1}', "between 0 and"),
         (b'{"amount": 2.5}', "amount must be an integer"),
         (b'{"amount": 5, "hold_id": "other"}', "unknown field(s): hold_id"),

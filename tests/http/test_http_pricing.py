@@ -218,6 +218,119 @@ def test_without_a_price_book_the_pricing_says_one_credit_per_token() -> None:
     assert answer["models"]["default"]["input"] == "1000000"
 
 
+HOLDS = "/api/tokens/holds"
+O3_CALL = {"model": "o3", "input_tokens": 1000, "max_output_tokens": 4096}
+
+
+def test_a_hold_is_reserved_from_an_estimate_and_settled_from_usage(priced: TestClient) -> None:
+    reserved = priced.post(HOLDS, headers=ALICE, json={"estimate": O3_CALL, "hold_id": "c-1"})
+    settled = priced.post(
+        f"{HOLDS}/c-1/settle",
+        headers=ALICE,
+        json={"usage": {**OPENAI, "model": "o3", "completion_tokens_details": None}},
+    )
+
+    assert reserved.status_code == 201
+    held = reserved.json()
+    # 1000 x 2000 + 4096 x 8000 per million, rounded up: 35 held.
+    assert (held["amount"], held["credits"], held["token_held"]) == (35, 35, 35)
+    assert held["price_version"] == "2026-12-01"
+    assert held["usage"] == {
+        "model": "o3",
+        "input_tokens": 1000,
+        "output_tokens": 4096,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
+    }
+    assert settled.status_code == 200
+    done = settled.json()
+    # 600 x 2000 + 400 cached x 500 + 300 x 8000 = 3.8 M per million: 4 credits.
+    assert (done["status"], done["settled"], done["credits"]) == ("settled", 4, 4)
+    assert (done["token_used"], done["token_held"]) == (4, 0)
+    entries = priced.get("/api/tokens/ledger", headers=ALICE).json()["entries"]
+    assert [(e["kind"], e["credits"]) for e in entries[:2]] == [
+        ("hold_settled", 4),
+        ("hold_placed", 35),
+    ]
+
+
+def test_an_unpriced_hold_answers_without_credits(priced: TestClient) -> None:
+    held = priced.post(HOLDS, headers=ALICE, json={"amount": 30, "hold_id": "plain"}).json()
+    settled = priced.post(f"{HOLDS}/plain/settle", headers=ALICE, json={"amount": 20}).json()
+
+    assert "credits" not in held
+    assert "credits" not in settled
+
+
+def test_an_estimate_for_an_unknown_model_is_a_400_and_holds_nothing() -> None:
+    client = TestClient(app_with(PriceBook.from_mapping(NO_DEFAULT)))
+
+    response = client.post(HOLDS, headers=ALICE, json={"estimate": {**O3_CALL, "model": "zz"}})
+
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "unknown model", "model": "zz"},
+    )
+    assert client.get("/api/tokens/usage", headers=ALICE).json()["token_held"] == 0
+
+
+def test_a_settle_for_an_unknown_model_is_a_400_and_leaves_the_hold_open() -> None:
+    client = TestClient(app_with(PriceBook.from_mapping(NO_DEFAULT)))
+    client.post(HOLDS, headers=ALICE, json={"amount": 10, "hold_id": "h"})
+
+    response = client.post(
+        f"{HOLDS}/h/settle", headers=ALICE, json={"usage": {**NORMALISED, "model": "zz"}}
+    )
+
+    assert response.status_code == 400
+    assert client.get(f"{HOLDS}/h", headers=ALICE).json()["status"] == "open"
+    assert client.get("/api/tokens/usage", headers=ALICE).json()["token_used"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "send amount or estimate: exactly one"),
+        ({"amount": 5, "estimate": O3_CALL}, "exactly one"),
+        ({"estimate": "o3"}, "estimate must be an object"),
+        ({"estimate": {"model": "o3", "input_tokens": 1}}, "max_output_tokens is required"),
+        ({"estimate": {**O3_CALL, "input_tokens": "1"}}, "input_tokens must be an integer"),
+        ({"estimate": {**O3_CALL, "max_output_tokens": -1}}, "between 0 and"),
+        ({"estimate": {**O3_CALL, "temperature": 1}}, "unknown field(s) temperature"),
+        ({"estimate": {**O3_CALL, "model": ""}}, "printable ASCII"),
+    ],
+)
+def test_a_malformed_estimate_is_422_and_holds_nothing(
+    priced: TestClient, body: dict[str, Any], message: str
+) -> None:
+    response = priced.post(HOLDS, headers=ALICE, json=body)
+
+    assert response.status_code == 422
+    assert message in response.json()["message"]
+    assert priced.get("/api/tokens/usage", headers=ALICE).json()["token_held"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "send amount or usage: exactly one"),
+        ({"amount": 5, "usage": NORMALISED}, "exactly one"),
+        ({"usage": {"model": "o3"}}, "input_tokens is required"),
+    ],
+)
+def test_a_malformed_priced_settle_is_422_and_leaves_the_hold_open(
+    priced: TestClient, body: dict[str, Any], message: str
+) -> None:
+    priced.post(HOLDS, headers=ALICE, json={"amount": 10, "hold_id": "h"})
+
+    response = priced.post(f"{HOLDS}/h/settle", headers=ALICE, json=body)
+
+    assert response.status_code == 422
+    assert message in response.json()["message"]
+    assert priced.get(f"{HOLDS}/h", headers=ALICE).json()["status"] == "open"
+
+
 @pytest.fixture
 def priced_schema() -> Any:
     return schemathesis.openapi.from_asgi(
@@ -228,7 +341,7 @@ def priced_schema() -> Any:
 priced_api = schemathesis.pytest.from_fixture("priced_schema")
 
 
-@priced_api.include(path_regex="consume|pricing").parametrize()
+@priced_api.include(path_regex="consume|pricing|holds").parametrize()
 @settings(
     max_examples=40,
     deadline=None,

@@ -372,8 +372,10 @@ def _translate(error: sa_exc.DBAPIError, *, reading: bool = False) -> Exception:
 #: (schema + migration), not an edit here.
 _ACCOUNT_FIELDS = tuple(field.name for field in attrs.fields(Account))
 _PAYMENT_FIELDS = tuple(field.name for field in attrs.fields(Payment))
-#: A hold's stored fields: all but ``replayed``, which belongs to one answer.
-_HOLD_FIELDS = tuple(field.name for field in attrs.fields(Hold) if field.name != "replayed")
+#: A hold's stored fields: all but ``replayed`` and ``priced``, which belong to one answer.
+_HOLD_FIELDS = tuple(
+    field.name for field in attrs.fields(Hold) if field.name not in ("replayed", "priced")
+)
 
 
 def _account_values(account: Account) -> dict[str, Any]:

@@ -17,6 +17,8 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 
+import attrs
+
 from tokenplans._ports import AccountStore, Clock
 from tokenplans._pricing.quotes import Pricer, Quote, UnitPricer
 from tokenplans._rules.decisions import decide_debit, decide_grant, decide_plan_change
@@ -221,7 +223,7 @@ class TokenService:
                 return None
             return self.store.find_hold(subject, chosen)
 
-        return self._accounts.update_holding(
+        hold = self._accounts.update_holding(
             subject,
             lambda account, holds, now, first: decide_reserve(
                 account,
@@ -236,6 +238,7 @@ class TokenService:
             ),
             stored,
         )
+        return _answered(hold, priced)
 
     def settle(
         self,
@@ -254,7 +257,7 @@ class TokenService:
         check_can_debit(principal, subject)
         check_hold_id(hold_id)
         amount, priced = self._charge("settle", amount, usage, check_settle_amount)
-        return self._accounts.update_holding(
+        hold = self._accounts.update_holding(
             subject,
             lambda account, holds, now, stored: decide_settle(
                 account,
@@ -268,6 +271,7 @@ class TokenService:
             ),
             self._closed_hold(subject, hold_id),
         )
+        return _answered(hold, priced)
 
     def release(self, principal: Principal, hold_id: str, *, subject: str | None = None) -> Hold:
         """Close the hold with nothing used; releasing again returns the first result, and
@@ -406,6 +410,11 @@ def _priced(usage: ModelUsage, quote: Quote) -> tuple[int, PricedCall]:
             f"({MAX_AMOUNT})"
         )
     return quote.credits, PricedCall(usage, quote.credits, quote.price_version)
+
+
+def _answered(hold: Hold, priced: PricedCall | None) -> Hold:
+    """The hold a priced reserve or settle answers: with the call it was priced from."""
+    return hold if priced is None else attrs.evolve(hold, priced=priced)
 
 
 def new_hold_id() -> str:

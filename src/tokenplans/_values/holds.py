@@ -13,6 +13,8 @@ from datetime import datetime
 
 import attrs
 
+from .model_usage import PricedCall
+
 
 class HoldStatus(enum.StrEnum):
     """Stored as the value. open -> settled | released | expired, and expired -> settled
@@ -32,7 +34,8 @@ class Hold:
     what was held and remaining (it may push ``token_used`` above the quota); ``late`` says
     the settle came after the hold expired. ``closed_at`` is when it reached its final
     status. ``replayed`` is true on a result that repeats an earlier one and changed
-    nothing; it is not stored.
+    nothing; ``priced`` is the model call a priced reserve or settle was priced from, on
+    that request's answer. Neither is stored (the ledger entry records the priced call).
     """
 
     subject: str
@@ -46,6 +49,7 @@ class Hold:
     late: bool = False
     closed_at: datetime | None = None
     replayed: bool = attrs.field(default=False, eq=False)
+    priced: PricedCall | None = attrs.field(default=None, eq=False)
 
     @property
     def is_open(self) -> bool:

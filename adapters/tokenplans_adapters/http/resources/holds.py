@@ -7,6 +7,10 @@ already show what it did; a concurrent change of the account may show too). A
 ``{hold_id}`` in the path is percent-decoded once, like a subject
 (:class:`~tokenplans_adapters.http.routing.RawPathRoute`); another subject's hold is not
 found (404), whoever asks.
+
+A reserve holds an ``amount`` or the most an ``estimate`` of a model call can cost; a
+settle charges an ``amount`` or what a call's ``usage`` costs (:mod:`.pricing` reads
+both). A priced answer adds ``credits``, ``price_version`` and the ``usage`` priced.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from tokenplans import (
     MIN_HOLD_TTL_SECONDS,
     Hold,
     HoldStatus,
+    InvalidRequestError,
     PlanCatalog,
     Principal,
     TokenService,
@@ -44,6 +49,12 @@ from tokenplans_adapters.http.openapi import (
     ref,
     response,
 )
+from tokenplans_adapters.http.resources.pricing import (
+    PRICED_PROPERTIES,
+    estimate_from_json,
+    priced_json,
+    usage_from_json,
+)
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.snapshot import USAGE_PROPERTIES, iso, usage_json
 from tokenplans_adapters.http.state import state_of
@@ -53,11 +64,12 @@ from .admin import SUBJECT_PARAMETER
 T = TypeVar("T")
 
 _RESERVE = {
-    "amount": Field(int),
+    "amount": Field(int, required=False),
+    "estimate": Field(dict, required=False),
     "hold_id": Field(str, required=False),
     "ttl_seconds": Field(int, required=False),
 }
-_SETTLE = {"amount": Field(int)}
+_SETTLE = {"amount": Field(int, required=False), "usage": Field(dict, required=False)}
 _RELEASE: dict[str, Field] = {}
 
 
@@ -81,7 +93,14 @@ def hold_fields(hold: Hold) -> dict[str, Any]:
 
 def hold_json(hold: Hold, usage: Usage) -> dict[str, Any]:
     """The usage after the request, then the hold and whether it repeats a first answer."""
-    return {**usage_json(usage), **hold_fields(hold), "replayed": hold.replayed}
+    priced = {} if hold.priced is None else priced_json(hold.priced)
+    return {**usage_json(usage), **hold_fields(hold), "replayed": hold.replayed, **priced}
+
+
+def _one_of(fields: dict[str, Any], amount: str, call: str) -> None:
+    """422 unless the body has exactly one of its ``amount`` and its ``call`` field."""
+    if (amount in fields) == (call in fields):
+        raise InvalidRequestError(f"send {amount} or {call}: exactly one of them")
 
 
 def holds_json(holds: Sequence[Hold], usage: Usage) -> dict[str, Any]:
@@ -133,11 +152,14 @@ async def reserve_for(request: Request, principal: Principal, subject: str | Non
     """A hold on ``subject``'s account (``None``: the caller's own): 201, or 200 when it
     repeats an earlier reserve of the same id."""
     fields = await read_object(request, _RESERVE)
+    _one_of(fields, "amount", "estimate")
+    estimate = estimate_from_json(fields["estimate"]) if "estimate" in fields else None
 
     def call(service: TokenService) -> Hold:
         return service.reserve(
             principal,
-            fields["amount"],
+            fields.get("amount"),
+            estimate=estimate,
             hold_id=fields.get("hold_id"),
             ttl_seconds=fields.get("ttl_seconds", DEFAULT_HOLD_TTL_SECONDS),
             subject=subject,
@@ -151,9 +173,13 @@ async def settle_for(request: Request, principal: Principal, subject: str | None
     """Close one of ``subject``'s holds with the amount actually used."""
     hold_id = _hold_id(request)
     fields = await read_object(request, _SETTLE)
+    _one_of(fields, "amount", "usage")
+    usage = usage_from_json(fields["usage"]) if "usage" in fields else None
 
     def call(service: TokenService) -> Hold:
-        return service.settle(principal, hold_id, fields["amount"], subject=subject)
+        return service.settle(
+            principal, hold_id, fields.get("amount"), usage=usage, subject=subject
+        )
 
     return JSONResponse(hold_json(*await _with_usage(request, principal, subject, call)))
 
@@ -288,6 +314,7 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
                     "type": "boolean",
                     "description": "True when this repeats an earlier answer and changed nothing.",
                 },
+                **PRICED_PROPERTIES,
             },
         },
         "HoldList": {
@@ -300,10 +327,12 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
         },
         "ReserveRequest": {
             "type": "object",
-            "required": ["amount"],
             "additionalProperties": False,
+            "description": "Exactly one of `amount` (credits) or `estimate` (a model call "
+            "not yet made, held at the most it can cost); neither or both is a 422.",
             "properties": {
-                "amount": AMOUNT,
+                "amount": nullable(AMOUNT),
+                "estimate": nullable(ref("Estimate")),
                 "hold_id": {
                     **nullable(_HOLD_ID),
                     "description": "Yours, unique per subject; generated when omitted.",
@@ -322,9 +351,13 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
         },
         "SettleRequest": {
             "type": "object",
-            "required": ["amount"],
             "additionalProperties": False,
-            "properties": {"amount": {**AMOUNT, "minimum": 0}},
+            "description": "Exactly one of `amount` (credits) or `usage` (the call's actual "
+            "usage, priced by the server's prices); neither or both is a 422.",
+            "properties": {
+                "amount": nullable({**AMOUNT, "minimum": 0}),
+                "usage": nullable(ref("CallUsage")),
+            },
         },
         "ReleaseRequest": {"type": "object", "additionalProperties": False, "properties": {}},
         "HoldNotFound": {
@@ -356,8 +389,13 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
     }
 
 
-_RESERVE_BODY = body("ReserveRequest", "How many tokens, and optionally the id and TTL.")
-_SETTLE_BODY = body("SettleRequest", "The tokens actually used (0 or more, even above the hold).")
+_RESERVE_BODY = body(
+    "ReserveRequest", "How many tokens (or a call's estimate), and optionally the id and TTL."
+)
+_SETTLE_BODY = body(
+    "SettleRequest",
+    "The tokens actually used (0 or more, even above the hold), or the call's usage.",
+)
 _RELEASE_BODY = {
     **body("ReleaseRequest", "Nothing: an empty body or `{}`."),
     "required": False,
@@ -382,7 +420,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 tag=tag,
                 parameters=subject,
                 request=_RESERVE_BODY,
-                failures=["402", *forbidden, "503"],
+                failures=["400", "402", *forbidden, "503"],
                 answers=_CONFLICT_ON_RESERVE,
             ),
         ),
@@ -424,7 +462,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 tag=tag,
                 parameters=one,
                 request=_SETTLE_BODY,
-                failures=[*forbidden, "503"],
+                failures=["400", *forbidden, "503"],
                 answers=_CONFLICT_ON_CLOSE,
             ),
         ),

@@ -1,6 +1,9 @@
 """Pricing model calls at the edge: the active prices (``GET /api/pricing``, public like
 the catalog), and the ``usage`` a priced consume or settle sends, with its rendering.
 
+A reserve may send an ``estimate`` instead of an amount: ``{model, input_tokens,
+max_output_tokens}``, the call's prompt and its ``max_tokens``.
+
 A ``usage`` body is either the normalised object (``model`` and the exclusive counts) or
 a provider's own usage object as its SDK returns it, plus ``model`` and ``format``
 (``"openai"`` or ``"anthropic"``); the core's normalisers read the latter, so a token is
@@ -20,6 +23,7 @@ from tokenplans import (
     MAX_MODEL_LENGTH,
     MAX_PRICE_VERSION_LENGTH,
     MAX_TOKENS,
+    Estimate,
     InvalidRequestError,
     ModelUsage,
     PlanCatalog,
@@ -72,6 +76,26 @@ def _provider_usage(value: dict[str, Any]) -> ModelUsage:
     if model is None:
         raise InvalidRequestError("usage: model is required")
     return FORMATS[kind](fields, model)
+
+
+#: An estimate's fields, from the core's value.
+ESTIMATE_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Estimate))
+
+
+def estimate_from_json(value: object) -> Estimate:
+    """The ``estimate`` of a reserve body as an :class:`Estimate`, or 422 naming the field."""
+    if not isinstance(value, dict):
+        raise InvalidRequestError("estimate must be an object")
+    unknown = sorted(set(value) - set(ESTIMATE_FIELDS))
+    if unknown:
+        raise InvalidRequestError(f"estimate: unknown field(s) {', '.join(unknown)}")
+    for name in ESTIMATE_FIELDS:
+        if value.get(name) is None:
+            raise InvalidRequestError(f"estimate: {name} is required")
+    for name in ESTIMATE_FIELDS[1:]:
+        if isinstance(value[name], bool) or not isinstance(value[name], int):
+            raise InvalidRequestError(f"estimate: {name} must be an integer")
+    return Estimate(**value)
 
 
 def usage_json(usage: ModelUsage) -> dict[str, Any]:
@@ -162,6 +186,20 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
             ],
             ["output_tokens_details", "cache_creation", "server_tool_use"],
         ),
+        "Estimate": {
+            "type": "object",
+            "required": list(ESTIMATE_FIELDS),
+            "additionalProperties": False,
+            "description": "A call not yet made: a hold reserves the most it can cost.",
+            "properties": {
+                "model": _MODEL,
+                "input_tokens": {**_TOKENS, "description": "The prompt's tokens."},
+                "max_output_tokens": {
+                    **_TOKENS,
+                    "description": "The most it may answer (the request's `max_tokens`).",
+                },
+            },
+        },
         "CallUsage": {
             "description": "The normalised usage, or a provider's own usage object.",
             "oneOf": [ref("ModelUsage"), ref("OpenAIUsage"), ref("AnthropicUsage")],
