@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from strategies import calls_within_estimates, model_usages, price_book_mappings
 
 from tokenplans import (
     MAX_AMOUNT,
@@ -188,3 +191,47 @@ def test_priced_entries_fold_to_the_snapshot_like_any_other() -> None:
     entries = service.history(ALICE, limit=200).entries[::-1]
 
     assert fold(entries) == service.account("alice")
+
+
+ADMIN = Principal("ops", {"tokenplans:admin"})
+
+
+@given(mapping=price_book_mappings(), usage=model_usages())
+def test_a_priced_consume_charges_exactly_the_quote_or_nothing(
+    mapping: dict[str, Any], usage: ModelUsage
+) -> None:
+    book = PriceBook.from_mapping(mapping)
+    quote = book.price(usage)
+    service = service_with(book)
+    service.grant(ADMIN, MAX_AMOUNT, subject="alice")
+
+    if quote.credits > MAX_AMOUNT:
+        with pytest.raises(InvalidRequestError):
+            service.consume(ALICE, usage=usage)
+        assert service.usage(ALICE).token_used == 0
+        return
+    receipt = service.consume(ALICE, usage=usage)
+
+    assert service.usage(ALICE).token_used == receipt.amount == quote.credits
+    assert newest(service).priced == PricedCall(usage, quote.credits, "test")
+
+
+@given(mapping=price_book_mappings(), call=calls_within_estimates("gpt-4o"))
+def test_reserving_an_estimate_then_settling_the_usage_ends_where_consuming_it_ends(
+    mapping: dict[str, Any], call: tuple[int, int, ModelUsage]
+) -> None:
+    input_tokens, max_output_tokens, usage = call
+    book = PriceBook.from_mapping(mapping)
+    assume(book.estimate("gpt-4o", input_tokens, max_output_tokens).credits <= MAX_AMOUNT // 2)
+    held, consumed = service_with(book), service_with(book)
+    for service in (held, consumed):
+        service.grant(ADMIN, MAX_AMOUNT, subject="alice")
+
+    hold = held.reserve(ALICE, estimate=Estimate("gpt-4o", input_tokens, max_output_tokens))
+    held.settle(ALICE, hold.hold_id, usage=usage)
+    consumed.consume(ALICE, usage=usage)
+
+    after_hold, after_consume = held.usage(ALICE), consumed.usage(ALICE)
+    assert hold.amount >= after_hold.token_used  # the estimate covered the call
+    assert (after_hold.token_used, after_hold.token_held) == (after_consume.token_used, 0)
+    assert held.hold(ALICE, hold.hold_id).overage == 0
