@@ -349,3 +349,23 @@ priced_api = schemathesis.pytest.from_fixture("priced_schema")
 )
 def test_priced_routes_answer_as_the_document_says(case: Any) -> None:
     call_and_validate_as(case, ROOT)
+
+
+def test_a_call_that_cost_nothing_is_recorded_at_zero_credits() -> None:
+    client = TestClient(app_with(None))
+    nothing = {"model": "gpt-4o", "input_tokens": 0, "output_tokens": 0}
+
+    consumed = client.post("/api/tokens/consume", headers=ALICE, json={"usage": nothing})
+    held = client.post(
+        HOLDS,
+        headers=ALICE,
+        json={"estimate": {**O3_CALL, "input_tokens": 0, "max_output_tokens": 0}},
+    )
+
+    assert (consumed.status_code, consumed.json()["amount"], consumed.json()["credits"]) == (
+        200,
+        0,
+        0,
+    )
+    assert (held.status_code, held.json()["amount"]) == (201, 0)
+    assert client.get("/api/tokens/ledger", headers=ALICE).json()["entries"][1]["credits"] == 0

@@ -235,3 +235,14 @@ def test_reserving_an_estimate_then_settling_the_usage_ends_where_consuming_it_e
     assert hold.amount >= after_hold.token_used  # the estimate covered the call
     assert (after_hold.token_used, after_hold.token_held) == (after_consume.token_used, 0)
     assert held.hold(ALICE, hold.hold_id).overage == 0
+
+
+def test_an_estimate_that_is_not_an_estimate_is_refused() -> None:
+    with pytest.raises(InvalidRequestError, match="Estimate"):
+        booked().reserve(ALICE, estimate=("o3", 1, 1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("version", ["", "v" * 65, "line\nbreak", 7])
+def test_a_priced_call_needs_a_printable_price_version(version: object) -> None:
+    with pytest.raises(InvalidRequestError, match="price_version"):
+        PricedCall(GPT_4O_CALL, credits=5, price_version=version)  # type: ignore[arg-type]

@@ -25,6 +25,9 @@ TIME = {"type": "string", "format": "date-time"}
 COUNT = {"type": "integer", "minimum": 0}
 #: A debit's or grant's amount, as the core bounds it.
 AMOUNT = {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT}
+#: What an answer says was debited or held: an amount, or a priced call's credits (0 for
+#: a call that cost nothing).
+CHARGED = {"type": "integer", "minimum": 0, "maximum": MAX_AMOUNT}
 
 
 def ref(name: str) -> dict[str, str]:

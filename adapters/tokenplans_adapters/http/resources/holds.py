@@ -40,6 +40,7 @@ from tokenplans_adapters.http.auth import admin_of, principal_of
 from tokenplans_adapters.http.bodies import Field, read_object, read_optional_object
 from tokenplans_adapters.http.openapi import (
     AMOUNT,
+    CHARGED,
     COUNT,
     JSON,
     TIME,
@@ -252,7 +253,7 @@ HOLD_ID_PARAMETER = {
 _HOLD_PROPERTIES: dict[str, Any] = {
     "hold_id": _HOLD_ID,
     "status": {"type": "string", "enum": [status.value for status in HoldStatus]},
-    "amount": AMOUNT,
+    "amount": CHARGED,
     "created_at": TIME,
     "expires_at": TIME,
     "settled": {
@@ -372,7 +373,7 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
                 "error": {"const": "hold conflict"},
                 "hold_id": {"type": "string"},
                 "status": _HOLD_PROPERTIES["status"],
-                "amount": AMOUNT,
+                "amount": CHARGED,
                 "settled": nullable(COUNT),
                 "message": {"type": "string"},
             },

@@ -40,6 +40,7 @@ from tokenplans_adapters.http.bodies import (
 )
 from tokenplans_adapters.http.openapi import (
     AMOUNT,
+    CHARGED,
     COUNT,
     TIME,
     body,
@@ -264,7 +265,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
             "required": ["amount", "replayed", "idempotency_key", *USAGE_PROPERTIES],
             "properties": {
                 **USAGE_PROPERTIES,
-                "amount": AMOUNT,
+                "amount": CHARGED,
                 "idempotency_key": nullable(_KEY),
                 "replayed": {
                     "type": "boolean",
