@@ -184,6 +184,36 @@ def test_a_settle_and_a_release_racing_from_two_nodes_close_the_hold_once(
     assert entries[-1].after.token_used == 30 * settles
 
 
+def test_sweeps_racing_on_two_nodes_expire_each_hold_once(
+    node_engines: list[Engine],
+) -> None:
+    """``tokenplans holds sweep`` run beside every node at the same moment (a cron job
+    per application server): each expired hold gets one ``hold_expired`` entry."""
+    clock = SettableClock(MID_JANUARY)
+    node1, node2, node3 = _services(node_engines, clock)
+    users = [Principal(new_subject("galera-swept")) for _ in range(4)]
+    for n, user in enumerate(users):
+        for hold in range(3):
+            node1.reserve(user, 10, hold_id=f"h{hold}", ttl_seconds=5 + n)
+    clock.advance(seconds=10)
+    barrier = threading.Barrier(2)
+
+    def sweep(service: TokenService) -> Sequence[str]:
+        barrier.wait()
+        return service.sweep_expired_holds(ADMIN, limit=10**6)
+
+    with ThreadPoolExecutor(2) as pool:
+        swept = [set(found) for found in pool.map(sweep, (node2, node3))]
+
+    subjects = {user.subject for user in users}
+    assert subjects <= swept[0] | swept[1]
+    for user in users:
+        entries = _every_node_agrees(node_engines, user.subject)
+        expired = [EntryKind.HOLD_PLACED, EntryKind.HOLD_EXPIRED]
+        assert _hold_kinds(entries) == {f"h{hold}": expired for hold in range(3)}
+        assert entries[-1].after.token_held == 0
+
+
 def test_three_nodes_reserving_on_one_account_never_over_reserve_and_close_every_hold_once(
     node_engines: list[Engine],
 ) -> None:
