@@ -1,8 +1,9 @@
 """End to end: the real ``tokenplans serve`` in a subprocess, driven over HTTP.
 
-The original service's curl flows (usage, set-plan to premium, consume, downgrade) on the
-embedded SQLite default, then with two uvicorn workers on PostgreSQL and on MariaDB,
-where concurrent debits land on different processes and must still add up exactly.
+The original service's curl flows (usage, set-plan to premium, consume, downgrade) and a
+hold's reserve and settle on the embedded SQLite default, then with two uvicorn workers
+on PostgreSQL and on MariaDB, where concurrent debits land on different processes and
+must still add up exactly.
 The development mode's printed curl line is run as printed.
 """
 
@@ -147,10 +148,43 @@ def reference_flows(url: str) -> None:
         assert http.get("/api/tokens/usage").status_code == 401
 
 
+def hold_flows(url: str) -> None:
+    """Reserve before a model call and settle after, as a client of the HTTP API would:
+    the retried settle applies once, the hold survives the request that made it."""
+    user = f"e2e-{uuid.uuid4().hex[:12]}"
+    me = bearer(user)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        reserved = http.post(
+            "/api/tokens/holds", headers=me, json={"amount": 400, "hold_id": "call-1"}
+        )
+        assert reserved.status_code == 201, reserved.text
+        assert (reserved.json()["token_held"], reserved.json()["remaining"]) == (400, 600)
+        again = http.post(
+            "/api/tokens/holds", headers=me, json={"amount": 400, "hold_id": "call-1"}
+        )
+        assert (again.status_code, again.json()["replayed"]) == (200, True)
+        assert http.get("/api/tokens/holds", headers=me).json()["token_held"] == 400
+
+        settled = [
+            http.post("/api/tokens/holds/call-1/settle", headers=me, json={"amount": 250})
+            for _ in range(2)
+        ]
+        assert [r.status_code for r in settled] == [200, 200]
+        assert [r.json()["replayed"] for r in settled] == [False, True]
+        conflict = http.post("/api/tokens/holds/call-1/release", headers=me)
+        assert (conflict.status_code, conflict.json()["status"]) == (409, "settled")
+
+        usage = http.get("/api/tokens/usage", headers=me).json()
+        assert (usage["token_used"], usage["token_held"], usage["remaining"]) == (250, 0, 750)
+        kinds = [e["kind"] for e in http.get("/api/tokens/ledger", headers=me).json()["entries"]]
+        assert kinds == ["hold_settled", "hold_placed", "opened"]
+
+
 def test_serve_on_sqlite_answers_the_reference_flows_and_stops_cleanly(tmp_path: Path) -> None:
     with serving(cwd=tmp_path, env={"TOKENPLANS_JWT_SECRET": SECRET}) as (url, _):
         assert httpx.get(f"{url}/api/health/ready").status_code == 200
         reference_flows(url)
+        hold_flows(url)
 
     assert (tmp_path / "tokenplans.sqlite3").exists()
 
@@ -198,6 +232,7 @@ def test_two_workers_on_one_server_database_never_lose_a_debit(
     env = {"TOKENPLANS_JWT_SECRET": SECRET, "TOKENPLANS_DATABASE_URL": database}
     with serving("--workers", "2", cwd=tmp_path, env=env) as (url, _):
         reference_flows(url)
+        hold_flows(url)
 
         subject = f"e2e-{uuid.uuid4().hex[:12]}"
         me = bearer(subject)

@@ -1,10 +1,11 @@
 """The README's shell walk-through, run as written against a real ``tokenplans serve --dev``.
 
-The blocks marked ``<!-- walkthrough ... -->`` (the quickstart, the HTTP API examples and
-the payments' "Try it locally") run in order in one ``bash``, in the dev server's folder,
-with only the port changed. A command's output is checked against the ``# {...}``
-comment under it: every ``"field":value`` pair shown must be in the answer, except the
-values that differ on every run (times, generated ids, and those elided with ``...``).
+The blocks marked ``<!-- walkthrough ... -->`` (the quickstart, the holds' HTTP flow in
+"Metering a model call", the HTTP API examples and the payments' "Try it locally") run in
+order in one ``bash``, in the dev server's folder, with only the port changed. A
+command's output is checked against the ``# {...}`` comment under it: every
+``"field":value`` pair shown must be in the answer, except the values that differ on
+every run (times, generated ids, and those elided with ``...``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ TIMESTAMP = re.compile(r'^"\d{4}-\d\d-\d\dT')
 def walkthrough() -> list[tuple[str, str]]:
     """The walk-through's steps: each command with the output comment under it."""
     blocks = BLOCK.findall(README.read_text(encoding="utf-8"))
-    assert len(blocks) >= 3, "the README lost a walk-through block"
+    assert len(blocks) >= 4, "the README lost a walk-through block"
     steps: list[tuple[list[str], list[str]]] = []
     for block in blocks:
         current: tuple[list[str], list[str]] | None = None

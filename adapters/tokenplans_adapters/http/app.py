@@ -31,7 +31,7 @@ from .middleware import (
     JsonCORSMiddleware,
     RequestIdMiddleware,
 )
-from .resources import admin, documents, meta, tokens
+from .resources import admin, documents, holds, meta, tokens
 from .resources import payments as payment_resource
 from .routing import Resource
 from .state import ApiState
@@ -47,6 +47,7 @@ RESOURCES: Sequence[Resource] = (
     meta.RESOURCE,
     tokens.RESOURCE,
     admin.RESOURCE,
+    holds.RESOURCE,
     documents.RESOURCE,
 )
 

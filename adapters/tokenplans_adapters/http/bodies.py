@@ -170,6 +170,15 @@ async def read_object(request: Request, fields: Mapping[str, Field]) -> dict[str
     return parsed
 
 
+async def read_optional_object(request: Request, fields: Mapping[str, Field]) -> dict[str, Any]:
+    """:func:`read_object` for a body that may also be absent: no bytes at all read as
+    ``{}`` (``curl -X POST`` without ``-d``). A declared type must still be JSON (415)."""
+    require_json_content_type(request)
+    if not await request.body():
+        return {}
+    return await read_object(request, fields)
+
+
 def check_query(request: Request, allowed: frozenset[str]) -> None:
     """Refuse query parameters the route does not take, as unknown body fields are."""
     unknown = sorted(set(request.query_params) - allowed)

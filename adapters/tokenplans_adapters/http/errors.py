@@ -160,6 +160,28 @@ def _idempotency_conflict(_request: Request, exc: tokenplans.IdempotencyConflict
     )
 
 
+def _hold_not_found(_request: Request, exc: tokenplans.HoldNotFoundError) -> Response:
+    return json_error(404, "hold not found", hold_id=exc.hold_id)
+
+
+def _hold_conflict(_request: Request, exc: tokenplans.HoldConflictError) -> Response:
+    # The hold as it is (its final state, when closed), so a client sees what won.
+    hold = exc.hold
+    return json_error(
+        409,
+        "hold conflict",
+        hold_id=hold.hold_id,
+        status=hold.status.value,
+        amount=hold.amount,
+        settled=hold.settled,
+        message=str(exc),
+    )
+
+
+def _too_many_holds(_request: Request, exc: tokenplans.TooManyHoldsError) -> Response:
+    return json_error(409, "too many open holds", limit=exc.limit, message=str(exc))
+
+
 def _invalid_request(_request: Request, exc: Exception) -> Response:
     return json_error(422, "invalid request", message=str(exc))
 
@@ -245,6 +267,9 @@ EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
     tokenplans.UnknownPlanError: _handles(_unknown_plan),
     tokenplans.InsufficientTokensError: _handles(_insufficient),
     tokenplans.IdempotencyConflictError: _handles(_idempotency_conflict),
+    tokenplans.HoldNotFoundError: _handles(_hold_not_found),
+    tokenplans.HoldConflictError: _handles(_hold_conflict),
+    tokenplans.TooManyHoldsError: _handles(_too_many_holds),
     tokenplans.InvalidRequestError: _handles(_invalid_request),
     tokenplans.StorageUnavailableError: _handles(_storage_unavailable),
     tokenplans.AccountBusyError: _handles(_account_busy),

@@ -126,9 +126,11 @@ def operation(
     request: dict[str, Any] | None = None,
     parameters: list[dict[str, Any]] | None = None,
     failures: Iterable[str] = (),
+    answers: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One operation's fragment: the 200 answer ``ok`` plus the errors it may give
-    (``failures``, a 401 when ``secured``, the body's own when it reads a ``request``)."""
+    (``failures``, a 401 when ``secured``, the body's own when it reads a ``request``);
+    ``answers`` adds statuses or says more than :data:`ERRORS` about some."""
     spec: dict[str, Any] = {"summary": summary, "tags": [tag]}
     if parameters:
         spec["parameters"] = parameters
@@ -139,7 +141,8 @@ def operation(
     codes = [*failures, "401"] if secured else list(failures)
     if request is not None:
         codes += BODY_ERRORS
-    spec["responses"] = {"200": ok, **errors(*codes)}
+    responses = {"200": ok, **errors(*codes), **(answers or {})}
+    spec["responses"] = dict(sorted(responses.items()))
     return spec
 
 

@@ -1,11 +1,12 @@
-"""Routes whose ``{subject}`` is any subject a user can have, ``/`` included.
+"""Routes whose path parameters (``{subject}``, ``{hold_id}``) may hold any text, ``/`` included.
 
 A subject is whatever the identity provider says (a JWT ``sub``), so it may hold ``/``,
-``%``, spaces or any Unicode. The server decodes ``%2F`` in the path before routing,
-which makes ``/api/admin/accounts/a%2Fb/ledger`` look like five segments after
-``accounts``; :class:`SubjectRoute` therefore matches on the *raw* path (ASGI's
-``raw_path``) and percent-decodes the subject's segment exactly once. A literal ``/``
-still separates segments, so ``a/b`` and ``a%2Fb`` never address the same account.
+``%``, spaces or any Unicode, and so may a hold id the client chose. The server decodes
+``%2F`` in the path before routing, which makes ``/api/admin/accounts/a%2Fb/ledger`` look
+like five segments after ``accounts``; :class:`RawPathRoute` therefore matches on the
+*raw* path (ASGI's ``raw_path``) and percent-decodes each parameter's segment exactly
+once. A literal ``/`` still separates segments, so ``a/b`` and ``a%2Fb`` never address
+the same account (or hold).
 
 It also holds the route table's types: an :class:`Operation` is one method on one path
 with its endpoint and its OpenAPI fragment, and a :class:`Resource` is what one module of
@@ -26,7 +27,6 @@ from starlette.types import Scope
 
 from tokenplans import PlanCatalog
 
-SUBJECT = "{subject}"
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -42,14 +42,32 @@ class Operation:
     name: str | None = None
 
     def route(self) -> Route:
-        """A :class:`SubjectRoute` when the path holds ``{subject}``, else a plain route."""
-        kind = SubjectRoute if SUBJECT in self.path else Route
-        return kind(
-            self.path,
-            self.endpoint,
-            methods=[self.method],
-            name=self.name or self.endpoint.__name__,
-        )
+        """A :class:`RawPathRoute` when the path has parameters, else a plain route."""
+        return route_of([self])
+
+
+def route_of(operations: Sequence[Operation]) -> Route:
+    """One route serving ``operations`` (all on one path, each its own method), so that
+    a method the path does not take is a 405 whose ``Allow`` lists every method it does.
+    A :class:`RawPathRoute` when the path has parameters, else a plain route."""
+    path = operations[0].path
+    endpoints = {op.method: op.endpoint for op in operations}
+    if len(endpoints) != len(operations) or any(op.path != path for op in operations):
+        raise ValueError(f"operations on {path!r} must be one per method on that one path")
+    names = [op.name or op.endpoint.__name__ for op in operations]
+    endpoint = operations[0].endpoint if len(operations) == 1 else _by_method(endpoints)
+    kind = RawPathRoute if _parameters(path) else Route
+    return kind(path, endpoint, methods=list(endpoints), name="|".join(names))
+
+
+def _by_method(endpoints: Mapping[str, Endpoint]) -> Endpoint:
+    """The endpoint of the request's method (``HEAD`` is served as ``GET``)."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return endpoint
 
 
 def _no_schemas(_catalog: PlanCatalog) -> Mapping[str, Any]:
@@ -67,39 +85,52 @@ class Resource:
     routes: Sequence[BaseRoute] = ()
 
     def all_routes(self) -> list[BaseRoute]:
-        return [*(op.route() for op in self.operations), *self.routes]
+        """One route per path (its operations' methods together), then the others."""
+        by_path: dict[str, list[Operation]] = {}
+        for op in self.operations:
+            by_path.setdefault(op.path, []).append(op)
+        return [*(route_of(ops) for ops in by_path.values()), *self.routes]
 
 
-class SubjectRoute(Route):
-    """A :class:`~starlette.routing.Route` with one ``{subject}`` segment taken from the
-    raw path (percent-encode it, ``/`` as ``%2F``). Without a ``raw_path`` in the scope
-    (a server that sends none) it matches as a plain route."""
+def _parameters(path: str) -> list[str]:
+    """The names of the path's parameter segments (``{name}``), in order."""
+    return [
+        segment[1:-1]
+        for segment in path.strip("/").split("/")
+        if segment.startswith("{") and segment.endswith("}")
+    ]
+
+
+class RawPathRoute(Route):
+    """A :class:`~starlette.routing.Route` whose ``{name}`` segments are taken from the raw
+    path (percent-encode them, ``/`` as ``%2F``); an empty one matches nothing. Without a
+    ``raw_path`` in the scope (a server that sends none) it matches as a plain route."""
 
     def __init__(
         self, path: str, endpoint: Callable[..., Any], *, methods: list[str], name: str
     ) -> None:
         super().__init__(path, endpoint, methods=methods, name=name)
         self.template = path.strip("/").split("/")
-        if self.template.count(SUBJECT) != 1:
-            raise ValueError(f"{path!r} must have exactly one {SUBJECT} segment")
+        if not _parameters(path):
+            raise ValueError(f"{path!r} has no parameter segment")
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         raw_path = scope.get("raw_path") if scope["type"] == "http" else None
         if not isinstance(raw_path, bytes):
             return super().matches(scope)
-        subject = self._subject_in(scope, raw_path.split(b"/"))
-        if not subject:
+        params = self._parameters_in(scope, raw_path.split(b"/"))
+        if params is None:
             return Match.NONE, {}
         child_scope = {
             "endpoint": self.endpoint,
-            "path_params": {**scope.get("path_params", {}), "subject": subject},
+            "path_params": {**scope.get("path_params", {}), **params},
         }
         if self.methods and scope["method"] not in self.methods:
             return Match.PARTIAL, child_scope
         return Match.FULL, child_scope
 
-    def _subject_in(self, scope: Scope, raw_segments: list[bytes]) -> str | None:
-        """The subject when the raw path's last segments match this route, else None."""
+    def _parameters_in(self, scope: Scope, raw_segments: list[bytes]) -> dict[str, str] | None:
+        """The parameters when the raw path's last segments match this route, else None."""
         if len(raw_segments) <= len(self.template):
             return None
         prefix, tail = raw_segments[: -len(self.template)], raw_segments[-len(self.template) :]
@@ -108,12 +139,14 @@ class SubjectRoute(Route):
         mount = unquote_to_bytes(b"/".join(prefix)).decode("utf-8", "replace")
         if mount not in ("", scope.get("root_path", "")):
             return None
-        subject = None
+        params: dict[str, str] = {}
         for expected, segment in zip(self.template, tail, strict=True):
             decoded = unquote_to_bytes(segment)
-            if expected == SUBJECT:
+            if expected.startswith("{") and expected.endswith("}"):
+                if not decoded:
+                    return None
                 # Not UTF-8: kept as lone surrogates, which the service refuses (422).
-                subject = decoded.decode("utf-8", "surrogateescape")
+                params[expected[1:-1]] = decoded.decode("utf-8", "surrogateescape")
             elif decoded != expected.encode():
                 return None
-        return subject
+        return params

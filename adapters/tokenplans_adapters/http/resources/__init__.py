@@ -5,6 +5,7 @@ that ``create_app`` assembles.
 - :mod:`.meta`: the service itself (``/``, health, readiness) and the plan catalog;
 - :mod:`.tokens`: the caller's own account (usage, set-plan, consume, ledger);
 - :mod:`.admin`: any account, for admins (``/api/admin/accounts/{subject}/...``);
+- :mod:`.holds`: holds on the caller's account and, for admins, on any account;
 - :mod:`.documents`: ``/openapi.json`` and the Swagger UI at ``/docs``;
 - :mod:`.payments`: orders, verification, webhooks and the caller's payments (only when
   a payment gateway is wired).

@@ -33,7 +33,16 @@ from tokenplans_adapters.http.bodies import (
     query_text,
     read_object,
 )
-from tokenplans_adapters.http.openapi import AMOUNT, TIME, body, nullable, operation, ref, response
+from tokenplans_adapters.http.openapi import (
+    AMOUNT,
+    COUNT,
+    TIME,
+    body,
+    nullable,
+    operation,
+    ref,
+    response,
+)
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.snapshot import (
     ENTRY_SNAPSHOT_FIELDS,
@@ -82,6 +91,9 @@ def entry_json(entry: LedgerEntry) -> dict[str, Any]:
         "payment_id": entry.payment_id,
         "actor": entry.actor,
         "message": entry.message,
+        "held_delta": entry.held_delta,
+        "hold_id": entry.hold_id,
+        "overage": entry.overage,
         **entry_snapshot_json(Usage.of(entry.after)),
     }
 
@@ -244,6 +256,12 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
                 "payment_id": nullable({"type": "string"}),
                 "actor": nullable({"type": "string"}),
                 "message": {"type": "string"},
+                "held_delta": {
+                    "type": "integer",
+                    "description": "How the entry moved `token_held` (holds only; else 0).",
+                },
+                "hold_id": nullable({"type": "string"}),
+                "overage": nullable(COUNT),
                 **{name: USAGE_PROPERTIES[name] for name in ENTRY_SNAPSHOT_FIELDS},
             },
         },

@@ -1,0 +1,458 @@
+"""Holds: reserve tokens before a model call, settle the actual count after.
+
+``/api/tokens/holds`` is the caller's own; ``/api/admin/accounts/{subject}/holds`` the same
+handlers over the path's subject, for an admin. Every answer is the hold's fields beside
+the account's usage as read just after the request (so ``token_held`` and ``remaining``
+already show what it did; a concurrent change of the account may show too). A
+``{hold_id}`` in the path is percent-decoded once, like a subject
+(:class:`~tokenplans_adapters.http.routing.RawPathRoute`); another subject's hold is not
+found (404), whoever asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tokenplans import (
+    DEFAULT_HOLD_TTL_SECONDS,
+    MAX_HOLD_ID_LENGTH,
+    MAX_HOLD_TTL_SECONDS,
+    MAX_OPEN_HOLDS,
+    MIN_HOLD_TTL_SECONDS,
+    Hold,
+    HoldStatus,
+    PlanCatalog,
+    Principal,
+    TokenService,
+    Usage,
+)
+from tokenplans_adapters.http.auth import admin_of, principal_of
+from tokenplans_adapters.http.bodies import Field, read_object, read_optional_object
+from tokenplans_adapters.http.openapi import (
+    AMOUNT,
+    COUNT,
+    JSON,
+    TIME,
+    body,
+    nullable,
+    operation,
+    ref,
+    response,
+)
+from tokenplans_adapters.http.routing import Operation, Resource
+from tokenplans_adapters.http.snapshot import USAGE_PROPERTIES, iso, usage_json
+from tokenplans_adapters.http.state import state_of
+
+from .admin import SUBJECT_PARAMETER
+
+T = TypeVar("T")
+
+_RESERVE = {
+    "amount": Field(int),
+    "hold_id": Field(str, required=False),
+    "ttl_seconds": Field(int, required=False),
+}
+_SETTLE = {"amount": Field(int)}
+_RELEASE: dict[str, Field] = {}
+
+
+# -- rendering --------------------------------------------------------------------
+
+
+def hold_fields(hold: Hold) -> dict[str, Any]:
+    """The hold's own facts (``replayed`` aside: it belongs to an answer, not a hold)."""
+    return {
+        "hold_id": hold.hold_id,
+        "status": hold.status.value,
+        "amount": hold.amount,
+        "created_at": iso(hold.created_at),
+        "expires_at": iso(hold.expires_at),
+        "settled": hold.settled,
+        "overage": hold.overage,
+        "late": hold.late,
+        "closed_at": iso(hold.closed_at),
+    }
+
+
+def hold_json(hold: Hold, usage: Usage) -> dict[str, Any]:
+    """The usage after the request, then the hold and whether it repeats a first answer."""
+    return {**usage_json(usage), **hold_fields(hold), "replayed": hold.replayed}
+
+
+def holds_json(holds: Sequence[Hold], usage: Usage) -> dict[str, Any]:
+    return {**usage_json(usage), "holds": [hold_fields(hold) for hold in holds]}
+
+
+# -- handlers ---------------------------------------------------------------------
+
+
+async def _with_usage(
+    request: Request, principal: Principal, subject: str | None, call: Callable[[TokenService], T]
+) -> tuple[T, Usage]:
+    """``call`` on the service, then the account's usage, in the thread pool."""
+    service = state_of(request).service
+
+    def both() -> tuple[T, Usage]:
+        result = call(service)
+        return result, service.usage(principal, subject=subject)
+
+    return await run_in_threadpool(both)
+
+
+def _hold_id(request: Request) -> str:
+    hold_id: str = request.path_params["hold_id"]
+    return hold_id
+
+
+async def reserve(request: Request) -> JSONResponse:
+    return await reserve_for(request, principal_of(request), None)
+
+
+async def settle(request: Request) -> JSONResponse:
+    return await settle_for(request, principal_of(request), None)
+
+
+async def release(request: Request) -> JSONResponse:
+    return await release_for(request, principal_of(request), None)
+
+
+async def list_holds(request: Request) -> JSONResponse:
+    return await holds_of(request, principal_of(request), None)
+
+
+async def read_hold(request: Request) -> JSONResponse:
+    return await hold_of(request, principal_of(request), None)
+
+
+async def reserve_for(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
+    """A hold on ``subject``'s account (``None``: the caller's own): 201, or 200 when it
+    repeats an earlier reserve of the same id."""
+    fields = await read_object(request, _RESERVE)
+
+    def call(service: TokenService) -> Hold:
+        return service.reserve(
+            principal,
+            fields["amount"],
+            hold_id=fields.get("hold_id"),
+            ttl_seconds=fields.get("ttl_seconds", DEFAULT_HOLD_TTL_SECONDS),
+            subject=subject,
+        )
+
+    hold, usage = await _with_usage(request, principal, subject, call)
+    return JSONResponse(hold_json(hold, usage), status_code=200 if hold.replayed else 201)
+
+
+async def settle_for(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
+    """Close one of ``subject``'s holds with the amount actually used."""
+    hold_id = _hold_id(request)
+    fields = await read_object(request, _SETTLE)
+
+    def call(service: TokenService) -> Hold:
+        return service.settle(principal, hold_id, fields["amount"], subject=subject)
+
+    return JSONResponse(hold_json(*await _with_usage(request, principal, subject, call)))
+
+
+async def release_for(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
+    """Close one of ``subject``'s holds with nothing used; the body is empty or ``{}``."""
+    hold_id = _hold_id(request)
+    await read_optional_object(request, _RELEASE)
+
+    def call(service: TokenService) -> Hold:
+        return service.release(principal, hold_id, subject=subject)
+
+    return JSONResponse(hold_json(*await _with_usage(request, principal, subject, call)))
+
+
+async def holds_of(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
+    """``subject``'s open holds, oldest first, with its usage."""
+
+    def call(service: TokenService) -> Sequence[Hold]:
+        return service.holds(principal, subject=subject)
+
+    return JSONResponse(holds_json(*await _with_usage(request, principal, subject, call)))
+
+
+async def hold_of(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
+    """One of ``subject``'s holds in any status, with its usage; unknown: 404."""
+    hold_id = _hold_id(request)
+
+    def call(service: TokenService) -> Hold:
+        return service.hold(principal, hold_id, subject=subject)
+
+    return JSONResponse(hold_json(*await _with_usage(request, principal, subject, call)))
+
+
+async def admin_reserve(request: Request) -> JSONResponse:
+    return await reserve_for(request, *admin_of(request))
+
+
+async def admin_settle(request: Request) -> JSONResponse:
+    return await settle_for(request, *admin_of(request))
+
+
+async def admin_release(request: Request) -> JSONResponse:
+    return await release_for(request, *admin_of(request))
+
+
+async def admin_list_holds(request: Request) -> JSONResponse:
+    return await holds_of(request, *admin_of(request))
+
+
+async def admin_read_hold(request: Request) -> JSONResponse:
+    return await hold_of(request, *admin_of(request))
+
+
+# -- OpenAPI ------------------------------------------------------------------------
+
+_HOLD_ID = {"type": "string", "minLength": 1, "maxLength": MAX_HOLD_ID_LENGTH}
+
+#: The ``{hold_id}`` path parameter, for every route of one hold.
+HOLD_ID_PARAMETER = {
+    "name": "hold_id",
+    "in": "path",
+    "required": True,
+    "description": (
+        "The hold's id, percent-encoded (`/` as `%2F`, `%` as `%25`). Decoded exactly once."
+    ),
+    "schema": _HOLD_ID,
+}
+
+_HOLD_PROPERTIES: dict[str, Any] = {
+    "hold_id": _HOLD_ID,
+    "status": {"type": "string", "enum": [status.value for status in HoldStatus]},
+    "amount": AMOUNT,
+    "created_at": TIME,
+    "expires_at": TIME,
+    "settled": {
+        **nullable(COUNT),
+        "description": "The tokens charged, once settled; else null.",
+    },
+    "overage": {
+        **COUNT,
+        "description": "The part of the settled amount beyond what was held and remained.",
+    },
+    "late": {"type": "boolean", "description": "Settled after the hold expired."},
+    "closed_at": {
+        **nullable(TIME),
+        "description": "When it was settled, released or expired; null while open.",
+    },
+}
+
+_NOT_FOUND = {
+    "description": (
+        "No such route, or no hold with this id on this account (`hold not found`, "
+        "with `hold_id`; another subject's hold is never found)."
+    ),
+    "content": {JSON: {"schema": {"anyOf": [ref("HoldNotFound"), ref("Error")]}}},
+}
+_CONFLICT_ON_CLOSE = {
+    "404": _NOT_FOUND,
+    "409": response(
+        "The hold is already closed another way (settled, released or with another "
+        "amount); `status` is its final state and nothing changed.",
+        "HoldConflict",
+    ),
+}
+_CONFLICT_ON_RESERVE = {
+    "201": response("The hold, just placed, and the usage after it.", "HoldAnswer"),
+    "409": {
+        "description": (
+            "The id is already a hold of another amount (`hold conflict`), or the "
+            f"account already has {MAX_OPEN_HOLDS} open holds (`too many open holds`)."
+        ),
+        "content": {JSON: {"schema": {"anyOf": [ref("HoldConflict"), ref("TooManyHolds")]}}},
+    },
+}
+
+
+def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
+    return {
+        "Hold": {
+            "type": "object",
+            "required": list(_HOLD_PROPERTIES),
+            "properties": _HOLD_PROPERTIES,
+        },
+        "HoldAnswer": {
+            "type": "object",
+            "required": [*_HOLD_PROPERTIES, "replayed", *USAGE_PROPERTIES],
+            "properties": {
+                **USAGE_PROPERTIES,
+                **_HOLD_PROPERTIES,
+                "replayed": {
+                    "type": "boolean",
+                    "description": "True when this repeats an earlier answer and changed nothing.",
+                },
+            },
+        },
+        "HoldList": {
+            "type": "object",
+            "required": ["holds", *USAGE_PROPERTIES],
+            "properties": {
+                **USAGE_PROPERTIES,
+                "holds": {"type": "array", "items": ref("Hold")},
+            },
+        },
+        "ReserveRequest": {
+            "type": "object",
+            "required": ["amount"],
+            "additionalProperties": False,
+            "properties": {
+                "amount": AMOUNT,
+                "hold_id": {
+                    **nullable(_HOLD_ID),
+                    "description": "Yours, unique per subject; generated when omitted.",
+                },
+                "ttl_seconds": {
+                    **nullable(
+                        {
+                            "type": "integer",
+                            "minimum": MIN_HOLD_TTL_SECONDS,
+                            "maximum": MAX_HOLD_TTL_SECONDS,
+                        }
+                    ),
+                    "description": f"How long it holds; {DEFAULT_HOLD_TTL_SECONDS} when omitted.",
+                },
+            },
+        },
+        "SettleRequest": {
+            "type": "object",
+            "required": ["amount"],
+            "additionalProperties": False,
+            "properties": {"amount": {**AMOUNT, "minimum": 0}},
+        },
+        "ReleaseRequest": {"type": "object", "additionalProperties": False, "properties": {}},
+        "HoldNotFound": {
+            "type": "object",
+            "required": ["error", "hold_id"],
+            "properties": {"error": {"const": "hold not found"}, "hold_id": {"type": "string"}},
+        },
+        "HoldConflict": {
+            "type": "object",
+            "required": ["error", "hold_id", "status"],
+            "properties": {
+                "error": {"const": "hold conflict"},
+                "hold_id": {"type": "string"},
+                "status": _HOLD_PROPERTIES["status"],
+                "amount": AMOUNT,
+                "settled": nullable(COUNT),
+                "message": {"type": "string"},
+            },
+        },
+        "TooManyHolds": {
+            "type": "object",
+            "required": ["error", "limit"],
+            "properties": {
+                "error": {"const": "too many open holds"},
+                "limit": COUNT,
+                "message": {"type": "string"},
+            },
+        },
+    }
+
+
+_RESERVE_BODY = body("ReserveRequest", "How many tokens, and optionally the id and TTL.")
+_SETTLE_BODY = body("SettleRequest", "The tokens actually used (0 or more, even above the hold).")
+_RELEASE_BODY = {
+    **body("ReleaseRequest", "Nothing: an empty body or `{}`."),
+    "required": False,
+}
+
+
+def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
+    """The five hold operations under ``prefix`` (the caller's, or an admin's for the
+    path's subject)."""
+    who = " (admin)" if admin else ""
+    subject = [SUBJECT_PARAMETER] if admin else []
+    one = [*subject, HOLD_ID_PARAMETER]
+    forbidden = ["403"] if admin else []
+    return [
+        Operation(
+            "POST",
+            f"{prefix}/holds",
+            admin_reserve if admin else reserve,
+            operation(
+                f"Hold tokens before a model call{who}",
+                response("The same id and amount reserved before: its hold.", "HoldAnswer"),
+                tag=tag,
+                parameters=subject,
+                request=_RESERVE_BODY,
+                failures=["402", *forbidden, "503"],
+                answers=_CONFLICT_ON_RESERVE,
+            ),
+        ),
+        Operation(
+            "GET",
+            f"{prefix}/holds",
+            admin_list_holds if admin else list_holds,
+            operation(
+                f"The open holds, oldest first{who}",
+                response("The open holds and the usage.", "HoldList"),
+                tag=tag,
+                parameters=subject,
+                failures=[*forbidden, "422", "503"],
+            ),
+        ),
+        Operation(
+            "GET",
+            f"{prefix}/holds/{{hold_id}}",
+            admin_read_hold if admin else read_hold,
+            operation(
+                f"One hold, in any status{who}",
+                response("The hold as of now, and the usage.", "HoldAnswer"),
+                tag=tag,
+                parameters=one,
+                failures=[*forbidden, "422", "503"],
+                answers={"404": _NOT_FOUND},
+            ),
+        ),
+        Operation(
+            "POST",
+            f"{prefix}/holds/{{hold_id}}/settle",
+            admin_settle if admin else settle,
+            operation(
+                f"Close a hold with the tokens actually used{who}",
+                response(
+                    "The settled hold (a repeat answers the first result, `replayed`).",
+                    "HoldAnswer",
+                ),
+                tag=tag,
+                parameters=one,
+                request=_SETTLE_BODY,
+                failures=[*forbidden, "503"],
+                answers=_CONFLICT_ON_CLOSE,
+            ),
+        ),
+        Operation(
+            "POST",
+            f"{prefix}/holds/{{hold_id}}/release",
+            admin_release if admin else release,
+            operation(
+                f"Close a hold with nothing used{who}",
+                response(
+                    "The released hold (or the expired one as it is; a repeat answers the "
+                    "first result, `replayed`).",
+                    "HoldAnswer",
+                ),
+                tag=tag,
+                parameters=one,
+                request=_RELEASE_BODY,
+                failures=[*forbidden, "503"],
+                answers=_CONFLICT_ON_CLOSE,
+            ),
+        ),
+    ]
+
+
+RESOURCE = Resource(
+    operations=[
+        *_operations("/api/tokens", "holds", admin=False),
+        *_operations("/api/admin/accounts/{subject}", "admin", admin=True),
+    ],
+    schemas=_schemas,
+)
