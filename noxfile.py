@@ -70,8 +70,8 @@ def tests(session: nox.Session) -> None:
 def galera(session: nox.Session) -> None:
     """The tests marked ``galera``: a 3-node cluster booted from Debian's packages
     (tests/galera/cluster.py), the storage contract suite on each node, three processes
-    on three nodes, a node killed mid-load, a server per node. Skipped where the packages
-    are missing; a failure in CI (``CI=true``)."""
+    on three nodes, holds closed across nodes, a node killed mid-load, a server per
+    node. Skipped where the packages are missing; a failure in CI (``CI=true``)."""
     session.install("-e", ".[test]")
     session.run(
         "pytest",

@@ -1,4 +1,5 @@
-"""End to end on Galera: a ``tokenplans serve --workers 2`` per node, and a node lost mid-load.
+"""End to end on Galera: a ``tokenplans serve --workers 2`` per node, a hold closed through
+two servers at once, and a node lost mid-load.
 
 Each server points at its own node, as a deployment with one application server beside
 each database node would. Killing a node with ``kill -9`` must leave the other servers
@@ -68,6 +69,67 @@ def test_a_server_per_node_answers_the_reference_flows_and_debits_add_up_everywh
     for url in servers:
         usage = httpx.get(f"{url}/api/tokens/usage", headers=me, timeout=30).json()
         assert (usage["token_used"], usage["remaining"]) == (840, 160)
+
+
+#: A hold's own fields in an answer (beside the usage and ``replayed``).
+HOLD_FIELDS = (
+    "hold_id",
+    "status",
+    "amount",
+    "created_at",
+    "expires_at",
+    "settled",
+    "overage",
+    "late",
+    "closed_at",
+)
+
+
+def _hold(answer: httpx.Response) -> dict[str, object]:
+    assert answer.status_code == 200, answer.text
+    return {name: answer.json()[name] for name in HOLD_FIELDS}
+
+
+def test_a_hold_reserved_on_one_server_and_settled_through_two_others_at_once_applies_once(
+    servers: list[str],
+) -> None:
+    """Reserve 300 of 1,000 on node1's server, then settle 1,200 through node2's and
+    node3's at the same instant: one applies (the 200 beyond the hold and the 700 left is
+    the overage), the other replays its result, and every server shows the same hold."""
+    me = bearer(f"e2e-{uuid.uuid4().hex[:12]}")
+    reserved = httpx.post(
+        f"{servers[0]}/api/tokens/holds",
+        headers=me,
+        json={"amount": 300, "hold_id": "call-1"},
+        timeout=30,
+    )
+    assert reserved.status_code == 201, reserved.text
+    barrier = threading.Barrier(2)
+
+    def settle(url: str) -> httpx.Response:
+        with httpx.Client(base_url=url, headers=me, timeout=60) as http:
+            http.get("/api/health")  # connected before the race starts
+            barrier.wait()
+            return http.post("/api/tokens/holds/call-1/settle", json={"amount": 1200})
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(settle, servers[1:]))
+
+    replayed = sorted(answer.json()["replayed"] for answer in answers)
+    assert replayed == [False, True], [answer.text for answer in answers]
+    settled = _hold(answers[0])
+    assert _hold(answers[1]) == settled
+    assert (settled["status"], settled["settled"], settled["overage"]) == ("settled", 1200, 200)
+    for url in servers:
+        usage = httpx.get(f"{url}/api/tokens/usage", headers=me, timeout=30).json()
+        assert (usage["token_held"], usage["token_used"]) == (0, 1200), url
+
+    conflict = httpx.post(f"{servers[0]}/api/tokens/holds/call-1/release", headers=me, timeout=30)
+    assert conflict.status_code == 409, conflict.text
+    assert (conflict.json()["error"], conflict.json()["status"]) == ("hold conflict", "settled")
+    for url in servers:
+        read = httpx.get(f"{url}/api/tokens/holds/call-1", headers=me, timeout=30)
+        assert _hold(read) == settled, url
 
 
 class Attempt(NamedTuple):

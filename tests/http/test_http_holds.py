@@ -9,11 +9,15 @@ from urllib.parse import quote
 import pytest
 from http_support import ALICE, BOB, ROOT, build_app
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from tokenplans import ADMIN_SCOPE, MAX_OPEN_HOLDS, Principal, TokenService
 from tokenplans.testing import InMemoryStore, SettableClock
+from tokenplans_adapters.http import install_error_handlers
 
 HOLDS = "/api/tokens/holds"
 NOON = "2026-01-15T12:00:00Z"
@@ -726,3 +730,42 @@ def test_the_admin_hold_routes_are_403_for_a_user_and_change_nothing(
     assert (response.json()["error"], response.json()["reason"]) == ("forbidden", "admin_only")
     assert "token_used" not in response.json()
     assert _state(store, whose) == before
+
+
+def test_a_host_app_answers_the_hold_errors_of_its_own_routes_as_tokenplans_does(
+    service: TokenService,
+) -> None:
+    alice = Principal("alice")
+    service.reserve(alice, 10, hold_id="job")
+    service.release(alice, "job")
+
+    async def settle_job(_request: Request) -> Response:
+        await run_in_threadpool(service.settle, alice, "job", 5)
+        raise AssertionError("a released hold was settled")
+
+    async def read_missing(_request: Request) -> Response:
+        await run_in_threadpool(service.hold, alice, "missing")
+        raise AssertionError("a missing hold was found")
+
+    host = Starlette(
+        routes=[
+            Route("/settle", settle_job, methods=["POST"]),
+            Route("/missing", read_missing, methods=["GET"]),
+        ]
+    )
+    install_error_handlers(host)
+    client = TestClient(host)
+
+    conflict = client.post("/settle")
+    missing = client.get("/missing")
+
+    assert conflict.status_code == 409
+    assert {key: conflict.json()[key] for key in ("error", "hold_id", "status")} == {
+        "error": "hold conflict",
+        "hold_id": "job",
+        "status": "released",
+    }
+    assert (missing.status_code, missing.json()) == (
+        404,
+        {"error": "hold not found", "hold_id": "missing"},
+    )

@@ -202,23 +202,30 @@ def _retrying(call: Any) -> Any:
             continue
 
 
-def hold_until_refused(url: str, subject: str, worker: int, threads: int) -> list[HoldOutcome]:
+def hold_until_refused(
+    url: str, subject: str, worker: int, threads: int, *, others: Sequence[str] = ()
+) -> list[HoldOutcome]:
     """One worker process of the holds concurrency test: ``threads`` threads each reserve
     1-50 tokens under their own hold id, then settle it (0 to twice the hold, from two
-    threads at once with the same amount) or release it, until a reserve is refused."""
-    engine = make_engine(url)
-    tokens = service_over(SqlAccountStore(engine))
+    threads at once with the same amount) or release it, until a reserve is refused.
+
+    ``others`` are more URLs of the same database (the other nodes of a Galera cluster):
+    reserves still go through ``url``, but each release goes through a node picked at
+    random, and the two racing settles through two different ones."""
+    engines = [make_engine(u) for u in (url, *others)]
+    nodes = [service_over(SqlAccountStore(engine)) for engine in engines]
+    tokens = nodes[0]
     user = Principal(subject)
 
-    def settle_twice_at_once(hold_id: str, amount: int) -> int:
+    def settle_twice_at_once(pair: Sequence[TokenService], hold_id: str, amount: int) -> int:
         barrier = threading.Barrier(2)
 
-        def settle(_: int) -> bool:
+        def settle(service: TokenService) -> bool:
             barrier.wait()
-            return not _retrying(lambda: tokens.settle(user, hold_id, amount)).replayed
+            return not _retrying(lambda: service.settle(user, hold_id, amount)).replayed
 
-        with ThreadPoolExecutor(2) as pair:
-            return sum(pair.map(settle, range(2)))
+        with ThreadPoolExecutor(2) as racers:
+            return sum(racers.map(settle, pair))
 
     def run(thread: int) -> list[HoldOutcome]:
         rng = random.Random(f"hold-{worker}-{thread}")  # noqa: S311 - a workload
@@ -230,18 +237,22 @@ def hold_until_refused(url: str, subject: str, worker: int, threads: int) -> lis
             except InsufficientTokensError:
                 return done
             if rng.random() < 0.25:
-                _retrying(lambda: tokens.release(user, hold_id))  # noqa: B023
+                releaser = rng.choice(nodes) if len(nodes) > 1 else tokens
+                _retrying(lambda: releaser.release(user, hold_id))  # noqa: B023
                 done.append(HoldOutcome(hold_id, amount, None, 0))
             else:
                 used = rng.randint(0, 2 * amount)
-                done.append(HoldOutcome(hold_id, amount, used, settle_twice_at_once(hold_id, used)))
+                pair = rng.sample(nodes, 2) if len(nodes) > 1 else [tokens, tokens]
+                applied = settle_twice_at_once(pair, hold_id, used)
+                done.append(HoldOutcome(hold_id, amount, used, applied))
         raise AssertionError("unreachable")
 
     try:
         with ThreadPoolExecutor(threads) as pool:
             return [o for done in pool.map(run, range(threads)) for o in done]
     finally:
-        engine.dispose()
+        for engine in engines:
+            engine.dispose()
 
 
 def reserve_then_die(url: str, subject: str, hold_id: str, amount: int, ttl: int) -> None:
