@@ -12,6 +12,13 @@ fresh read. The guard is evaluated by the database on the latest committed row
 read; SQLite writers are serialised by ``BEGIN IMMEDIATE``), which is why this is
 race-free at the default isolation levels where a read-then-write is not.
 
+The services make each attempt of a change inside :meth:`SqlAccountStore.locked`: one
+transaction that starts by locking the account's row (``SELECT ... FOR UPDATE``; SQLite's
+``BEGIN IMMEDIATE`` holds the write lock already), so the writers of a hot account queue
+on the lock instead of all deciding on one snapshot and all but one retrying. The
+compare-and-write above stays inside it: the lock spares retries, it is not what makes
+a commit safe.
+
 Database errors become core errors in one place, :func:`_translate`: key collisions,
 deadlocks and serialization failures are write conflicts (retried by the service);
 lost connections and unreachable servers are :class:`StorageUnavailableError`.
@@ -26,7 +33,7 @@ from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 
 from tokenplans import Account, EntryKind, Usage
@@ -78,6 +85,8 @@ class SqlAccountStore:
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
         self._schema_current = False
+        # The transaction this thread holds inside ``locked``, if any.
+        self._local = threading.local()
 
     # -- health --------------------------------------------------------------------
 
@@ -102,7 +111,33 @@ class SqlAccountStore:
 
     # -- accounts ------------------------------------------------------------------
 
+    @contextmanager
+    def locked(self, subject: str) -> Iterator[None]:
+        """One write transaction holding ``subject``'s row lock (``SELECT ... FOR
+        UPDATE``; on SQLite, ``BEGIN IMMEDIATE`` already holds the database's write lock)
+        in which this thread's calls on the store run, committed at the end of the block
+        (:class:`tokenplans.ports.RowLockingStore`). The locked row is the first
+        :meth:`load` of the subject in the block, so deciding costs no extra read."""
+        if self._held() is not None:
+            raise RuntimeError("SqlAccountStore.locked blocks do not nest")
+        with self._write() as conn:
+            row = conn.execute(_LOCK_ACCOUNT, {"subject": subject}).first()
+            self._local.held = _Held(conn, subject, None if row is None else _account_from_row(row))
+            try:
+                yield
+            finally:
+                self._local.held = None
+
+    def _held(self) -> _Held | None:
+        held: _Held | None = getattr(self._local, "held", None)
+        return held
+
     def load(self, subject: str) -> Account | None:
+        held = self._held()
+        if held is not None and held.subject == subject and not held.loaded:
+            held.loaded = True
+            return held.account
+
         def query(conn: Connection) -> Account | None:
             row = conn.execute(select(accounts).where(accounts.c.subject == subject)).first()
             return None if row is None else _account_from_row(row)
@@ -243,7 +278,14 @@ class SqlAccountStore:
 
     def _read(self, query: Callable[[Connection], T]) -> T:
         """Run a read-only ``query``; once more on a fresh connection if the pooled one
-        turned out to be dead (reads are idempotent, so repeating one is safe)."""
+        turned out to be dead (reads are idempotent, so repeating one is safe). Inside
+        :meth:`locked`, on its transaction's connection."""
+        held = self._held()
+        if held is not None:
+            try:
+                return query(held.conn)
+            except sa_exc.DBAPIError as error:
+                _raise_translated(error)
         for attempt in range(2):
             try:
                 with self.engine.connect() as conn:
@@ -260,7 +302,15 @@ class SqlAccountStore:
     def _write(self) -> Iterator[Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` on SQLite), rolled back on any error.
         Writes are never retried here: after a lost connection the outcome of a COMMIT is
-        unknown, and only the caller (with its idempotency key) can safely try again."""
+        unknown, and only the caller (with its idempotency key) can safely try again.
+        Inside :meth:`locked`, a part of its transaction."""
+        held = self._held()
+        if held is not None:
+            try:
+                yield held.conn
+            except sa_exc.DBAPIError as error:
+                _raise_translated(error)
+            return
         try:
             with self._write_lock, self.engine.connect() as conn:
                 conn.execution_options(**{WRITE_OPTION: True})
@@ -270,6 +320,20 @@ class SqlAccountStore:
             _raise_translated(error)
         except sa_exc.TimeoutError as error:
             raise StorageUnavailableError(f"no database connection free: {error}") from error
+
+
+@attrs.define
+class _Held:
+    """A thread's transaction inside :meth:`SqlAccountStore.locked`: its connection, and
+    the locked row (read at the lock, handed to the first load)."""
+
+    conn: Connection
+    subject: str
+    account: Account | None
+    loaded: bool = False
+
+
+_LOCK_ACCOUNT = select(accounts).where(accounts.c.subject == bindparam("subject")).with_for_update()
 
 
 def _write_record(conn: Connection, record: Record) -> None:
