@@ -87,6 +87,16 @@ class SqlAccountStore:
         self._schema_current = False
         # The transaction this thread holds inside ``locked``, if any.
         self._local = threading.local()
+        # psycopg opens a transaction with a round trip of its own (BEGIN) and the pool
+        # ends it with another (ROLLBACK): on PostgreSQL reads run in autocommit, one
+        # statement each, at the READ COMMITTED they would see anyway. (PyMySQL would
+        # pay two round trips to switch autocommit instead, and SQLite sends no BEGIN
+        # for a read: both read on the engine as it is.)
+        self._reader: Engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
 
     # -- health --------------------------------------------------------------------
 
@@ -139,7 +149,7 @@ class SqlAccountStore:
             return held.account
 
         def query(conn: Connection) -> Account | None:
-            row = conn.execute(select(accounts).where(accounts.c.subject == subject)).first()
+            row = conn.execute(_LOAD_ACCOUNT, {"subject": subject}).first()
             return None if row is None else _account_from_row(row)
 
         return self._read(query)
@@ -150,44 +160,31 @@ class SqlAccountStore:
         with self._write() as conn:
             if commit.expected_version == 0:
                 # A concurrent creator makes this a unique violation: a lost race.
-                conn.execute(insert(accounts).values(subject=account.subject, **values))
+                conn.execute(_INSERT_ACCOUNT, {"subject": account.subject, **values})
             else:
                 # The compare-and-write. MySQL dialects connect with CLIENT.FOUND_ROWS, so
                 # rowcount counts matched rows there too (and version always changes).
                 result = conn.execute(
-                    update(accounts)
-                    .where(
-                        accounts.c.subject == account.subject,
-                        accounts.c.version == commit.expected_version,
-                    )
-                    .values(**values)
+                    _UPDATE_ACCOUNT,
+                    {"b_subject": account.subject, "b_expected": commit.expected_version, **values},
                 )
                 if result.rowcount != 1:
                     raise WriteConflictError(f"account {account.subject!r} changed since the read")
             if commit.entries:
-                conn.execute(insert(ledger_entries), [_entry_values(e) for e in commit.entries])
+                conn.execute(_INSERT_ENTRIES, [_entry_values(e) for e in commit.entries])
             for record in commit.records:
                 _write_record(conn, record)
 
     def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
         def query(conn: Connection) -> DebitReceipt | None:
             row = conn.execute(
-                select(debit_receipts).where(
-                    debit_receipts.c.subject == subject,
-                    debit_receipts.c.caller == caller,
-                    debit_receipts.c.idempotency_key == idempotency_key,
-                )
+                _FIND_RECEIPT, {"subject": subject, "caller": caller, "key": idempotency_key}
             ).first()
             if row is None:
                 return None
             # A replay: the usage is the snapshot after the debit's entry, one primary-key
             # read of the ledger (written in the receipt's own transaction, so it exists).
-            entry = conn.execute(
-                select(ledger_entries).where(
-                    ledger_entries.c.subject == subject,
-                    ledger_entries.c.version == row.version,
-                )
-            ).one()
+            entry = conn.execute(_ENTRY_AT, {"subject": subject, "version": row.version}).one()
             return _receipt_from_row(row, _entry_from_row(entry))
 
         return self._read(query)
@@ -206,19 +203,15 @@ class SqlAccountStore:
     # -- holds ---------------------------------------------------------------------
 
     def open_holds(self, subject: str) -> Sequence[Hold]:
-        # One range scan of the (subject, status, created_at) index, already in order.
-        query = (
-            select(holds)
-            .where(holds.c.subject == subject, holds.c.status == HoldStatus.OPEN.value)
-            .order_by(holds.c.created_at, holds.c.hold_id)
+        return self._read(
+            lambda conn: [
+                _hold_from_row(row) for row in conn.execute(_OPEN_HOLDS, {"subject": subject})
+            ]
         )
-        return self._read(lambda conn: [_hold_from_row(row) for row in conn.execute(query)])
 
     def find_hold(self, subject: str, hold_id: str) -> Hold | None:
-        query = select(holds).where(holds.c.subject == subject, holds.c.hold_id == hold_id)
-
         def read(conn: Connection) -> Hold | None:
-            row = conn.execute(query).first()
+            row = conn.execute(_FIND_HOLD, {"subject": subject, "hold_id": hold_id}).first()
             return None if row is None else _hold_from_row(row)
 
         return self._read(read)
@@ -288,7 +281,7 @@ class SqlAccountStore:
                 _raise_translated(error)
         for attempt in range(2):
             try:
-                with self.engine.connect() as conn:
+                with self._reader.connect() as conn:
                     return query(conn)
             except sa_exc.DBAPIError as error:
                 if attempt == 0 and error.connection_invalidated:
@@ -333,7 +326,35 @@ class _Held:
     loaded: bool = False
 
 
-_LOCK_ACCOUNT = select(accounts).where(accounts.c.subject == bindparam("subject")).with_for_update()
+# The hot paths' statements, built once (SQLAlchemy caches their compiled forms, but
+# building and hashing a select() on every call costs more than running it on SQLite).
+_LOAD_ACCOUNT = select(accounts).where(accounts.c.subject == bindparam("subject"))
+_LOCK_ACCOUNT = _LOAD_ACCOUNT.with_for_update()
+_INSERT_ACCOUNT = insert(accounts)
+_UPDATE_ACCOUNT = update(accounts).where(
+    accounts.c.subject == bindparam("b_subject"), accounts.c.version == bindparam("b_expected")
+)
+_INSERT_ENTRIES = insert(ledger_entries)
+_FIND_RECEIPT = select(debit_receipts).where(
+    debit_receipts.c.subject == bindparam("subject"),
+    debit_receipts.c.caller == bindparam("caller"),
+    debit_receipts.c.idempotency_key == bindparam("key"),
+)
+_ENTRY_AT = select(ledger_entries).where(
+    ledger_entries.c.subject == bindparam("subject"),
+    ledger_entries.c.version == bindparam("version"),
+)
+_INSERT_RECEIPT = insert(debit_receipts)
+#: One range scan of the (subject, status, created_at) index, already in order.
+_OPEN_HOLDS = (
+    select(holds)
+    .where(holds.c.subject == bindparam("subject"), holds.c.status == HoldStatus.OPEN.value)
+    .order_by(holds.c.created_at, holds.c.hold_id)
+)
+_FIND_HOLD = select(holds).where(
+    holds.c.subject == bindparam("subject"), holds.c.hold_id == bindparam("hold_id")
+)
+_INSERT_HOLD = insert(holds)
 
 
 def _write_record(conn: Connection, record: Record) -> None:
@@ -354,7 +375,7 @@ def _write_hold(conn: Connection, write: HoldWrite) -> None:
     the stored row only while its status is still ``write.previous``."""
     values = _hold_values(write.hold)
     if write.previous is None:
-        conn.execute(insert(holds).values(**values))
+        conn.execute(_INSERT_HOLD, values)
         return
     result = conn.execute(
         update(holds)
@@ -371,7 +392,7 @@ def _write_hold(conn: Connection, write: HoldWrite) -> None:
 
 def _insert_receipt(conn: Connection, receipt: DebitReceipt) -> None:
     if receipt.idempotency_key is not None:
-        conn.execute(insert(debit_receipts).values(**_receipt_values(receipt)))
+        conn.execute(_INSERT_RECEIPT, _receipt_values(receipt))
 
 
 def _mark_event(conn: Connection, event: HandledEvent) -> None:
