@@ -125,9 +125,9 @@ class SqlAccountStore:
     def locked(self, subject: str) -> Iterator[None]:
         """One write transaction holding ``subject``'s row lock (``SELECT ... FOR
         UPDATE``; on SQLite, ``BEGIN IMMEDIATE`` already holds the database's write lock)
-        in which this thread's calls on the store run, committed at the end of the block
-        (:class:`tokenplans.ports.RowLockingStore`). The locked row is the first
-        :meth:`load` of the subject in the block, so deciding costs no extra read."""
+        in which this thread's calls on the store run, committed at the end of the block:
+        the optional row-locking capability the services look for. The locked row is the
+        first :meth:`load` of the subject in the block, so deciding costs no extra read."""
         if self._held() is not None:
             raise RuntimeError("SqlAccountStore.locked blocks do not nest")
         with self._write() as conn:
