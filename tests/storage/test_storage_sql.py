@@ -128,6 +128,24 @@ def test_a_sqlite_write_transaction_takes_the_write_lock_at_begin(tmp_path: Path
         second.dispose()
 
 
+def test_a_sqlite_read_sends_no_begin_and_its_connections_are_pooled(tmp_path: Path) -> None:
+    """Reads are one statement each: no BEGIN; and the pool is the thread pool's size,
+    so connections are reused under load instead of opened and closed per request."""
+    url = f"sqlite:///{tmp_path / 'reads.db'}"
+    upgrade_schema(url)
+    engine = make_engine(url)
+    store = SqlAccountStore(engine)
+    try:
+        service_over(store).consume(Principal("alice"), 1)
+        with recorded_statements(engine) as seen:
+            store.load("alice")
+        assert len(seen) == 1
+        assert seen[0][0].startswith("SELECT")
+        assert engine.pool.size() == 40  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.mysql
 def test_mysql_defaults_are_read_committed_and_utf8mb4(engine_for: EngineFor) -> None:
     engine = engine_for("mysql")
