@@ -8,6 +8,7 @@ Implementers import these from :mod:`tokenplans.ports`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -62,7 +63,8 @@ class AccountStore(Protocol):
     Concurrency is optimistic: readers never lock, and :meth:`commit` is a
     compare-and-write on the account's version, so of two changes decided on the same
     snapshot exactly one commits and the other gets :class:`WriteConflictError` and is
-    decided again by the service. Every method may raise
+    decided again by the service (a store may also let the service decide inside a lock
+    on the account: :class:`RowLockingStore`). Every method may raise
     :class:`StorageUnavailableError` when the store cannot be reached.
     """
 
@@ -107,6 +109,25 @@ class AccountStore(Protocol):
     def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:
         """Up to ``limit`` distinct subjects with a hold stored as open whose
         ``expires_at`` is at or before ``now`` (for a sweep; expiry itself needs none)."""
+        ...
+
+
+class RowLockingStore(Protocol):
+    """An optional capability of an :class:`AccountStore`: deciding inside a lock on the
+    account. A store offering it has a ``locked`` method, and the services then make each
+    attempt of a change inside it, so that writers of one hot account queue on the lock
+    instead of deciding on the same snapshot and all but one retrying. The services find
+    it by name: a store without it is used optimistically, as the port says.
+    """
+
+    def locked(self, subject: str) -> AbstractContextManager[object]:
+        """A block in which this thread's calls on the store are one transaction that
+        holds ``subject``'s row lock (taken at entry; a subject with no row yet is not
+        locked, and its creators still race on :meth:`AccountStore.commit`). The block
+        commits when it ends normally, and rolls back, writing nothing, when an exception
+        (a :class:`WriteConflictError` above all) leaves it. :meth:`AccountStore.commit`
+        keeps its compare-and-write inside the block, so the lock only spares retries:
+        correctness never depends on it."""
         ...
 
 

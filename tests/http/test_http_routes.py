@@ -221,6 +221,13 @@ def test_every_response_carries_a_request_id_and_echoes_a_sane_one(client: TestC
     assert echoed.headers["X-Request-ID"] == "req-123"
 
 
+def test_generated_request_ids_differ_from_request_to_request(client: TestClient) -> None:
+    ids = {client.get("/api/health").headers["X-Request-ID"] for _ in range(20)}
+
+    assert len(ids) == 20
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
 def test_cors_allows_the_reference_frontends_by_default(client: TestClient) -> None:
     preflight = client.options(
         "/api/tokens/usage",

@@ -23,6 +23,7 @@ from storage_support import (
 )
 
 from tokenplans import Account, Principal
+from tokenplans.ports import WriteConflictError
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
 from tokenplans_adapters.sql.migrate import VERSION_TABLE, head_revisions
 from tokenplans_adapters.sql.schema import ExactText, accounts, ledger_entries, snapshot_columns
@@ -125,6 +126,24 @@ def test_a_sqlite_write_transaction_takes_the_write_lock_at_begin(tmp_path: Path
     finally:
         first.dispose()
         second.dispose()
+
+
+def test_a_sqlite_read_sends_no_begin_and_its_connections_are_pooled(tmp_path: Path) -> None:
+    """Reads are one statement each: no BEGIN; and the pool is the thread pool's size,
+    so connections are reused under load instead of opened and closed per request."""
+    url = f"sqlite:///{tmp_path / 'reads.db'}"
+    upgrade_schema(url)
+    engine = make_engine(url)
+    store = SqlAccountStore(engine)
+    try:
+        service_over(store).consume(Principal("alice"), 1)
+        with recorded_statements(engine) as seen:
+            store.load("alice")
+        assert len(seen) == 1
+        assert seen[0][0].startswith("SELECT")
+        assert engine.pool.size() == 40  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.mysql
@@ -426,3 +445,71 @@ def test_a_receipt_lookup_reads_the_ledger_only_on_a_replay(
     assert "tokenplans_ledger_entries" not in missed[0]
     assert len(replayed) == 2
     assert "tokenplans_ledger_entries" in replayed[1]
+
+
+# -- deciding inside the row lock -----------------------------------------------------------
+
+
+class _CountingConflicts:
+    """Delegates to a store (its ``locked`` included) and counts the commits that lost."""
+
+    def __init__(self, inner: SqlAccountStore) -> None:
+        self.inner = inner
+        self.commits = 0
+        self.conflicts = 0
+
+    def commit(self, commit: object) -> None:
+        self.commits += 1
+        try:
+            self.inner.commit(commit)  # type: ignore[arg-type]
+        except WriteConflictError:
+            self.conflicts += 1
+            raise
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("backend", SQL)
+def test_eight_writers_of_one_account_decide_in_its_lock_and_never_lose_a_race(
+    backend: str, engine_for: EngineFor
+) -> None:
+    store = _CountingConflicts(SqlAccountStore(engine_for(backend)))
+    tokens = service_over(store)  # type: ignore[arg-type]
+    subject = new_subject("hot")
+    tokens.consume(Principal(subject), 1)  # the row exists: every writer below locks it
+    store.commits = 0
+
+    def debit_twenty(_: int) -> None:
+        for _ in range(20):
+            tokens.consume(Principal(subject), 1)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(debit_twenty, range(8)))
+
+    assert store.conflicts == 0
+    assert store.commits == 160
+    account = store.inner.load(subject)
+    assert account is not None
+    assert account.token_used == 161
+
+
+@pytest.mark.parametrize("backend", SQL[1:])
+def test_a_locked_block_holds_the_accounts_row_until_it_ends(
+    backend: str, engine_for: EngineFor
+) -> None:
+    engine = engine_for(backend)
+    store = SqlAccountStore(engine)
+    subject = new_subject("locked")
+    service_over(store).consume(Principal(subject), 1)
+    other = make_engine(engine.url, pool_size=1, max_overflow=0)
+    nowait = "SELECT version FROM tokenplans_accounts WHERE subject = :s FOR UPDATE NOWAIT"
+    key = subject.encode() if backend == "mysql" else subject
+    try:
+        with store.locked(subject), other.connect() as conn, pytest.raises(OperationalError):
+            conn.execute(text(nowait), {"s": key})
+        with other.begin() as conn:
+            # Free once the block has ended (opened and debited: version 2).
+            assert conn.execute(text(nowait), {"s": key}).scalar_one() == 2
+    finally:
+        other.dispose()

@@ -7,9 +7,10 @@ keep working when the app is mounted inside a host application.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
-import uuid
 from http import HTTPStatus
 
 import anyio
@@ -26,6 +27,25 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+class _RequestIds:
+    """32 hex digits per request: this process's random 64-bit prefix and a counter. Unique
+    like a ``uuid4`` for telling requests apart in logs, at a fraction of its cost (one
+    random draw per process, not one per request); a forked child draws its own prefix."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        if self._pid != os.getpid():
+            self._pid, self._prefix = os.getpid(), os.urandom(8).hex()
+        return f"{self._prefix}{next(self._counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+_request_ids = _RequestIds()
+
+
 class RequestIdMiddleware:
     """Gives every request an id (the caller's ``X-Request-ID`` if it looks sane), echoes
     it on the response, and turns any exception that escapes the app into a JSON 500
@@ -39,7 +59,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-        request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else _request_ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
 

@@ -7,7 +7,11 @@
   follow SQLAlchemy's documented recipe: switch that off (``isolation_level = None``) and
   emit our own ``BEGIN`` from the ``begin`` event - ``BEGIN IMMEDIATE`` for a write, so
   the write lock is taken up front and two writers never both read, then deadlock on
-  upgrading their locks.
+  upgrading their locks. A read sends no ``BEGIN``: one ``SELECT`` is atomic by itself,
+  and every read the store makes is one statement or reads rows that never change. The
+  pool holds as many connections as the server's thread pool has threads
+  (:data:`SQLITE_POOL_SIZE`), so that connections are reused, not opened and closed
+  (and their PRAGMAs run again) per request under load.
 * **MySQL/MariaDB**: ``utf8mb4``, ``READ COMMITTED`` (the compare-and-write needs no
   snapshot, and it avoids REPEATABLE READ's gap locks, which turn concurrent ledger
   inserts into deadlocks) and ``pool_pre_ping``. On a **MariaDB Galera** node
@@ -33,6 +37,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 #: The execution option a store sets on a connection that will write (SQLite only uses it).
 WRITE_OPTION = "tokenplans_write"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+#: anyio's default thread pool (where Starlette runs the store) has 40 threads.
+SQLITE_POOL_SIZE = 40
 
 
 def make_engine(url: str | URL, **engine_overrides: Any) -> Engine:
@@ -46,6 +52,8 @@ def make_engine(url: str | URL, **engine_overrides: Any) -> Engine:
             "timeout": SQLITE_BUSY_TIMEOUT_S,
             "check_same_thread": False,
         }
+        if parsed.database not in (None, "", ":memory:"):  # a file: a QueuePool
+            options.update(pool_size=SQLITE_POOL_SIZE, max_overflow=10)
     elif backend in ("mysql", "mariadb"):
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
@@ -104,5 +112,7 @@ def _prepare_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        writes = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        # Reads stay in the driver's autocommit mode: no BEGIN, no round of SQLAlchemy's
+        # execution machinery for it.
+        if connection.get_execution_options().get(WRITE_OPTION, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")

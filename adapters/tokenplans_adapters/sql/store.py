@@ -12,6 +12,13 @@ fresh read. The guard is evaluated by the database on the latest committed row
 read; SQLite writers are serialised by ``BEGIN IMMEDIATE``), which is why this is
 race-free at the default isolation levels where a read-then-write is not.
 
+The services make each attempt of a change inside :meth:`SqlAccountStore.locked`: one
+transaction that starts by locking the account's row (``SELECT ... FOR UPDATE``; SQLite's
+``BEGIN IMMEDIATE`` holds the write lock already), so the writers of a hot account queue
+on the lock instead of all deciding on one snapshot and all but one retrying. The
+compare-and-write above stays inside it: the lock spares retries, it is not what makes
+a commit safe.
+
 Database errors become core errors in one place, :func:`_translate`: key collisions,
 deadlocks and serialization failures are write conflicts (retried by the service);
 lost connections and unreachable servers are :class:`StorageUnavailableError`.
@@ -26,7 +33,7 @@ from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 
 from tokenplans import Account, EntryKind, ModelUsage, PricedCall, Usage
@@ -78,6 +85,18 @@ class SqlAccountStore:
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
         self._schema_current = False
+        # The transaction this thread holds inside ``locked``, if any.
+        self._local = threading.local()
+        # psycopg opens a transaction with a round trip of its own (BEGIN) and the pool
+        # ends it with another (ROLLBACK): on PostgreSQL reads run in autocommit, one
+        # statement each, at the READ COMMITTED they would see anyway. (PyMySQL would
+        # pay two round trips to switch autocommit instead, and SQLite sends no BEGIN
+        # for a read: both read on the engine as it is.)
+        self._reader: Engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
 
     # -- health --------------------------------------------------------------------
 
@@ -102,9 +121,35 @@ class SqlAccountStore:
 
     # -- accounts ------------------------------------------------------------------
 
+    @contextmanager
+    def locked(self, subject: str) -> Iterator[None]:
+        """One write transaction holding ``subject``'s row lock (``SELECT ... FOR
+        UPDATE``; on SQLite, ``BEGIN IMMEDIATE`` already holds the database's write lock)
+        in which this thread's calls on the store run, committed at the end of the block:
+        the optional row-locking capability the services look for. The locked row is the
+        first :meth:`load` of the subject in the block, so deciding costs no extra read."""
+        if self._held() is not None:
+            raise RuntimeError("SqlAccountStore.locked blocks do not nest")
+        with self._write() as conn:
+            row = conn.execute(_LOCK_ACCOUNT, {"subject": subject}).first()
+            self._local.held = _Held(conn, subject, None if row is None else _account_from_row(row))
+            try:
+                yield
+            finally:
+                self._local.held = None
+
+    def _held(self) -> _Held | None:
+        held: _Held | None = getattr(self._local, "held", None)
+        return held
+
     def load(self, subject: str) -> Account | None:
+        held = self._held()
+        if held is not None and held.subject == subject and not held.loaded:
+            held.loaded = True
+            return held.account
+
         def query(conn: Connection) -> Account | None:
-            row = conn.execute(select(accounts).where(accounts.c.subject == subject)).first()
+            row = conn.execute(_LOAD_ACCOUNT, {"subject": subject}).first()
             return None if row is None else _account_from_row(row)
 
         return self._read(query)
@@ -115,44 +160,31 @@ class SqlAccountStore:
         with self._write() as conn:
             if commit.expected_version == 0:
                 # A concurrent creator makes this a unique violation: a lost race.
-                conn.execute(insert(accounts).values(subject=account.subject, **values))
+                conn.execute(_INSERT_ACCOUNT, {"subject": account.subject, **values})
             else:
                 # The compare-and-write. MySQL dialects connect with CLIENT.FOUND_ROWS, so
                 # rowcount counts matched rows there too (and version always changes).
                 result = conn.execute(
-                    update(accounts)
-                    .where(
-                        accounts.c.subject == account.subject,
-                        accounts.c.version == commit.expected_version,
-                    )
-                    .values(**values)
+                    _UPDATE_ACCOUNT,
+                    {"b_subject": account.subject, "b_expected": commit.expected_version, **values},
                 )
                 if result.rowcount != 1:
                     raise WriteConflictError(f"account {account.subject!r} changed since the read")
             if commit.entries:
-                conn.execute(insert(ledger_entries), [_entry_values(e) for e in commit.entries])
+                conn.execute(_INSERT_ENTRIES, [_entry_values(e) for e in commit.entries])
             for record in commit.records:
                 _write_record(conn, record)
 
     def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
         def query(conn: Connection) -> DebitReceipt | None:
             row = conn.execute(
-                select(debit_receipts).where(
-                    debit_receipts.c.subject == subject,
-                    debit_receipts.c.caller == caller,
-                    debit_receipts.c.idempotency_key == idempotency_key,
-                )
+                _FIND_RECEIPT, {"subject": subject, "caller": caller, "key": idempotency_key}
             ).first()
             if row is None:
                 return None
             # A replay: the usage is the snapshot after the debit's entry, one primary-key
             # read of the ledger (written in the receipt's own transaction, so it exists).
-            entry = conn.execute(
-                select(ledger_entries).where(
-                    ledger_entries.c.subject == subject,
-                    ledger_entries.c.version == row.version,
-                )
-            ).one()
+            entry = conn.execute(_ENTRY_AT, {"subject": subject, "version": row.version}).one()
             return _receipt_from_row(row, _entry_from_row(entry))
 
         return self._read(query)
@@ -171,19 +203,15 @@ class SqlAccountStore:
     # -- holds ---------------------------------------------------------------------
 
     def open_holds(self, subject: str) -> Sequence[Hold]:
-        # One range scan of the (subject, status, created_at) index, already in order.
-        query = (
-            select(holds)
-            .where(holds.c.subject == subject, holds.c.status == HoldStatus.OPEN.value)
-            .order_by(holds.c.created_at, holds.c.hold_id)
+        return self._read(
+            lambda conn: [
+                _hold_from_row(row) for row in conn.execute(_OPEN_HOLDS, {"subject": subject})
+            ]
         )
-        return self._read(lambda conn: [_hold_from_row(row) for row in conn.execute(query)])
 
     def find_hold(self, subject: str, hold_id: str) -> Hold | None:
-        query = select(holds).where(holds.c.subject == subject, holds.c.hold_id == hold_id)
-
         def read(conn: Connection) -> Hold | None:
-            row = conn.execute(query).first()
+            row = conn.execute(_FIND_HOLD, {"subject": subject, "hold_id": hold_id}).first()
             return None if row is None else _hold_from_row(row)
 
         return self._read(read)
@@ -243,10 +271,17 @@ class SqlAccountStore:
 
     def _read(self, query: Callable[[Connection], T]) -> T:
         """Run a read-only ``query``; once more on a fresh connection if the pooled one
-        turned out to be dead (reads are idempotent, so repeating one is safe)."""
+        turned out to be dead (reads are idempotent, so repeating one is safe). Inside
+        :meth:`locked`, on its transaction's connection."""
+        held = self._held()
+        if held is not None:
+            try:
+                return query(held.conn)
+            except sa_exc.DBAPIError as error:
+                _raise_translated(error)
         for attempt in range(2):
             try:
-                with self.engine.connect() as conn:
+                with self._reader.connect() as conn:
                     return query(conn)
             except sa_exc.DBAPIError as error:
                 if attempt == 0 and error.connection_invalidated:
@@ -260,7 +295,15 @@ class SqlAccountStore:
     def _write(self) -> Iterator[Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` on SQLite), rolled back on any error.
         Writes are never retried here: after a lost connection the outcome of a COMMIT is
-        unknown, and only the caller (with its idempotency key) can safely try again."""
+        unknown, and only the caller (with its idempotency key) can safely try again.
+        Inside :meth:`locked`, a part of its transaction."""
+        held = self._held()
+        if held is not None:
+            try:
+                yield held.conn
+            except sa_exc.DBAPIError as error:
+                _raise_translated(error)
+            return
         try:
             with self._write_lock, self.engine.connect() as conn:
                 conn.execution_options(**{WRITE_OPTION: True})
@@ -270,6 +313,48 @@ class SqlAccountStore:
             _raise_translated(error)
         except sa_exc.TimeoutError as error:
             raise StorageUnavailableError(f"no database connection free: {error}") from error
+
+
+@attrs.define
+class _Held:
+    """A thread's transaction inside :meth:`SqlAccountStore.locked`: its connection, and
+    the locked row (read at the lock, handed to the first load)."""
+
+    conn: Connection
+    subject: str
+    account: Account | None
+    loaded: bool = False
+
+
+# The hot paths' statements, built once (SQLAlchemy caches their compiled forms, but
+# building and hashing a select() on every call costs more than running it on SQLite).
+_LOAD_ACCOUNT = select(accounts).where(accounts.c.subject == bindparam("subject"))
+_LOCK_ACCOUNT = _LOAD_ACCOUNT.with_for_update()
+_INSERT_ACCOUNT = insert(accounts)
+_UPDATE_ACCOUNT = update(accounts).where(
+    accounts.c.subject == bindparam("b_subject"), accounts.c.version == bindparam("b_expected")
+)
+_INSERT_ENTRIES = insert(ledger_entries)
+_FIND_RECEIPT = select(debit_receipts).where(
+    debit_receipts.c.subject == bindparam("subject"),
+    debit_receipts.c.caller == bindparam("caller"),
+    debit_receipts.c.idempotency_key == bindparam("key"),
+)
+_ENTRY_AT = select(ledger_entries).where(
+    ledger_entries.c.subject == bindparam("subject"),
+    ledger_entries.c.version == bindparam("version"),
+)
+_INSERT_RECEIPT = insert(debit_receipts)
+#: One range scan of the (subject, status, created_at) index, already in order.
+_OPEN_HOLDS = (
+    select(holds)
+    .where(holds.c.subject == bindparam("subject"), holds.c.status == HoldStatus.OPEN.value)
+    .order_by(holds.c.created_at, holds.c.hold_id)
+)
+_FIND_HOLD = select(holds).where(
+    holds.c.subject == bindparam("subject"), holds.c.hold_id == bindparam("hold_id")
+)
+_INSERT_HOLD = insert(holds)
 
 
 def _write_record(conn: Connection, record: Record) -> None:
@@ -290,7 +375,7 @@ def _write_hold(conn: Connection, write: HoldWrite) -> None:
     the stored row only while its status is still ``write.previous``."""
     values = _hold_values(write.hold)
     if write.previous is None:
-        conn.execute(insert(holds).values(**values))
+        conn.execute(_INSERT_HOLD, values)
         return
     result = conn.execute(
         update(holds)
@@ -307,7 +392,7 @@ def _write_hold(conn: Connection, write: HoldWrite) -> None:
 
 def _insert_receipt(conn: Connection, receipt: DebitReceipt) -> None:
     if receipt.idempotency_key is not None:
-        conn.execute(insert(debit_receipts).values(**_receipt_values(receipt)))
+        conn.execute(_INSERT_RECEIPT, _receipt_values(receipt))
 
 
 def _mark_event(conn: Connection, event: HandledEvent) -> None:

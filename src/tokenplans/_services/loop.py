@@ -1,14 +1,16 @@
-"""The optimistic read-roll-decide-commit loop every write of every service shares."""
+"""The read-roll-decide-commit loop every write of every service shares: optimistic, each
+attempt made inside the account's row lock when the store can take one."""
 
 from __future__ import annotations
 
 import random
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
-from tokenplans._ports import AccountStore, Clock, Commit
+from tokenplans._ports import AccountStore, Clock, Commit, RowLockingStore
 from tokenplans._rules.decisions import Decision
 from tokenplans._rules.holds import HeldChange, roll_forward_with_holds
 from tokenplans._rules.quota import open_account
@@ -33,6 +35,13 @@ class AccountUpdater:
         self.catalog = catalog
         self.clock = clock
         self._max_attempts = max_attempts
+        # A store that can lock the account row decides inside the lock (see
+        # RowLockingStore); any other store is used optimistically.
+        self._lock: Callable[[str], AbstractContextManager[object]] = (
+            cast(RowLockingStore, store).locked
+            if callable(getattr(store, "locked", None))
+            else _no_lock
+        )
 
     def now(self) -> datetime:
         """The clock's time as ``tzinfo=UTC``: a clock may spell UTC as ZoneInfo("UTC") or
@@ -70,7 +79,10 @@ class AccountUpdater:
     ) -> T:
         """Read the account, roll it forward, ``fetch`` the other facts the decision needs,
         let the pure ``decide`` choose a change, and commit it with a compare-and-write on
-        the version; on a lost race, start again from a fresh read."""
+        the version; on a lost race, start again from a fresh read. With a store that can
+        lock the account (:class:`~tokenplans._ports.RowLockingStore`) each attempt is
+        made inside the lock, so concurrent writers of one account queue instead of
+        racing; the compare-and-write stays."""
         return self.update_holding(
             subject,
             lambda account, _holds, now, facts: decide(account, now, facts),
@@ -88,27 +100,39 @@ class AccountUpdater:
         with the account is not read again."""
         check_subject(subject)
         for attempt in range(self._max_attempts):
-            now = self.now()
-            stored = self.store.load(subject)
-            current = self._as_of(subject, stored, now)
-            decision = decide(current.change.account, current.holds, now, fetch(current.holds))
-            if decision.change is None:
-                return decision.result
-            commit = Commit(
-                account=decision.change.account,
-                expected_version=0 if stored is None else stored.version,
-                entries=current.change.entries + decision.change.entries,
-                records=one_write_per_hold(current.writes + decision.records),
-            )
-            if not commit.entries and not commit.records:
-                return decision.result
             try:
-                self.store.commit(commit)
+                with self._lock(subject):
+                    return self._attempt(subject, decide, fetch)
             except WriteConflictError:
                 _back_off(attempt)
-                continue
-            return decision.result
         raise AccountBusyError(f"account {subject!r} is too contended; retry shortly")
+
+    def _attempt(
+        self,
+        subject: str,
+        decide: Callable[[Account, Mapping[str, Hold], datetime, F], Decision[T]],
+        fetch: Callable[[Mapping[str, Hold]], F],
+    ) -> T:
+        """One read-roll-decide-commit; a lost race raises :class:`WriteConflictError`."""
+        now = self.now()
+        stored = self.store.load(subject)
+        current = self._as_of(subject, stored, now)
+        decision = decide(current.change.account, current.holds, now, fetch(current.holds))
+        if decision.change is None:
+            return decision.result
+        commit = Commit(
+            account=decision.change.account,
+            expected_version=0 if stored is None else stored.version,
+            entries=current.change.entries + decision.change.entries,
+            records=one_write_per_hold(current.writes + decision.records),
+        )
+        if commit.entries or commit.records:
+            self.store.commit(commit)
+        return decision.result
+
+
+def _no_lock(_subject: str) -> AbstractContextManager[object]:
+    return nullcontext()
 
 
 def no_facts() -> None:
