@@ -21,6 +21,7 @@ from tokenplans import (
     AccountStore,
     DebitReceipt,
     PlanCatalog,
+    Pricer,
     Principal,
     StorageUnavailableError,
     TokenService,
@@ -65,10 +66,15 @@ def idempotency_key(
 
 def build_host(
     store: AccountStore | None = None,
+    *,
+    pricer: Pricer | None = None,
 ) -> tuple[FastAPI, TokenplansDependencies]:
-    """The host app and its tokenplans dependencies."""
+    """The host app and its tokenplans dependencies (one credit a token without ``pricer``)."""
     service = TokenService(
-        InMemoryStore() if store is None else store, PlanCatalog.default(), SettableClock(NOW)
+        InMemoryStore() if store is None else store,
+        PlanCatalog.default(),
+        SettableClock(NOW),
+        pricer=pricer,
     )
     host = FastAPI(title="host app")
     tp = mount_tokenplans(host, create_app(service, JwtIdentity(secret=SECRET)), prefix="/billing")

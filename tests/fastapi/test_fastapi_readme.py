@@ -57,6 +57,15 @@ def test_the_chat_route_debits_what_the_model_used(example: dict[str, Any]) -> N
     assert retry.json() == answer.json()  # the same key debits once
     usage = client.get("/billing/api/tokens/usage", headers=_alice()).json()
     assert usage["token_used"] == 10
+    ledger = client.get("/billing/api/tokens/ledger", headers=_alice()).json()["entries"]
+    settled, placed = ledger[:2]
+    assert (placed["kind"], placed["hold_id"], placed["amount"]) == ("hold_placed", "chat-1", 15)
+    assert placed["usage"]["output_tokens"] == 10  # the estimate: max_tokens of answer
+    assert (settled["kind"], settled["credits"], settled["usage"]["model"]) == (
+        "hold_settled",
+        10,
+        "gpt-4o",
+    )
 
 
 def test_an_unaffordable_chat_is_the_402_and_the_model_is_not_called(

@@ -23,7 +23,9 @@ from tokenplans import (
     MAX_AMOUNT,
     AuthenticationError,
     DebitReceipt,
+    Estimate,
     IdentityProvider,
+    ModelUsage,
     Principal,
     TokenService,
 )
@@ -51,11 +53,13 @@ class TokenplansDependencies:
       the same 401 as tokenplans' routes (``{"error": "unauthorized"}`` with
       ``WWW-Authenticate: Bearer``) for a missing, malformed, expired or rejected token;
     - ``Depends(tp.admin_principal)``: an admin's principal, or the 403 ``admin_only``;
-    - ``Depends(tp.charge(amount))``: debits the caller before the endpoint runs (402 if
-      too few tokens remain) and gives it the :class:`~tokenplans.DebitReceipt`;
-    - ``Depends(tp.hold(amount))``: holds tokens for the endpoint and gives it the
-      :class:`~tokenplans.aio.AsyncReservation` to settle with what it really used; an
-      endpoint that raises, or returns without settling, has the hold released.
+    - ``Depends(tp.charge(amount))`` (or ``charge(usage=...)``): debits the caller before
+      the endpoint runs (402 if too few tokens remain) and gives it the
+      :class:`~tokenplans.DebitReceipt`;
+    - ``Depends(tp.hold(amount))`` (or ``hold(estimate=...)``): holds tokens for the
+      endpoint and gives it the :class:`~tokenplans.aio.AsyncReservation` to settle with
+      what it really used (``settle(n)`` or ``settle(usage=...)``); an endpoint that
+      raises, or returns without settling, has the hold released.
 
     ``service`` is the :class:`~tokenplans.aio.AsyncTokenService` they use, there for the
     host's own calls. The refusals are core errors: the host answers them as tokenplans
@@ -88,59 +92,94 @@ class TokenplansDependencies:
 
     def charge(
         self,
-        amount: int | Dependency,
+        amount: int | Dependency | None = None,
         *,
+        usage: ModelUsage | Dependency | None = None,
         idempotency_key: Dependency | None = None,
     ) -> Callable[..., Awaitable[DebitReceipt]]:
-        """A dependency that debits ``amount`` tokens from the caller before the endpoint
-        runs and returns the receipt; a short balance is the 402 and the endpoint does
-        not run. ``amount`` is a number, or a dependency computing it from the request
-        (it may take the body, a query parameter, other dependencies). With
-        ``idempotency_key`` (a dependency returning the key or ``None``, e.g. reading a
-        header) a retried request debits once. A debit is final: an endpoint that fails
-        afterwards does not give the tokens back."""
-        if isinstance(amount, int) and not 1 <= amount <= MAX_AMOUNT:
-            raise ValueError(f"amount must be 1 to {MAX_AMOUNT}, got {amount}")
-        cost = _constant(amount) if isinstance(amount, int) else amount
+        """A dependency that debits the caller before the endpoint runs and returns the
+        receipt; a short balance is the 402 and the endpoint does not run. It debits
+        ``amount`` tokens, or what ``usage`` (a :class:`~tokenplans.ModelUsage`) costs at
+        the service's prices, for a call whose usage is known from the request alone (an
+        embedding: its input, no output); exactly one of the two. Either is a value, or a
+        dependency computing it from the request (it may take the body, a query
+        parameter, other dependencies). A model the prices do not know is the 400
+        ``unknown model``, nothing debited. With ``idempotency_key`` (a dependency
+        returning the key or ``None``, e.g. reading a header) a retried request debits
+        once. A debit is final: an endpoint that fails afterwards does not give the
+        tokens back. A call whose usage is only known once it ran is :meth:`hold`'s."""
+        cost, priced = _one_cost(amount, usage, "usage", ModelUsage)
         key_of = _constant(None) if idempotency_key is None else idempotency_key
         service = self.service
 
         async def charged(
             principal: Principal = Depends(self.current_principal),  # noqa: B008
-            tokens: int = Depends(cost),
+            value: Any = Depends(cost),  # noqa: B008
             key: str | None = Depends(key_of),
         ) -> DebitReceipt:
-            return await service.consume(principal, tokens, idempotency_key=key)
+            if priced:
+                return await service.consume(principal, usage=value, idempotency_key=key)
+            return await service.consume(principal, value, idempotency_key=key)
 
         return charged
 
     def hold(
         self,
-        amount: int | Dependency,
+        amount: int | Dependency | None = None,
         *,
+        estimate: Estimate | Dependency | None = None,
+        hold_id: Dependency | None = None,
         ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
     ) -> Callable[..., AsyncIterator[AsyncReservation]]:
-        """A dependency that reserves ``amount`` tokens before the endpoint runs (402 if
-        too few remain: the endpoint does not run) and gives it the reservation, which
-        the endpoint settles with what was actually used (``await reservation.settle(n)``,
-        even above the hold: see the README's "Metering a model call"). If the endpoint
-        raises, or returns without settling, the hold is released, so an aborted model
-        call frees its tokens at once; a process that dies meanwhile leaves a hold that
-        expires after ``ttl_seconds``. ``amount`` is a number or a dependency computing
-        it from the request, as for :meth:`charge`."""
-        if isinstance(amount, int) and not 1 <= amount <= MAX_AMOUNT:
-            raise ValueError(f"amount must be 1 to {MAX_AMOUNT}, got {amount}")
-        cost = _constant(amount) if isinstance(amount, int) else amount
+        """A dependency that holds tokens before the endpoint runs (402 if too few
+        remain: the endpoint does not run) and gives it the reservation, which the
+        endpoint settles with what was actually used: ``await reservation.settle(n)``,
+        or ``settle(usage=...)`` with the call's :class:`~tokenplans.ModelUsage` (a
+        provider's usage dict goes through ``ModelUsage.from_openai`` or
+        ``from_anthropic``), even above the hold: see the README's "Metering a model
+        call". It holds ``amount`` tokens, or what ``estimate`` (an
+        :class:`~tokenplans.Estimate`: model, prompt, ``max_tokens``) can cost at most;
+        exactly one of the two, each a value or a dependency computing it from the
+        request, as for :meth:`charge`. A model the prices do not know is the 400
+        ``unknown model``, nothing held. With ``hold_id`` (a dependency returning the id
+        or ``None``, e.g. reading an ``Idempotency-Key`` header) a retried request gets
+        the same hold: once settled, its settle is replayed and charges nothing more.
+        If the endpoint raises, or returns without settling, the hold is released, so
+        an aborted model call frees its tokens at once; a process that dies meanwhile
+        leaves a hold that expires after ``ttl_seconds``."""
+        cost, priced = _one_cost(amount, estimate, "estimate", Estimate)
+        id_of = _constant(None) if hold_id is None else hold_id
         service = self.service
 
         async def held(
             principal: Principal = Depends(self.current_principal),  # noqa: B008
-            tokens: int = Depends(cost),
+            value: Any = Depends(cost),  # noqa: B008
+            held_id: str | None = Depends(id_of),
         ) -> AsyncIterator[AsyncReservation]:
-            async with service.holding(principal, tokens, ttl_seconds=ttl_seconds) as reservation:
+            amount, estimate = (None, value) if priced else (value, None)
+            async with service.holding(
+                principal, amount, estimate=estimate, hold_id=held_id, ttl_seconds=ttl_seconds
+            ) as reservation:
                 yield reservation
 
         return held
+
+
+def _one_cost(
+    amount: int | Dependency | None, call: Any, name: str, kind: type
+) -> tuple[Dependency, bool]:
+    """The dependency giving a charge's or hold's cost, and whether it gives ``call``
+    (priced by the service) rather than ``amount``: exactly one may be given, and a
+    constant amount is checked at once, when the route is declared."""
+    if (amount is None) == (call is None):
+        raise ValueError(f"give exactly one of amount and {name}")
+    if amount is None:
+        return (_constant(call) if isinstance(call, kind) else call), True
+    if isinstance(amount, int):
+        if not 1 <= amount <= MAX_AMOUNT:
+            raise ValueError(f"amount must be 1 to {MAX_AMOUNT}, got {amount}")
+        return _constant(amount), False
+    return amount, False
 
 
 def _principal_dependency(
