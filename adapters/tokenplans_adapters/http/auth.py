@@ -21,11 +21,11 @@ from starlette.authentication import (
     BaseUser,
     UnauthenticatedUser,
 )
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 import tokenplans
 from tokenplans import IdentityProvider, Principal
+from tokenplans_adapters.http.offload import in_thread
 
 
 class PrincipalUser(BaseUser):
@@ -72,7 +72,7 @@ class BearerBackend(AuthenticationBackend):
             if self._inline:
                 principal = self.identity.authenticate(credential)
             else:
-                principal = await run_in_threadpool(self.identity.authenticate, credential)
+                principal = await in_thread(self.identity.authenticate, credential)
         except tokenplans.AuthenticationError:
             return AuthCredentials(), UnauthenticatedUser()
         return AuthCredentials(sorted(principal.scopes)), PrincipalUser(principal)

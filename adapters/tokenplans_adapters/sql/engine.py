@@ -37,7 +37,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 #: The execution option a store sets on a connection that will write (SQLite only uses it).
 WRITE_OPTION = "tokenplans_write"
 SQLITE_BUSY_TIMEOUT_S = 30.0
-#: anyio's default thread pool (where Starlette runs the store) has 40 threads.
+#: The HTTP API runs the store on 40 threads (``tokenplans_adapters.http.offload``, sized like
+#: anyio's default thread pool, which FastAPI hosts use).
 SQLITE_POOL_SIZE = 40
 
 

@@ -11,7 +11,8 @@ that ``create_app`` assembles.
   a payment gateway is wired).
 
 No rule lives in any of them: permissions, plan transitions and balances are the core's,
-and core errors map to responses in :mod:`tokenplans_adapters.http.errors`. Storage is synchronous,
-so every use case runs in the thread pool (``run_in_threadpool``) and the event loop
-stays free for other requests.
+and core errors map to responses in :mod:`tokenplans_adapters.http.errors`. Storage is
+synchronous, so every use case runs in a worker thread
+(:func:`~tokenplans_adapters.http.offload.in_thread`) and the event loop stays free for
+other requests.
 """

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tokenplans import MAX_SUBJECT_LENGTH, PlanCatalog
 from tokenplans_adapters.http.auth import admin_of
 from tokenplans_adapters.http.bodies import Field, read_object
+from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import AMOUNT, body, operation, response
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.snapshot import usage_json
@@ -28,7 +28,7 @@ _GRANT = {"amount": Field(int)}
 
 async def admin_usage(request: Request) -> JSONResponse:
     principal, subject = admin_of(request)
-    result = await run_in_threadpool(state_of(request).service.usage, principal, subject=subject)
+    result = await in_thread(state_of(request).service.usage, principal, subject=subject)
     return JSONResponse(usage_json(result))
 
 
@@ -40,7 +40,7 @@ async def admin_grant(request: Request) -> JSONResponse:
     principal, subject = admin_of(request)
     fields = await read_object(request, _GRANT)
     service = state_of(request).service
-    result = await run_in_threadpool(service.grant, principal, fields["amount"], subject=subject)
+    result = await in_thread(service.grant, principal, fields["amount"], subject=subject)
     return JSONResponse(usage_json(result))
 
 

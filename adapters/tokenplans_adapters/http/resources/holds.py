@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -38,6 +37,7 @@ from tokenplans import (
 )
 from tokenplans_adapters.http.auth import admin_of, principal_of
 from tokenplans_adapters.http.bodies import Field, read_object, read_optional_object
+from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import (
     AMOUNT,
     CHARGED,
@@ -121,7 +121,7 @@ async def _with_usage(
         result = call(service)
         return result, service.usage(principal, subject=subject)
 
-    return await run_in_threadpool(both)
+    return await in_thread(both)
 
 
 def _hold_id(request: Request) -> str:

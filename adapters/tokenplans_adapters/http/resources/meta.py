@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tokenplans import Plan, PlanCatalog, StorageUnavailableError
 from tokenplans_adapters.http.errors import json_error, log_unavailable, log_unavailable_error
+from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import COUNT, nullable, operation, ref, response
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.state import state_of
@@ -50,7 +50,7 @@ async def ready(request: Request) -> JSONResponse:
     users) stays in the log."""
     state = state_of(request)
     try:
-        problem = await run_in_threadpool(state.readiness)
+        problem = await in_thread(state.readiness)
     except StorageUnavailableError as error:
         log_unavailable_error(request, error)
         return json_error(503, "database unavailable", status="unavailable", database="down")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -43,6 +42,7 @@ from tokenplans_adapters.http.bodies import (
     read_object,
     require_json_content_type,
 )
+from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import (
     BODY_ERRORS,
     COUNT,
@@ -128,14 +128,14 @@ def _payments(request: Request) -> PaymentService:
 async def create_order(request: Request) -> JSONResponse:
     principal = principal_of(request)
     fields = await read_object(request, _ORDER)
-    checkout = await run_in_threadpool(_payments(request).create_order, principal, fields["plan"])
+    checkout = await in_thread(_payments(request).create_order, principal, fields["plan"])
     return JSONResponse(checkout_json(checkout))
 
 
 async def verify(request: Request) -> JSONResponse:
     principal = principal_of(request)
     fields = await read_object(request, _VERIFY)
-    outcome = await run_in_threadpool(_payments(request).confirm, principal, fields)
+    outcome = await in_thread(_payments(request).confirm, principal, fields)
     return JSONResponse(outcome_json(outcome))
 
 
@@ -150,13 +150,13 @@ async def webhook(request: Request) -> JSONResponse:
     def call() -> WebhookOutcome:
         return payments.handle_webhook(body=raw, headers=request.headers)
 
-    return JSONResponse(webhook_json(await run_in_threadpool(call)))
+    return JSONResponse(webhook_json(await in_thread(call)))
 
 
 async def list_payments(request: Request) -> JSONResponse:
     principal = principal_of(request)
     check_query(request, frozenset())
-    found = await run_in_threadpool(_payments(request).payments, principal)
+    found = await in_thread(_payments(request).payments, principal)
     return JSONResponse({"payments": [payment_json(p) for p in found]})
 
 

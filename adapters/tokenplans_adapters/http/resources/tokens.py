@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -38,6 +37,7 @@ from tokenplans_adapters.http.bodies import (
     query_text,
     read_object,
 )
+from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import (
     AMOUNT,
     CHARGED,
@@ -129,7 +129,7 @@ def page_json(page: HistoryPage) -> dict[str, Any]:
 
 async def usage(request: Request) -> JSONResponse:
     principal = principal_of(request)
-    result = await run_in_threadpool(state_of(request).service.usage, principal)
+    result = await in_thread(state_of(request).service.usage, principal)
     return JSONResponse(usage_json(result))
 
 
@@ -155,7 +155,7 @@ async def set_plan_of(request: Request, principal: Principal, subject: str | Non
             principal, body["plan"], reset_used=body.get("reset_used", False), subject=subject
         )
 
-    return JSONResponse(plan_change_json(await run_in_threadpool(call)))
+    return JSONResponse(plan_change_json(await in_thread(call)))
 
 
 async def consume_from(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
@@ -175,7 +175,7 @@ async def consume_from(request: Request, principal: Principal, subject: str | No
             subject=subject,
         )
 
-    return JSONResponse(receipt_json(await run_in_threadpool(call)))
+    return JSONResponse(receipt_json(await in_thread(call)))
 
 
 async def ledger_of(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
@@ -188,7 +188,7 @@ async def ledger_of(request: Request, principal: Principal, subject: str | None)
     def call() -> HistoryPage:
         return service.history(principal, subject=subject, cursor=cursor, limit=limit)
 
-    return JSONResponse(page_json(await run_in_threadpool(call)))
+    return JSONResponse(page_json(await in_thread(call)))
 
 
 # -- OpenAPI ------------------------------------------------------------------------
