@@ -29,7 +29,6 @@ from tokenplans import (
     MIN_HOLD_TTL_SECONDS,
     Hold,
     HoldStatus,
-    InvalidRequestError,
     PlanCatalog,
     Principal,
     TokenService,
@@ -53,6 +52,7 @@ from tokenplans_adapters.http.openapi import (
 from tokenplans_adapters.http.resources.pricing import (
     PRICED_PROPERTIES,
     estimate_from_json,
+    one_form,
     priced_json,
     usage_from_json,
 )
@@ -96,12 +96,6 @@ def hold_json(hold: Hold, usage: Usage) -> dict[str, Any]:
     """The usage after the request, then the hold and whether it repeats a first answer."""
     priced = {} if hold.priced is None else priced_json(hold.priced)
     return {**usage_json(usage), **hold_fields(hold), "replayed": hold.replayed, **priced}
-
-
-def _one_of(fields: dict[str, Any], amount: str, call: str) -> None:
-    """422 unless the body has exactly one of its ``amount`` and its ``call`` field."""
-    if (amount in fields) == (call in fields):
-        raise InvalidRequestError(f"send {amount} or {call}: exactly one of them")
 
 
 def holds_json(holds: Sequence[Hold], usage: Usage) -> dict[str, Any]:
@@ -153,7 +147,7 @@ async def reserve_for(request: Request, principal: Principal, subject: str | Non
     """A hold on ``subject``'s account (``None``: the caller's own): 201, or 200 when it
     repeats an earlier reserve of the same id."""
     fields = await read_object(request, _RESERVE)
-    _one_of(fields, "amount", "estimate")
+    one_form(fields, "estimate")
     estimate = estimate_from_json(fields["estimate"]) if "estimate" in fields else None
 
     def call(service: TokenService) -> Hold:
@@ -174,7 +168,7 @@ async def settle_for(request: Request, principal: Principal, subject: str | None
     """Close one of ``subject``'s holds with the amount actually used."""
     hold_id = _hold_id(request)
     fields = await read_object(request, _SETTLE)
-    _one_of(fields, "amount", "usage")
+    one_form(fields, "usage")
     usage = usage_from_json(fields["usage"]) if "usage" in fields else None
 
     def call(service: TokenService) -> Hold:

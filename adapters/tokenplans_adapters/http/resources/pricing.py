@@ -44,6 +44,14 @@ FORMATS: Mapping[str, Callable[[Mapping[str, Any], str], ModelUsage]] = {
 }
 
 
+def one_form(fields: dict[str, Any], priced: str) -> None:
+    """422 unless a body has exactly one of ``amount`` and its ``priced`` form (``usage``
+    or ``estimate``). The service refuses the same, in its own words; this names the
+    body's fields."""
+    if ("amount" in fields) == (priced in fields):
+        raise InvalidRequestError(f"send amount or {priced}: exactly one of them")
+
+
 def usage_from_json(value: object) -> ModelUsage:
     """The ``usage`` of a request body as a :class:`ModelUsage`, or 422 naming the field."""
     if not isinstance(value, dict):

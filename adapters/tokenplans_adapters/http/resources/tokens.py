@@ -21,7 +21,6 @@ from tokenplans import (
     DebitReceipt,
     EntryKind,
     HistoryPage,
-    InvalidRequestError,
     LedgerEntry,
     PlanCatalog,
     PlanChange,
@@ -51,6 +50,7 @@ from tokenplans_adapters.http.openapi import (
 )
 from tokenplans_adapters.http.resources.pricing import (
     PRICED_PROPERTIES,
+    one_form,
     priced_json,
     usage_from_json,
 )
@@ -161,8 +161,7 @@ async def set_plan_of(request: Request, principal: Principal, subject: str | Non
 async def consume_from(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
     """A debit from ``subject``'s account (``None``: the caller's own)."""
     body = await read_object(request, _CONSUME)
-    if ("amount" in body) == ("usage" in body):
-        raise InvalidRequestError("send amount or usage: exactly one of them")
+    one_form(body, "usage")
     usage = usage_from_json(body["usage"]) if "usage" in body else None
     service = state_of(request).service
 
