@@ -6,6 +6,7 @@ must be refused with the same message, so a client cannot tell the checks apart.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -138,6 +139,108 @@ def test_minted_tokens_expire_after_their_time_to_live(secret: str) -> None:
 
     with pytest.raises(AuthenticationError):
         JwtIdentity(secret=secret).authenticate(token)
+
+
+# -- remembered tokens ------------------------------------------------------------------
+
+
+def _tokens_decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens PyJWT is asked to verify from now on (it still verifies them)."""
+    decoded: list[str] = []
+    verify = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("options", {}).get("verify_signature", True):  # not a log line's read
+            decoded.append(token)
+        return verify(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return decoded
+
+
+def test_a_token_verified_once_is_answered_again_without_decoding(
+    identity: JwtIdentity, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = mint_token("alice", secret=secret, scopes=[ADMIN_SCOPE])
+    decoded = _tokens_decoded(monkeypatch)
+
+    answers = {identity.authenticate(token) for _ in range(5)}
+
+    assert answers == {Principal("alice", frozenset({ADMIN_SCOPE}))}
+    assert decoded == [token]
+
+
+def test_a_remembered_token_is_refused_once_past_its_exp_and_leeway(
+    secret: str, claims: Claims
+) -> None:
+    identity = JwtIdentity(secret=secret, leeway=timedelta(0))
+    token = jwt.encode(claims(exp=int(time.time()) + 1), secret, algorithm="HS256")
+    assert identity.authenticate(token).subject == "alice"
+
+    time.sleep(2.1)  # past exp: a busy machine only makes the wait longer
+
+    with pytest.raises(AuthenticationError):
+        identity.authenticate(token)
+
+
+def test_a_token_is_verified_again_after_the_cache_seconds(
+    secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identity = JwtIdentity(secret=secret, verified_cache_seconds=0.2)
+    token = mint_token("alice", secret=secret)
+    decoded = _tokens_decoded(monkeypatch)
+    identity.authenticate(token)
+
+    time.sleep(0.3)
+    identity.authenticate(token)
+
+    assert decoded == [token, token]
+
+
+def test_refused_tokens_are_never_remembered(
+    identity: JwtIdentity, attack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = _tokens_decoded(monkeypatch)
+
+    messages = {refused_message(identity, attack) for _ in range(3)}
+
+    assert messages == {"invalid or expired token"}
+    assert len(identity._verified) == 0
+    assert len(decoded) in (0, 3)  # refused before decoding (size, shape) or decoded each time
+
+
+def test_a_token_signed_again_with_another_key_is_not_taken_for_the_remembered_one(
+    identity: JwtIdentity, secret: str, claims: Claims
+) -> None:
+    good = jwt.encode(claims(), secret, algorithm="HS256")
+    identity.authenticate(good)
+    header_and_claims = good.rpartition(".")[0]
+    forged = jwt.encode(claims(), "another-secret-that-is-long-enough-012345", algorithm="HS256")
+
+    with pytest.raises(AuthenticationError):
+        identity.authenticate(f"{header_and_claims}.{forged.rpartition('.')[2]}")
+
+
+def test_the_cache_keeps_at_most_its_size_and_can_be_turned_off(
+    secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bounded = JwtIdentity(secret=secret, verified_cache_size=3)
+    off = JwtIdentity(secret=secret, verified_cache_size=0)
+    tokens = [mint_token(f"user-{index}", secret=secret) for index in range(5)]
+    for token in tokens:
+        bounded.authenticate(token)
+    decoded = _tokens_decoded(monkeypatch)
+
+    subjects = [bounded.authenticate(token).subject for token in tokens]
+    off.authenticate(tokens[0])
+    off.authenticate(tokens[0])
+
+    assert subjects == [f"user-{index}" for index in range(5)]
+    assert len(bounded._verified) <= 3
+    assert decoded[:2] == tokens[:2]  # the oldest made room; the newest were remembered
+    assert decoded[-2:] == [tokens[0], tokens[0]]
+    with pytest.raises(JwtConfigError):
+        JwtIdentity(secret=secret, verified_cache_size=-1)
 
 
 # -- the attack set ---------------------------------------------------------------------

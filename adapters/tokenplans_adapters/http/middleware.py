@@ -11,6 +11,7 @@ import itertools
 import logging
 import os
 import re
+import time
 from http import HTTPStatus
 
 import anyio
@@ -33,13 +34,14 @@ class _RequestIds:
     random draw per process, not one per request); a forked child draws its own prefix."""
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
         self._counter = itertools.count()
+        self._draw_prefix()
+        os.register_at_fork(after_in_child=self._draw_prefix)
+
+    def _draw_prefix(self) -> None:
+        self._prefix = os.urandom(8).hex()
 
     def next(self) -> str:
-        if self._pid != os.getpid():
-            self._pid, self._prefix = os.getpid(), os.urandom(8).hex()
         return f"{self._prefix}{next(self._counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
@@ -115,7 +117,9 @@ class BodyLimitMiddleware:
             response = json_error(413, "request body too large", max_bytes=self.max_bytes)
             await response(scope, receive, send)
             return
-        deadline = anyio.current_time() + self.timeout_seconds
+        # Measured from here on the monotonic clock, so that a request that never reads its
+        # body (every GET) asks the event loop for nothing.
+        started = time.monotonic()
         received = 0
         complete = False
 
@@ -123,7 +127,8 @@ class BodyLimitMiddleware:
             nonlocal received, complete
             if complete:  # after the body, only a disconnect can come: no deadline
                 return await receive()
-            with anyio.move_on_after(deadline - anyio.current_time()):
+            left = self.timeout_seconds - (time.monotonic() - started)
+            with anyio.move_on_after(left):
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +40,10 @@ _ASYMMETRIC = _RSA | _EC | _OKP
 
 #: One message for every refusal: a client learns nothing about which check failed.
 _REFUSED = "invalid or expired token"
+
+#: How many verified tokens an identity remembers, and for how long at most (below).
+VERIFIED_CACHE_SIZE = 1024
+VERIFIED_CACHE_SECONDS = 60.0
 
 
 class JwtConfigError(ValueError):
@@ -97,6 +103,15 @@ class JwtIdentity:
     With ``jwks_url``, keys are cached for 5 minutes, and an unknown ``kid`` refetches
     the key set at most once per ``jwks_refetch_interval`` seconds for all such tokens
     together (see :class:`~tokenplans_adapters.jwt_identity.jwks.JwksKeys`).
+
+    A frontend sends the same token with every request until it expires, so a verified
+    token's principal is remembered (up to ``verified_cache_size`` tokens, keyed by the
+    whole token, signature included) and answered again without decoding, while the
+    token is still valid by its ``exp`` and the leeway, and for at most
+    ``verified_cache_seconds`` (under a JWKS key set's 5 minutes, so a key withdrawn
+    from it stops being honoured no later than without the cache). A refused token is
+    never remembered, so every attack is checked in full every time.
+    ``verified_cache_size=0`` turns this off.
     """
 
     def __init__(
@@ -111,7 +126,11 @@ class JwtIdentity:
         leeway: timedelta = timedelta(seconds=30),
         require_exp: bool = True,
         jwks_refetch_interval: float = DEFAULT_REFETCH_INTERVAL_S,
+        verified_cache_size: int = VERIFIED_CACHE_SIZE,
+        verified_cache_seconds: float = VERIFIED_CACHE_SECONDS,
     ) -> None:
+        if verified_cache_size < 0 or verified_cache_seconds < 0:
+            raise JwtConfigError("the verified-token cache's size and seconds must be >= 0")
         self.algorithms = _algorithms(algorithms)
         given = [name for name, value in _sources(secret, public_key, jwks_url) if value]
         if len(given) != 1:
@@ -144,6 +163,7 @@ class JwtIdentity:
         #: Only a JWKS lookup does I/O (on a key-cache miss); a check by secret or PEM is
         #: a few microseconds of CPU, which an async caller may run inline.
         self.may_block = self._jwks is not None
+        self._verified = _VerifiedTokens(verified_cache_size, verified_cache_seconds)
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and tracebacks.
@@ -156,7 +176,13 @@ class JwtIdentity:
     def authenticate(self, credential: str) -> Principal:
         """The principal the token proves, or :class:`AuthenticationError`."""
         try:
-            return _principal(self._claims(credential))
+            remembered = self._verified.get(credential)
+            if remembered is not None:
+                return remembered
+            claims = self._claims(credential)
+            principal = _principal(claims)
+            # PyJWT read ``exp`` as int(claims["exp"]); so does the cache's deadline.
+            expires = None if claims.get("exp") is None else int(claims["exp"])
         except (
             jwt.PyJWTError,
             _Refused,
@@ -167,6 +193,9 @@ class JwtIdentity:
         ) as error:
             _log.info("refused a bearer token: %s", self._reason(error, credential))
             raise AuthenticationError(_REFUSED) from None
+        valid_until = None if expires is None else expires + self.leeway.total_seconds()
+        self._verified.put(credential, principal, valid_until)
+        return principal
 
     def _reason(self, error: Exception, credential: str) -> str:
         """Why a token was refused, for the log: the check that failed and, for ``aud`` and
@@ -225,6 +254,44 @@ class JwtIdentity:
         if not isinstance(kid, str) or not 1 <= len(kid) <= MAX_KID_LENGTH:
             raise _Refused("no usable kid in the header")
         return kid
+
+
+class _VerifiedTokens:
+    """Verified tokens' principals, each until its token expires (``exp`` plus the
+    leeway, on the wall clock PyJWT checks it by) or ``seconds`` after it was verified,
+    whichever comes first. Bounded: the oldest entry makes room for a new one. Reads take
+    no lock (a dict look-up is atomic); writers share one."""
+
+    def __init__(self, size: int, seconds: float) -> None:
+        self._size = size if seconds > 0 else 0
+        self._seconds = seconds
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        principal, deadline = entry
+        if time.time() < deadline:
+            return principal
+        with self._lock:
+            self._entries.pop(token, None)
+        return None
+
+    def put(self, token: str, principal: Principal, valid_until: float | None) -> None:
+        if not self._size:
+            return
+        deadline = time.time() + self._seconds
+        if valid_until is not None:
+            deadline = min(deadline, valid_until)
+        with self._lock:
+            while len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[token] = (principal, deadline)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class _Refused(Exception):
