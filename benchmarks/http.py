@@ -13,7 +13,8 @@ which event loop and HTTP parser were found.
 ``wrk`` drives each from its own process at 1, 16 and 64 connections; requests rotate over
 64 subjects (64 accounts, each granted plenty of tokens first, so consume never runs
 dry). It prints requests/s, p50 and p99 latency, non-2xx count, and each figure's ratio
-to the bare endpoint at the same concurrency. Total run time is about 1-2 minutes.
+to the bare endpoint at the same concurrency, and each tokenplans worker's peak RSS.
+Total run time is about 1-2 minutes.
 
 Options: ``--duration SECONDS`` per measurement (default 4), ``--concurrency 1,16,64``,
 ``--rounds N`` to repeat the whole sequence N times (servers interleaved, so a burst of
@@ -97,8 +98,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: Sequence[str], *, cwd: Path, env: dict[str, str], port: int) -> Iterator[str]:
-    """Start ``command``, wait for ``/api/health`` on ``port``, stop it with SIGINT."""
+def running(
+    command: Sequence[str], *, cwd: Path, env: dict[str, str], port: int
+) -> Iterator[tuple[str, int]]:
+    """Start ``command``, wait for ``/api/health`` on ``port``, stop it with SIGINT. Yields
+    the URL and the process id (with one worker, uvicorn serves in that process)."""
     log = (cwd / f"server-{port}.log").open("w")
     process = subprocess.Popen(  # noqa: S603 - our own server
         command, cwd=cwd, env={**os.environ, **env}, stdout=log, stderr=log
@@ -115,7 +119,7 @@ def running(command: Sequence[str], *, cwd: Path, env: dict[str, str], port: int
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -335,6 +339,12 @@ def report(results: list[Result]) -> None:
     )
 
 
+def peak_rss_mib(pid: int) -> int:
+    """The process's peak resident memory so far (``VmHWM``), in MiB (Linux)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(_find(r"VmHWM:\s+(\d+) kB", status)) // 1024
+
+
 def _found(module: str) -> str:
     """What uvicorn's ``auto`` settings pick: the module when installed, else the default."""
     try:
@@ -365,12 +375,13 @@ def main() -> None:
     print(f"CPUs: {os.cpu_count()}; {args.duration:g} s per measurement; wrk in its own process")
     print(f"uvicorn's event loop: {_found('uvloop')}; HTTP parser: {_found('httptools')}")
     results: list[Result] = []
+    peaks: dict[str, int] = {}
     for round_ in range(args.rounds):
         print(f"round {round_ + 1} of {args.rounds}", flush=True)
         with tempfile.TemporaryDirectory(prefix="tokenplans-bench-") as tmp:
             workdir = Path(tmp)
             command, env, port = bare_server()
-            with running(command, cwd=workdir, env=env, port=port) as url:
+            with running(command, cwd=workdir, env=env, port=port) as (url, _pid):
                 results += measure(
                     "bare",
                     url,
@@ -388,7 +399,7 @@ def main() -> None:
                 databases.append(("postgres", os.environ["TOKENPLANS_TEST_POSTGRES_URL"]))
             for target, database_url in databases:
                 command, env, port = tokenplans_server(database_url)
-                with running(command, cwd=workdir, env=env, port=port) as url:
+                with running(command, cwd=workdir, env=env, port=port) as (url, pid):
                     results += measure(
                         target,
                         url,
@@ -397,7 +408,12 @@ def main() -> None:
                         duration=args.duration,
                         workdir=workdir,
                     )
+                    peaks[target] = max(peaks.get(target, 0), peak_rss_mib(pid))
     report(best_of(results))
+    print(
+        "peak RSS of the worker after its loads: "
+        + ", ".join(f"{target} {mib} MiB" for target, mib in peaks.items())
+    )
 
 
 if __name__ == "__main__":
