@@ -25,7 +25,7 @@ from storage_support import (
 from tokenplans import Account, Principal
 from tokenplans.ports import WriteConflictError
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
-from tokenplans_adapters.sql.migrate import VERSION_TABLE, head_revisions
+from tokenplans_adapters.sql.migrate import HEAD_REVISION, VERSION_TABLE, head_revisions
 from tokenplans_adapters.sql.schema import ExactText, accounts, ledger_entries, snapshot_columns
 
 SQL = [
@@ -79,6 +79,12 @@ def test_a_fresh_database_upgraded_by_eight_processes_at_once_gets_one_schema(
         engine.dispose()
     assert {t.name for t in metadata.sorted_tables} <= tables
     assert [tuple(v) for v in versions] == [(revision,) for revision in head_revisions()]
+
+
+def test_the_head_revision_readiness_expects_is_the_newest_migration() -> None:
+    # Readiness compares the schema with HEAD_REVISION without loading Alembic: a new
+    # migration must move it.
+    assert head_revisions() == {HEAD_REVISION}
 
 
 @pytest.mark.parametrize("backend", SQL)

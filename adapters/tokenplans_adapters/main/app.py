@@ -25,7 +25,7 @@ from tokenplans import (
 )
 from tokenplans_adapters.http import create_app
 from tokenplans_adapters.jwt_identity import JwtIdentity
-from tokenplans_adapters.razorpay import OfflineGateway, RazorpayGateway
+from tokenplans_adapters.razorpay import OfflineGateway
 from tokenplans_adapters.sql import SqlAccountStore, make_engine
 
 from .config import ConfigError, Settings
@@ -90,8 +90,8 @@ def build_app(settings: Settings) -> Starlette:
     service = TokenService(store, catalog, clock, pricer=build_pricer(settings))
     gateway = build_gateway(settings)
     closers: list[Callable[[], object]] = [engine.dispose]
-    if isinstance(gateway, RazorpayGateway):
-        closers.append(gateway.close)
+    if (close := closer_of(gateway)) is not None:
+        closers.append(close)
     return create_app(
         service,
         identity,
@@ -108,6 +108,12 @@ def build_app(settings: Settings) -> Starlette:
         # the Razorpay client's connections.
         on_shutdown=closers,
     )
+
+
+def closer_of(gateway: PaymentGateway | None) -> Callable[[], object] | None:
+    """What releases ``gateway``'s connections (the Razorpay client's pool), if anything."""
+    close = getattr(gateway, "close", None)
+    return close if callable(close) else None
 
 
 def build_gateway(settings: Settings) -> PaymentGateway | None:
@@ -128,6 +134,9 @@ def build_gateway(settings: Settings) -> PaymentGateway | None:
     if settings.has_razorpay_keys:
         if not (settings.razorpay_key_id and settings.razorpay_key_secret):
             raise ConfigError("RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET must be set together")
+        # Imported here: httpx is loaded only by a server that talks to Razorpay.
+        from tokenplans_adapters.razorpay.gateway import RazorpayGateway  # noqa: PLC0415
+
         return RazorpayGateway(
             settings.razorpay_key_id,
             settings.razorpay_key_secret,

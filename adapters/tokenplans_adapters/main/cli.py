@@ -13,15 +13,16 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import multiprocessing
 import os
 import shlex
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from typing import NoReturn
 
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -30,6 +31,7 @@ from tokenplans import (
     ADMIN_SCOPE,
     CatalogError,
     InvalidRequestError,
+    PaymentGateway,
     PlanCatalog,
     PriceBookError,
     Principal,
@@ -40,15 +42,16 @@ from tokenplans import (
     is_storable_text,
 )
 from tokenplans_adapters.jwt_identity import JwtConfigError, mint_token
-from tokenplans_adapters.razorpay import WEBHOOK_EVENTS, OfflineGateway, RazorpayGateway
+from tokenplans_adapters.razorpay import WEBHOOK_EVENTS, OfflineGateway
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
-from tokenplans_adapters.sql.migrate import VERSION_TABLE
+from tokenplans_adapters.sql.migrate import VERSION_TABLE, current_revisions
 
 from .app import (
     build_catalog,
     build_gateway,
     build_identity,
     build_pricer,
+    closer_of,
     offline_payment_secret,
 )
 from .config import ConfigError, Settings
@@ -123,7 +126,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.dev:
         ignored = ignored_in_dev(settings)
         settings = dev_settings(settings, dev_secrets_for(url))
-    _upgrade(settings)
+    _upgrade_apart(settings)
     # Workers are separate processes that read the environment: hand them exactly
     # the settings validated here (the dev secrets above all).
     os.environ.update(_environment(settings))
@@ -172,9 +175,9 @@ def _check_can_listen(host: str, port: int) -> None:
         raise CommandError(f"cannot listen on {host}:{port}: {hint}") from None
 
 
-def _close(gateway: object) -> None:
-    if isinstance(gateway, RazorpayGateway):
-        gateway.close()
+def _close(gateway: PaymentGateway | None) -> None:
+    if (close := closer_of(gateway)) is not None:
+        close()
 
 
 def _warn_about_payments(settings: Settings) -> None:
@@ -655,6 +658,15 @@ def _upgrade(settings: Settings) -> tuple[str | None, str | None]:
         engine.dispose()
 
 
+def _upgrade_apart(settings: Settings) -> None:
+    """:func:`_upgrade` in a short-lived process of its own. With one worker, uvicorn
+    serves in this very process, which should not keep Alembic and Mako (about 10 MiB)
+    for the rest of its life after one use; a failure is raised here all the same."""
+    spawned = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawned) as upgrader:
+        upgrader.submit(_upgrade, settings).result()
+
+
 def _engine(url: str) -> Engine:
     try:
         return make_engine(url)
@@ -698,8 +710,7 @@ def _missing_driver(error: ModuleNotFoundError) -> str:
 def _revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            return context.get_current_revision()
+            return max(current_revisions(conn), default=None)  # one line of migrations
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as error:
         raise StorageUnavailableError(f"cannot read the schema: {error.orig}") from error
 

@@ -18,10 +18,9 @@ import httpx
 
 from tokenplans.ports import MAX_GATEWAY_ID_LENGTH, CheckoutStart, GatewayError
 
-from .protocol import RazorpayProtocol, check_receipt, order_notes
+from .protocol import DEFAULT_API_URL, RazorpayProtocol, check_receipt, order_notes
 from .signatures import secret_bytes
 
-DEFAULT_API_URL = "https://api.razorpay.com/v1"
 _HTTP_CLIENT_ERROR = 400
 _HTTP_SERVER_ERROR = 500
 

@@ -23,6 +23,8 @@ from tokenplans.ports import (
 
 from .signatures import verify_payment_signature, verify_webhook_signature
 
+#: Razorpay's API, unless a test or a proxy says otherwise.
+DEFAULT_API_URL = "https://api.razorpay.com/v1"
 #: The provider's name; the ledger's actors are ``razorpay:verify`` and ``razorpay:webhook``.
 NAME = "razorpay"
 #: Razorpay limits an order's receipt to 40 characters; our payment ids are its receipt.

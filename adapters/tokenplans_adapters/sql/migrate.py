@@ -6,18 +6,19 @@ Our migrations live in ``adapters/sql/migrations`` and record their revision in
 parallel test runs) are serialised by a database lock held for the whole upgrade:
 ``pg_advisory_xact_lock`` on PostgreSQL, ``GET_LOCK`` on MySQL/MariaDB and the write lock
 of ``BEGIN IMMEDIATE`` on SQLite; whoever comes second finds the schema at head.
+
+Alembic is imported only to upgrade: a server checks its schema (readiness) by reading
+the version table itself against :data:`HEAD_REVISION`, so a serving process does not
+hold Alembic and Mako (about 10 MiB).
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 
@@ -25,8 +26,14 @@ from tokenplans import StorageUnavailableError
 
 from .engine import WRITE_OPTION, make_engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "tokenplans_alembic_version"
+#: The revision the newest migration records: what an up-to-date schema holds. A new
+#: migration changes it (a test checks it is Alembic's head).
+HEAD_REVISION = "0011"
 _LOCK_NAME = "tokenplans_schema"
 _PG_LOCK_KEY = 0x746F6B656E706C61  # "tokenpla": any fixed 64-bit key
 _LOCK_TIMEOUT_S = 120
@@ -34,6 +41,8 @@ _LOCK_TIMEOUT_S = 120
 
 def alembic_config() -> Config:
     """The Alembic configuration of our migrations (for ``alembic`` commands in code)."""
+    from alembic.config import Config  # noqa: PLC0415 - only to upgrade (module docstring)
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("version_table", VERSION_TABLE)
@@ -42,16 +51,18 @@ def alembic_config() -> Config:
 
 @cache
 def head_revisions() -> frozenset[str]:
-    """The revision(s) this code's migrations end at: what an up-to-date schema records."""
+    """The revision(s) this code's migrations end at, as Alembic reads them from the files
+    (:data:`HEAD_REVISION` without Alembic)."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - only to upgrade
+
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def schema_problem(conn: Connection) -> str | None:
     """``None`` when the schema recorded in ``tokenplans_alembic_version`` is at the head
     revision, else what is wrong and what to do (for readiness, which a user reads)."""
-    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-    current = frozenset(context.get_current_heads())
-    expected = head_revisions()
+    current = current_revisions(conn)
+    expected = frozenset({HEAD_REVISION})
     if current == expected:
         return None
     if not current:
@@ -60,6 +71,14 @@ def schema_problem(conn: Connection) -> str | None:
         f"schema at revision {', '.join(sorted(current))}, expected "
         f"{', '.join(sorted(expected))}: run `tokenplans db upgrade`"
     )
+
+
+def current_revisions(conn: Connection) -> frozenset[str]:
+    """The revision(s) ``tokenplans_alembic_version`` records; none without a schema."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return frozenset()
+    rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608 - ours
+    return frozenset(row[0] for row in rows)
 
 
 def upgrade_schema(engine_or_url: Engine | str | URL) -> None:
@@ -76,6 +95,8 @@ def upgrade_schema(engine_or_url: Engine | str | URL) -> None:
 
 
 def _upgrade(engine: Engine) -> None:
+    from alembic import command  # noqa: PLC0415 - only to upgrade
+
     config = alembic_config()
     try:
         with engine.connect() as conn:
