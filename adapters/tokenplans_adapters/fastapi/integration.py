@@ -16,7 +16,6 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 
 from tokenplans import (
     DEFAULT_HOLD_TTL_SECONDS,
@@ -37,6 +36,7 @@ from tokenplans_adapters.http import (
     install_error_handlers,
 )
 from tokenplans_adapters.http.auth import check_admin
+from tokenplans_adapters.http.offload import in_thread
 
 from .openapi import component_name, merge_document
 
@@ -76,8 +76,10 @@ class TokenplansDependencies:
         *,
         component_prefix: str = DEFAULT_COMPONENT_PREFIX,
     ) -> None:
-        # Starlette's thread pool: the host's own sync endpoints share its limiter.
-        self.service = AsyncTokenService(service, runner=run_in_threadpool)
+        # The mounted API's own executor: all of tokenplans' storage calls in this process
+        # share its 40 threads (and the SQLite pool sized to them), and it costs about
+        # half of Starlette's run_in_threadpool per call.
+        self.service = AsyncTokenService(service, runner=in_thread)
         self.current_principal = _principal_dependency(
             BearerBackend(identity),
             HTTPBearer(auto_error=False, scheme_name=component_name(component_prefix, "bearer")),
