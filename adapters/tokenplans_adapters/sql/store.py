@@ -355,6 +355,12 @@ _FIND_HOLD = select(holds).where(
     holds.c.subject == bindparam("subject"), holds.c.hold_id == bindparam("hold_id")
 )
 _INSERT_HOLD = insert(holds)
+#: A hold's row replaced only while its status is still the one the decision read.
+_CLOSE_HOLD = update(holds).where(
+    holds.c.subject == bindparam("b_subject"),
+    holds.c.hold_id == bindparam("b_hold_id"),
+    holds.c.status == bindparam("b_previous"),
+)
 
 
 def _write_record(conn: Connection, record: Record) -> None:
@@ -378,13 +384,13 @@ def _write_hold(conn: Connection, write: HoldWrite) -> None:
         conn.execute(_INSERT_HOLD, values)
         return
     result = conn.execute(
-        update(holds)
-        .where(
-            holds.c.subject == write.hold.subject,
-            holds.c.hold_id == write.hold.hold_id,
-            holds.c.status == write.previous.value,
-        )
-        .values(**values)
+        _CLOSE_HOLD,
+        {
+            "b_subject": write.hold.subject,
+            "b_hold_id": write.hold.hold_id,
+            "b_previous": write.previous.value,
+            **values,
+        },
     )
     if result.rowcount != 1:
         raise WriteConflictError(f"hold {write.hold.hold_id!r} changed since the read")
