@@ -14,6 +14,8 @@ endpoint, and :func:`~tokenplans_adapters.http.errors.install_error_handlers` fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.applications import Starlette
 from starlette.authentication import (
     AuthCredentials,
@@ -53,12 +55,16 @@ class BearerBackend(AuthenticationBackend):
     A provider runs in the thread pool unless it says ``may_block = False``: a
     JWKS-backed one may fetch keys over the network on a cache miss, which must not stall
     the event loop, but checking an HMAC or RSA signature costs less CPU than the hop to
-    a worker thread and back (``benchmarks/http.py`` measures both).
+    a worker thread and back (``benchmarks/http.py`` measures both). A provider that may
+    block but offers ``known(credential)`` (a principal it verified before, or ``None``,
+    without I/O, as :class:`~tokenplans_adapters.jwt_identity.JwtIdentity` does) is
+    asked that first, on the loop, and hops only for a credential it does not know.
     """
 
     def __init__(self, identity: IdentityProvider) -> None:
         self.identity = identity
         self._inline = getattr(identity, "may_block", True) is False
+        self._known: Callable[[str], Principal | None] | None = getattr(identity, "known", None)
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         header = conn.headers.get("authorization")
@@ -71,6 +77,8 @@ class BearerBackend(AuthenticationBackend):
         try:
             if self._inline:
                 principal = self.identity.authenticate(credential)
+            elif self._known is not None and (known := self._known(credential)) is not None:
+                principal = known
             else:
                 principal = await in_thread(self.identity.authenticate, credential)
         except tokenplans.AuthenticationError:

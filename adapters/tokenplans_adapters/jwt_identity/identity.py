@@ -173,6 +173,12 @@ class JwtIdentity:
             f"audience={self.audience!r}, issuer={self.issuer!r})"
         )
 
+    def known(self, credential: str) -> Principal | None:
+        """The principal of ``credential`` if it was verified before and is still valid,
+        else ``None``: a dictionary look-up, never I/O, so a caller may ask it on the
+        event loop before sending :meth:`authenticate` to a thread (a JWKS fetch)."""
+        return self._verified.get(credential) if isinstance(credential, str) else None
+
     def authenticate(self, credential: str) -> Principal:
         """The principal the token proves, or :class:`AuthenticationError`."""
         try:
