@@ -3,6 +3,8 @@ as plain SQL sees them, and that reading usage costs one indexed row whatever th
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -79,6 +81,40 @@ def test_a_fresh_database_upgraded_by_eight_processes_at_once_gets_one_schema(
         engine.dispose()
     assert {t.name for t in metadata.sorted_tables} <= tables
     assert [tuple(v) for v in versions] == [(revision,) for revision in head_revisions()]
+
+
+def test_a_first_connection_waits_while_another_writes_to_a_database_not_yet_in_wal(
+    tmp_path: Path,
+) -> None:
+    # SQLite refuses the switch to WAL at once ("database is locked") while another
+    # connection holds a transaction on a rollback-journal file: what eight first users
+    # of a fresh database at once once hit in CI.
+    path = tmp_path / "fresh.db"
+    writing, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        raw = sqlite3.connect(path, isolation_level=None)
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute("CREATE TABLE elsewhere (x)")
+        writing.set()
+        release.wait(30)
+        raw.execute("COMMIT")
+        raw.close()
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    writing.wait(30)
+    threading.Timer(0.3, release.set).start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+    finally:
+        engine.dispose()
+        release.set()
+        writer.join(30)
+
+    assert mode == "wal"
 
 
 def test_the_head_revision_readiness_expects_is_the_newest_migration() -> None:

@@ -28,6 +28,7 @@ and win over ours, and driver options in the URL's query string reach the driver
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -70,6 +71,27 @@ def make_engine(url: str | URL, **engine_overrides: Any) -> Engine:
     return engine
 
 
+def _switch_to_wal(cursor: Any, locked_error: type[Exception]) -> None:
+    """``PRAGMA journal_mode=WAL``, retried for up to the connection's busy timeout.
+
+    WAL is a property of the file, so only a new database switches; but while another
+    connection holds a transaction on a file not in WAL yet (several first users of a
+    fresh database at once), SQLite refuses the switch at once with "database is locked"
+    instead of waiting on the busy timeout as a write would.
+    """
+    (busy_ms,) = cursor.execute("PRAGMA busy_timeout").fetchone()
+    deadline = time.monotonic() + busy_ms / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except locked_error as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+        else:
+            return
+
+
 #: ``wsrep_sync_wait``'s bit for reads (SELECT, SHOW, BEGIN): wait for causality first.
 WSREP_SYNC_READS = 1
 
@@ -96,6 +118,7 @@ def _prepare_mysql(engine: Engine) -> None:
 
 def _prepare_sqlite(engine: Engine) -> None:
     in_memory = engine.url.database in (None, "", ":memory:")
+    locked_error = engine.dialect.dbapi.OperationalError  # type: ignore[union-attr]
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -105,7 +128,7 @@ def _prepare_sqlite(engine: Engine) -> None:
         try:
             # busy_timeout comes from the driver's ``timeout`` (connect_args, overridable).
             if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _switch_to_wal(cursor, locked_error)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
