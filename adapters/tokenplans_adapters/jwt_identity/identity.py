@@ -182,8 +182,7 @@ class JwtIdentity:
     def authenticate(self, credential: str) -> Principal:
         """The principal the token proves, or :class:`AuthenticationError`."""
         try:
-            remembered = self._verified.get(credential)
-            if remembered is not None:
+            if (remembered := self.known(credential)) is not None:
                 return remembered
             claims = self._claims(credential)
             principal = _principal(claims)
