@@ -1,19 +1,21 @@
 """Developer and CI entry points.
 
 Plain ``nox`` runs what a contributor needs before pushing: lint, typecheck, the tests on
-the oldest and newest supported Pythons, and the tests on a 3-node MariaDB Galera cluster
-(booted on this machine; skipped without Debian's ``mariadb-server`` and ``galera-4``,
-except in CI). Anything after ``--`` goes to the tool, e.g.
+the oldest and newest supported Pythons (3.11 and 3.13; one not on PATH is skipped, except
+in CI), the tests on a 3-node MariaDB Galera cluster (booted on this machine; skipped
+without Debian's ``mariadb-server`` and ``galera-4``, except in CI), and a strict build of
+the documentation site. Anything after ``--`` goes to the tool, e.g.
 ``nox -s tests-3.11 -- -k debit -x``.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "galera"]
+nox.options.sessions = ["lint", "typecheck", "tests", "galera", "docs"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 # Never fetch an interpreter: it must already be on PATH (.ci/run puts pyenv's there).
@@ -80,3 +82,13 @@ def galera(session: nox.Session) -> None:
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "dev")},
     )
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """``mkdocs build --strict`` of the documentation site (docs/, mkdocs.yml): a broken
+    link or anchor, or a page left out of the nav, fails it. The site is built into a
+    temporary folder and thrown away; ``mkdocs serve`` shows it while you edit."""
+    session.install("-e", ".[docs]")
+    with tempfile.TemporaryDirectory(prefix="tokenplans-site-") as site:
+        session.run("mkdocs", "build", "--strict", "--site-dir", site)

@@ -4,12 +4,12 @@ accepts, describing the same catalog: order (rank), names, prices, currencies, t
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from pathlib import Path
 
 import attrs
 import pytest
+from doc_blocks import DOCS, first_fenced
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import catalogs
@@ -68,14 +68,11 @@ def test_plans_json_is_the_json_plan_file(capsys: pytest.CaptureFixture[str]) ->
     assert PlanCatalog.from_mapping(json.loads(capsys.readouterr().out)) == PlanCatalog.default()
 
 
-def test_the_readmes_plan_file_examples_are_the_built_in_catalog() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Plan files", 1)[1].split("\n## ", 1)[0]
-    toml_block = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
-    json_block = re.search(r"```json\n(.*?)```", section, re.DOTALL)
-    assert toml_block is not None
-    assert json_block is not None
+def test_the_documented_plan_file_examples_are_the_built_in_catalog() -> None:
+    guide = DOCS / "configuration.md"
+    toml_block = first_fenced(guide, "toml", under="## Plan files")
+    json_block = first_fenced(guide, "json", under="## Plan files")
 
-    assert PlanCatalog.from_mapping(tomllib.loads(toml_block.group(1))) == PlanCatalog.default()
-    assert PlanCatalog.from_mapping(json.loads(json_block.group(1))) == PlanCatalog.default()
-    assert toml_block.group(1) == render_plan_file(PlanCatalog.default(), "toml")
+    assert PlanCatalog.from_mapping(tomllib.loads(toml_block)) == PlanCatalog.default()
+    assert PlanCatalog.from_mapping(json.loads(json_block)) == PlanCatalog.default()
+    assert toml_block == render_plan_file(PlanCatalog.default(), "toml")

@@ -1,8 +1,8 @@
-"""The README's "Inside FastAPI" examples run as written, so they cannot drift."""
+"""The FastAPI examples run as written, so they cannot drift: docs/fastapi.md's chat app
+and Starlette host, and the README's short FastAPI example."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,25 +10,27 @@ from typing import Any
 
 import jwt
 import pytest
+from doc_blocks import DOCS, README, first_fenced
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = DOCS / "fastapi.md"
 SECRET = "readme-example-secret-0123456789abcdef-0123456789"
 
 
 def examples() -> list[str]:
-    """The ```python blocks of the "Inside FastAPI" section: the app, the Starlette host."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Inside FastAPI", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    """docs/fastapi.md's chat app ("Inside FastAPI") and its Starlette host."""
+    return [
+        first_fenced(GUIDE, "python", under="## Inside FastAPI"),
+        first_fenced(GUIDE, "python", under="## A Starlette host"),
+    ]
 
 
-def _run(source: str, namespace: dict[str, Any]) -> None:
+def _run(source: str, namespace: dict[str, Any], path: Path = GUIDE) -> None:
     # dont_inherit: this module's `from __future__ import annotations` must not reach the
     # example, which (like a user's main.py) has none.
-    code = compile(source, str(README), "exec", dont_inherit=True)
-    exec(code, namespace)  # noqa: S102 - our own README
+    code = compile(source, str(path), "exec", dont_inherit=True)
+    exec(code, namespace)  # noqa: S102 - our own documentation
 
 
 @pytest.fixture
@@ -103,3 +105,28 @@ def test_the_starlette_variant(example: dict[str, Any]) -> None:
     assert summarised.json() == {"remaining": 900}
     assert (refused.status_code, refused.json()) == (401, {"error": "unauthorized"})
     assert client.get("/billing/api/tokens/usage", headers=_alice()).json()["token_used"] == 100
+
+
+@pytest.fixture
+def readme_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOKENPLANS_JWT_SECRET", SECRET)
+    namespace: dict[str, Any] = {"__name__": "main"}
+    _run(first_fenced(README, "python", under="## Inside FastAPI"), namespace, README)
+    yield namespace
+    namespace["engine"].dispose()
+
+
+def test_the_readme_example_charges_and_holds(readme_example: dict[str, Any]) -> None:
+    client = TestClient(readme_example["app"])
+
+    summarised = client.post("/summarise", headers=_alice())
+    chatted = client.post("/chat", headers=_alice())
+    unauthenticated = client.post("/chat")
+
+    assert summarised.json() == {"remaining": 900}
+    assert chatted.json() == {"used": 120}
+    assert unauthenticated.status_code == 401
+    usage = client.get("/billing/api/tokens/usage", headers=_alice()).json()
+    assert (usage["token_used"], usage["token_held"], usage["remaining"]) == (220, 0, 780)
+    assert "/billing/api/tokens/usage" in client.get("/openapi.json").json()["paths"]

@@ -1,23 +1,23 @@
-"""The README's storage example runs (on a SQLite file instead of its PostgreSQL URL)."""
+"""The storage example of docs/databases.md runs (on a SQLite file instead of its
+PostgreSQL URL)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from doc_blocks import DOCS, first_fenced
+
 from tokenplans import Principal
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = DOCS / "databases.md"
 
 
-def test_the_readme_storage_example_runs_against_a_sqlite_file(tmp_path: Path) -> None:
-    section = README.read_text(encoding="utf-8").split("## Storage and databases", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.DOTALL)
-    assert match is not None
-    code = re.sub(r'make_engine\("[^"]+"\)', "make_engine(URL)", match.group(1))
+def test_the_storage_example_runs_against_a_sqlite_file(tmp_path: Path) -> None:
+    code = re.sub(r'make_engine\("[^"]+"\)', "make_engine(URL)", first_fenced(GUIDE, "python"))
     namespace: dict[str, object] = {"URL": f"sqlite:///{tmp_path / 'readme.db'}"}
 
-    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(code, str(GUIDE), "exec"), namespace)  # noqa: S102 - our own documentation
 
     tokens = namespace["tokens"]
     receipt = tokens.consume(Principal("alice"), 40)  # type: ignore[attr-defined]
