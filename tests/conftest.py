@@ -7,21 +7,32 @@ digs deeper. Pick one with the HYPOTHESIS_PROFILE environment variable (default 
 ``engine_for`` gives every suite that needs SQL stores the same engines (see
 ``tests/db_backends.py`` for which databases run and when they skip); ``galera_cluster``
 boots the 3-node MariaDB Galera cluster that the ``galera-node*`` backends live on.
+
+A run that skipped database tests for want of their URLs ends with one line saying how
+many, and the command that runs them against local servers.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from db_backends import GALERA_NODES, backend_url
+from db_backends import GALERA_NODES, URL_VARIABLES, backend_url
 from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
+    from _pytest.terminal import TerminalReporter
     from galera.cluster import GaleraCluster
     from sqlalchemy import Engine
+
+#: Where the database tests find local servers (the databases as .ci/run creates them).
+LOCAL_TEST_URLS = {
+    "TOKENPLANS_TEST_POSTGRES_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/tokenplans_test",
+    "TOKENPLANS_TEST_MYSQL_URL": "mysql+pymysql://root@127.0.0.1:3306/tokenplans_test?charset=utf8mb4",
+}
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -77,3 +88,34 @@ def engine_for(
     yield get
     for engine in engines.values():
         engine.dispose()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(
+    terminalreporter: TerminalReporter, exitstatus: int, config: pytest.Config
+) -> Iterator[None]:
+    """One line at the end when database tests were skipped because their URL is unset:
+    how many, and the command that runs this same selection against local servers.
+    (A wrapper around the terminal reporter's own summary, so the line comes after the
+    ``-ra`` list of skips, just above the final count.)"""
+    yield
+    skipped: set[str] = set()
+    unset: list[str] = []
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        for variable in URL_VARIABLES.values():
+            if f"{variable} is not set" in reason:
+                skipped.add(report.nodeid)
+                if variable not in unset:
+                    unset.append(variable)
+    if not skipped:
+        return
+    variables = " ".join(
+        f"{variable}={shlex.quote(LOCAL_TEST_URLS[variable])}" for variable in sorted(unset)
+    )
+    command = shlex.join(["pytest", *config.invocation_params.args])
+    terminalreporter.write_line(
+        f"{len(skipped)} database tests skipped ({', '.join(sorted(unset))} not set); "
+        f"run them against local servers with: {variables} {command}",
+        yellow=True,
+    )
