@@ -1,5 +1,5 @@
-"""The plan catalog (README: "Plan files"): the original service's dict, TOML and JSON
-files, and every way a catalog can be wrong failing at load time with a message naming
+"""The plan catalog (docs/configuration.md, "Plan files"): the original service's dict, TOML
+and JSON files, and every way a catalog can be wrong failing at load time with a message naming
 the entry."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who may do what (README: "Who may do what"), through the use cases an adapter calls."""
+"""Who may do what (docs/quotas.md: "Who may do what"), through the use cases an adapter calls."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every quota rule (README: "How quotas work") as a worked example, with the original
+"""Every quota rule (docs/quotas.md: "How quotas work") as a worked example, with the original
 service's numbers.
 
 The examples go through :class:`TokenService` on the in-memory store, so they state what

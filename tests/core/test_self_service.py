@@ -1,4 +1,4 @@
-"""No user can serve itself more tokens than it was given (README, "How quotas work").
+"""No user can serve itself more tokens than it was given (docs/quotas.md, "How quotas work").
 
 A user's own actions - consuming, with and without idempotency keys, and asking for any
 plan, with and without ``reset_used`` - interleaved with time passing and with what an

@@ -1,6 +1,6 @@
 """Random sequences of every operation and clock jump, against a deliberately simple model.
 
-The model below re-states the README's "How quotas work" and "Metering a model call" from
+The model below re-states "How quotas work" (docs/quotas.md) and the holds (docs/holds.md) from
 scratch (it imports nothing from ``tokenplans._rules``) and rolls time forward one boundary
 or hold expiry at a time, while the service rolls forward lazily; after every step the
 service, its store and its ledger must agree with the model and with the invariants.

@@ -1,4 +1,4 @@
-"""Every error status of the README's error table, each a JSON ``{"error": ...}`` and
+"""Every error status of the error table (docs/http-api.md), each a JSON ``{"error": ...}`` and
 never a traceback."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Holds over HTTP (README: "Metering a model call"): every route, its status codes and
+"""Holds over HTTP (docs/holds.md): every route, its status codes and
 bodies, who may touch which hold, and that a refused request changes nothing."""
 
 from __future__ import annotations

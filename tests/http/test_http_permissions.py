@@ -1,4 +1,4 @@
-"""Who may do what (README: "Who may do what"), through every HTTP route."""
+"""Who may do what (docs/quotas.md: "Who may do what"), through every HTTP route."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from tokenplans.testing import InMemoryStore, SettableClock
 from tokenplans_adapters.http import create_app
 
 EXAMPLE_BOOK = Path(__file__).parents[2] / "docs" / "examples" / "prices.toml"
-#: Priced as the README's walk-through prices it: 5 credits at the example book.
+#: Priced as the pricing walk-through (docs/pricing.md) prices it: 5 credits at the example book.
 NORMALISED = {
     "model": "gpt-4o",
     "input_tokens": 600,

@@ -1,4 +1,4 @@
-"""Every route of the README's HTTP API table (payments aside) answering its documented JSON."""
+"""Every route of the HTTP API table (docs/http-api.md; payments aside) answering its JSON."""
 
 from __future__ import annotations
 

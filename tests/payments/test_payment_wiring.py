@@ -1,5 +1,5 @@
 """The composition root's payment wiring: which gateway the settings choose, the
-``tokenplans dev pay`` command, and the README's walk-through against the real
+``tokenplans dev pay`` command, and the payments walk-through (docs/payments.md) against the real
 ``tokenplans serve --dev`` in a subprocess."""
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def test_dev_pay_without_any_secret_says_where_to_find_one(
     assert "TOKENPLANS_OFFLINE_PAYMENT_SECRET" in capsys.readouterr().err
 
 
-# -- the README walk-through, against the real server ----------------------------------
+# -- the payments walk-through, against the real server --------------------------------
 
 
 def _free_port() -> int:
