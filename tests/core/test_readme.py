@@ -30,6 +30,11 @@ def test_the_readme_library_example_runs_and_its_asserts_hold() -> None:
     assert (usage.plan, usage.token_quota, usage.token_used) == ("basic", 1000, 0)
 
 
+def test_the_readme_library_example_is_the_file_the_wheel_check_runs() -> None:
+    # `nox -s package` runs docs/examples/library.py against the installed wheel.
+    assert library_example() in (ROOT / "docs" / "examples" / "library.py").read_text()
+
+
 def test_the_readme_metering_example_runs_and_its_asserts_hold() -> None:
     namespace: dict[str, object] = {"__name__": "readme_metering"}
 
