@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tomllib
 import uuid
 from contextlib import closing
 from pathlib import Path
@@ -21,9 +22,11 @@ import sqlalchemy as sa
 
 from tokenplans import ADMIN_SCOPE
 from tokenplans_adapters.jwt_identity import JwtIdentity
+from tokenplans_adapters.main import cli
 from tokenplans_adapters.main.cli import main
 from tokenplans_adapters.sql.migrate import head_revisions
 
+ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET = "a-secret-that-is-long-enough-for-hs256-0123456789"
 
 
@@ -290,21 +293,17 @@ def test_a_token_for_an_empty_subject_is_refused_from_the_console(workdir: Path)
         (
             "postgresql+psycopg://app@127.0.0.1:1/app",
             "psycopg",
-            "pip install 'tokenplans[postgres]' and use a postgresql+psycopg:// URL",
-        ),
-        (
-            "mysql://app@127.0.0.1:1/app",
-            "MySQLdb",
-            "pip install 'tokenplans[mysql]' and use a mysql+pymysql:// URL",
+            "pip install 'psycopg[binary]' (tokenplans' postgres extra has it) and use a "
+            "postgresql+psycopg:// URL",
         ),
         (
             "mysql+pymysql://app@127.0.0.1:1/app",
             "pymysql",
-            "pip install 'tokenplans[mysql]' and use a mysql+pymysql:// URL",
+            "pip install 'pymysql' (tokenplans' mysql extra has it) and use a mysql+pymysql:// URL",
         ),
     ],
 )
-def test_a_missing_database_driver_names_the_extra_to_install_and_the_url_scheme(
+def test_a_missing_database_driver_names_the_package_to_install_and_the_url_scheme(
     url: str,
     module: str,
     advice: str,
@@ -319,6 +318,106 @@ def test_a_missing_database_driver_names_the_extra_to_install_and_the_url_scheme
     err = capsys.readouterr().err
     assert err == f"tokenplans: error: database URL {url}: its driver {module!r} is not " + (
         f"installed: {advice}\n"
+    )
+    assert "tokenplans[" not in err  # tokenplans is not on the package index
+
+
+@pytest.mark.parametrize(
+    ("url", "ours"),
+    [
+        ("mysql://app:pw@127.0.0.1:1/app", "mysql+pymysql://app:***@127.0.0.1:1/app"),
+        (
+            "postgresql+psycopg2://app:pw@127.0.0.1:1/app",
+            "postgresql+psycopg://app:***@127.0.0.1:1/app",
+        ),
+    ],
+)
+def test_a_url_for_another_driver_than_the_installed_one_says_which_url_to_use(
+    url: str, ours: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for other in ("MySQLdb", "psycopg2"):  # what mysql:// and postgresql+psycopg2:// load
+        monkeypatch.setitem(sys.modules, other, None)
+    monkeypatch.setenv("TOKENPLANS_DATABASE_URL", url)
+
+    assert main(["db", "upgrade"]) == 2
+
+    err = capsys.readouterr().err
+    assert f"is installed: use a {ours.partition(':')[0]}:// URL, i.e. {ours}\n" in err
+    assert "pip install" not in err
+    assert "pw" not in err
+
+
+def test_the_driver_hints_name_the_packages_tokenplans_extras_install() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+
+    for driver in cli._DRIVERS.values():
+        assert any(
+            requirement.startswith(driver.requirement) for requirement in extras[driver.extra]
+        ), driver
+
+
+def test_a_sqlite_file_in_a_missing_folder_names_the_folder(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TOKENPLANS_DATABASE_URL", "sqlite:///./data/tokenplans.sqlite3")
+
+    assert main(["db", "upgrade"]) == 2
+
+    assert capsys.readouterr().err == (
+        "tokenplans: error: database URL sqlite:///./data/tokenplans.sqlite3: the folder "
+        f"{workdir / 'data'} does not exist; create it, or point the URL at an existing "
+        "folder\n"
+    )
+    (workdir / "data").mkdir()
+    assert main(["db", "upgrade"]) == 0
+    assert (workdir / "data" / "tokenplans.sqlite3").is_file()
+
+
+def test_the_command_without_the_server_extra_says_what_to_install(workdir: Path) -> None:
+    # A bare install has no SQLAlchemy; `nox -s package` checks the real thing.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['sqlalchemy'] = None\n"
+            "from tokenplans_adapters.console import main; sys.exit(main())",
+            "--help",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        "tokenplans: error: the tokenplans command needs the server extra ('sqlalchemy' is "
+        "not installed): install tokenplans with it, e.g. pip install 'PATH[server]' where "
+        "PATH is a tokenplans wheel or checkout\n"
+    )
+
+
+def test_the_console_script_runs_the_command(workdir: Path) -> None:
+    done = run_console("plans", "--json", cwd=workdir, env={})
+
+    assert done.returncode == 0, done.stderr
+    assert "basic" in json.loads(done.stdout)
+
+
+def test_serve_without_uvicorn_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+
+    assert main(["serve", "--dev"]) == 2
+
+    assert capsys.readouterr().err.startswith(
+        "tokenplans: error: serve needs uvicorn (import of uvicorn halted; None in "
+        "sys.modules): install tokenplans with its server extra, or pip install uvicorn"
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.metadata
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from tokenplans_adapters.razorpay import OfflineGateway
 PRODUCTION_SECRET = "the-production-jwt-secret-0123456789-abcdefghijklmnop"
 PRODUCTION_OFFLINE_SECRET = "the-production-offline-payment-secret-0123456789"
 PRODUCTION_WEBHOOK_SECRET = "the-production-webhook-secret-0123456789"
+EXAMPLE_PRICES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "prices.toml"
 TOKEN = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
 
@@ -203,3 +205,37 @@ def test_git_ignores_the_files_the_quickstart_creates(path: str) -> None:
     )
 
     assert ignored.returncode == 0, f"{path} is not in .gitignore"
+
+
+def test_the_dev_banner_says_no_prices_are_active_by_default(
+    served: list[dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "  prices:   none: one credit per counted token" in serve_dev(capsys)
+
+
+def test_the_dev_banner_names_the_active_price_book_and_its_version(
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    served: list[dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shutil.copy(EXAMPLE_PRICES, workdir / "prices.toml")
+    monkeypatch.setenv("TOKENPLANS_PRICE_BOOK", "prices.toml")
+
+    printed = serve_dev(capsys)
+
+    assert "  prices:   price book prices.toml (version 2026-12-01)\n" in printed
+
+
+def test_the_dev_banner_names_the_genai_prices_table_and_the_rate(
+    monkeypatch: pytest.MonkeyPatch,
+    served: list[dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TOKENPLANS_PRICES", "genai-prices")
+    monkeypatch.setenv("TOKENPLANS_CREDITS_PER_USD", "1000")
+
+    printed = serve_dev(capsys)
+
+    table = f"genai-prices {importlib.metadata.version('genai-prices')}"
+    assert f"  prices:   the {table} table, 1000 credits per US dollar\n" in printed

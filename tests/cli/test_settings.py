@@ -84,6 +84,16 @@ def test_the_body_timeout_defaults_to_thirty_seconds_and_can_be_set() -> None:
     assert Settings.from_env({"TOKENPLANS_BODY_TIMEOUT_SECONDS": "5"}).body_timeout_seconds == 5
 
 
+def test_the_pool_sizes_are_unset_by_default_and_can_be_set_overflow_to_zero() -> None:
+    assert (Settings().db_pool_size, Settings().db_max_overflow) == (None, None)
+
+    settings = Settings.from_env(
+        {"TOKENPLANS_DB_POOL_SIZE": " 8 ", "TOKENPLANS_DB_MAX_OVERFLOW": "0"}
+    )
+
+    assert (settings.db_pool_size, settings.db_max_overflow) == (8, 0)
+
+
 def test_the_secret_never_appears_in_the_repr() -> None:
     settings = Settings.from_env({"TOKENPLANS_JWT_SECRET": "hunter2-but-much-longer-than-that"})
 
@@ -98,6 +108,13 @@ def test_the_secret_never_appears_in_the_repr() -> None:
         ({"TOKENPLANS_MAX_BODY_BYTES": "-1"}, "TOKENPLANS_MAX_BODY_BYTES"),
         ({"TOKENPLANS_MAX_BODY_BYTES": "lots"}, "TOKENPLANS_MAX_BODY_BYTES"),
         ({"TOKENPLANS_BODY_TIMEOUT_SECONDS": "0"}, "TOKENPLANS_BODY_TIMEOUT_SECONDS"),
+        ({"TOKENPLANS_BODY_TIMEOUT_SECONDS": "9" * 5000}, "TOKENPLANS_BODY_TIMEOUT_SECONDS"),
+        ({"TOKENPLANS_DB_POOL_SIZE": "0"}, "TOKENPLANS_DB_POOL_SIZE must be a positive integer"),
+        ({"TOKENPLANS_DB_POOL_SIZE": "-5"}, "TOKENPLANS_DB_POOL_SIZE"),
+        ({"TOKENPLANS_DB_POOL_SIZE": "ten"}, "TOKENPLANS_DB_POOL_SIZE"),
+        ({"TOKENPLANS_DB_POOL_SIZE": "\u0663"}, "TOKENPLANS_DB_POOL_SIZE"),  # an Arabic-Indic 3
+        ({"TOKENPLANS_DB_MAX_OVERFLOW": "-1"}, "TOKENPLANS_DB_MAX_OVERFLOW must be an integer of"),
+        ({"TOKENPLANS_DB_MAX_OVERFLOW": "2.5"}, "TOKENPLANS_DB_MAX_OVERFLOW"),
     ],
 )
 def test_a_malformed_value_is_refused_naming_its_variable(

@@ -28,6 +28,13 @@ def test_the_library_example_runs_and_its_asserts_hold(path: Path, heading: str)
     assert (usage.plan, usage.token_quota, usage.token_used) == ("basic", 1000, 0)
 
 
+def test_the_library_examples_are_the_file_the_wheel_check_runs() -> None:
+    # `nox -s package` runs docs/examples/library.py against the installed wheel.
+    example = (ROOT / "docs" / "examples" / "library.py").read_text(encoding="utf-8")
+    for path, heading in [(README, "## Using it as a library"), (DOCS / "library.md", None)]:
+        assert first_fenced(path, "python", under=heading) in example
+
+
 def test_the_metering_example_runs_and_its_asserts_hold() -> None:
     guide = DOCS / "holds.md"
     namespace = _run(guide, first_fenced(guide, "python"), "holds_example")

@@ -12,6 +12,8 @@ import hmac
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
 from tokenplans import (
@@ -26,7 +28,7 @@ from tokenplans import (
 from tokenplans_adapters.http import create_app
 from tokenplans_adapters.jwt_identity import JwtIdentity
 from tokenplans_adapters.razorpay import OfflineGateway
-from tokenplans_adapters.sql import SqlAccountStore, make_engine
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, server_pool
 
 from .config import ConfigError, Settings
 
@@ -52,8 +54,8 @@ def build_pricer(settings: Settings) -> Pricer | None:
         from tokenplans_adapters.genai_prices import GenaiPricesPricer  # noqa: PLC0415
     except ModuleNotFoundError as error:
         raise ConfigError(
-            f"TOKENPLANS_PRICES=genai-prices needs the prices extra ({error}): "
-            "pip install 'tokenplans[prices]'"
+            f"TOKENPLANS_PRICES=genai-prices needs the genai-prices package ({error}): "
+            "install tokenplans with its prices extra, or pip install 'genai-prices>=0.2.3,<0.3'"
         ) from None
     return GenaiPricesPricer(
         _credits_per_usd(settings.credits_per_usd), listed_models=settings.priced_models
@@ -84,7 +86,7 @@ def build_app(settings: Settings) -> Starlette:
     ``tokenplans db upgrade``, which ``tokenplans serve`` runs for you)."""
     catalog = build_catalog(settings)
     identity = build_identity(settings)
-    engine = make_engine(settings.database_url)
+    engine = build_engine(settings)
     store = SqlAccountStore(engine)
     clock = SystemClock()
     service = TokenService(store, catalog, clock, pricer=build_pricer(settings))
@@ -108,6 +110,50 @@ def build_app(settings: Settings) -> Starlette:
         # the Razorpay client's connections.
         on_shutdown=closers,
     )
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The engine for the configured database, with the configured pool for PostgreSQL
+    and MySQL/MariaDB. Raises :class:`ConfigError` for a SQLite file in a folder that
+    does not exist (SQLite would only say "unable to open database file", later);
+    SQLAlchemy's own errors for a malformed URL or a missing driver."""
+    _check_sqlite_folder(settings.database_url)
+    pool = pool_limits(settings)
+    if pool is None:
+        return make_engine(settings.database_url)
+    pool_size, max_overflow = pool
+    return make_engine(settings.database_url, pool_size=pool_size, max_overflow=max_overflow)
+
+
+def pool_limits(settings: Settings) -> tuple[int, int] | None:
+    """``(pool_size, max_overflow)`` of each process's pool on the configured PostgreSQL
+    or MySQL/MariaDB database, settings over the engine's defaults; ``None`` for SQLite.
+    A process opens at most their sum."""
+    default = server_pool(settings.database_url)
+    if default is None:
+        return None
+    return (
+        default[0] if settings.db_pool_size is None else settings.db_pool_size,
+        default[1] if settings.db_max_overflow is None else settings.db_max_overflow,
+    )
+
+
+def _check_sqlite_folder(url: str) -> None:
+    parsed = make_url(url)
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")  # a URI (?uri=true): SQLite's to interpret
+    ):
+        return
+    folder = Path(database).absolute().parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"database URL {parsed.render_as_string(hide_password=True)}: the folder "
+            f"{folder} does not exist; create it, or point the URL at an existing folder"
+        )
 
 
 def closer_of(gateway: PaymentGateway | None) -> Callable[[], object] | None:

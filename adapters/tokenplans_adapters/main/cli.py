@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from typing import NoReturn
 
+import attrs
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -34,6 +36,7 @@ from tokenplans import (
     PaymentGateway,
     PlanCatalog,
     PriceBookError,
+    Pricer,
     Principal,
     StorageUnavailableError,
     SystemClock,
@@ -43,16 +46,18 @@ from tokenplans import (
 )
 from tokenplans_adapters.jwt_identity import JwtConfigError, mint_token
 from tokenplans_adapters.razorpay import WEBHOOK_EVENTS, OfflineGateway
-from tokenplans_adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
+from tokenplans_adapters.sql import SqlAccountStore, metadata, upgrade_schema
 from tokenplans_adapters.sql.migrate import VERSION_TABLE, current_revisions
 
 from .app import (
     build_catalog,
+    build_engine,
     build_gateway,
     build_identity,
     build_pricer,
     closer_of,
     offline_payment_secret,
+    pool_limits,
 )
 from .config import ConfigError, Settings
 from .dev import DEV_FILE, dev_secrets_for, dev_settings, ignored_in_dev, load_dev_secrets
@@ -109,13 +114,19 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn  # noqa: PLC0415 - only `serve` needs the server
+    try:
+        import uvicorn  # noqa: PLC0415 - only `serve` needs the server
+    except ModuleNotFoundError as error:
+        raise CommandError(
+            f"serve needs uvicorn ({error}): install tokenplans with its server extra, "
+            "or pip install uvicorn"
+        ) from None
 
     from .logs import uvicorn_log_config  # noqa: PLC0415 - it imports uvicorn too
 
     url = f"http://{_display_host(args.host)}:{args.port}"
     build_catalog(settings)
-    build_pricer(settings)
+    pricer = build_pricer(settings)
     if not args.dev:
         if problem := settings.secret_problem():
             raise CommandError(f"{problem}: refusing to serve.\n{_SIGNING_HINT}")
@@ -130,10 +141,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Workers are separate processes that read the environment: hand them exactly
     # the settings validated here (the dev secrets above all).
     os.environ.update(_environment(settings))
+    connections = _connections(settings, args.workers)
     if args.dev:
-        _print_dev_banner(settings, url, ignored)
+        _print_dev_banner(settings, url, ignored, connections, _prices(settings, pricer))
     else:
         _warn_about_payments(settings)
+        if connections:
+            _say(f"database {_masked(settings.database_url)}: {connections}")
     uvicorn.run(
         "tokenplans_adapters.main.asgi:create",
         factory=True,
@@ -202,7 +216,38 @@ def _warn_about_payments(settings: Settings) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"tokenplans: warning: {message}", file=sys.stderr, flush=True)
+    _say(f"warning: {message}")
+
+
+def _say(message: str) -> None:
+    print(f"tokenplans: {message}", file=sys.stderr, flush=True)
+
+
+def _connections(settings: Settings, workers: int) -> str:
+    """How many connections the server may open to a PostgreSQL or MySQL/MariaDB
+    database, with the arithmetic (a database refuses clients past its own limit:
+    PostgreSQL's max_connections is 100 by default); "" for SQLite."""
+    pool = pool_limits(settings)
+    if pool is None:
+        return ""
+    size, overflow = pool
+    per_process = (
+        f"up to {size + overflow} connections per worker (TOKENPLANS_DB_POOL_SIZE {size} "
+        f"+ TOKENPLANS_DB_MAX_OVERFLOW {overflow})"
+    )
+    if workers == 1:
+        return per_process
+    return f"{per_process} x {workers} workers = up to {(size + overflow) * workers}"
+
+
+def _prices(settings: Settings, pricer: Pricer | None) -> str:
+    """Which prices debits are charged at, for the development banner."""
+    if pricer is None:
+        return "none: one credit per counted token (set TOKENPLANS_PRICE_BOOK to price calls)"
+    version = pricer.describe().get("version")
+    if settings.price_book is not None:
+        return f"price book {settings.price_book} (version {version})"
+    return f"the {version} table, {settings.credits_per_usd} credits per US dollar"
 
 
 def _environment(settings: Settings) -> dict[str, str]:
@@ -220,6 +265,8 @@ def _environment(settings: Settings) -> dict[str, str]:
             settings.razorpay_previous_webhook_secret or ""
         ),
         "TOKENPLANS_DATABASE_URL": settings.database_url,
+        "TOKENPLANS_DB_POOL_SIZE": _text(settings.db_pool_size),
+        "TOKENPLANS_DB_MAX_OVERFLOW": _text(settings.db_max_overflow),
         "TOKENPLANS_JWT_SECRET": settings.jwt_secret or "",
         "TOKENPLANS_JWT_ALGORITHMS": ",".join(settings.jwt_algorithms),
         "TOKENPLANS_JWT_PUBLIC_KEY": settings.jwt_public_key or "",
@@ -235,7 +282,13 @@ def _environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def _print_dev_banner(settings: Settings, url: str, ignored: Sequence[str]) -> None:
+def _text(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _print_dev_banner(
+    settings: Settings, url: str, ignored: Sequence[str], connections: str, prices: str
+) -> None:
     assert settings.jwt_secret is not None  # noqa: S101 - dev_settings set it
     user = mint_token(DEV_USER, secret=settings.jwt_secret, ttl=DEV_TOKEN_TTL)
     admin = mint_token(
@@ -250,6 +303,8 @@ def _print_dev_banner(settings: Settings, url: str, ignored: Sequence[str]) -> N
                 f"  API:      {url}",
                 f"  docs:     {url}/docs",
                 f"  database: {_masked(settings.database_url)}",
+                *([f"            {connections}"] if connections else []),
+                f"  prices:   {prices}",
                 f"  secrets:  its own, kept in {DEV_FILE}{ignoring}",
                 f"  user token ({DEV_USER}, valid 24 h):",
                 f"    {user}",
@@ -572,7 +627,7 @@ def _add_holds(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _holds_sweep(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings.database_url)
+    engine = _engine(settings)
     try:
         service = TokenService(SqlAccountStore(engine), build_catalog(settings), SystemClock())
         sweeper = Principal("tokenplans-holds-sweep", frozenset({ADMIN_SCOPE}))  # type: ignore[arg-type]
@@ -649,7 +704,7 @@ def _fail(message: str, exit_code: int) -> int:
 def _upgrade(settings: Settings) -> tuple[str | None, str | None]:
     """Create or migrate the schema; the revisions before (``None``: no schema yet) and
     after."""
-    engine = _engine(settings.database_url)
+    engine = _engine(settings)
     try:
         before = _revision(engine)
         upgrade_schema(engine)
@@ -667,11 +722,14 @@ def _upgrade_apart(settings: Settings) -> None:
         upgrader.submit(_upgrade, settings).result()
 
 
-def _engine(url: str) -> Engine:
+def _engine(settings: Settings) -> Engine:
+    url = settings.database_url
     try:
-        return make_engine(url)
+        return build_engine(settings)
+    except ConfigError:
+        raise
     except ModuleNotFoundError as error:
-        raise ConfigError(f"database URL {_masked(url)}: {_missing_driver(error)}") from None
+        raise ConfigError(f"database URL {_masked(url)}: {_missing_driver(url, error)}") from None
     except sa_exc.NoSuchModuleError:
         scheme = url.partition(":")[0]
         raise ConfigError(
@@ -688,23 +746,49 @@ _URL_FORMS = (
     "sqlite:///path/to/file.sqlite3, postgresql+psycopg://user:pw@host/db and "
     "mysql+pymysql://user:pw@host/db"
 )
-#: The driver module a URL's scheme loads -> (the extra that installs ours, our scheme).
-_DRIVERS = {
-    "psycopg": ("postgres", "postgresql+psycopg://"),
-    "psycopg2": ("postgres", "postgresql+psycopg://"),
-    "pymysql": ("mysql", "mysql+pymysql://"),
-    "MySQLdb": ("mysql", "mysql+pymysql://"),
-}
 
 
-def _missing_driver(error: ModuleNotFoundError) -> str:
-    if error.name not in _DRIVERS:
+@attrs.frozen
+class _Driver:
+    """The driver tokenplans supports for a database."""
+
+    module: str  # what it imports as
+    requirement: str  # what installs it from the package index (as tokenplans' extra has it)
+    extra: str  # tokenplans' extra that installs it
+    drivername: str  # the URL scheme that uses it
+
+
+_PSYCOPG = _Driver("psycopg", "psycopg[binary]", "postgres", "postgresql+psycopg")
+_PYMYSQL = _Driver("pymysql", "pymysql", "mysql", "mysql+pymysql")
+#: The driver module a URL's scheme loads -> ours for that database.
+_DRIVERS = {"psycopg": _PSYCOPG, "psycopg2": _PSYCOPG, "pymysql": _PYMYSQL, "MySQLdb": _PYMYSQL}
+
+
+def _missing_driver(url: str, error: ModuleNotFoundError) -> str:
+    """What to do about ``url``'s driver not being installed: install ours (named as the
+    package index knows it: tokenplans itself is not there), or, when ours is installed
+    and the URL asks for another (``mysql://`` means MySQLdb), use our scheme."""
+    driver = _DRIVERS.get(error.name or "")
+    if driver is None:
         return f"its driver is not installed ({error})"
-    extra, scheme = _DRIVERS[error.name]
+    if error.name != driver.module and _installed(driver.module):
+        ours = make_url(url).set(drivername=driver.drivername)
+        return (
+            f"its driver {error.name!r} is not installed, but {driver.module!r} is installed: "
+            f"use a {driver.drivername}:// URL, i.e. {ours.render_as_string(hide_password=True)}"
+        )
     return (
-        f"its driver {error.name!r} is not installed: pip install 'tokenplans[{extra}]' "
-        f"and use a {scheme} URL"
+        f"its driver {error.name!r} is not installed: pip install '{driver.requirement}' "
+        f"(tokenplans' {driver.extra} extra has it) and use a {driver.drivername}:// URL"
     )
+
+
+def _installed(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def _revision(engine: Engine) -> str | None:

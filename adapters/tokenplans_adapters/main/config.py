@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import attrs
 from dotenv import dotenv_values
@@ -30,6 +30,7 @@ from tokenplans_adapters.razorpay import DEFAULT_API_URL as DEFAULT_RAZORPAY_API
 
 DEFAULT_DATABASE_URL = "sqlite:///./tokenplans.sqlite3"
 MIN_SECRET_BYTES = 32
+MAX_INTEGER_DIGITS = 18
 #: ``TOKENPLANS_PRICES``' one value: the genai-prices package's table.
 GENAI_PRICES = "genai-prices"
 
@@ -48,6 +49,10 @@ class Settings:
 
     # -- storage
     database_url: str = DEFAULT_DATABASE_URL
+    # A PostgreSQL or MySQL/MariaDB pool per process (None: the engine's default for the
+    # backend); SQLite's pool is sized to the server's threads and ignores both.
+    db_pool_size: int | None = None
+    db_max_overflow: int | None = None
     # -- identity (JWT)
     jwt_secret: str | None = attrs.field(default=None, repr=_hidden)
     jwt_algorithms: tuple[str, ...] = ("HS256",)
@@ -90,6 +95,8 @@ class Settings:
         return cls(
             database_url=values.get("TOKENPLANS_DATABASE_URL", "DATABASE_URL")
             or DEFAULT_DATABASE_URL,
+            db_pool_size=values.integer("TOKENPLANS_DB_POOL_SIZE", None),
+            db_max_overflow=values.integer("TOKENPLANS_DB_MAX_OVERFLOW", None, minimum=0),
             jwt_secret=values.get("TOKENPLANS_JWT_SECRET", "JWT_SECRET"),
             jwt_algorithms=_csv(algorithms) if algorithms else ("HS256",),
             jwt_public_key=values.get("TOKENPLANS_JWT_PUBLIC_KEY"),
@@ -207,12 +214,20 @@ class _Values:
             return False
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
-    def integer(self, name: str, default: int) -> int:
+    @overload
+    def integer(self, name: str, default: int, *, minimum: int = 1) -> int: ...
+    @overload
+    def integer(self, name: str, default: None, *, minimum: int = 1) -> int | None: ...
+    def integer(self, name: str, default: int | None, *, minimum: int = 1) -> int | None:
         value = self.get(name)
         if value is None:
             return default
-        if not value.isdecimal() or int(value) <= 0:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        # isascii: isdecimal alone admits other scripts' digits ("٣"), which int() reads;
+        # the length keeps int() within its digit limit.
+        digits = value.isascii() and value.isdecimal() and len(value) <= MAX_INTEGER_DIGITS
+        if not digits or int(value) < minimum:
+            kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+            raise ConfigError(f"{name} must be {kind}, got {value[:40]!r}")
         return int(value)
 
 

@@ -6,9 +6,9 @@ migrates the ``tokenplans_`` tables, and ``SqlAccountStore`` implements the core
 own Alembic.
 """
 
-from .engine import make_engine
+from .engine import make_engine, server_pool
 from .migrate import upgrade_schema
 from .schema import metadata
 from .store import SqlAccountStore
 
-__all__ = ["SqlAccountStore", "make_engine", "metadata", "upgrade_schema"]
+__all__ = ["SqlAccountStore", "make_engine", "metadata", "server_pool", "upgrade_schema"]

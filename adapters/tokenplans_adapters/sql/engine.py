@@ -14,13 +14,18 @@
   (and their PRAGMAs run again) per request under load.
 * **MySQL/MariaDB**: ``utf8mb4``, ``READ COMMITTED`` (the compare-and-write needs no
   snapshot, and it avoids REPEATABLE READ's gap locks, which turn concurrent ledger
-  inserts into deadlocks) and ``pool_pre_ping``. On a **MariaDB Galera** node
+  inserts into deadlocks), ``pool_pre_ping`` and a pool of 5 connections plus 10 more
+  under load (:data:`SERVER_POOLS`). On a **MariaDB Galera** node
   (``wsrep_on``, checked on connect) each session also gets ``wsrep_sync_wait=1``: a
   read first waits until this node has applied every write the cluster had committed
   when the read began, so a read on one node sees a write just acknowledged by another
   (without it, such a read can be stale, and the compare-and-write would decide on an
   old version, fail, and retry). A stronger server-wide setting is kept as it is.
-* **PostgreSQL**: its default ``READ COMMITTED``, ``pool_pre_ping``.
+* **PostgreSQL**: its default ``READ COMMITTED``, ``pool_pre_ping`` and a pool of 10
+  connections plus 20 more under load.
+
+A server database's pool is per process: ``n`` workers open up to ``n`` times
+``pool_size + max_overflow`` connections (``pool_size=`` and ``max_overflow=`` change it).
 
 Every default can be overridden: keyword arguments go to :func:`sqlalchemy.create_engine`
 and win over ours, and driver options in the URL's query string reach the driver.
@@ -41,6 +46,15 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 #: The HTTP API runs the store on 40 threads (``tokenplans_adapters.http.offload``, sized like
 #: anyio's default thread pool, which FastAPI hosts use).
 SQLITE_POOL_SIZE = 40
+#: A server database's pool per process: the connections it keeps open (``pool_size``),
+#: and how many more it may open under load (``max_overflow``), by backend.
+SERVER_POOLS = {"postgresql": (10, 20), "mysql": (5, 10), "mariadb": (5, 10)}
+
+
+def server_pool(url: str | URL) -> tuple[int, int] | None:
+    """The default ``(pool_size, max_overflow)`` of an engine for ``url``, or ``None`` for
+    SQLite (whose pool is sized to the server's threads, not to a server's connections)."""
+    return SERVER_POOLS.get(make_url(url).get_backend_name())
 
 
 def make_engine(url: str | URL, **engine_overrides: Any) -> Engine:
@@ -61,7 +75,9 @@ def make_engine(url: str | URL, **engine_overrides: Any) -> Engine:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         options.update(isolation_level="READ COMMITTED", pool_pre_ping=True, pool_recycle=3600)
     elif backend == "postgresql":
-        options.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        options.update(pool_pre_ping=True)
+    if backend in SERVER_POOLS:
+        options["pool_size"], options["max_overflow"] = SERVER_POOLS[backend]
     options.update(engine_overrides)
     engine = create_engine(parsed, **options)
     if backend == "sqlite":
