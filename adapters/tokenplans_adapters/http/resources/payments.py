@@ -37,7 +37,6 @@ from tokenplans.ports import MAX_GATEWAY_ID_LENGTH
 from tokenplans_adapters.http.auth import principal_of
 from tokenplans_adapters.http.bodies import (
     Field,
-    check_query,
     check_raw_json_limits,
     read_object,
     require_json_content_type,
@@ -155,7 +154,6 @@ async def webhook(request: Request) -> JSONResponse:
 
 async def list_payments(request: Request) -> JSONResponse:
     principal = principal_of(request)
-    check_query(request, frozenset())
     found = await in_thread(_payments(request).payments, principal)
     return JSONResponse({"payments": [payment_json(p) for p in found]})
 

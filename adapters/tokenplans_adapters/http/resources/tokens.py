@@ -31,7 +31,6 @@ from tokenplans_adapters.http.auth import principal_of
 from tokenplans_adapters.http.bodies import (
     MAX_CURSOR_LENGTH,
     Field,
-    check_query,
     query_int,
     query_text,
     read_object,
@@ -73,7 +72,6 @@ _CONSUME = {
     "usage": Field(dict, required=False),
     "idempotency_key": Field(str, required=False),
 }
-_PAGE_PARAMETERS = frozenset({"cursor", "limit"})
 
 
 # -- rendering --------------------------------------------------------------------
@@ -178,8 +176,8 @@ async def consume_from(request: Request, principal: Principal, subject: str | No
 
 
 async def ledger_of(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
-    """One page of ``subject``'s ledger (``None``: the caller's own), newest first."""
-    check_query(request, _PAGE_PARAMETERS)
+    """One page of ``subject``'s ledger (``None``: the caller's own), newest first. The
+    route refuses query parameters other than :data:`PAGE_PARAMETERS` before this runs."""
     cursor = query_text(request, "cursor", MAX_CURSOR_LENGTH)
     limit = query_int(request, "limit", DEFAULT_PAGE_SIZE)
     service = state_of(request).service
