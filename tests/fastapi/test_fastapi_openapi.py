@@ -120,6 +120,44 @@ def test_another_component_prefix_avoids_the_clash() -> None:
     assert "BillingBearer" in document["components"]["securitySchemes"]
 
 
+def test_every_operation_id_in_the_host_document_is_unique_and_ours_are_prefixed() -> None:
+    host, _ = build_host()
+    ours = TestClient(host).get("/billing/openapi.json").json()["paths"]
+
+    paths = host.openapi()["paths"]
+
+    ids = [op["operationId"] for item in paths.values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    for path, item in ours.items():
+        for method, operation in item.items():
+            merged = paths["/billing" + path][method]["operationId"]
+            own = operation["operationId"]
+            assert merged == "tokenplans" + own[0].upper() + own[1:]
+    assert paths["/billing/api/tokens/usage"]["get"]["operationId"] == "tokenplansGetUsage"
+
+
+def test_a_host_operation_id_equal_to_one_of_ours_is_refused_by_name() -> None:
+    host = FastAPI()
+
+    @host.get("/usage", operation_id="tokenplansGetUsage")
+    def usage() -> int:
+        return 0
+
+    mount_tokenplans(host, _billing(), prefix="/billing")
+
+    with pytest.raises(ValueError, match="operationId 'tokenplansGetUsage'"):
+        host.openapi()
+
+
+def test_another_component_prefix_renames_the_operation_ids_too() -> None:
+    host = FastAPI()
+    mount_tokenplans(host, _billing(), prefix="/pay", component_prefix="Billing")
+
+    paths = host.openapi()["paths"]
+
+    assert paths["/pay/api/tokens/consume"]["post"]["operationId"] == "billingConsumeTokens"
+
+
 @pytest.mark.parametrize("prefix", ["", "billing", "/billing/"])
 def test_a_malformed_prefix_is_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):

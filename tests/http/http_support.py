@@ -11,9 +11,22 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from tokenplans import ADMIN_SCOPE, AccountStore, Clock, PlanCatalog, Principal, TokenService
+from tokenplans import (
+    ADMIN_SCOPE,
+    AccountStore,
+    Clock,
+    PaymentService,
+    PlanCatalog,
+    Pricer,
+    Principal,
+    TokenService,
+)
 from tokenplans.testing import InMemoryStore, SettableClock, StaticIdentity
 from tokenplans_adapters.http import create_app
+from tokenplans_adapters.razorpay import OfflineGateway
+
+#: The secret :func:`build_full_app`'s offline gateway signs payments and webhooks with.
+GATEWAY_SECRET = "http-tests-gateway-secret"
 
 ALICE = {"Authorization": "Bearer alice-token"}
 BOB = {"Authorization": "Bearer bob-token"}
@@ -40,3 +53,12 @@ def build_app(
         SettableClock() if clock is None else clock,
     )
     return create_app(service, identity(), **options)
+
+
+def build_full_app(pricer: Pricer | None = None) -> tuple[Starlette, TokenService]:
+    """Every route there is (payments too, over an offline gateway signing with
+    :data:`GATEWAY_SECRET`), over a fresh in-memory service, returned beside the app."""
+    store, catalog, clock = InMemoryStore(), PlanCatalog.default(), SettableClock()
+    service = TokenService(store, catalog, clock, pricer=pricer)
+    payments = PaymentService(store, store, catalog, clock, OfflineGateway(GATEWAY_SECRET))
+    return create_app(service, identity(), payments=payments), service

@@ -5,7 +5,8 @@ merges its OpenAPI document into the host's (so the host's ``/docs`` shows every
 route, with the bearer scheme) and installs the error handlers. It returns
 :class:`TokenplansDependencies`, whose dependencies authenticate a host route's caller
 with the same identity provider and charge tokens around a host endpoint, answering
-every refusal with the same JSON as tokenplans' own routes.
+every refusal with the same JSON as tokenplans' own routes. It also serves the host's
+``/docs`` from the Swagger UI files tokenplans ships, so that page works offline too.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Security
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.applications import Starlette
+from starlette.routing import Route
 
 from tokenplans import (
     DEFAULT_HOLD_TTL_SECONDS,
@@ -37,6 +41,7 @@ from tokenplans_adapters.http import (
 )
 from tokenplans_adapters.http.auth import check_admin
 from tokenplans_adapters.http.offload import in_thread
+from tokenplans_adapters.http.resources.documents import ASSETS_PATH, swagger_ui_dir
 
 from .openapi import component_name, merge_document
 
@@ -214,6 +219,7 @@ def mount_tokenplans(
     *,
     prefix: str = "/billing",
     component_prefix: str = DEFAULT_COMPONENT_PREFIX,
+    serve_host_docs: bool = True,
 ) -> TokenplansDependencies:
     """Mount ``billing`` (made by ``tokenplans_adapters.http.create_app``) at ``prefix`` in
     ``host``, merge its OpenAPI document into the host's, install the error handlers,
@@ -222,8 +228,19 @@ def mount_tokenplans(
     The merge happens lazily, when the host first builds its document (FastAPI's
     ``app.openapi()``), so routes the host adds later are in it too; the host's own
     paths and components stay as they are. Ours are under ``prefix`` and named with
-    ``component_prefix`` (``TokenplansUsage``, ``TokenplansBearer``): see
-    :mod:`tokenplans_adapters.fastapi.openapi`.
+    ``component_prefix`` (``TokenplansUsage``, ``TokenplansBearer``, operation
+    ``tokenplansGetUsage``): see :mod:`tokenplans_adapters.fastapi.openapi`.
+
+    ``serve_host_docs`` (default on): FastAPI's own ``/docs`` page loads Swagger UI from
+    a CDN, so it is blank offline, behind a firewall or under a strict CSP. With it, the
+    host's ``docs_url`` route is replaced by the same page (FastAPI's
+    ``get_swagger_ui_html``, with the host's title, OAuth and Swagger UI parameters)
+    loading Swagger UI's script, style and icon from ``<prefix>/docs/assets``, the files
+    tokenplans already serves for its own ``/docs`` (the ``swagger-ui-py`` package);
+    the validator badge is off, so the page fetches nothing from elsewhere. Only that
+    route changes: a host made with ``docs_url=None`` (no docs, or docs of its own) is
+    left alone, and so is its ``/redoc``, which still loads ReDoc from a CDN (make the
+    host with ``redoc_url=None`` to drop it). Pass ``False`` to keep FastAPI's CDN page.
     """
     if not prefix.startswith("/") or prefix.endswith("/"):
         raise ValueError(f"prefix must start with '/' and not end with one, got {prefix!r}")
@@ -236,7 +253,42 @@ def mount_tokenplans(
     host.mount(prefix, billing)
     install_error_handlers(host)
     _merge_on_build(host, state.openapi, prefix=prefix, component_prefix=component_prefix)
+    if serve_host_docs:
+        _serve_docs_locally(host, prefix)
     return dependencies
+
+
+def _serve_docs_locally(host: FastAPI, prefix: str) -> None:
+    """Replace FastAPI's own docs route (made in ``FastAPI()``, at ``host.docs_url``) with
+    one whose page loads Swagger UI from the mounted app's assets. Nothing to replace
+    without a docs route, and nothing to serve without the assets."""
+    docs_url, openapi_url = host.docs_url, host.openapi_url
+    if docs_url is None or openapi_url is None or swagger_ui_dir() is None:
+        return
+
+    async def swagger_ui_html(request: Request) -> HTMLResponse:
+        # As FastAPI's own page does: every URL under the host's root path.
+        root = request.scope.get("root_path", "").rstrip("/")
+        assets = f"{root}{prefix}{ASSETS_PATH}"
+        redirect = host.swagger_ui_oauth2_redirect_url
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{host.title} - Swagger UI",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+            oauth2_redirect_url=root + redirect if redirect else None,
+            init_oauth=host.swagger_ui_init_oauth,
+            swagger_ui_parameters={"validatorUrl": None, **(host.swagger_ui_parameters or {})},
+        )
+
+    routes = host.router.routes
+    for index, route in enumerate(routes):
+        if isinstance(route, Route) and route.path == docs_url:
+            routes[index] = Route(
+                docs_url, swagger_ui_html, name=route.name, include_in_schema=False
+            )
+            return
 
 
 def _merge_on_build(

@@ -6,6 +6,10 @@ document that is data is easy to read, to diff and to extend. Each resource modu
 (:class:`~.routing.Resource`), so a route without a description cannot be added by
 accident; this module only assembles them, with the shared error answers (:func:`errors`),
 the ``Error`` schemas they refer to and the bearer scheme.
+
+Every operation has a stable, unique ``operationId`` (camelCase: ``getUsage``,
+``consumeTokens``), the name a generated client gives its method; every request body
+has examples the server accepts (a test sends each one), which Swagger UI prefills.
 """
 
 from __future__ import annotations
@@ -38,12 +42,20 @@ def nullable(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {"anyOf": [dict(schema), {"type": "null"}]}
 
 
-def body(schema: str, description: str) -> dict[str, Any]:
-    return {
-        "required": True,
-        "description": description,
-        "content": {JSON: {"schema": ref(schema)}},
-    }
+def example(summary: str, value: Any) -> dict[str, Any]:
+    """One named example (an OpenAPI Example Object): Swagger UI lists it by ``summary``."""
+    return {"summary": summary, "value": value}
+
+
+def body(
+    schema: str, description: str, examples: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A required JSON request body of ``schema``, with its named ``examples`` (made by
+    :func:`example`; without them, the schema's own ``examples`` are the body's)."""
+    media: dict[str, Any] = {"schema": ref(schema)}
+    if examples:
+        media["examples"] = dict(examples)
+    return {"required": True, "description": description, "content": {JSON: media}}
 
 
 def response(description: str, schema: str = "Error") -> dict[str, Any]:
@@ -124,6 +136,7 @@ def errors(*codes: str) -> dict[str, Any]:
 
 
 def operation(
+    operation_id: str,
     summary: str,
     ok: dict[str, Any],
     *,
@@ -134,10 +147,10 @@ def operation(
     failures: Iterable[str] = (),
     answers: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One operation's fragment: the 200 answer ``ok`` plus the errors it may give
-    (``failures``, a 401 when ``secured``, the body's own when it reads a ``request``);
-    ``answers`` adds statuses or says more than :data:`ERRORS` about some."""
-    spec: dict[str, Any] = {"summary": summary, "tags": [tag]}
+    """One operation's fragment: its ``operationId``, the 200 answer ``ok`` plus the errors
+    it may give (``failures``, a 401 when ``secured``, the body's own when it reads a
+    ``request``); ``answers`` adds statuses or says more than :data:`ERRORS` about some."""
+    spec: dict[str, Any] = {"operationId": operation_id, "summary": summary, "tags": [tag]}
     if parameters:
         spec["parameters"] = parameters
     if request is not None:
@@ -160,7 +173,8 @@ def document(
     extra_paths: Mapping[str, Any] = {},
 ) -> dict[str, Any]:
     """The whole document: every resource's operations and schemas, in the order given,
-    plus an extension's ready-made paths."""
+    plus an extension's ready-made paths. Two operations with one ``operationId`` are a
+    ``ValueError``: a generated client would get one method for both."""
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = dict(ERROR_SCHEMAS)
     for resource in resources:
@@ -169,6 +183,7 @@ def document(
         schemas.update(resource.schemas(catalog))
     for path, item in extra_paths.items():
         paths.setdefault(path, {}).update(item)
+    _check_operation_ids(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -186,6 +201,21 @@ def document(
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _check_operation_ids(paths: Mapping[str, Mapping[str, Any]]) -> None:
+    seen: dict[str, str] = {}
+    for path, item in paths.items():
+        for method, spec in item.items():
+            operation_id = spec.get("operationId") if isinstance(spec, Mapping) else None
+            if operation_id is None:
+                continue
+            where = f"{method.upper()} {path}"
+            if operation_id in seen:
+                raise ValueError(
+                    f"operationId {operation_id!r} of {where} is already {seen[operation_id]}'s"
+                )
+            seen[operation_id] = where
 
 
 def _version() -> str:

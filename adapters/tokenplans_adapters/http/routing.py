@@ -11,6 +11,8 @@ the same account (or hold).
 It also holds the route table's types: an :class:`Operation` is one method on one path
 with its endpoint and its OpenAPI fragment, and a :class:`Resource` is what one module of
 :mod:`.resources` contributes to the app (operations, their schemas, undocumented routes).
+The fragment is also what an operation accepts in the query string: a query parameter it
+does not document is a 422 on every route, checked here once rather than in each handler.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from tokenplans import PlanCatalog
+
+from .auth import principal_of
+from .bodies import check_query
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -45,17 +50,41 @@ class Operation:
         """A :class:`RawPathRoute` when the path has parameters, else a plain route."""
         return route_of([self])
 
+    @property
+    def query_parameters(self) -> frozenset[str]:
+        """The query parameters the operation documents: the only ones it accepts."""
+        return frozenset(
+            parameter["name"]
+            for parameter in self.spec.get("parameters", ())
+            if parameter.get("in") == "query"
+        )
+
+    def checked_endpoint(self) -> Endpoint:
+        """The endpoint behind the checks every operation makes first: a secured one
+        answers a missing or invalid credential with the 401 before anything else, then
+        any query parameter the operation does not document is a 422 (as an unknown body
+        field is), so a misspelt ``?limt=5`` is never silently ignored."""
+        endpoint, allowed, secured = self.endpoint, self.query_parameters, "security" in self.spec
+
+        async def checked(request: Request) -> Response:
+            if secured:
+                principal_of(request)
+            check_query(request, allowed)
+            return await endpoint(request)
+
+        return checked
+
 
 def route_of(operations: Sequence[Operation]) -> Route:
     """One route serving ``operations`` (all on one path, each its own method), so that
     a method the path does not take is a 405 whose ``Allow`` lists every method it does.
     A :class:`RawPathRoute` when the path has parameters, else a plain route."""
     path = operations[0].path
-    endpoints = {op.method: op.endpoint for op in operations}
+    endpoints = {op.method: op.checked_endpoint() for op in operations}
     if len(endpoints) != len(operations) or any(op.path != path for op in operations):
         raise ValueError(f"operations on {path!r} must be one per method on that one path")
     names = [op.name or op.endpoint.__name__ for op in operations]
-    endpoint = operations[0].endpoint if len(operations) == 1 else _by_method(endpoints)
+    endpoint = endpoints[operations[0].method] if len(operations) == 1 else _by_method(endpoints)
     kind = RawPathRoute if _parameters(path) else Route
     return kind(path, endpoint, methods=list(endpoints), name="|".join(names))
 

@@ -16,12 +16,12 @@ from tokenplans import MAX_SUBJECT_LENGTH, PlanCatalog
 from tokenplans_adapters.http.auth import admin_of
 from tokenplans_adapters.http.bodies import Field, read_object
 from tokenplans_adapters.http.offload import in_thread
-from tokenplans_adapters.http.openapi import AMOUNT, body, operation, response
+from tokenplans_adapters.http.openapi import AMOUNT, body, example, operation, response
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.snapshot import usage_json
 from tokenplans_adapters.http.state import state_of
 
-from .tokens import PAGE_PARAMETERS, consume_from, ledger_of, set_plan_of
+from .tokens import CONSUME_BODY, PAGE_PARAMETERS, consume_from, ledger_of, set_plan_of
 
 _GRANT = {"amount": Field(int)}
 
@@ -64,6 +64,7 @@ SUBJECT_PARAMETER = {
         "`/` as `%2F`, `%` as `%25`, a space as `%20`. Decoded exactly once."
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SUBJECT_LENGTH},
+    "example": "user-42",
 }
 _ACCOUNT = "/api/admin/accounts/{subject}"
 
@@ -86,6 +87,7 @@ RESOURCE = Resource(
             _ACCOUNT,
             admin_usage,
             operation(
+                "adminGetUsage",
                 "Any account's usage (admin)",
                 response("Usage now.", "Usage"),
                 tag="admin",
@@ -98,6 +100,7 @@ RESOURCE = Resource(
             f"{_ACCOUNT}/set-plan",
             admin_set_plan,
             operation(
+                "adminSetPlan",
                 "Set any account's plan, upgrades included (admin)",
                 response("The plan after the change.", "SetPlanResponse"),
                 tag="admin",
@@ -111,11 +114,16 @@ RESOURCE = Resource(
             f"{_ACCOUNT}/grant",
             admin_grant,
             operation(
+                "adminGrantTokens",
                 "Add tokens to an account's current period (admin)",
                 response("Usage after the grant.", "Usage"),
                 tag="admin",
                 parameters=[SUBJECT_PARAMETER],
-                request=body("GrantRequest", "How many tokens."),
+                request=body(
+                    "GrantRequest",
+                    "How many tokens.",
+                    {"grant": example("Tokens", {"amount": 500})},
+                ),
                 failures=["403", "503"],
             ),
         ),
@@ -124,14 +132,12 @@ RESOURCE = Resource(
             f"{_ACCOUNT}/consume",
             admin_consume,
             operation(
+                "adminConsumeTokens",
                 "Debit tokens from any account (admin)",
                 response("Usage after the debit.", "ConsumeResponse"),
                 tag="admin",
                 parameters=[SUBJECT_PARAMETER],
-                request=body(
-                    "ConsumeRequest",
-                    "How many tokens, or a model call's usage; an optional idempotency key.",
-                ),
+                request=CONSUME_BODY,
                 failures=["400", "402", "403", "409", "503"],
             ),
         ),
@@ -140,6 +146,7 @@ RESOURCE = Resource(
             f"{_ACCOUNT}/ledger",
             admin_ledger,
             operation(
+                "adminGetLedger",
                 "Any account's ledger, newest first (admin)",
                 response("One page of entries.", "LedgerPage"),
                 tag="admin",

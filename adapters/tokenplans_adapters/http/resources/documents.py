@@ -88,6 +88,7 @@ RESOURCE = Resource(
             "/openapi.json",
             openapi,
             {
+                "operationId": "getOpenapiDocument",
                 "summary": "This document",
                 "tags": ["meta"],
                 "responses": {
@@ -104,6 +105,7 @@ RESOURCE = Resource(
             "/docs",
             docs,
             {
+                "operationId": "getSwaggerUi",
                 "summary": "Swagger UI for this document (served locally, no CDN)",
                 "tags": ["meta"],
                 "responses": {

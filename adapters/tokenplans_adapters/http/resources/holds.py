@@ -44,13 +44,16 @@ from tokenplans_adapters.http.openapi import (
     JSON,
     TIME,
     body,
+    example,
     nullable,
     operation,
     ref,
     response,
 )
 from tokenplans_adapters.http.resources.pricing import (
+    EXAMPLE_MODEL,
     PRICED_PROPERTIES,
+    USAGE_EXAMPLES,
     estimate_from_json,
     one_form,
     priced_json,
@@ -232,6 +235,9 @@ async def admin_read_hold(request: Request) -> JSONResponse:
 # -- OpenAPI ------------------------------------------------------------------------
 
 _HOLD_ID = {"type": "string", "minLength": 1, "maxLength": MAX_HOLD_ID_LENGTH}
+#: The hold id the examples use: unguessable, as a client's own ids should be. The first
+#: reserve example places it, so the hold routes' prefilled id then finds that hold.
+EXAMPLE_HOLD_ID = "9b2d6c1e-4f7a-4e3b-8c5d-2a1f0e9d8c7b"
 
 #: The ``{hold_id}`` path parameter, for every route of one hold.
 HOLD_ID_PARAMETER = {
@@ -242,6 +248,7 @@ HOLD_ID_PARAMETER = {
         "The hold's id, percent-encoded (`/` as `%2F`, `%` as `%25`). Decoded exactly once."
     ),
     "schema": _HOLD_ID,
+    "example": EXAMPLE_HOLD_ID,
 }
 
 _HOLD_PROPERTIES: dict[str, Any] = {
@@ -385,16 +392,39 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
 
 
 _RESERVE_BODY = body(
-    "ReserveRequest", "How many tokens (or a call's estimate), and optionally the id and TTL."
+    "ReserveRequest",
+    "How many tokens (or a call's estimate), and optionally the id and TTL.",
+    {
+        "amount": example(
+            "Credits, under your own hold id",
+            {"amount": 500, "hold_id": EXAMPLE_HOLD_ID, "ttl_seconds": 300},
+        ),
+        "estimate": example(
+            "The most a model call can cost (its prompt and max_tokens), under a new id",
+            {
+                "estimate": {
+                    "model": EXAMPLE_MODEL,
+                    "input_tokens": 250,
+                    "max_output_tokens": 500,
+                }
+            },
+        ),
+    },
 )
 _SETTLE_BODY = body(
     "SettleRequest",
     "The tokens actually used (0 or more, even above the hold), or the call's usage.",
+    {"amount": example("Credits actually used", {"amount": 420}), **USAGE_EXAMPLES},
 )
 _RELEASE_BODY = {
-    **body("ReleaseRequest", "Nothing: an empty body or `{}`."),
+    **body("ReleaseRequest", "Nothing: an empty body or `{}`.", {"empty": example("Nothing", {})}),
     "required": False,
 }
+
+
+def _named(operation_id: str, *, admin: bool) -> str:
+    """The caller's ``operationId``, or its admin variant's (``adminReserveHold``)."""
+    return f"admin{operation_id[:1].upper()}{operation_id[1:]}" if admin else operation_id
 
 
 def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
@@ -410,6 +440,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
             f"{prefix}/holds",
             admin_reserve if admin else reserve,
             operation(
+                _named("reserveHold", admin=admin),
                 f"Hold tokens before a model call{who}",
                 response("The same id and amount reserved before: its hold.", "HoldAnswer"),
                 tag=tag,
@@ -424,6 +455,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
             f"{prefix}/holds",
             admin_list_holds if admin else list_holds,
             operation(
+                _named("listHolds", admin=admin),
                 f"The open holds, oldest first{who}",
                 response("The open holds and the usage.", "HoldList"),
                 tag=tag,
@@ -436,6 +468,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
             f"{prefix}/holds/{{hold_id}}",
             admin_read_hold if admin else read_hold,
             operation(
+                _named("getHold", admin=admin),
                 f"One hold, in any status{who}",
                 response("The hold as of now, and the usage.", "HoldAnswer"),
                 tag=tag,
@@ -449,6 +482,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
             f"{prefix}/holds/{{hold_id}}/settle",
             admin_settle if admin else settle,
             operation(
+                _named("settleHold", admin=admin),
                 f"Close a hold with the tokens actually used{who}",
                 response(
                     "The settled hold (a repeat answers the first result, `replayed`).",
@@ -466,6 +500,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
             f"{prefix}/holds/{{hold_id}}/release",
             admin_release if admin else release,
             operation(
+                _named("releaseHold", admin=admin),
                 f"Close a hold with nothing used{who}",
                 response(
                     "The released hold (or the expired one as it is; a repeat answers the "

@@ -118,6 +118,7 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
 
 
 _READY = operation(
+    "getReadiness",
     "Readiness: the database answers and its schema is current",
     response(
         "The database answers and its schema is at the expected revision. A 503 says "
@@ -137,7 +138,11 @@ RESOURCE = Resource(
             "/",
             root,
             operation(
-                "Name and base URL", response("The API's name.", "Root"), tag="meta", secured=False
+                "getRoot",
+                "Name and base URL",
+                response("The API's name.", "Root"),
+                tag="meta",
+                secured=False,
             ),
         ),
         Operation(
@@ -145,7 +150,11 @@ RESOURCE = Resource(
             "/api/health",
             health,
             operation(
-                "Liveness", response("The process answers.", "Health"), tag="meta", secured=False
+                "getHealth",
+                "Liveness",
+                response("The process answers.", "Health"),
+                tag="meta",
+                secured=False,
             ),
         ),
         Operation("GET", "/api/health/ready", ready, _READY),
@@ -154,7 +163,11 @@ RESOURCE = Resource(
             "/api/plans",
             plans,
             operation(
-                "The plan catalog", response("Plans by rank.", "Plans"), tag="plans", secured=False
+                "listPlans",
+                "The plan catalog",
+                response("Plans by rank.", "Plans"),
+                tag="plans",
+                secured=False,
             ),
         ),
     ],

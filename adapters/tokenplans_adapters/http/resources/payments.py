@@ -37,7 +37,6 @@ from tokenplans.ports import MAX_GATEWAY_ID_LENGTH
 from tokenplans_adapters.http.auth import principal_of
 from tokenplans_adapters.http.bodies import (
     Field,
-    check_query,
     check_raw_json_limits,
     read_object,
     require_json_content_type,
@@ -51,6 +50,7 @@ from tokenplans_adapters.http.openapi import (
     TIME,
     body,
     errors,
+    example,
     nullable,
     ref,
     refusal,
@@ -155,7 +155,6 @@ async def webhook(request: Request) -> JSONResponse:
 
 async def list_payments(request: Request) -> JSONResponse:
     principal = principal_of(request)
-    check_query(request, frozenset())
     found = await in_thread(_payments(request).payments, principal)
     return JSONResponse({"payments": [payment_json(p) for p in found]})
 
@@ -168,7 +167,8 @@ _PAID_AMOUNT = {**COUNT, "description": "Minor units (paise)."}
 
 def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
     """Component schemas of the payment operations (the paid plans come from the catalog)."""
-    paid_plan = {"type": "string", "enum": [p.id for p in catalog if not p.is_free]}
+    paid = [plan.id for plan in catalog if not plan.is_free]
+    paid_plan = {"type": "string", "enum": paid}
     payment_properties = {
         "payment_id": {"type": "string", "description": "Ours; the order's receipt."},
         "order_id": {"type": "string", "description": "Razorpay's order id."},
@@ -196,6 +196,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
             "type": "object",
             "required": list(_ORDER),
             "additionalProperties": False,
+            "examples": [{"plan": plan} for plan in paid[:1]],
             "properties": {"plan": paid_plan},
         },
         "Order": {
@@ -266,6 +267,7 @@ def _refused(description: str) -> dict[str, Any]:
 _GATEWAY_DOWN = response("Razorpay is unreachable, too slow, or refused the order.")
 
 _CREATE_ORDER = {
+    "operationId": "createOrder",
     "summary": "Create an order for a paid plan (upgrade or renewal)",
     "tags": ["payments"],
     "security": SECURED,
@@ -288,10 +290,24 @@ _CREATE_ORDER = {
     },
 }
 _VERIFY_PAYMENT = {
+    "operationId": "verifyPayment",
     "summary": "Confirm a payment with Checkout's signature; applies the plan once",
     "tags": ["payments"],
     "security": SECURED,
-    "requestBody": body("VerifyRequest", "The three fields Checkout's handler gets."),
+    "requestBody": body(
+        "VerifyRequest",
+        "The three fields Checkout's handler gets.",
+        {
+            "checkout": example(
+                "What Checkout's handler gets (for an order of yours; this one is not: 404)",
+                {
+                    "razorpay_order_id": "order_Q6kVbZ1xNw3Yt9",
+                    "razorpay_payment_id": "pay_Q6kVcA2yOx4Zu0",
+                    "razorpay_signature": "0f" * 32,
+                },
+            )
+        },
+    ),
     "responses": {
         "200": response("The usage with the paid plan applied.", "VerifyResponse"),
         **errors("401", *BODY_ERRORS, "503"),
@@ -299,7 +315,28 @@ _VERIFY_PAYMENT = {
         "404": response("No such order belongs to the caller."),
     },
 }
+#: A Razorpay event (trimmed to the fields read), for an order that is not ours: ignored.
+_CAPTURED = {
+    "entity": "event",
+    "account_id": "acc_Q6kVZx0vMv2Xs8",
+    "event": "payment.captured",
+    "contains": ["payment"],
+    "payload": {
+        "payment": {
+            "entity": {
+                "id": "pay_Q6kVcA2yOx4Zu0",
+                "entity": "payment",
+                "amount": 2900,
+                "currency": "INR",
+                "status": "captured",
+                "order_id": "order_Q6kVbZ1xNw3Yt9",
+            }
+        }
+    },
+    "created_at": 1767225600,
+}
 _WEBHOOK = {
+    "operationId": "receiveRazorpayWebhook",
     "summary": "Razorpay webhook (signed with the webhook secret, no bearer token)",
     "tags": ["payments"],
     "parameters": [
@@ -316,12 +353,18 @@ _WEBHOOK = {
             "required": False,
             "description": "Razorpay's event id; a redelivery carries the same one.",
             "schema": {"type": "string", "maxLength": MAX_GATEWAY_ID_LENGTH},
+            "example": "evt_Q6kVdB3zPy5Av1",
         },
     ],
     "requestBody": {
         "required": True,
         "description": "Razorpay's event JSON, exactly as sent.",
-        "content": {JSON: {"schema": {"type": "object"}}},
+        "content": {
+            JSON: {
+                "schema": {"type": "object"},
+                "examples": {"captured": example("A payment captured", _CAPTURED)},
+            }
+        },
     },
     "responses": {
         "200": response("Recorded (or ignored: not an event we act on).", "WebhookResult"),
@@ -330,6 +373,7 @@ _WEBHOOK = {
     },
 }
 _LIST_PAYMENTS = {
+    "operationId": "listPayments",
     "summary": "The caller's payments, newest first",
     "tags": ["payments"],
     "security": SECURED,

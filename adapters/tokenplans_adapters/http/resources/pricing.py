@@ -29,7 +29,7 @@ from tokenplans import (
     PlanCatalog,
     PricedCall,
 )
-from tokenplans_adapters.http.openapi import nullable, operation, ref, response
+from tokenplans_adapters.http.openapi import example, nullable, operation, ref, response
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.state import state_of
 
@@ -134,6 +134,7 @@ _MODEL = {
     "maxLength": MAX_MODEL_LENGTH,
     "pattern": "^[!-~]+$",
     "description": "The model's name as you call it: printable ASCII, no spaces.",
+    "examples": ["gpt-4o"],
 }
 _DETAILS = {"type": ["object", "null"], "additionalProperties": True}
 _PROVIDER_COUNTS = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_TOKENS}
@@ -234,6 +235,44 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
     }
 
 
+#: The model a documented example names: one every price table knows.
+EXAMPLE_MODEL = "gpt-4o"
+
+#: A model call's ``usage`` in each form a consume or settle may send it, as named request
+#: examples (the body is ``{"usage": ...}``); small enough for the free plan's quota.
+USAGE_EXAMPLES: Mapping[str, dict[str, Any]] = {
+    "usage": example(
+        "A model call's usage, normalised",
+        {"usage": {"model": EXAMPLE_MODEL, "input_tokens": 250, "output_tokens": 180}},
+    ),
+    "openai": example(
+        "OpenAI's usage object, as its SDK returns it",
+        {
+            "usage": {
+                "format": "openai",
+                "model": EXAMPLE_MODEL,
+                "prompt_tokens": 250,
+                "completion_tokens": 180,
+                "total_tokens": 430,
+                "prompt_tokens_details": {"cached_tokens": 0},
+            }
+        },
+    ),
+    "anthropic": example(
+        "Anthropic's usage object, as its SDK returns it",
+        {
+            "usage": {
+                "format": "anthropic",
+                "model": "claude-sonnet-4-5",
+                "input_tokens": 250,
+                "output_tokens": 180,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0,
+            }
+        },
+    ),
+}
+
 #: What a priced answer (consume, reserve, settle) adds to its schema.
 PRICED_PROPERTIES: Mapping[str, Any] = {
     "credits": {
@@ -255,6 +294,7 @@ RESOURCE = Resource(
             "/api/pricing",
             pricing,
             operation(
+                "getPricing",
                 "The active prices",
                 response(
                     "How model calls are priced into credits: one credit per token "

@@ -31,7 +31,6 @@ from tokenplans_adapters.http.auth import principal_of
 from tokenplans_adapters.http.bodies import (
     MAX_CURSOR_LENGTH,
     Field,
-    check_query,
     query_int,
     query_text,
     read_object,
@@ -43,6 +42,7 @@ from tokenplans_adapters.http.openapi import (
     COUNT,
     TIME,
     body,
+    example,
     nullable,
     operation,
     ref,
@@ -50,6 +50,7 @@ from tokenplans_adapters.http.openapi import (
 )
 from tokenplans_adapters.http.resources.pricing import (
     PRICED_PROPERTIES,
+    USAGE_EXAMPLES,
     one_form,
     priced_json,
     usage_from_json,
@@ -73,7 +74,6 @@ _CONSUME = {
     "usage": Field(dict, required=False),
     "idempotency_key": Field(str, required=False),
 }
-_PAGE_PARAMETERS = frozenset({"cursor", "limit"})
 
 
 # -- rendering --------------------------------------------------------------------
@@ -178,8 +178,8 @@ async def consume_from(request: Request, principal: Principal, subject: str | No
 
 
 async def ledger_of(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
-    """One page of ``subject``'s ledger (``None``: the caller's own), newest first."""
-    check_query(request, _PAGE_PARAMETERS)
+    """One page of ``subject``'s ledger (``None``: the caller's own), newest first. The
+    route refuses query parameters other than :data:`PAGE_PARAMETERS` before this runs."""
     cursor = query_text(request, "cursor", MAX_CURSOR_LENGTH)
     limit = query_int(request, "limit", DEFAULT_PAGE_SIZE)
     service = state_of(request).service
@@ -217,8 +217,23 @@ PAGE_PARAMETERS = [
 ]
 
 
+#: A consume's body in each form, for the caller's consume and an admin's.
+CONSUME_BODY = body(
+    "ConsumeRequest",
+    "How many tokens, or a model call's usage; an optional idempotency key.",
+    {
+        "amount": example(
+            "Credits, retried safely with an idempotency key",
+            {"amount": 10, "idempotency_key": "5f0e7c2a-93b1-4d6e-a8f4-1c2b3d4e5f60"},
+        ),
+        **USAGE_EXAMPLES,
+    },
+)
+
+
 def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
-    """The account's schemas; the plan enum comes from the catalog being served."""
+    """The account's schemas; the plan enum (and its example: the default plan, which
+    anyone may set) come from the catalog being served."""
     plan_id = {"type": "string", "enum": [plan.id for plan in catalog]}
     return {
         "Usage": {
@@ -230,6 +245,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
             "type": "object",
             "required": ["plan"],
             "additionalProperties": False,
+            "examples": [{"plan": catalog.default_plan.id}],
             "properties": {
                 "plan": plan_id,
                 "reset_used": {
@@ -315,6 +331,7 @@ RESOURCE = Resource(
             "/api/tokens/usage",
             usage,
             operation(
+                "getUsage",
                 "The caller's usage",
                 response("Usage now, with due resets applied.", "Usage"),
                 tag="tokens",
@@ -326,6 +343,7 @@ RESOURCE = Resource(
             "/api/tokens/set-plan",
             set_plan,
             operation(
+                "setPlan",
                 "Change the caller's plan (downgrade or same plan; upgrades need payment)",
                 response("The plan after the change.", "SetPlanResponse"),
                 tag="tokens",
@@ -338,13 +356,11 @@ RESOURCE = Resource(
             "/api/tokens/consume",
             consume,
             operation(
+                "consumeTokens",
                 "Debit tokens from the caller's quota",
                 response("Usage after the debit.", "ConsumeResponse"),
                 tag="tokens",
-                request=body(
-                    "ConsumeRequest",
-                    "How many tokens, or a model call's usage; an optional idempotency key.",
-                ),
+                request=CONSUME_BODY,
                 failures=["400", "402", "403", "409", "503"],
             ),
         ),
@@ -353,6 +369,7 @@ RESOURCE = Resource(
             "/api/tokens/ledger",
             ledger,
             operation(
+                "getLedger",
                 "The caller's ledger, newest first",
                 response("One page of entries.", "LedgerPage"),
                 tag="tokens",
