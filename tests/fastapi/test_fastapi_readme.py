@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
@@ -51,10 +53,13 @@ def test_the_chat_route_debits_what_the_model_used(example: dict[str, Any]) -> N
     headers = {**_alice(), "Idempotency-Key": "chat-1"}
 
     answer = client.post("/chat", headers=headers, json={"prompt": "hello", "max_tokens": 10})
-    retry = client.post("/chat", headers=headers, json={"prompt": "hello", "max_tokens": 10})
+    retry = client.post("/chat", headers=headers, json={"prompt": "other", "max_tokens": 10})
 
     assert answer.json() == {"reply": "HELLO", "used": 10, "remaining": 990}
-    assert retry.json() == answer.json()  # the same key debits once
+    # The same key never reaches the endpoint again: no second model call, no charge.
+    assert retry.status_code == 409
+    assert retry.json()["error"] == "already processed"
+    assert (retry.json()["hold_id"], retry.json()["settled"]) == ("chat-1", 10)
     usage = client.get("/billing/api/tokens/usage", headers=_alice()).json()
     assert usage["token_used"] == 10
     ledger = client.get("/billing/api/tokens/ledger", headers=_alice()).json()["entries"]
@@ -66,6 +71,44 @@ def test_the_chat_route_debits_what_the_model_used(example: dict[str, Any]) -> N
         10,
         "gpt-4o",
     )
+
+
+def test_the_client_cannot_pick_the_model(example: dict[str, Any]) -> None:
+    client = TestClient(example["app"])
+
+    client.post("/chat", headers=_alice(), json={"prompt": "hi", "model": "cheap-model"})
+
+    ledger = client.get("/billing/api/tokens/ledger", headers=_alice()).json()["entries"]
+    assert {entry["usage"]["model"] for entry in ledger if entry["usage"]} == {"gpt-4o"}
+
+
+def test_a_stream_is_charged_what_it_sent_even_when_the_client_hangs_up(
+    example: dict[str, Any],
+) -> None:
+    client = TestClient(example["app"])
+    prompt = "one two three four five"
+
+    streamed = client.post("/chat/stream", headers=_alice(), json={"prompt": prompt})
+    usage = client.get("/billing/api/tokens/usage", headers=_alice()).json()
+
+    assert streamed.text.split() == prompt.upper().split()
+    # Unit prices: the prompt's 23 characters in, five words out.
+    assert (usage["token_used"], usage["token_held"]) == (23 + 5, 0)
+
+    async def hang_up_after_two() -> None:
+        transport = httpx.ASGITransport(app=example["app"])
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://host") as http,
+            http.stream("POST", "/chat/stream", headers=_alice(), json={"prompt": prompt}) as r,
+        ):
+            async for line in r.aiter_lines():
+                if line == "TWO":
+                    break
+
+    asyncio.run(hang_up_after_two())
+    after = client.get("/billing/api/tokens/usage", headers=_alice()).json()
+    assert after["token_held"] == 0
+    assert 23 + 2 <= after["token_used"] - usage["token_used"] <= 23 + 5  # paid what it got
 
 
 def test_an_unaffordable_chat_is_the_402_and_the_model_is_not_called(
