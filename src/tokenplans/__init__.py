@@ -18,8 +18,10 @@ from tokenplans._services.tokens import Reservation, TokenService
 from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.errors import (
     AccountBusyError,
+    AlreadyProcessedError,
     AuthenticationError,
     CatalogError,
+    DuplicateRequestError,
     GatewayError,
     HoldConflictError,
     HoldNotFoundError,
@@ -30,6 +32,7 @@ from tokenplans._values.errors import (
     PaymentNotFoundError,
     PermissionDeniedError,
     PriceBookError,
+    RequestInProgressError,
     StorageUnavailableError,
     TokenplansError,
     TooManyHoldsError,
@@ -37,7 +40,7 @@ from tokenplans._values.errors import (
     UnknownModelError,
     UnknownPlanError,
 )
-from tokenplans._values.holds import Hold, HoldStatus
+from tokenplans._values.holds import Hold, HoldKey, HoldStatus
 from tokenplans._values.ledger import DebitReceipt, EntryKind, LedgerEntry, fold
 from tokenplans._values.limits import (
     DEFAULT_HOLD_TTL_SECONDS,
@@ -98,17 +101,20 @@ __all__ = [
     "Account",
     "AccountBusyError",
     "AccountStore",
+    "AlreadyProcessedError",
     "AuthenticationError",
     "CatalogError",
     "Checkout",
     "Clock",
     "DebitReceipt",
+    "DuplicateRequestError",
     "EntryKind",
     "Estimate",
     "GatewayError",
     "HistoryPage",
     "Hold",
     "HoldConflictError",
+    "HoldKey",
     "HoldNotFoundError",
     "HoldStatus",
     "IdempotencyConflictError",
@@ -136,6 +142,7 @@ __all__ = [
     "Principal",
     "Quote",
     "Rates",
+    "RequestInProgressError",
     "Reservation",
     "StorageUnavailableError",
     "SystemClock",

@@ -45,8 +45,8 @@ class Commit:
     - :class:`~tokenplans.Payment`: inserted, or replacing the stored one with its id;
     - :class:`HandledEvent`: marks a provider event id handled; one already marked is a
       conflict;
-    - :class:`HoldWrite`: inserts a new hold (``previous is None``; an id already stored
-      for the subject is a conflict), or replaces the stored hold, compare-and-write on
+    - :class:`HoldWrite`: inserts a new hold (``previous is None``; a key — subject, caller,
+      id — already stored is a conflict), or replaces the stored hold, compare-and-write on
       its status (a stored status other than ``previous`` is a conflict). A commit
       holds at most one write per hold.
     """
@@ -102,8 +102,10 @@ class AccountStore(Protocol):
         the closed ones or the ledger."""
         ...
 
-    def find_hold(self, subject: str, hold_id: str) -> Hold | None:
-        """The subject's hold with this id, in any status, or ``None``."""
+    def find_hold(self, subject: str, hold_id: str, *, caller: str | None = None) -> Hold | None:
+        """The subject's hold with this id placed by ``caller`` (the subject itself when
+        ``None``), in any status, or ``None``. Ids are scoped to the subject *and* the
+        caller: two callers' holds with one id are two holds."""
         ...
 
     def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:

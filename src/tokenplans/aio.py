@@ -28,8 +28,9 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 from tokenplans._pricing.quotes import Pricer
 from tokenplans._services.payments import PaymentService
+from tokenplans._services.reservations import OnReplay, ReservationState, admit, check_on_replay
 from tokenplans._services.tokens import TokenService
-from tokenplans._values.errors import TokenplansError
+from tokenplans._values.errors import AlreadyProcessedError, TokenplansError
 from tokenplans._values.holds import Hold
 from tokenplans._values.limits import DEFAULT_HOLD_TTL_SECONDS
 from tokenplans._values.model_usage import Estimate, ModelUsage
@@ -40,6 +41,7 @@ __all__ = [
     "AsyncPaymentService",
     "AsyncReservation",
     "AsyncTokenService",
+    "OnReplay",
     "ThreadRunner",
     "in_executor",
 ]
@@ -138,61 +140,107 @@ class AsyncTokenService(_Facade[TokenService]):
         hold_id: str | None = None,
         ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
         subject: str | None = None,
+        on_replay: OnReplay = "refuse",
     ) -> AsyncIterator[AsyncReservation]:
         """:meth:`TokenService.holding` as ``async with``: settle inside the block
-        (``await reservation.settle(n)`` or ``settle(usage=...)``); an exception, or no
-        settle, releases the hold."""
+        (``await reservation.settle(n)`` or ``settle(usage=...)``) or ``report`` as a
+        stream goes; leaving it settles the last report, else releases. A duplicate
+        ``hold_id`` is refused before the block runs unless ``on_replay="call"``, and
+        never closes the first request's hold."""
         subject = principal.subject if subject is None else subject
-        hold = await self.reserve(
-            principal,
-            amount,
-            estimate=estimate,
-            hold_id=hold_id,
-            ttl_seconds=ttl_seconds,
-            subject=subject,
-        )
-        reservation = AsyncReservation(self, principal, subject, hold)
+        policy = check_on_replay(on_replay)
+        try:
+            hold = await self.reserve(
+                principal,
+                amount,
+                estimate=estimate,
+                hold_id=hold_id,
+                ttl_seconds=ttl_seconds,
+                subject=subject,
+            )
+        except AlreadyProcessedError as done:
+            state = admit(_raising(done), policy, self.sync.clock.now)
+        else:
+            state = admit(lambda: hold, policy, self.sync.clock.now)
+        reservation = AsyncReservation(self, principal, subject, state)
         try:
             yield reservation
         except BaseException:
-            if reservation.hold.is_open:
-                # The block's own error matters more; an unreleased hold still expires.
-                with contextlib.suppress(TokenplansError):
-                    await reservation.release()
+            # The block's own error matters more; an unclosed hold still expires.
+            with contextlib.suppress(TokenplansError):
+                await reservation.close()
             raise
-        if reservation.hold.is_open:
-            await reservation.release()
+        await reservation.close()
+
+
+def _raising(error: Exception) -> Callable[[], Hold]:
+    def reserve() -> Hold:
+        raise error
+
+    return reserve
 
 
 class AsyncReservation:
-    """The hold of an :meth:`AsyncTokenService.holding` block: settle or release it."""
+    """The hold of an :meth:`AsyncTokenService.holding` block: settle it, ``report``
+    what a stream used so far, or release it; ``replayed`` says it is another
+    request's hold, to leave alone."""
 
     def __init__(
-        self, service: AsyncTokenService, principal: Principal, subject: str, hold: Hold
+        self,
+        service: AsyncTokenService,
+        principal: Principal,
+        subject: str,
+        state: ReservationState,
     ) -> None:
         self._service = service
         self._principal = principal
         self._subject = subject
-        self.hold = hold
+        self._state = state
+
+    @property
+    def hold(self) -> Hold:
+        return self._state.hold
 
     @property
     def hold_id(self) -> str:
         return self.hold.hold_id
 
+    @property
+    def replayed(self) -> bool:
+        return self._state.replayed
+
     async def settle(self, amount: int | None = None, *, usage: ModelUsage | None = None) -> Hold:
         """Settle with the tokens actually used, or the call's ``usage`` to price; the
         block then leaves the hold alone."""
-        self.hold = await self._service.settle(
+        self._state.hold = await self._service.settle(
             self._principal, self.hold_id, amount, usage=usage, subject=self._subject
         )
         return self.hold
 
+    def report(self, amount: int | None = None, *, usage: ModelUsage | None = None) -> None:
+        """What the call has used so far, cumulative (each report replaces the last):
+        settled when the block ends without a settle, however it ends. Writes nothing,
+        so it is a plain call, cheap enough for every chunk of a stream."""
+        self._state.report(amount, usage)
+
     async def release(self) -> Hold:
         """Release now, with nothing used."""
-        self.hold = await self._service.release(
+        self._state.hold = await self._service.release(
             self._principal, self.hold_id, subject=self._subject
         )
         return self.hold
+
+    async def close(self) -> None:
+        """What leaving the block does: settle the last report, or release; nothing for
+        a hold already closed or placed by another request."""
+        closing = self._state.closing()
+        if closing is None:
+            return
+        amount, usage = closing
+        if amount is None and usage is None:
+            await self.release()
+        else:
+            await self.settle(amount, usage=usage)
 
 
 class AsyncPaymentService(_Facade[PaymentService]):

@@ -17,7 +17,7 @@ import attrs
 from tokenplans._ports import Commit
 from tokenplans._values.accounts import Account, Usage, as_utc
 from tokenplans._values.errors import AuthenticationError, WriteConflictError
-from tokenplans._values.holds import Hold, HoldWrite
+from tokenplans._values.holds import Hold, HoldKey, HoldWrite
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.payments import HandledEvent, Payment, PaymentStatus
 from tokenplans._values.principal import Principal
@@ -35,8 +35,8 @@ class InMemoryStore:
         self._receipts: dict[tuple[str, str, str], _ReceiptRow] = {}
         self._payments: dict[str, Payment] = {}
         self._events: set[str] = set()
-        self._holds: dict[tuple[str, str], Hold] = {}
-        self._open: dict[str, dict[str, Hold]] = {}  # by subject: what open_holds reads
+        self._holds: dict[tuple[str, str, str], Hold] = {}  # by (subject, caller, id)
+        self._open: dict[str, dict[HoldKey, Hold]] = {}  # by subject: what open_holds reads
 
     def load(self, subject: str) -> Account | None:
         return self._accounts.get(subject)
@@ -69,19 +69,19 @@ class InMemoryStore:
 
     def _stage_hold(self, write: HoldWrite) -> Callable[[], None]:
         hold = attrs.evolve(write.hold, replayed=False, priced=None)
-        key = (hold.subject, hold.hold_id)
+        key = (hold.subject, *hold.key)
         stored = self._holds.get(key)
         if (None if stored is None else stored.status) != write.previous:
             raise WriteConflictError(f"hold {hold.hold_id!r} changed since the read")
         return lambda: self._store_hold(hold)
 
     def _store_hold(self, hold: Hold) -> None:
-        self._holds[(hold.subject, hold.hold_id)] = hold
+        self._holds[(hold.subject, *hold.key)] = hold
         open_ones = self._open.setdefault(hold.subject, {})
         if hold.is_open:
-            open_ones[hold.hold_id] = hold
+            open_ones[hold.key] = hold
         else:
-            open_ones.pop(hold.hold_id, None)
+            open_ones.pop(hold.key, None)
 
     def _stage_receipt(self, receipt: DebitReceipt) -> Callable[[], None]:
         if receipt.idempotency_key is None:
@@ -126,10 +126,10 @@ class InMemoryStore:
     def open_holds(self, subject: str) -> Sequence[Hold]:
         with self._lock:
             mine = list(self._open.get(subject, {}).values())
-        return sorted(mine, key=lambda h: (h.created_at, h.hold_id))
+        return sorted(mine, key=lambda h: (h.created_at, h.caller, h.hold_id))
 
-    def find_hold(self, subject: str, hold_id: str) -> Hold | None:
-        return self._holds.get((subject, hold_id))
+    def find_hold(self, subject: str, hold_id: str, *, caller: str | None = None) -> Hold | None:
+        return self._holds.get((subject, subject if caller is None else caller, hold_id))
 
     def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:
         with self._lock:

@@ -23,6 +23,7 @@ from strategies import admin, catalogs, clock_jumps, instants, update_directly
 
 from tokenplans import (
     Account,
+    AlreadyProcessedError,
     EntryKind,
     HoldConflictError,
     HoldNotFoundError,
@@ -63,6 +64,7 @@ hold_operations = st.one_of(
 )
 hold_runs = st.lists(hold_operations, max_size=40)
 _REFUSALS = (
+    AlreadyProcessedError,
     InsufficientTokensError,
     HoldConflictError,
     HoldNotFoundError,
@@ -104,7 +106,7 @@ def settle_amount(service: TokenService, hold_id: str, how: object) -> int:
     if isinstance(how, int):
         return how
     assert isinstance(how, tuple)
-    hold = service.store.find_hold(SUBJECT, hold_id)
+    hold = service.store.find_hold(SUBJECT, hold_id, caller=admin().subject)
     amount = 1 if hold is None else hold.amount
     shift = {"below": -amount // 2, "at": 0, "above": how[1], "far above": 2000 + how[1]}
     return max(0, amount + shift[how[0]])
@@ -240,7 +242,7 @@ def test_lazy_expiry_equals_stepping_through_every_expiry_and_boundary(
         )
         assert lazy.holds(admin(), subject=SUBJECT) == stepped.holds(admin(), subject=SUBJECT)
     for hold_id in ("h1", "h2", "h3", "h4"):
-        found = lazy.store.find_hold(SUBJECT, hold_id)
+        found = lazy.store.find_hold(SUBJECT, hold_id, caller=admin().subject)
         if found is not None:
             assert lazy.hold(admin(), hold_id, subject=SUBJECT) == stepped.hold(
                 admin(), hold_id, subject=SUBJECT
@@ -257,7 +259,7 @@ def test_a_hold_expired_by_the_roll_forward_is_expired_everywhere() -> None:
     service.reserve(admin(), 10, hold_id="h1", ttl_seconds=1, subject=SUBJECT)
     clock.advance(seconds=5)
     update_directly(service, SUBJECT, lambda a, t: decide_roll_forward(a, t, None))
-    found = service.store.find_hold(SUBJECT, "h1")
+    found = service.store.find_hold(SUBJECT, "h1", caller=admin().subject)
     assert found is not None
     assert found.status is HoldStatus.EXPIRED
 

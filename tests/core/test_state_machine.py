@@ -35,6 +35,7 @@ from strategies import (
 from tokenplans import (
     REFERENCE_PLAN_CONFIGS,
     Account,
+    AlreadyProcessedError,
     DebitReceipt,
     EntryKind,
     Hold,
@@ -91,7 +92,19 @@ class ModelAccount:
     start: datetime
     end: datetime
     term_end: datetime | None
-    holds: dict[str, ModelHold] = attrs.field(factory=dict)
+    #: By (caller, hold id): ids are scoped to the caller who placed the hold.
+    holds: dict[tuple[str, str], ModelHold] = attrs.field(factory=dict)
+
+    def hold_for(self, principal: Principal, subject: str, hold_id: str) -> ModelHold | None:
+        """The hold an id names for ``principal``: its own; an admin acting for the
+        subject falls back to the subject's own."""
+        callers = [principal.subject]
+        if principal.is_admin and principal.subject != subject:
+            callers.append(subject)
+        for caller in callers:
+            if (caller, hold_id) in self.holds:
+                return self.holds[(caller, hold_id)]
+        return None
 
     @property
     def held(self) -> int:
@@ -343,7 +356,7 @@ class QuotaMachine(RuleBasedStateMachine):
             amount = account.remaining + 1
         principal = ADMIN if by_admin else Principal(subject)
         before = self.store.load(subject)
-        existing = account.holds.get(hold_id)
+        existing = account.holds.get((principal.subject, hold_id))
 
         def call() -> Hold:
             return self.service.reserve(
@@ -358,6 +371,12 @@ class QuotaMachine(RuleBasedStateMachine):
             with pytest.raises(HoldConflictError):
                 call()
             self.unchanged(subject, before)
+        elif existing is not None and existing.status != "open":
+            with pytest.raises(AlreadyProcessedError) as done:
+                call()
+            assert done.value.hold is not None
+            assert done.value.hold.status.value == existing.status
+            self.unchanged(subject, before)
         elif existing is not None:
             again = call()
             assert (again.replayed, again.status.value) == (True, existing.status)
@@ -371,7 +390,7 @@ class QuotaMachine(RuleBasedStateMachine):
             hold = call()
             assert (hold.status, hold.amount, hold.replayed) == (HoldStatus.OPEN, amount, False)
             assert hold.expires_at == self.now + timedelta(seconds=ttl)
-            account.holds[hold_id] = ModelHold(amount, hold.expires_at)
+            account.holds[(principal.subject, hold_id)] = ModelHold(amount, hold.expires_at)
 
     @rule(
         subject=st.sampled_from(SUBJECTS),
@@ -382,7 +401,8 @@ class QuotaMachine(RuleBasedStateMachine):
     )
     def settle(self, subject: str, hold_id: str, how: str, extra: int, by_admin: bool) -> None:
         account = self.model.at(subject, self.now)
-        hold = account.holds.get(hold_id)
+        principal = ADMIN if by_admin else Principal(subject)
+        hold = account.hold_for(principal, subject, hold_id)
         base = 1 if hold is None else hold.amount
         amount = {
             "zero": 0,
@@ -391,7 +411,6 @@ class QuotaMachine(RuleBasedStateMachine):
             "above": base + extra // 10,
             "far above": base + extra,
         }[how]
-        principal = ADMIN if by_admin else Principal(subject)
         before = self.store.load(subject)
 
         def call() -> Hold:
@@ -435,8 +454,8 @@ class QuotaMachine(RuleBasedStateMachine):
     )
     def release(self, subject: str, hold_id: str, by_admin: bool) -> None:
         account = self.model.at(subject, self.now)
-        hold = account.holds.get(hold_id)
         principal = ADMIN if by_admin else Principal(subject)
+        hold = account.hold_for(principal, subject, hold_id)
         before = self.store.load(subject)
 
         def call() -> Hold:
@@ -460,7 +479,7 @@ class QuotaMachine(RuleBasedStateMachine):
 
     @rule(subject=st.sampled_from(SUBJECTS), hold_id=st.sampled_from(HOLD_IDS), later=st.booleans())
     def clock_lands_on_a_hold_expiry(self, subject: str, hold_id: str, later: bool) -> None:
-        hold = self.model.at(subject, self.now).holds.get(hold_id)
+        hold = self.model.at(subject, self.now).hold_for(ADMIN, subject, hold_id)
         if hold is not None and hold.status == "open":
             self.clock.set(hold.expires + (timedelta(seconds=1) if later else timedelta(0)))
 
@@ -592,12 +611,18 @@ class QuotaMachine(RuleBasedStateMachine):
                 model.term_end,
             )
             assert usage.remaining >= 0
-            open_now = self.service.holds(Principal(subject))
-            assert {h.hold_id: h.amount for h in open_now} == {
-                hold_id: h.amount for hold_id, h in model.holds.items() if h.status == "open"
+            open_now = self.service.holds(ADMIN, subject=subject)
+            assert {h.key: h.amount for h in open_now} == {
+                key: h.amount for key, h in model.holds.items() if h.status == "open"
             }
-            for hold_id, expected in model.holds.items():
-                seen = self.service.hold(Principal(subject), hold_id)
+            own = self.service.holds(Principal(subject))
+            assert {h.hold_id for h in own} == {
+                hold_id
+                for (caller, hold_id), h in model.holds.items()
+                if h.status == "open" and caller == subject
+            }
+            for (caller, hold_id), expected in model.holds.items():
+                seen = self.service.hold(ADMIN, hold_id, subject=subject, caller=caller)
                 assert (seen.status.value, seen.settled, seen.late) == (
                     expected.status,
                     expected.settled,

@@ -115,3 +115,54 @@ def build_host(
         raise StorageUnavailableError("connection refused to db.internal:5432 as app")
 
     return host, tp
+
+
+async def stream_then_hang_up(
+    app: Any, path: str, headers: dict[str, str], *, after_chunks: int, json: Any = None
+) -> list[bytes]:
+    """POST ``path`` to ``app`` as a server would, and hang up (``http.disconnect``) once
+    ``after_chunks`` body chunks arrived; the chunks received. A transport such as httpx's
+    ASGITransport reads the whole body before the caller sees any of it, so it cannot
+    leave mid-stream; this drives the ASGI calls directly."""
+    import asyncio  # noqa: PLC0415
+    import json as json_module  # noqa: PLC0415
+
+    json_text = json_module.dumps(json)
+    if json is not None:
+        headers = {**headers, "Content-Type": "application/json"}
+    hung_up = asyncio.Event()
+    received: list[bytes] = []
+    asked = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            body = b"" if json is None else json_text.encode()
+            return {"type": "http.request", "body": body, "more_body": False}
+        await hung_up.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            received.append(message["body"])
+            if len(received) >= after_chunks:
+                hung_up.set()
+                await asyncio.sleep(0.05)  # the server notices while it sends
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    return received

@@ -107,10 +107,11 @@ def test_a_computed_charge_with_an_idempotency_key_debits_once_per_key() -> None
     headers = {**bearer("alice"), "Idempotency-Key": "chat-1"}
 
     first = client.post("/chat", headers=headers, json=request).json()
-    retry = client.post("/chat", headers=headers, json=request).json()
+    retry = client.post("/chat", headers=headers, json=request)
 
     assert (first["charged"], first["replayed"]) == (300, False)
-    assert (retry["charged"], retry["replayed"]) == (300, True)
+    assert retry.status_code == 409  # answered before the endpoint: no second model call
+    assert (retry.json()["error"], retry.json()["amount"]) == ("already processed", 300)
     assert (
         client.get("/billing/api/tokens/usage", headers=bearer("alice")).json()["token_used"] == 300
     )

@@ -147,7 +147,7 @@ def test_a_hold_from_an_estimate_holds_the_most_and_settles_what_the_usage_costs
     assert settled["price_version"] == placed["price_version"] == book.version
 
 
-def test_a_retry_with_the_same_key_gets_the_same_hold_and_is_charged_once() -> None:
+def test_a_retry_with_the_same_key_is_already_processed_and_charged_once() -> None:
     _, client = _host(LISTED_ONLY)
     keyed = {**bearer("alice"), "Idempotency-Key": "ask-1"}
     body = {"model": "o3", "prompt_tokens": 1000, "max_tokens": 4096}
@@ -155,7 +155,9 @@ def test_a_retry_with_the_same_key_gets_the_same_hold_and_is_charged_once() -> N
     first = client.post("/ask", headers=keyed, json=body)
     retry = client.post("/ask", headers=keyed, json=body)
 
-    assert first.json() == retry.json() == {"held": 35, "settled": 10}
+    assert first.json() == {"held": 35, "settled": 10}
+    assert retry.status_code == 409
+    assert (retry.json()["error"], retry.json()["settled"]) == ("already processed", 10)
     assert _usage(client)["token_used"] == 10
     assert [entry["hold_id"] for entry in _ledger(client)[:2]] == ["ask-1", "ask-1"]
 

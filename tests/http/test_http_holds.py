@@ -75,6 +75,7 @@ def test_a_reserve_is_201_with_the_hold_and_the_usage_after_it(client: TestClien
     assert response.json() == {
         **_usage("alice", used=0, held=400),
         "hold_id": "chat-42",
+        "placed_by": "alice",
         "status": "open",
         "amount": 400,
         "created_at": NOON,
@@ -116,19 +117,26 @@ def test_the_same_reserve_again_is_200_replayed_and_holds_nothing_more(
     assert _state(store, "alice") == before
 
 
-def test_reserving_a_closed_holds_id_again_answers_it_as_it_is(client: TestClient) -> None:
+def test_reserving_a_closed_holds_id_again_is_409_already_processed(
+    client: TestClient, store: InMemoryStore
+) -> None:
+    """A finished request never looks like a fresh success (a 2xx): a back end that
+    checks only the status would call the model again with nothing held."""
     _reserve(client, 400, "chat-42")
     client.post(_one("chat-42", "settle"), headers=ALICE, json={"amount": 250})
+    before = _state(store, "alice")
 
     again = client.post(HOLDS, headers=ALICE, json={"amount": 400, "hold_id": "chat-42"})
 
-    assert again.status_code == 200
-    assert (again.json()["status"], again.json()["settled"], again.json()["replayed"]) == (
-        "settled",
-        250,
-        True,
-    )
-    assert (again.json()["token_used"], again.json()["token_held"]) == (250, 0)
+    assert again.status_code == 409
+    assert again.json() == {
+        "error": "already processed",
+        "hold_id": "chat-42",
+        "status": "settled",
+        "settled": 250,
+        "message": "request 'chat-42' was already processed",
+    }
+    assert _state(store, "alice") == before
 
 
 def test_a_reserve_beyond_what_remains_is_402_and_changes_nothing(
@@ -235,6 +243,7 @@ def test_a_settle_below_the_hold_frees_the_rest(client: TestClient) -> None:
     assert response.json() == {
         **_usage("alice", used=250, held=0),
         "hold_id": "chat-42",
+        "placed_by": "alice",
         "status": "settled",
         "amount": 400,
         "created_at": NOON,

@@ -16,6 +16,8 @@ from tokenplans import (
     MAX_AMOUNT,
     EntryKind,
     Estimate,
+    HoldConflictError,
+    IdempotencyConflictError,
     InvalidRequestError,
     LedgerEntry,
     ModelUsage,
@@ -246,3 +248,39 @@ def test_an_estimate_that_is_not_an_estimate_is_refused() -> None:
 def test_a_priced_call_needs_a_printable_price_version(version: object) -> None:
     with pytest.raises(InvalidRequestError, match="price_version"):
         PricedCall(GPT_4O_CALL, credits=5, price_version=version)  # type: ignore[arg-type]
+
+
+# -- a repeat is the same request only when the whole request matches ---------------------
+
+#: Two different calls of the same cost at one credit a token: 150 credits each.
+CALL_A = ModelUsage("gpt-4o", 100, 50)
+CALL_B = ModelUsage("gpt-4o", 50, 100)
+
+
+def test_a_key_reused_for_another_call_of_the_same_cost_is_a_conflict() -> None:
+    service = service_with()
+    first = service.consume(ALICE, usage=CALL_A, idempotency_key="chat-51e2")
+
+    with pytest.raises(IdempotencyConflictError, match="another model call"):
+        service.consume(ALICE, usage=CALL_B, idempotency_key="chat-51e2")
+    with pytest.raises(IdempotencyConflictError):
+        service.consume(ALICE, 150, idempotency_key="chat-51e2")  # the amount alone
+    again = service.consume(ALICE, usage=CALL_A, idempotency_key="chat-51e2")
+
+    assert again.replayed
+    assert again.amount == first.amount == 150
+    assert service.usage(ALICE).token_used == 150
+
+
+def test_a_hold_id_reused_for_another_estimate_of_the_same_cost_is_a_conflict() -> None:
+    service = service_with()
+    first = service.reserve(ALICE, estimate=Estimate("gpt-4o", 100, 50), hold_id="call-7d")
+
+    with pytest.raises(HoldConflictError, match="another request"):
+        service.reserve(ALICE, estimate=Estimate("gpt-4o", 50, 100), hold_id="call-7d")
+    with pytest.raises(HoldConflictError):
+        service.reserve(ALICE, 150, hold_id="call-7d")
+    again = service.reserve(ALICE, estimate=Estimate("gpt-4o", 100, 50), hold_id="call-7d")
+
+    assert (again.replayed, again.amount) == (True, first.amount)
+    assert service.usage(ALICE).token_held == 150

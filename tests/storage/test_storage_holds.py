@@ -145,7 +145,7 @@ def _opened(store: AccountStore, subject: str) -> Commit:
 
 
 def _hold(subject: str, hold_id: str = "h", **changes: object) -> Hold:
-    hold = Hold(subject, hold_id, 5, MID_JANUARY, MID_JANUARY + timedelta(seconds=5))
+    hold = Hold(subject, subject, hold_id, 5, MID_JANUARY, MID_JANUARY + timedelta(seconds=5))
     return attrs.evolve(hold, **changes)
 
 

@@ -376,6 +376,68 @@ def test_upgrading_to_receipts_per_caller_keeps_each_receipt_with_who_sent_it(
         engine.dispose()
 
 
+def test_upgrading_to_holds_per_caller_gives_each_hold_the_caller_that_placed_it(
+    tmp_path: Path,
+) -> None:
+    """Holds stored before callers were recorded get the actor of their ``hold_placed``
+    entry (or the subject itself), so the back end still closes the holds it placed and
+    the user still cannot; a downgrade keeps one hold per id."""
+    from alembic import command  # noqa: PLC0415
+
+    from tokenplans_adapters.sql.migrate import alembic_config  # noqa: PLC0415
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r0011.db'}")
+    config = alembic_config()
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0011")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tokenplans_ledger_entries (subject, version, kind, at,"
+                    " quota_delta, used_delta, held_delta, amount, hold_id, actor, message,"
+                    " plan_id, token_quota, token_used, token_held, period_start, period_end)"
+                    " VALUES ('alice', 2, 'hold_placed', '2026-01-15 12:00:00', 0, 0, 200,"
+                    " 200, 'job-1', 'backend', 'hold job-1 placed', 'basic', 1000, 0, 200,"
+                    " '2026-01-01 00:00:00', '2026-02-01 00:00:00')"
+                )
+            )
+            for hold_id, amount in [("job-1", 200), ("mine", 100)]:
+                conn.execute(
+                    text(
+                        "INSERT INTO tokenplans_holds (subject, hold_id, amount, created_at,"
+                        " expires_at, status, overage, late) VALUES ('alice', :h, :a,"
+                        " '2026-01-15 12:00:00', '2026-01-15 12:05:00', 'open', 0, 0)"
+                    ),
+                    {"h": hold_id, "a": amount},
+                )
+
+        upgrade_schema(engine)
+        store = SqlAccountStore(engine)
+
+        theirs = store.find_hold("alice", "job-1", caller="backend")
+        assert theirs is not None
+        assert (theirs.caller, theirs.amount, theirs.request) == ("backend", 200, None)
+        assert store.find_hold("alice", "job-1") is None  # not the user's to close
+        mine = store.find_hold("alice", "mine")
+        assert mine is not None
+        assert mine.caller == "alice"
+        assert {h.key for h in store.open_holds("alice")} == {
+            ("backend", "job-1"),
+            ("alice", "mine"),
+        }
+
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0011")
+        with engine.connect() as conn:
+            ids = conn.execute(text("SELECT hold_id FROM tokenplans_holds ORDER BY hold_id"))
+            assert [row[0] for row in ids] == ["job-1", "mine"]
+    finally:
+        engine.dispose()
+
+
 def _receipt_usage_columns(engine: Engine) -> list[tuple[object, ...]]:
     with engine.connect() as conn:
         return [

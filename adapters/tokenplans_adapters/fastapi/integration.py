@@ -12,7 +12,7 @@ every refusal with the same JSON as tokenplans' own routes. It also serves the h
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -24,6 +24,7 @@ from starlette.routing import Route
 from tokenplans import (
     DEFAULT_HOLD_TTL_SECONDS,
     MAX_AMOUNT,
+    AlreadyProcessedError,
     AuthenticationError,
     DebitReceipt,
     Estimate,
@@ -32,7 +33,7 @@ from tokenplans import (
     Principal,
     TokenService,
 )
-from tokenplans.aio import AsyncReservation, AsyncTokenService
+from tokenplans.aio import AsyncReservation, AsyncTokenService, OnReplay
 from tokenplans_adapters.http import (
     BearerBackend,
     PrincipalUser,
@@ -103,6 +104,7 @@ class TokenplansDependencies:
         *,
         usage: ModelUsage | Dependency | None = None,
         idempotency_key: Dependency | None = None,
+        on_replay: OnReplay = "refuse",
     ) -> Callable[..., Awaitable[DebitReceipt]]:
         """A dependency that debits the caller before the endpoint runs and returns the
         receipt; a short balance is the 402 and the endpoint does not run. It debits
@@ -113,10 +115,16 @@ class TokenplansDependencies:
         parameter, other dependencies). A model the prices do not know is the 400
         ``unknown model``, nothing debited. With ``idempotency_key`` (a dependency
         returning the key or ``None``, e.g. reading a header) a retried request debits
-        once. A debit is final: an endpoint that fails afterwards does not give the
-        tokens back. A call whose usage is only known once it ran is :meth:`hold`'s."""
+        once, and is answered before the endpoint runs: the 409 ``already processed``
+        (with the first debit's ``amount``), so the endpoint (and its model call) never
+        runs twice. A host that keeps its own record of responses passes
+        ``on_replay="call"``: the endpoint then runs with ``receipt.replayed`` true and
+        must answer from that record. A debit is final: an endpoint that fails afterwards
+        does not give the tokens back. A call whose usage is only known once it ran is
+        :meth:`hold`'s."""
         cost, priced = _one_cost(amount, usage, "usage", ModelUsage)
         key_of = _constant(None) if idempotency_key is None else idempotency_key
+        policy = _on_replay(on_replay)
         service = self.service
 
         async def charged(
@@ -125,8 +133,12 @@ class TokenplansDependencies:
             key: str | None = Depends(key_of),
         ) -> DebitReceipt:
             if priced:
-                return await service.consume(principal, usage=value, idempotency_key=key)
-            return await service.consume(principal, value, idempotency_key=key)
+                receipt = await service.consume(principal, usage=value, idempotency_key=key)
+            else:
+                receipt = await service.consume(principal, value, idempotency_key=key)
+            if receipt.replayed and policy == "refuse":
+                raise AlreadyProcessedError(receipt=receipt)
+            return receipt
 
         return charged
 
@@ -137,6 +149,7 @@ class TokenplansDependencies:
         estimate: Estimate | Dependency | None = None,
         hold_id: Dependency | None = None,
         ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
+        on_replay: OnReplay = "refuse",
     ) -> Callable[..., AsyncIterator[AsyncReservation]]:
         """A dependency that holds tokens before the endpoint runs (402 if too few
         remain: the endpoint does not run) and gives it the reservation, which the
@@ -148,14 +161,26 @@ class TokenplansDependencies:
         :class:`~tokenplans.Estimate`: model, prompt, ``max_tokens``) can cost at most;
         exactly one of the two, each a value or a dependency computing it from the
         request, as for :meth:`charge`. A model the prices do not know is the 400
-        ``unknown model``, nothing held. With ``hold_id`` (a dependency returning the id
-        or ``None``, e.g. reading an ``Idempotency-Key`` header) a retried request gets
-        the same hold: once settled, its settle is replayed and charges nothing more.
-        If the endpoint raises, or returns without settling, the hold is released, so
-        an aborted model call frees its tokens at once; a process that dies meanwhile
+        ``unknown model``, nothing held.
+
+        With ``hold_id`` (a dependency returning the id or ``None``, e.g. reading an
+        ``Idempotency-Key`` header) a duplicate request is answered before the endpoint
+        runs, so the model is never called twice: the 409 ``request in progress`` (with
+        ``Retry-After``) while the first one's hold is open, the 409 ``already
+        processed`` once it is closed. A host that keeps its own record of responses
+        passes ``on_replay="call"``: the endpoint then runs with ``reservation.replayed``
+        true and must answer from that record. Ids are scoped to the caller, so another
+        caller's id never names this request's hold.
+
+        A streaming endpoint reports as it goes (``reservation.report(n)`` or
+        ``report(usage=...)``, cumulative). Leaving the dependency closes only a hold this
+        request placed: settled with the last report if there was no settle (a client
+        that hangs up mid-stream still pays for what it received), else released, so an
+        aborted model call frees its tokens at once; a process that dies meanwhile
         leaves a hold that expires after ``ttl_seconds``."""
         cost, priced = _one_cost(amount, estimate, "estimate", Estimate)
         id_of = _constant(None) if hold_id is None else hold_id
+        policy = _on_replay(on_replay)
         service = self.service
 
         async def held(
@@ -165,11 +190,23 @@ class TokenplansDependencies:
         ) -> AsyncIterator[AsyncReservation]:
             amount, estimate = (None, value) if priced else (value, None)
             async with service.holding(
-                principal, amount, estimate=estimate, hold_id=held_id, ttl_seconds=ttl_seconds
+                principal,
+                amount,
+                estimate=estimate,
+                hold_id=held_id,
+                ttl_seconds=ttl_seconds,
+                on_replay=policy,
             ) as reservation:
                 yield reservation
 
         return held
+
+
+def _on_replay(on_replay: OnReplay) -> OnReplay:
+    """The replay policy, checked when the route is declared, not on its first request."""
+    if on_replay not in get_args(OnReplay):
+        raise ValueError(f"on_replay must be one of {get_args(OnReplay)}, got {on_replay!r}")
+    return on_replay
 
 
 def _one_cost(

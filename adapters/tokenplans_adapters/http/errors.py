@@ -182,6 +182,44 @@ def _hold_conflict(_request: Request, exc: tokenplans.HoldConflictError) -> Resp
     )
 
 
+def _in_progress(_request: Request, exc: tokenplans.RequestInProgressError) -> Response:
+    from .snapshot import iso  # noqa: PLC0415 - snapshot -> openapi -> this module
+
+    hold = exc.hold
+    assert hold is not None  # noqa: S101 - an in-progress request always has its hold
+    return json_error(
+        409,
+        "request in progress",
+        hold_id=hold.hold_id,
+        expires_at=iso(hold.expires_at),
+        message=str(exc),
+        headers={"Retry-After": str(exc.retry_after_seconds)},
+    )
+
+
+def _already_processed(_request: Request, exc: tokenplans.AlreadyProcessedError) -> Response:
+    # What the first request left, so a client can tell it finished and how.
+    if exc.hold is not None:
+        return json_error(
+            409,
+            "already processed",
+            hold_id=exc.hold.hold_id,
+            status=exc.hold.status.value,
+            settled=exc.hold.settled,
+            message=str(exc),
+        )
+    receipt = exc.receipt
+    assert receipt is not None  # noqa: S101 - one of the two is always given
+    return json_error(
+        409,
+        "already processed",
+        idempotency_key=receipt.idempotency_key,
+        status="debited",
+        amount=receipt.amount,
+        message=str(exc),
+    )
+
+
 def _too_many_holds(_request: Request, exc: tokenplans.TooManyHoldsError) -> Response:
     return json_error(409, "too many open holds", limit=exc.limit, message=str(exc))
 
@@ -275,6 +313,8 @@ EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
     tokenplans.HoldNotFoundError: _handles(_hold_not_found),
     tokenplans.HoldConflictError: _handles(_hold_conflict),
     tokenplans.TooManyHoldsError: _handles(_too_many_holds),
+    tokenplans.RequestInProgressError: _handles(_in_progress),
+    tokenplans.AlreadyProcessedError: _handles(_already_processed),
     tokenplans.InvalidRequestError: _handles(_invalid_request),
     tokenplans.StorageUnavailableError: _handles(_storage_unavailable),
     tokenplans.AccountBusyError: _handles(_account_busy),

@@ -202,13 +202,15 @@ debit_receipts = Table(
     Column("version", BigInteger, nullable=False),
 )
 
-#: Holds, keyed by subject and the hold's id (ids are scoped to their subject). The
-#: (subject, status, created_at) index makes reading an account's open holds one range
-#: scan in order; (status, expires_at) finds the expired ones for a sweep.
+#: Holds, keyed by subject, the caller who placed the hold and its id (ids are scoped to
+#: both, like idempotency keys). The (subject, status, created_at) index makes reading an
+#: account's open holds one range scan in order; (status, expires_at) finds the expired
+#: ones for a sweep.
 holds = Table(
     "tokenplans_holds",
     metadata,
     Column("subject", ExactText(), primary_key=True),
+    Column("caller", ExactText(), primary_key=True),
     Column("hold_id", ExactText(), primary_key=True),
     Column("amount", BigInteger, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -218,6 +220,9 @@ holds = Table(
     Column("overage", BigInteger, nullable=False),
     Column("late", Boolean, nullable=False),
     Column("closed_at", UtcDateTime(), nullable=True),
+    # What was asked for beyond the amount (a digest of the estimated call); NULL for a
+    # plain amount and for holds placed before it was recorded.
+    Column("request", String(64), nullable=True),
 )
 Index(None, holds.c.subject, holds.c.status, holds.c.created_at)
 Index(None, holds.c.status, holds.c.expires_at)

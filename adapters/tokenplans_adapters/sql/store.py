@@ -209,9 +209,11 @@ class SqlAccountStore:
             ]
         )
 
-    def find_hold(self, subject: str, hold_id: str) -> Hold | None:
+    def find_hold(self, subject: str, hold_id: str, *, caller: str | None = None) -> Hold | None:
+        key = {"subject": subject, "caller": subject if caller is None else caller}
+
         def read(conn: Connection) -> Hold | None:
-            row = conn.execute(_FIND_HOLD, {"subject": subject, "hold_id": hold_id}).first()
+            row = conn.execute(_FIND_HOLD, {**key, "hold_id": hold_id}).first()
             return None if row is None else _hold_from_row(row)
 
         return self._read(read)
@@ -349,15 +351,18 @@ _INSERT_RECEIPT = insert(debit_receipts)
 _OPEN_HOLDS = (
     select(holds)
     .where(holds.c.subject == bindparam("subject"), holds.c.status == HoldStatus.OPEN.value)
-    .order_by(holds.c.created_at, holds.c.hold_id)
+    .order_by(holds.c.created_at, holds.c.caller, holds.c.hold_id)
 )
 _FIND_HOLD = select(holds).where(
-    holds.c.subject == bindparam("subject"), holds.c.hold_id == bindparam("hold_id")
+    holds.c.subject == bindparam("subject"),
+    holds.c.caller == bindparam("caller"),
+    holds.c.hold_id == bindparam("hold_id"),
 )
 _INSERT_HOLD = insert(holds)
 #: A hold's row replaced only while its status is still the one the decision read.
 _CLOSE_HOLD = update(holds).where(
     holds.c.subject == bindparam("b_subject"),
+    holds.c.caller == bindparam("b_caller"),
     holds.c.hold_id == bindparam("b_hold_id"),
     holds.c.status == bindparam("b_previous"),
 )
@@ -387,6 +392,7 @@ def _write_hold(conn: Connection, write: HoldWrite) -> None:
         _CLOSE_HOLD,
         {
             "b_subject": write.hold.subject,
+            "b_caller": write.hold.caller,
             "b_hold_id": write.hold.hold_id,
             "b_previous": write.previous.value,
             **values,

@@ -15,7 +15,7 @@ import attrs
 from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.errors import IdempotencyConflictError
 from tokenplans._values.ledger import Change, DebitReceipt
-from tokenplans._values.model_usage import PricedCall
+from tokenplans._values.model_usage import ModelUsage, PricedCall
 from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans._values.records import Record
@@ -77,11 +77,19 @@ def decide_debit(
     priced: PricedCall | None = None,
 ) -> Decision[DebitReceipt]:
     """Debit ``amount`` (the price of the ``priced`` call, if any), or replay ``first``
-    (the receipt stored for the key, if any). A retry is matched on its amount: a priced
-    one is the same request when it costs the same credits."""
+    (the receipt stored for the key, if any). A retry is the same request only when the
+    whole request matches: its amount, and for a priced one the model call (model and
+    every token count), not merely its credits."""
     if first is not None and idempotency_key is not None:
         if first.amount != amount:
             raise IdempotencyConflictError(idempotency_key, first.amount, amount)
+        if _call_of(first.priced) != _call_of(priced):
+            raise IdempotencyConflictError(
+                idempotency_key,
+                first.amount,
+                amount,
+                f"idempotency key {idempotency_key!r} was first used for another model call",
+            )
         return Decision(None, attrs.evolve(first, replayed=True))
     change = debit(
         account, amount, now, idempotency_key=idempotency_key, actor=actor, priced=priced
@@ -102,3 +110,7 @@ def decide_debit(
 def decide_grant(account: Account, now: datetime, *, amount: int, actor: str) -> Decision[Usage]:
     change = grant(account, amount, now, actor=actor)
     return Decision(change, Usage.of(change.account))
+
+
+def _call_of(priced: PricedCall | None) -> ModelUsage | None:
+    return None if priced is None else priced.usage

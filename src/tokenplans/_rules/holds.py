@@ -1,8 +1,11 @@
 """The hold rules and decisions: reserve, settle, release, and expiry in the roll-forward.
 
 - **reserve** succeeds only when the amount is at most what remains; then
-  ``token_held += amount``. A repeated id with the same amount returns the hold as it is
-  (open or closed) and reserves nothing; with another amount it is a conflict.
+  ``token_held += amount``. Holds are keyed by the caller who placed them and its id. A
+  repeated id with the same request (amount, and the estimate it was priced from) returns
+  the open hold and reserves nothing; with another request it is a conflict; a hold that
+  is already closed is :class:`AlreadyProcessedError`: a finished request never looks
+  like a fresh success.
 - **settle** closes an open hold: ``token_held -= held`` and ``token_used += amount``.
   Above the hold, the excess comes out of what remains, and whatever even that cannot
   cover is ``overage``: ``max(0, amount - held - remaining)``, remaining read just before
@@ -17,6 +20,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
@@ -25,12 +29,13 @@ import attrs
 
 from tokenplans._values.accounts import Account
 from tokenplans._values.errors import (
+    AlreadyProcessedError,
     HoldConflictError,
     HoldNotFoundError,
     InsufficientTokensError,
     TooManyHoldsError,
 )
-from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
+from tokenplans._values.holds import Hold, HoldKey, HoldStatus, HoldWrite
 from tokenplans._values.ledger import Change, EntryKind
 from tokenplans._values.limits import MAX_OPEN_HOLDS
 from tokenplans._values.model_usage import PricedCall
@@ -46,7 +51,7 @@ class HeldChange:
     ``now`` (expired ones included), and the writes of the holds it expired."""
 
     change: Change
-    holds: Mapping[str, Hold]
+    holds: Mapping[HoldKey, Hold]
     writes: tuple[HoldWrite, ...] = ()
 
 
@@ -56,10 +61,10 @@ def roll_forward_with_holds(
     """:func:`~tokenplans._rules.quota.roll_forward`, with the open ``holds`` expiring at
     their own instants in between: the resets due by a hold's expiry come first, so each
     entry's snapshot is the one the account had at its instant."""
-    known = {hold.hold_id: hold for hold in holds}
+    known = {hold.key: hold for hold in holds}
     due = sorted(
         (hold for hold in known.values() if hold.as_of(now) != hold),
-        key=lambda hold: (hold.expires_at, hold.hold_id),
+        key=lambda hold: (hold.expires_at, hold.caller, hold.hold_id),
     )
     change = Change(account)
     writes: list[HoldWrite] = []
@@ -67,7 +72,7 @@ def roll_forward_with_holds(
         change = change.then(partial(roll_forward, catalog=catalog, now=hold.expires_at))
         expired = hold.as_of(hold.expires_at)
         change = change.then(partial(_expire, hold=hold))
-        known[hold.hold_id] = expired
+        known[hold.key] = expired
         writes.append(HoldWrite(expired, HoldStatus.OPEN))
     change = change.then(lambda before: roll_forward(before, catalog, now))
     return HeldChange(change, known, tuple(writes))
@@ -92,7 +97,7 @@ def decide_reserve(
     account: Account,
     now: datetime,
     *,
-    holds: Mapping[str, Hold],
+    holds: Mapping[HoldKey, Hold],
     stored: Hold | None,
     hold_id: str,
     amount: int,
@@ -100,16 +105,21 @@ def decide_reserve(
     actor: str,
     priced: PricedCall | None = None,
 ) -> Decision[Hold]:
-    """Place a hold of ``amount`` for ``ttl_seconds``, or return the hold already placed
-    with this id (``holds``: the account's open holds as of now; ``stored``: the hold
-    with this id as stored, when it was not among them)."""
-    existing = holds.get(hold_id, stored)
+    """Place a hold of ``amount`` for ``ttl_seconds`` for ``actor``, or return the open
+    hold ``actor`` already placed with this id (``holds``: the account's open holds as of
+    now; ``stored``: the hold with this key as stored, when it was not among them)."""
+    request = request_of(priced)
+    existing = holds.get((actor, hold_id), stored)
     if existing is not None:
-        if existing.amount != amount:
+        if existing.amount != amount or not _same_request(existing.request, request):
             raise HoldConflictError(
                 existing,
-                f"hold {hold_id!r} was placed for {existing.amount} tokens, not {amount}",
+                f"hold {hold_id!r} was placed for another request"
+                if existing.amount == amount
+                else f"hold {hold_id!r} was placed for {existing.amount} tokens, not {amount}",
             )
+        if not existing.is_open:
+            raise AlreadyProcessedError(hold=existing)
         return Decision(None, attrs.evolve(existing, replayed=True))
     if amount > account.remaining:
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
@@ -117,10 +127,12 @@ def decide_reserve(
         raise TooManyHoldsError(MAX_OPEN_HOLDS)
     hold = Hold(
         subject=account.subject,
+        caller=actor,
         hold_id=hold_id,
         amount=amount,
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
+        request=request,
     )
     change = record(
         account,
@@ -141,15 +153,15 @@ def decide_settle(
     account: Account,
     now: datetime,
     *,
-    holds: Mapping[str, Hold],
-    stored: Hold | None,
+    found: Hold | None,
     hold_id: str,
     amount: int,
     actor: str,
     priced: PricedCall | None = None,
 ) -> Decision[Hold]:
-    """Settle the hold with the ``amount`` actually used (see the module docstring)."""
-    hold = _the_hold(holds, stored, hold_id)
+    """Settle the hold ``found`` (as of now) with the ``amount`` actually used (see the
+    module docstring); none found is :class:`HoldNotFoundError` for ``hold_id``."""
+    hold = _the_hold(found, hold_id)
     if hold.status is HoldStatus.SETTLED:
         if hold.settled == amount:
             return Decision(None, attrs.evolve(hold, replayed=True))
@@ -193,13 +205,13 @@ def decide_release(
     account: Account,
     now: datetime,
     *,
-    holds: Mapping[str, Hold],
-    stored: Hold | None,
+    found: Hold | None,
     hold_id: str,
     actor: str,
 ) -> Decision[Hold]:
-    """Release the hold with nothing used; an expired one is returned as it is."""
-    hold = _the_hold(holds, stored, hold_id)
+    """Release the hold ``found`` with nothing used; an expired one is returned as it
+    is."""
+    hold = _the_hold(found, hold_id)
     if hold.status is HoldStatus.SETTLED:
         raise HoldConflictError(hold, f"hold {hold_id!r} was settled")
     if hold.status is not HoldStatus.OPEN:  # released before, or expired: nothing to do
@@ -224,8 +236,24 @@ def decide_roll_forward(account: Account, _now: datetime, _facts: object) -> Dec
     return Decision(Change(account), account)
 
 
-def _the_hold(holds: Mapping[str, Hold], stored: Hold | None, hold_id: str) -> Hold:
-    hold = holds.get(hold_id, stored)
-    if hold is None:
+def _the_hold(found: Hold | None, hold_id: str) -> Hold:
+    if found is None:
         raise HoldNotFoundError(hold_id)
-    return hold
+    return found
+
+
+def request_of(priced: PricedCall | None) -> str | None:
+    """What identifies a priced request beyond its credits: the model call it was priced
+    from (model and every token count), as a short digest; ``None`` for a plain amount,
+    which its amount identifies."""
+    if priced is None:
+        return None
+    usage = priced.usage
+    text = "\x1f".join([usage.model, *(str(count) for count in usage.counts().values())])
+    return "call:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def _same_request(first: str | None, again: str | None) -> bool:
+    """A repeat is the same request when it describes the same call; a hold stored before
+    requests were recorded (``None``) is matched on its amount alone."""
+    return first is None or first == again

@@ -16,7 +16,7 @@ from tokenplans._rules.holds import HeldChange, roll_forward_with_holds
 from tokenplans._rules.quota import open_account
 from tokenplans._values.accounts import Account, as_utc
 from tokenplans._values.errors import AccountBusyError, WriteConflictError
-from tokenplans._values.holds import Hold
+from tokenplans._values.holds import Hold, HoldKey
 from tokenplans._values.limits import check_subject
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.records import one_write_per_hold
@@ -92,8 +92,8 @@ class AccountUpdater:
     def update_holding(
         self,
         subject: str,
-        decide: Callable[[Account, Mapping[str, Hold], datetime, F], Decision[T]],
-        fetch: Callable[[Mapping[str, Hold]], F],
+        decide: Callable[[Account, Mapping[HoldKey, Hold], datetime, F], Decision[T]],
+        fetch: Callable[[Mapping[HoldKey, Hold]], F],
     ) -> T:
         """:meth:`update` for a decision about holds: ``fetch`` and ``decide`` also get
         the holds that were open, as of now (see :meth:`view`), so a hold already read
@@ -110,8 +110,8 @@ class AccountUpdater:
     def _attempt(
         self,
         subject: str,
-        decide: Callable[[Account, Mapping[str, Hold], datetime, F], Decision[T]],
-        fetch: Callable[[Mapping[str, Hold]], F],
+        decide: Callable[[Account, Mapping[HoldKey, Hold], datetime, F], Decision[T]],
+        fetch: Callable[[Mapping[HoldKey, Hold]], F],
     ) -> T:
         """One read-roll-decide-commit; a lost race raises :class:`WriteConflictError`."""
         now = self.now()

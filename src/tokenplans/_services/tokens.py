@@ -31,7 +31,7 @@ from tokenplans._rules.holds import (
 from tokenplans._rules.permissions import check_can_debit, check_can_grant, check_can_read
 from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.errors import HoldNotFoundError, InvalidRequestError, TokenplansError
-from tokenplans._values.holds import Hold
+from tokenplans._values.holds import Hold, HoldKey
 from tokenplans._values.ledger import DebitReceipt
 from tokenplans._values.limits import (
     DEFAULT_HOLD_TTL_SECONDS,
@@ -52,6 +52,7 @@ from tokenplans._values.results import HistoryPage, PlanChange
 
 from .call_shape import subject_by_keyword
 from .loop import AccountUpdater, no_facts
+from .reservations import OnReplay, ReservationState, admit, check_on_replay
 
 
 class TokenService:
@@ -209,19 +210,22 @@ class TokenService:
         """Hold ``amount`` tokens, or the most a model call can cost (``estimate``: its
         model, prompt and ``max_output_tokens``; exactly one of the two), for
         ``ttl_seconds`` (1 s to 24 h), or raise :class:`InsufficientTokensError` changing
-        nothing. ``hold_id`` is yours (1-255 characters, unique per subject) or
-        generated; reserving an id again with the same amount returns its hold
-        (``replayed=True``) and holds nothing more."""
+        nothing. ``hold_id`` is yours (1-255 characters, unique per subject and caller)
+        or generated. Reserving an id again with the same request returns its open hold
+        (``replayed=True``) and holds nothing more; a hold already closed is
+        :class:`AlreadyProcessedError`, another request under the id a
+        :class:`HoldConflictError`."""
         subject = principal.subject if subject is None else subject
         check_can_debit(principal, subject)
         check_ttl(ttl_seconds)
         amount, priced = self._hold_for(amount, estimate)
         chosen = new_hold_id() if hold_id is None else check_hold_id(hold_id)
+        caller = principal.subject
 
-        def stored(holds: Mapping[str, Hold]) -> Hold | None:
-            if hold_id is None or chosen in holds:  # a generated id is new: no read
+        def stored(holds: Mapping[HoldKey, Hold]) -> Hold | None:
+            if hold_id is None or (caller, chosen) in holds:  # a generated id is new
                 return None
-            return self.store.find_hold(subject, chosen)
+            return self.store.find_hold(subject, chosen, caller=caller)
 
         hold = self._accounts.update_holding(
             subject,
@@ -233,7 +237,7 @@ class TokenService:
                 hold_id=chosen,
                 amount=amount,
                 ttl_seconds=ttl_seconds,
-                actor=principal.subject,
+                actor=caller,
                 priced=priced,
             ),
             stored,
@@ -248,60 +252,83 @@ class TokenService:
         *,
         usage: ModelUsage | None = None,
         subject: str | None = None,
+        caller: str | None = None,
     ) -> Hold:
         """Close the hold with the ``amount`` actually used, or the credits the call's
         ``usage`` costs (exactly one of the two; 0 or more, even above the hold: see the
         README's "Metering a model call"). The same settle again returns the first
-        result; any other close of a closed hold is a :class:`HoldConflictError`."""
+        result; any other close of a closed hold is a :class:`HoldConflictError`. Only
+        the caller who placed a hold, or an admin, closes it (see :meth:`hold` for which
+        hold an id names)."""
         subject = principal.subject if subject is None else subject
         check_can_debit(principal, subject)
         check_hold_id(hold_id)
         amount, priced = self._charge("settle", amount, usage, check_settle_amount)
         hold = self._accounts.update_holding(
             subject,
-            lambda account, holds, now, stored: decide_settle(
+            lambda account, _holds, now, found: decide_settle(
                 account,
                 now,
-                holds=holds,
-                stored=stored,
+                found=found,
                 hold_id=hold_id,
                 amount=amount,
                 actor=principal.subject,
                 priced=priced,
             ),
-            self._closed_hold(subject, hold_id),
+            self._hold_named(principal, subject, hold_id, caller),
         )
         return _answered(hold, priced)
 
-    def release(self, principal: Principal, hold_id: str, *, subject: str | None = None) -> Hold:
+    def release(
+        self,
+        principal: Principal,
+        hold_id: str,
+        *,
+        subject: str | None = None,
+        caller: str | None = None,
+    ) -> Hold:
         """Close the hold with nothing used; releasing again returns the first result, and
-        an expired hold is returned as it is."""
+        an expired hold is returned as it is. Only its caller, or an admin, closes it."""
         subject = principal.subject if subject is None else subject
         check_can_debit(principal, subject)
         check_hold_id(hold_id)
         return self._accounts.update_holding(
             subject,
-            lambda account, holds, now, stored: decide_release(
-                account, now, holds=holds, stored=stored, hold_id=hold_id, actor=principal.subject
+            lambda account, _holds, now, found: decide_release(
+                account, now, found=found, hold_id=hold_id, actor=principal.subject
             ),
-            self._closed_hold(subject, hold_id),
+            self._hold_named(principal, subject, hold_id, caller),
         )
 
     def holds(self, principal: Principal, *, subject: str | None = None) -> Sequence[Hold]:
-        """The subject's open holds as of now, oldest first."""
+        """The subject's open holds as of now, oldest first: those the principal placed,
+        or every caller's for an admin."""
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
         view = self._accounts.view(subject)
-        return [hold for hold in view.holds.values() if hold.is_open]
+        return [
+            hold
+            for hold in view.holds.values()
+            if hold.is_open and (principal.is_admin or hold.caller == principal.subject)
+        ]
 
-    def hold(self, principal: Principal, hold_id: str, *, subject: str | None = None) -> Hold:
-        """One of the subject's holds, in any status, as of now; unknown (or another
-        subject's) is :class:`HoldNotFoundError`."""
+    def hold(
+        self,
+        principal: Principal,
+        hold_id: str,
+        *,
+        subject: str | None = None,
+        caller: str | None = None,
+    ) -> Hold:
+        """One of the subject's holds, in any status, as of now. An id names the hold the
+        principal placed under it; an admin acting for a subject falls back to the
+        subject's own hold, and may name another caller's with ``caller``. Anything else
+        (another caller's, another subject's, unknown) is :class:`HoldNotFoundError`."""
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
         check_hold_id(hold_id)
         view = self._accounts.view(subject)
-        found = view.holds.get(hold_id) or self.store.find_hold(subject, hold_id)
+        found = self._hold_named(principal, subject, hold_id, caller)(view.holds)
         if found is None:
             raise HoldNotFoundError(hold_id)
         return found.as_of(self._accounts.now())
@@ -316,31 +343,43 @@ class TokenService:
         hold_id: str | None = None,
         ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
         subject: str | None = None,
+        on_replay: OnReplay = "refuse",
     ) -> Iterator[Reservation]:
-        """Reserve ``amount`` (or from an ``estimate``) for the block; settle inside it
-        with what was used (``reservation.settle(n)`` or ``settle(usage=...)``). Left by
-        an exception, or without a settle, the hold is released, so an aborted call frees
-        its tokens at once."""
+        """Reserve ``amount`` (or from an ``estimate``) for the block, which is one
+        request: settle inside it with what was used (``reservation.settle(n)`` or
+        ``settle(usage=...)``), or report as a stream goes (``reservation.report(n)``,
+        cumulative). Left without a settle, by an exception or not, the hold is settled
+        with the last report, else released, so an aborted call pays for what it
+        delivered and frees the rest at once.
+
+        A ``hold_id`` that names a hold another request placed is a duplicate, refused
+        before the block runs: :class:`RequestInProgressError` while that hold is open,
+        :class:`AlreadyProcessedError` once it is closed. With ``on_replay="call"`` the
+        block runs instead, with ``reservation.replayed`` true: answer from your own
+        record of the first response, never by calling the model again. A duplicate's
+        block never closes the first request's hold."""
         subject = principal.subject if subject is None else subject
-        hold = self.reserve(
-            principal,
-            amount,
-            estimate=estimate,
-            hold_id=hold_id,
-            ttl_seconds=ttl_seconds,
-            subject=subject,
+        state = admit(
+            lambda: self.reserve(
+                principal,
+                amount,
+                estimate=estimate,
+                hold_id=hold_id,
+                ttl_seconds=ttl_seconds,
+                subject=subject,
+            ),
+            check_on_replay(on_replay),
+            self._accounts.now,
         )
-        reservation = Reservation(self, principal, subject, hold)
+        reservation = Reservation(self, principal, subject, state)
         try:
             yield reservation
         except BaseException:
-            if reservation.hold.is_open:
-                # The block's own error matters more; an unreleased hold still expires.
-                with suppress(TokenplansError):
-                    reservation.release()
+            # The block's own error matters more; an unclosed hold still expires.
+            with suppress(TokenplansError):
+                reservation.close()
             raise
-        if reservation.hold.is_open:
-            reservation.release()
+        reservation.close()
 
     def sweep_expired_holds(self, principal: Principal, *, limit: int = 1000) -> Sequence[str]:
         """Admin only: write the due expiries of up to ``limit`` accounts whose expired
@@ -390,14 +429,28 @@ class TokenService:
         )
         return _priced(estimate.as_usage(), quote)
 
-    def _closed_hold(
-        self, subject: str, hold_id: str
-    ) -> Callable[[Mapping[str, Hold]], Hold | None]:
-        """The fetch of a settle or release: the stored hold, read only when it was not
-        among the open holds read with the account."""
+    def _hold_named(
+        self, principal: Principal, subject: str, hold_id: str, caller: str | None
+    ) -> Callable[[Mapping[HoldKey, Hold]], Hold | None]:
+        """The fetch of the hold ``hold_id`` names for ``principal`` (see :meth:`hold`):
+        from the open holds read with the account, else from the store."""
+        if caller is not None and caller != principal.subject and not principal.is_admin:
+            callers: tuple[str, ...] = ()  # another caller's hold: not the user's to see
+        elif caller is not None:
+            callers = (caller,)
+        elif principal.is_admin and principal.subject != subject:
+            callers = (principal.subject, subject)
+        else:
+            callers = (principal.subject,)
 
-        def fetch(holds: Mapping[str, Hold]) -> Hold | None:
-            return None if hold_id in holds else self.store.find_hold(subject, hold_id)
+        def fetch(holds: Mapping[HoldKey, Hold]) -> Hold | None:
+            for who in callers:
+                found = holds.get((who, hold_id)) or self.store.find_hold(
+                    subject, hold_id, caller=who
+                )
+                if found is not None:
+                    return found
+            return None
 
         return fetch
 
@@ -423,27 +476,58 @@ def new_hold_id() -> str:
 
 
 class Reservation:
-    """The hold of a :meth:`TokenService.holding` block: ``settle`` or ``release`` it."""
+    """The hold of a :meth:`TokenService.holding` block: ``settle`` it, ``report`` what a
+    stream used so far, or ``release`` it. ``replayed`` says the hold is another
+    request's (the block was let run by ``on_replay="call"``): leave it alone."""
 
-    def __init__(self, service: TokenService, principal: Principal, subject: str, hold: Hold):
+    def __init__(
+        self, service: TokenService, principal: Principal, subject: str, state: ReservationState
+    ) -> None:
         self._service = service
         self._principal = principal
         self._subject = subject
-        self.hold = hold
+        self._state = state
+
+    @property
+    def hold(self) -> Hold:
+        return self._state.hold
 
     @property
     def hold_id(self) -> str:
         return self.hold.hold_id
 
+    @property
+    def replayed(self) -> bool:
+        return self._state.replayed
+
     def settle(self, amount: int | None = None, *, usage: ModelUsage | None = None) -> Hold:
         """Settle with the tokens actually used, or the call's ``usage`` to price; the
         block then leaves the hold alone."""
-        self.hold = self._service.settle(
+        self._state.hold = self._service.settle(
             self._principal, self.hold_id, amount, usage=usage, subject=self._subject
         )
         return self.hold
 
+    def report(self, amount: int | None = None, *, usage: ModelUsage | None = None) -> None:
+        """What the call has used so far, cumulative (each report replaces the last):
+        settled when the block ends without a settle, however it ends. Writes nothing."""
+        self._state.report(amount, usage)
+
     def release(self) -> Hold:
         """Release now, with nothing used."""
-        self.hold = self._service.release(self._principal, self.hold_id, subject=self._subject)
+        self._state.hold = self._service.release(
+            self._principal, self.hold_id, subject=self._subject
+        )
         return self.hold
+
+    def close(self) -> None:
+        """What leaving the block does: settle the last report, or release; nothing for
+        a hold already closed or placed by another request."""
+        closing = self._state.closing()
+        if closing is None:
+            return
+        amount, usage = closing
+        if amount is None and usage is None:
+            self.release()
+        else:
+            self.settle(amount, usage=usage)

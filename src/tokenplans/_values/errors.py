@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .holds import Hold
+    from .ledger import DebitReceipt
 
 
 class TokenplansError(Exception):
@@ -57,9 +58,12 @@ class InsufficientTokensError(TokenplansError):
 class IdempotencyConflictError(TokenplansError):
     """An idempotency key was reused for a different request."""
 
-    def __init__(self, key: str, first_amount: int, amount: int) -> None:
+    def __init__(
+        self, key: str, first_amount: int, amount: int, message: str | None = None
+    ) -> None:
         super().__init__(
-            f"idempotency key {key!r} was first used for {first_amount} tokens, not {amount}"
+            message
+            or f"idempotency key {key!r} was first used for {first_amount} tokens, not {amount}"
         )
         self.key = key
         self.first_amount = first_amount
@@ -83,6 +87,41 @@ class HoldConflictError(TokenplansError):
     def __init__(self, hold: Hold, message: str) -> None:
         super().__init__(message)
         self.hold = hold
+
+
+class DuplicateRequestError(TokenplansError):
+    """A request whose hold id or idempotency key names one already made, refused before
+    it is performed again (a host endpoint must not call the model twice). ``hold`` or
+    ``receipt`` is what the first request left; nothing was changed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hold: Hold | None = None,
+        receipt: DebitReceipt | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.hold = hold
+        self.receipt = receipt
+
+
+class RequestInProgressError(DuplicateRequestError):
+    """The first request with this hold id is still in flight: its hold is open (or its
+    process died and the hold waits for its expiry). Retry after ``retry_after_seconds``."""
+
+    def __init__(self, hold: Hold, retry_after_seconds: int) -> None:
+        super().__init__(f"request {hold.hold_id!r} is in progress", hold=hold)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class AlreadyProcessedError(DuplicateRequestError):
+    """The first request with this hold id or idempotency key has finished: its hold is
+    closed, or its debit is remembered. Its result is on ``hold`` or ``receipt``."""
+
+    def __init__(self, *, hold: Hold | None = None, receipt: DebitReceipt | None = None) -> None:
+        name = hold.hold_id if hold is not None else receipt.idempotency_key if receipt else ""
+        super().__init__(f"request {name!r} was already processed", hold=hold, receipt=receipt)
 
 
 class TooManyHoldsError(TokenplansError):

@@ -1,6 +1,9 @@
 """Holds: tokens reserved before a model call and settled with the actual count after.
 
-A hold is a durable record with an identity, scoped to its subject. It is placed open
+A hold is a durable record with an identity, scoped to its subject *and* the caller who
+placed it (the user itself, or an admin or back end acting for it): the same id sent by
+two callers names two holds, so a user can neither pre-claim nor close the holds its back
+end places. Only that caller, or an admin, closes a hold. It is placed open
 and closed at most once: settled (its tokens used, possibly more or less than held),
 released (nothing used) or expired (its ``expires_at`` passed while it was open). An
 expired hold may still be settled late: the call did happen, so its tokens are charged.
@@ -26,9 +29,18 @@ class HoldStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+#: A hold's identity within its subject: who placed it, and the id they gave it.
+HoldKey = tuple[str, str]
+
+
 @attrs.frozen
 class Hold:
-    """One reservation of ``amount`` tokens for ``subject``, open until ``expires_at``.
+    """One reservation of ``amount`` tokens for ``subject``, open until ``expires_at``,
+    placed by ``caller`` (the subject of the principal who reserved it).
+
+    ``request`` identifies what was asked for (the amount, or the model call an estimate
+    described): a repeated reserve is the same request only when it matches, not merely
+    when it costs the same. ``None`` on holds stored before it was recorded.
 
     Once settled, ``settled`` is the amount charged and ``overage`` the part of it beyond
     what was held and remaining (it may push ``token_used`` above the quota); ``late`` says
@@ -39,6 +51,7 @@ class Hold:
     """
 
     subject: str
+    caller: str
     hold_id: str
     amount: int
     created_at: datetime
@@ -48,8 +61,13 @@ class Hold:
     overage: int = 0
     late: bool = False
     closed_at: datetime | None = None
+    request: str | None = None
     replayed: bool = attrs.field(default=False, eq=False)
     priced: PricedCall | None = attrs.field(default=None, eq=False)
+
+    @property
+    def key(self) -> HoldKey:
+        return (self.caller, self.hold_id)
 
     @property
     def is_open(self) -> bool:

@@ -17,13 +17,13 @@ Record = DebitReceipt | Payment | HandledEvent | HoldWrite
 def one_write_per_hold(records: tuple[Record, ...]) -> tuple[Record, ...]:
     """The records with one write per hold: a hold expired by the roll-forward and settled
     late in the same commit is written once, from its stored status to its final one."""
-    merged: dict[tuple[str, str], HoldWrite] = {}
+    merged: dict[tuple[str, str, str], HoldWrite] = {}
     others: list[Record] = []
     for record in records:
         if not isinstance(record, HoldWrite):
             others.append(record)
             continue
-        key = (record.hold.subject, record.hold.hold_id)
+        key = (record.hold.subject, *record.hold.key)
         first = merged.get(key)
         merged[key] = record if first is None else HoldWrite(record.hold, first.previous)
     return (*others, *merged.values())

@@ -84,6 +84,7 @@ def hold_fields(hold: Hold) -> dict[str, Any]:
     """The hold's own facts (``replayed`` aside: it belongs to an answer, not a hold)."""
     return {
         "hold_id": hold.hold_id,
+        "placed_by": hold.caller,
         "status": hold.status.value,
         "amount": hold.amount,
         "created_at": iso(hold.created_at),
@@ -253,6 +254,14 @@ HOLD_ID_PARAMETER = {
 
 _HOLD_PROPERTIES: dict[str, Any] = {
     "hold_id": _HOLD_ID,
+    "placed_by": {
+        "type": "string",
+        "description": (
+            "The subject of the caller who placed the hold (the user, or an admin or back "
+            "end acting for it): hold ids are scoped to it, and only it or an admin closes "
+            "the hold."
+        ),
+    },
     "status": {"type": "string", "enum": [status.value for status in HoldStatus]},
     "amount": CHARGED,
     "created_at": TIME,
@@ -291,10 +300,22 @@ _CONFLICT_ON_RESERVE = {
     "201": response("The hold, just placed, and the usage after it.", "HoldAnswer"),
     "409": {
         "description": (
-            "The id is already a hold of another amount (`hold conflict`), or the "
-            f"account already has {MAX_OPEN_HOLDS} open holds (`too many open holds`)."
+            "The id is already your hold for another request (`hold conflict`), your "
+            "hold under this id is closed (`already processed`: never treat it as a "
+            f"fresh hold), or the account already has {MAX_OPEN_HOLDS} open holds "
+            "(`too many open holds`)."
         ),
-        "content": {JSON: {"schema": {"anyOf": [ref("HoldConflict"), ref("TooManyHolds")]}}},
+        "content": {
+            JSON: {
+                "schema": {
+                    "anyOf": [
+                        ref("HoldConflict"),
+                        ref("AlreadyProcessed"),
+                        ref("TooManyHolds"),
+                    ]
+                }
+            }
+        },
     },
 }
 
@@ -337,7 +358,8 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
                 "estimate": nullable(ref("Estimate")),
                 "hold_id": {
                     **nullable(_HOLD_ID),
-                    "description": "Yours, unique per subject; generated when omitted.",
+                    "description": "Yours, unique per subject and caller (use an "
+                    "unguessable one, e.g. a UUID); generated when omitted.",
                 },
                 "ttl_seconds": {
                     **nullable(
@@ -376,6 +398,36 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
                 "status": _HOLD_PROPERTIES["status"],
                 "amount": CHARGED,
                 "settled": nullable(COUNT),
+                "message": {"type": "string"},
+            },
+        },
+        "AlreadyProcessed": {
+            "type": "object",
+            "required": ["error", "status"],
+            "description": "The first request with this hold id or idempotency key has "
+            "finished; its result is here and nothing was done again.",
+            "properties": {
+                "error": {"const": "already processed"},
+                "hold_id": {"type": "string"},
+                "idempotency_key": {"type": "string"},
+                "status": {
+                    "type": "string",
+                    "enum": [*(s.value for s in HoldStatus if s is not HoldStatus.OPEN), "debited"],
+                },
+                "settled": nullable(COUNT),
+                "amount": CHARGED,
+                "message": {"type": "string"},
+            },
+        },
+        "RequestInProgress": {
+            "type": "object",
+            "required": ["error", "hold_id", "expires_at"],
+            "description": "The first request with this hold id is still in flight (its "
+            "hold is open); retry after `Retry-After` seconds.",
+            "properties": {
+                "error": {"const": "request in progress"},
+                "hold_id": {"type": "string"},
+                "expires_at": TIME,
                 "message": {"type": "string"},
             },
         },
