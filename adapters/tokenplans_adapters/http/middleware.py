@@ -20,7 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BodyTimeoutError, BodyTooLargeError, json_error
+from .errors import BodyTimeoutError, BodyTooLargeError, escaped, json_error
 
 logger = logging.getLogger("tokenplans_adapters.http")
 
@@ -77,8 +77,8 @@ class RequestIdMiddleware:
         except Exception:
             logger.exception(
                 "unhandled error in %s %s (request id %s)",
-                scope.get("method"),
-                scope.get("path"),
+                escaped(str(scope.get("method"))),
+                escaped(str(scope.get("path"))),
                 request_id,
             )
             if started:  # too late for a clean answer: let the server drop the connection
