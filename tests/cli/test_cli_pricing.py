@@ -30,8 +30,8 @@ INVALID_BOOKS = [
         'version = "v1"\n[models."o3"]\ninput = 1\noutput = 2\nreasonning = 3\n',
         "model 'o3': unknown field(s) ['reasonning']",
     ),
-    ('version = "v1"\n[models.default]\ninput = "1e3"\noutput = 2\n', "field 'input'"),
-    ("[models.default]\ninput = 1\noutput = 2\n", 'field "version" is required'),
+    ('version = "v1"\n[models."*"]\ninput = "1e3"\noutput = 2\n', "field 'input'"),
+    ('[models."*"]\ninput = 1\noutput = 2\n', 'field "version" is required'),
 ]
 
 

@@ -103,3 +103,17 @@ def test_the_starlette_variant(example: dict[str, Any]) -> None:
     assert summarised.json() == {"remaining": 900}
     assert (refused.status_code, refused.json()) == (401, {"error": "unauthorized"})
     assert client.get("/billing/api/tokens/usage", headers=_alice()).json()["token_used"] == 100
+
+
+def test_the_chat_route_bills_the_servers_model_whatever_the_client_names(
+    example: dict[str, Any],
+) -> None:
+    client = TestClient(example["app"])
+
+    answer = client.post(
+        "/chat", headers=_alice(), json={"prompt": "hello", "max_tokens": 10, "model": "cheap-1"}
+    )
+
+    assert answer.status_code == 200
+    ledger = client.get("/billing/api/tokens/ledger", headers=_alice()).json()["entries"]
+    assert {entry["usage"]["model"] for entry in ledger[:2]} == {example["MODEL"]} == {"gpt-4o"}
