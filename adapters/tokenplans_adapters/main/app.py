@@ -109,6 +109,7 @@ def build_app(settings: Settings) -> Starlette:
         cors_origins=settings.cors_origins,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_seconds=settings.body_timeout_seconds,
+        max_concurrent_per_subject=settings.max_concurrent_per_subject,
         readiness=store.check_ready,
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",

@@ -61,6 +61,7 @@ class Settings:
     base_url: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
+    max_concurrent_per_subject: int = 0  # 0: no limit
     # -- catalog
     plans_file: Path | None = None
     # -- pricing model calls (neither: one credit per counted token)
@@ -104,6 +105,9 @@ class Settings:
             max_body_bytes=values.integer("TOKENPLANS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             body_timeout_seconds=values.integer(
                 "TOKENPLANS_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
+            ),
+            max_concurrent_per_subject=values.integer(
+                "TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT", 0, minimum=0
             ),
             plans_file=_path(values.get("TOKENPLANS_PLANS_FILE")),
             **_pricing(values),
@@ -207,12 +211,13 @@ class _Values:
             return False
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
-    def integer(self, name: str, default: int) -> int:
+    def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
         value = self.get(name)
         if value is None:
             return default
-        if not value.isdecimal() or int(value) <= 0:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not value.isdecimal() or int(value) < minimum:
+            kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise ConfigError(f"{name} must be {kind}, got {value!r}")
         return int(value)
 
 
