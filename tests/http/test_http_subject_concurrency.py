@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +13,8 @@ from gated_store import GatedStore, until
 from http_support import ALICE, BOB, ROOT, build_app
 from starlette.testclient import TestClient
 
+from tokenplans_adapters.http.middleware import SubjectConcurrencyMiddleware
+from tokenplans_adapters.main.app import build_app as build_configured_app
 from tokenplans_adapters.main.config import ConfigError, Settings
 
 LIMIT = 2
@@ -98,3 +101,16 @@ def test_the_setting_reads_zero_as_off(value: str, expected: int) -> None:
 def test_a_bad_setting_is_refused_naming_it(value: str) -> None:
     with pytest.raises(ConfigError, match="TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT"):
         Settings.from_env({"TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT": value}, env_file=None)
+
+
+def test_the_composition_root_passes_the_setting_to_the_app(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}",
+        jwt_secret="s" * 48,
+        max_concurrent_per_subject=3,
+    )
+
+    app = build_configured_app(settings)
+
+    (limiter,) = [m for m in app.user_middleware if m.cls is SubjectConcurrencyMiddleware]
+    assert limiter.kwargs == {"limit": 3}
