@@ -277,13 +277,13 @@ def model_usages(model: str = "gpt-4o") -> st.SearchStrategy[ModelUsage]:
 
 @st.composite
 def price_book_mappings(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid book pricing ``gpt-4o`` (some optional rates unset) and a default."""
+    """A valid book pricing ``gpt-4o`` (some optional rates unset) and a catch-all "*"."""
     entry = {"input": draw(book_rates), "output": draw(book_rates)}
     for optional in ("cache_read", "cache_write", "reasoning"):
         if draw(st.booleans()):
             entry[optional] = draw(book_rates)
     default = {"input": draw(book_rates), "output": draw(book_rates)}
-    return {"version": "test", "models": {"gpt-4o": entry, "default": default}}
+    return {"version": "test", "models": {"gpt-4o": entry, "*": default}}
 
 
 @st.composite

@@ -14,7 +14,7 @@ clock = SettableClock(datetime(2026, 1, 15, tzinfo=UTC))  # SystemClock() in pro
 service = TokenService(InMemoryStore(), PlanCatalog.default(), clock)
 alice, admin = Principal("alice"), Principal("ops", {ADMIN_SCOPE})
 
-service.consume(alice, 300, idempotency_key="chat-42")  # a retry with the key debits once
+service.consume(alice, 300, idempotency_key="chat-7f3a9c")  # a retry with the key debits once
 assert service.usage(alice).remaining == 700  # basic: 1000 tokens a month
 
 change = service.set_plan(admin, "standard", subject="alice")  # users upgrade by paying

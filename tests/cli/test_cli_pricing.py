@@ -30,8 +30,8 @@ INVALID_BOOKS = [
         'version = "v1"\n[models."o3"]\ninput = 1\noutput = 2\nreasonning = 3\n',
         "model 'o3': unknown field(s) ['reasonning']",
     ),
-    ('version = "v1"\n[models.default]\ninput = "1e3"\noutput = 2\n', "field 'input'"),
-    ("[models.default]\ninput = 1\noutput = 2\n", 'field "version" is required'),
+    ('version = "v1"\n[models."*"]\ninput = "1e3"\noutput = 2\n', "field 'input'"),
+    ('[models."*"]\ninput = 1\noutput = 2\n', 'field "version" is required'),
 ]
 
 
@@ -159,6 +159,41 @@ def test_serve_refuses_both_sources_of_prices_in_one_line(workdir: Path) -> None
 
     assert done.returncode == 2
     assert "TOKENPLANS_PRICE_BOOK and TOKENPLANS_PRICES are both set" in done.stderr
+
+
+def test_serve_refuses_an_unknown_priced_model_in_one_line(workdir: Path) -> None:
+    done = run_console(
+        "serve",
+        "--dev",
+        "--port",
+        "18793",
+        cwd=workdir,
+        env={
+            "TOKENPLANS_PRICES": "genai-prices",
+            "TOKENPLANS_CREDITS_PER_USD": "1000",
+            "TOKENPLANS_PRICED_MODELS": "gpt-4o, gpt-4oo",
+        },
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("tokenplans: error: TOKENPLANS_PRICED_MODELS: 'gpt-4oo' ")
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+    assert not (workdir / "tokenplans.sqlite3").exists()  # refused before anything started
+
+
+def test_an_unknown_priced_model_is_a_config_error_naming_the_variable() -> None:
+    settings = Settings.from_env(
+        {
+            "TOKENPLANS_PRICES": "genai-prices",
+            "TOKENPLANS_CREDITS_PER_USD": "1000",
+            "TOKENPLANS_PRICED_MODELS": "no-such-model",
+        },
+        env_file=None,
+    )
+
+    with pytest.raises(ConfigError, match="TOKENPLANS_PRICED_MODELS: 'no-such-model' is not"):
+        build_pricer(settings)
 
 
 def test_a_missing_price_book_file_fails_naming_it(workdir: Path) -> None:

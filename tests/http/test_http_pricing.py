@@ -201,7 +201,7 @@ def test_the_active_price_book_is_public(priced: TestClient) -> None:
     assert response.status_code == 200
     answer = response.json()
     assert (answer["kind"], answer["version"]) == ("price_book", "2026-12-01")
-    assert answer["models"]["default"] == {
+    assert answer["models"]["*"] == {
         "input": "0.15",
         "output": "0.6",
         "cache_read": "0.15",
@@ -215,7 +215,7 @@ def test_without_a_price_book_the_pricing_says_one_credit_per_token() -> None:
     answer = TestClient(app_with(None)).get("/api/pricing").json()
 
     assert (answer["kind"], answer["version"]) == ("unit", "unit")
-    assert answer["models"]["default"]["input"] == "1000000"
+    assert answer["models"]["*"]["input"] == "1000000"
 
 
 HOLDS = "/api/tokens/holds"

@@ -8,13 +8,15 @@ without one line per failed request.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from db_backends import SQL_BACKENDS, backend_param, backend_url
 from fake_monotonic import FakeMonotonic
 from http_support import ALICE, build_app, identity
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, make_url, text
 from starlette.testclient import TestClient
 
 from tokenplans import Account, PlanCatalog, StorageUnavailableError, TokenService
@@ -25,6 +27,7 @@ from tokenplans_adapters.main.app import build_app as build_configured_app
 from tokenplans_adapters.main.config import Settings
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 from tokenplans_adapters.sql.migrate import VERSION_TABLE, head_revisions
+from tokenplans_adapters.sql.schema import metadata
 
 SCHEMA_MISSING = "schema missing: run `tokenplans db upgrade`"
 
@@ -202,3 +205,85 @@ def test_the_rate_limit_is_per_cause() -> None:
 
     assert logged == [True, False, True, False, False]
     assert records == ["down", "busy"]
+
+
+# -- a table gone from under a running server ---------------------------------------------
+
+
+@pytest.fixture(params=[backend_param(backend) for backend in SQL_BACKENDS])
+def throwaway_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of this test's own, whose tables it may drop: a fresh SQLite file; on
+    PostgreSQL a schema of its own (through ``search_path``), on MariaDB/MySQL a
+    database of its own, beside the one the other tests share and dropped after."""
+    backend: str = request.param
+    url = make_url(backend_url(backend, tmp_path))
+    if backend == "sqlite":
+        yield url.render_as_string(hide_password=False)
+        return
+    name = f"{url.database}_ready_{secrets.token_hex(4)}"
+    admin = make_engine(url)
+    create, drop = (
+        (f"CREATE SCHEMA {name}", f"DROP SCHEMA {name} CASCADE")
+        if backend == "postgres"
+        else (f"CREATE DATABASE {name}", f"DROP DATABASE {name}")
+    )
+    with admin.begin() as conn:
+        conn.execute(text(create))
+    own = (
+        url.update_query_dict({"options": f"-csearch_path={name}"})
+        if backend == "postgres"
+        else url.set(database=name)
+    )
+    try:
+        yield own.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(drop))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("table", ["tokenplans_accounts", "tokenplans_holds"])
+def test_readiness_is_503_naming_a_table_dropped_under_a_ready_server(
+    throwaway_url: str, table: str
+) -> None:
+    engine = make_engine(throwaway_url)
+    try:
+        upgrade_schema(engine)
+        client = _client(engine)
+        before = client.get("/api/health/ready")  # the schema is current: remembered
+
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE {table}"))
+        after = client.get("/api/health/ready")
+    finally:
+        engine.dispose()
+
+    assert before.status_code == 200
+    assert (after.status_code, after.json()) == (
+        503,
+        {
+            "error": "database not ready",
+            "status": "unavailable",
+            "database": "not ready",
+            "message": f"table {table} is missing or cannot be read",
+        },
+    )
+
+
+def test_readiness_reads_every_table_in_one_statement(fresh_engine: Engine) -> None:
+    upgrade_schema(fresh_engine)
+    store = SqlAccountStore(fresh_engine)
+    assert store.check_ready() is None  # the schema is now known to be current
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(fresh_engine, "before_cursor_execute", count)
+    try:
+        assert store.check_ready() is None
+    finally:
+        event.remove(fresh_engine, "before_cursor_execute", count)
+
+    (statement,) = statements
+    assert all(table.name in statement for table in metadata.sorted_tables)

@@ -57,21 +57,21 @@ def test_each_kind_of_token_is_charged_at_its_own_rate() -> None:
 
 def test_the_total_is_rounded_up_once_per_call_not_once_per_field() -> None:
     # Half a credit of each of the five kinds: 2.5 credits, charged as 3 (per field: 5).
-    pricer = book(default={"input": 1, "output": 1})
+    pricer = book(**{"*": {"input": 1, "output": 1}})
     usage = ModelUsage("any", 500_000, 500_000, 500_000, 500_000, 500_000)
 
     assert pricer.price(usage).credits == 3
 
 
 def test_a_call_costing_a_sliver_of_a_credit_costs_one_and_nothing_costs_nothing() -> None:
-    pricer = book(default={"input": "0.15", "output": "0.6"})
+    pricer = book(**{"*": {"input": "0.15", "output": "0.6"}})
 
     assert pricer.price(ModelUsage("any", 1, 0)).credits == 1
     assert pricer.price(ModelUsage("any", 0, 0)).credits == 0
 
 
 def test_huge_counts_are_priced_exactly() -> None:
-    pricer = book(default={"input": "0.15", "output": "0.6"})
+    pricer = book(**{"*": {"input": "0.15", "output": "0.6"}})
 
     assert pricer.price(ModelUsage("any", 10**12, 0)).credits == 150_000
     assert pricer.price(ModelUsage("any", 10**12, 10**12)).credits == 750_000
@@ -80,16 +80,14 @@ def test_huge_counts_are_priced_exactly() -> None:
 def test_floats_in_a_book_file_are_read_through_their_decimal_text(tmp_path: Path) -> None:
     # As a binary float 0.1 is slightly above a tenth: 10**12 tokens would cost 100001.
     toml = tmp_path / "prices.toml"
-    toml.write_text('version = "v"\n[models.default]\ninput = 0.1\noutput = 0.1\n')
+    toml.write_text('version = "v"\n[models."*"]\ninput = 0.1\noutput = 0.1\n')
     as_json = tmp_path / "prices.json"
-    as_json.write_text(
-        json.dumps({"version": "v", "models": {"default": {"input": 0.1, "output": 0.1}}})
-    )
+    as_json.write_text(json.dumps({"version": "v", "models": {"*": {"input": 0.1, "output": 0.1}}}))
     usage = ModelUsage("any", 10**12, 0)
 
     assert PriceBook.from_file(toml).price(usage).credits == 100_000
     assert PriceBook.from_file(as_json).price(usage).credits == 100_000
-    assert book(default={"input": 0.1, "output": 0.1}).price(usage).credits == 100_000
+    assert book(**{"*": {"input": 0.1, "output": 0.1}}).price(usage).credits == 100_000
 
 
 def test_unset_cache_rates_fall_back_to_input_and_reasoning_to_output() -> None:
@@ -99,11 +97,11 @@ def test_unset_cache_rates_fall_back_to_input_and_reasoning_to_output() -> None:
 
 
 def test_a_model_not_in_the_book_is_priced_at_default() -> None:
-    pricer = book(**{"gpt-4o": GPT_4O}, default={"input": 1, "output": 2})
+    pricer = book(**{"gpt-4o": GPT_4O, "*": {"input": 1, "output": 2}})
 
     quote = pricer.price(ModelUsage("mistral-large", 10**6, 10**6))
 
-    assert (quote.credits, quote.priced_as, quote.model) == (3, "default", "mistral-large")
+    assert (quote.credits, quote.priced_as, quote.model) == (3, "*", "mistral-large")
 
 
 def test_an_unknown_model_without_default_is_refused() -> None:
@@ -131,7 +129,7 @@ def test_the_example_book_in_the_docs_loads_and_prices() -> None:
     # 1000 x 3000 + 10000 x 300 + 2000 x 3750 + 400 x 15000 = 19.5 million: 19.5 credits
     assert pricer.price(usage).credits == 20
     assert pricer.version == "2026-12-01"
-    assert pricer.describe()["models"]["default"] == {
+    assert pricer.describe()["models"]["*"] == {
         "input": "0.15",
         "output": "0.6",
         "cache_read": "0.15",
@@ -225,7 +223,7 @@ def test_an_invalid_book_fails_at_load_naming_the_model_and_field(mapping: Any, 
 
 def test_an_unquoted_toml_date_as_version_is_refused_with_a_hint(tmp_path: Path) -> None:
     path = tmp_path / "prices.toml"
-    path.write_text("version = 2026-12-01\n[models.default]\ninput = 1\noutput = 1\n")
+    path.write_text('version = 2026-12-01\n[models."*"]\ninput = 1\noutput = 1\n')
 
     with pytest.raises(PriceBookError, match="must be a quoted string"):
         PriceBook.from_file(path)
@@ -270,7 +268,7 @@ def test_estimate_refuses_counts_that_are_not_tokens(
     input_tokens: Any, max_output_tokens: Any, named: str
 ) -> None:
     with pytest.raises(InvalidRequestError, match=named):
-        book(default={"input": 1, "output": 1}).estimate("m", input_tokens, max_output_tokens)
+        book(**{"*": {"input": 1, "output": 1}}).estimate("m", input_tokens, max_output_tokens)
 
 
 def test_without_a_price_book_every_counted_token_costs_one_credit() -> None:
@@ -282,7 +280,7 @@ def test_without_a_price_book_every_counted_token_costs_one_credit() -> None:
     assert pricer.price(usage).credits == 1507
     assert pricer.price(usage).price_version == "unit"
     assert pricer.estimate("anything", 1000, 256).credits == 1256
-    assert pricer.describe()["models"]["default"]["input"] == "1000000"
+    assert pricer.describe()["models"]["*"]["input"] == "1000000"
 
 
 # --------------------------------------------------------------------------- properties

@@ -130,7 +130,7 @@ def test_a_usage_that_is_not_a_model_usage_is_refused() -> None:
 
 def test_a_call_costing_more_than_one_request_may_charge_is_refused() -> None:
     dear = PriceBook.from_mapping(
-        {"version": "v1", "models": {"default": {"input": 10**12, "output": 10**12}}}
+        {"version": "v1", "models": {"*": {"input": 10**12, "output": 10**12}}}
     )
     service = service_with(dear)
 

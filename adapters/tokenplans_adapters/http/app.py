@@ -30,6 +30,7 @@ from .middleware import (
     BodyLimitMiddleware,
     JsonCORSMiddleware,
     RequestIdMiddleware,
+    SubjectConcurrencyMiddleware,
 )
 from .resources import admin, documents, holds, meta, pricing, tokens
 from .resources import payments as payment_resource
@@ -60,6 +61,7 @@ def create_app(
     cors_origins: Sequence[str] = DEFAULT_CORS_ORIGINS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
+    max_concurrent_per_subject: int = 0,
     readiness: Callable[[], str | None] | None = None,
     base_url: str = "",
     title: str = "tokenplans",
@@ -80,7 +82,10 @@ def create_app(
     they share the middleware, authentication and error handling. ``payments`` adds the
     payment endpoints of :mod:`.resources.payments` (without it, none exist).
     A request body larger than ``max_body_bytes`` is a 413; one not received in full
-    within ``body_timeout_seconds`` of the request's start is a 408. ``on_shutdown``
+    within ``body_timeout_seconds`` of the request's start is a 408.
+    ``max_concurrent_per_subject`` (0: no limit) bounds the requests one non-admin
+    subject has in progress in this process at once; one more is a 429
+    (:class:`~.middleware.SubjectConcurrencyMiddleware`). ``on_shutdown``
     runs, in order, when the app's lifespan ends (the composition root closes its engine
     and clients so); a mounted app receives no lifespan, so its host closes them.
     """
@@ -88,6 +93,10 @@ def create_app(
         raise ValueError(f"max_body_bytes must be >= 0, got {max_body_bytes}")
     if not body_timeout_seconds > 0:
         raise ValueError(f"body_timeout_seconds must be > 0, got {body_timeout_seconds}")
+    if max_concurrent_per_subject < 0:
+        raise ValueError(
+            f"max_concurrent_per_subject must be >= 0, got {max_concurrent_per_subject}"
+        )
     served = list(RESOURCES)
     routes: list[BaseRoute] = [route for resource in served for route in resource.all_routes()]
     routes += extra_routes
@@ -113,6 +122,10 @@ def create_app(
         ),
         Middleware(AuthenticationMiddleware, backend=BearerBackend(identity)),
     ]
+    if max_concurrent_per_subject:
+        middleware.append(
+            Middleware(SubjectConcurrencyMiddleware, limit=max_concurrent_per_subject)
+        )
     app = Starlette(
         routes=routes,
         middleware=middleware,

@@ -24,7 +24,7 @@ from starlette.requests import Request
 
 from tokenplans import InvalidRequestError
 
-from .errors import UnsupportedMediaTypeError
+from .errors import UnsupportedMediaTypeError, escaped
 
 _JSON_TYPE_NAMES = {int: "an integer", bool: "a boolean", str: "a string", dict: "an object"}
 
@@ -43,6 +43,10 @@ _UP_TO_AN_OPEN_STRING = re.compile(rf'(?:[^"]++|{_STRING})*+')
 _STRING_LITERAL = re.compile(_STRING)
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]++")
 _LONG_DIGIT_RUN = re.compile(rf"[0-9]{{{MAX_JSON_NUMBER_DIGITS + 1}}}")
+#: Where a lone surrogate may come from: a ``\\uD800``-``\\uDFFF`` escape, or one
+#: decoded from the bytes as they are (UTF-8 that encodes a surrogate).
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @attrs.frozen
@@ -139,9 +143,39 @@ def parse_json(raw: bytes) -> object:
         raise InvalidRequestError("request body is not valid JSON: it is not UTF-8 text")
     check_json_limits(text)
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
-        raise InvalidRequestError(f"request body is not valid JSON: {error}") from None
+        raise InvalidRequestError(
+            f"request body is not valid JSON: {escaped(str(error))}"
+        ) from None
+    if _MAYBE_SURROGATE.search(text):
+        _check_unicode(data)
+    return data
+
+
+def _check_unicode(data: object) -> None:
+    """422 when a string of ``data`` (a key or a value, at any depth) holds a lone
+    surrogate: JSON's ``\\ud800`` escape decodes to one, but it is no character, and
+    no database, log or UTF-8 answer can carry it."""
+    pending = [data]
+    while pending:  # no recursion: the depth is bounded, but a loop needs no bound
+        value = pending.pop()
+        texts: list[str] = []
+        if isinstance(value, dict):
+            texts += [key for key in value if isinstance(key, str)]
+            pending += value.values()
+        elif isinstance(value, list):
+            pending += value
+        elif isinstance(value, str):
+            texts.append(value)
+        for text in texts:
+            found = _SURROGATE.search(text)
+            if found is not None:
+                raise InvalidRequestError(
+                    "request body is not valid Unicode: it holds a lone surrogate "
+                    f"({escaped(found.group())}), half of a pair that is not there; "
+                    "send characters outside the BMP as a \\uD8xx\\uDCxx pair or as UTF-8"
+                )
 
 
 async def read_json(request: Request) -> object:

@@ -11,6 +11,7 @@ raised in its own routes.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,6 +30,35 @@ logger = logging.getLogger("tokenplans_adapters.http")
 #: tell an expired token from a forged one.
 WWW_AUTHENTICATE = {"WWW-Authenticate": "Bearer"}
 UNAUTHORIZED = "unauthorized"
+
+
+#: What :func:`escaped` rewrites: every character that is not printable (control and
+#: format characters, line and paragraph separators, odd spaces) and every surrogate,
+#: which no UTF-8 text can carry.
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char.isprintable():  # printable non-ASCII text (accents, CJK, emoji) stays as it is
+        return char
+    return repr(char)[1:-1]  # \n, \r, \t, \x00, \u2028, \ud800...
+
+
+def escaped(text: str) -> str:
+    """``text`` as one printable line that UTF-8 can encode: each
+    character that is not printable (a newline, a carriage return, any control
+    character, a lone surrogate) becomes its Python escape (``\\n``, ``\\x1b``,
+    ``\\ud800``); everything else, non-ASCII letters included, is left alone.
+
+    Every text a client chose that an error body or a log line repeats (a plan id, a
+    field name, a hold id, the request's path) goes through this, so a crafted value
+    can neither forge a log line nor make an answer unencodable (a 500). An escape in
+    the client's own text stays as it was sent: the result is for reading, not for
+    decoding back."""
+    if text.isascii() and text.isprintable():  # nearly every text: one C-speed check
+        return text
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 class BodyTooLargeError(Exception):
@@ -90,6 +120,13 @@ def unavailable_log(request: Request) -> CauseLog:
     return log if isinstance(log, CauseLog) else _DEFAULT_UNAVAILABLE_LOG
 
 
+def _path_of(request: Request) -> str:
+    """The request's path for a log line, as the server decoded it and escaped. Not
+    ``request.url.path``: rebuilding the URL silently drops tabs and newlines, so a line
+    would show a path that was never requested."""
+    return escaped(str(request.scope.get("path", "")))
+
+
 def log_unavailable(request: Request, cause: str, detail: str, *, exc_info: bool = False) -> None:
     """Log why ``request`` gets a 503, rate-limited per ``cause``: at WARNING, or at ERROR
     with the traceback for an unexpected failure (``exc_info``)."""
@@ -97,10 +134,10 @@ def log_unavailable(request: Request, cause: str, detail: str, *, exc_info: bool
         logging.ERROR if exc_info else logging.WARNING,
         cause,
         "503 on %s %s (request id %s): %s",
-        request.method,
-        request.url.path,
+        escaped(request.method),
+        _path_of(request),
         request.scope.get("state", {}).get("request_id"),
-        detail,
+        escaped(detail),
         exc_info=exc_info,
     )
 
@@ -130,8 +167,14 @@ class UnsupportedMediaTypeError(Exception):
 def json_error(
     status_code: int, error: str, /, *, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    """The one shape of every error response."""
-    return JSONResponse({"error": error, **extra}, status_code=status_code, headers=headers)
+    """The one shape of every error response. Every text in it is :func:`escaped`: a
+    field may repeat what the client sent (a plan id, a hold id, an unknown field's
+    name), and a lone surrogate there would make the answer itself fail to encode."""
+    body = {
+        name: escaped(value) if isinstance(value, str) else value
+        for name, value in {"error": error, **extra}.items()
+    }
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def _unauthorized(_request: Request, _exc: Exception) -> Response:
@@ -261,10 +304,10 @@ def _gateway(request: Request, exc: Exception) -> Response:
     # The provider's own message may carry account details: log it, do not echo it.
     logger.warning(
         "payment gateway error on %s %s (request id %s): %s",
-        request.method,
-        request.url.path,
+        escaped(request.method),
+        _path_of(request),
         request.scope.get("state", {}).get("request_id"),
-        exc,
+        escaped(str(exc)),
     )
     return json_error(502, "payment gateway unavailable")
 

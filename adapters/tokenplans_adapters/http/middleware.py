@@ -1,5 +1,6 @@
 """Small pure-ASGI middlewares: request ids with a last-resort JSON 500, body limits (size
-and read time), and Starlette's CORS with JSON preflight answers.
+and read time), a per-subject bound on concurrent requests, and Starlette's CORS with
+JSON preflight answers.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so they add no task or buffering per request and
 keep working when the app is mounted inside a host application.
@@ -20,7 +21,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BodyTimeoutError, BodyTooLargeError, json_error
+from tokenplans import Principal
+
+from .errors import BodyTimeoutError, BodyTooLargeError, escaped, json_error
 
 logger = logging.getLogger("tokenplans_adapters.http")
 
@@ -77,8 +80,8 @@ class RequestIdMiddleware:
         except Exception:
             logger.exception(
                 "unhandled error in %s %s (request id %s)",
-                scope.get("method"),
-                scope.get("path"),
+                escaped(str(scope.get("method"))),
+                escaped(str(scope.get("path"))),
                 request_id,
             )
             if started:  # too late for a clean answer: let the server drop the connection
@@ -139,6 +142,63 @@ class BodyLimitMiddleware:
             raise BodyTimeoutError(self.timeout_seconds)
 
         await self.app(scope, receive_limited, send)
+
+
+class SubjectConcurrencyMiddleware:
+    """At most ``limit`` requests of one authenticated subject in progress at once in
+    this process; one more is answered 429 ``too many concurrent requests`` with
+    ``Retry-After: 1`` before it reads its body or touches the store.
+
+    It runs after authentication (the subject is the principal's), so anonymous requests
+    (health, plans, documents) and refused credentials are not counted; nor are admins,
+    whose back ends act for many users at once. The count is this process's: with
+    several workers, a subject may have up to ``limit`` in progress in each. A request
+    counts until the app has answered it in full (a streamed answer, to its last chunk).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        self.app = app
+        self.limit = limit
+        # subject -> requests in progress; only the event loop's thread touches it.
+        self._in_progress: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        subject = _counted_subject(scope)
+        if subject is None:
+            await self.app(scope, receive, send)
+            return
+        in_progress = self._in_progress.get(subject, 0)
+        if in_progress >= self.limit:
+            response = json_error(
+                429,
+                "too many concurrent requests",
+                limit=self.limit,
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send)
+            return
+        self._in_progress[subject] = in_progress + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            left = self._in_progress[subject] - 1
+            if left:
+                self._in_progress[subject] = left
+            else:
+                del self._in_progress[subject]  # no entry per subject ever seen
+
+
+def _counted_subject(scope: Scope) -> str | None:
+    """The subject an HTTP request counts against: its principal's, unless it has none
+    or is an admin's."""
+    if scope["type"] != "http":
+        return None
+    principal = getattr(scope.get("user"), "principal", None)
+    if not isinstance(principal, Principal) or principal.is_admin:
+        return None
+    return principal.subject
 
 
 class JsonCORSMiddleware(CORSMiddleware):

@@ -24,6 +24,7 @@ from tokenplans import (
     Pricer,
     SystemClock,
     TokenService,
+    UnknownModelError,
 )
 from tokenplans_adapters.http import create_app
 from tokenplans_adapters.jwt_identity import JwtIdentity
@@ -45,21 +46,31 @@ def build_pricer(settings: Settings) -> Pricer | None:
     """The configured prices: the price book file, the genai-prices table at the
     configured credits per dollar, or ``None`` (one credit per counted token). Raises
     :class:`tokenplans.PriceBookError` naming the model and field of a bad book, or
-    :class:`ConfigError` when the genai-prices extra is not installed."""
+    :class:`ConfigError` when the genai-prices extra is not installed or
+    ``TOKENPLANS_PRICED_MODELS`` names a model its table lacks."""
     if settings.price_book is not None:
         return PriceBook.from_file(settings.price_book)
     if settings.prices is None or settings.credits_per_usd is None:
         return None
     try:
-        from tokenplans_adapters.genai_prices import GenaiPricesPricer  # noqa: PLC0415
+        from tokenplans_adapters.genai_prices import (  # noqa: PLC0415
+            GenaiPricesPricer,
+            table_version,
+        )
     except ModuleNotFoundError as error:
         raise ConfigError(
             f"TOKENPLANS_PRICES=genai-prices needs the genai-prices package ({error}): "
             "install tokenplans with its prices extra, or pip install 'genai-prices>=0.2.3,<0.3'"
         ) from None
-    return GenaiPricesPricer(
-        _credits_per_usd(settings.credits_per_usd), listed_models=settings.priced_models
-    )
+    try:
+        return GenaiPricesPricer(
+            _credits_per_usd(settings.credits_per_usd), listed_models=settings.priced_models
+        )
+    except UnknownModelError as error:
+        raise ConfigError(
+            f"TOKENPLANS_PRICED_MODELS: {error.model!r} is not in the genai-prices table "
+            f"{table_version()!r}; name each model as the table does (e.g. gpt-4o)"
+        ) from None
 
 
 def _credits_per_usd(value: str) -> int | str:
@@ -100,6 +111,7 @@ def build_app(settings: Settings) -> Starlette:
         cors_origins=settings.cors_origins,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_seconds=settings.body_timeout_seconds,
+        max_concurrent_per_subject=settings.max_concurrent_per_subject,
         readiness=store.check_ready,
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",

@@ -66,6 +66,7 @@ class Settings:
     base_url: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
+    max_concurrent_per_subject: int = 0  # 0: no limit
     # -- catalog
     plans_file: Path | None = None
     # -- pricing model calls (neither: one credit per counted token)
@@ -111,6 +112,9 @@ class Settings:
             max_body_bytes=values.integer("TOKENPLANS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             body_timeout_seconds=values.integer(
                 "TOKENPLANS_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
+            ),
+            max_concurrent_per_subject=values.integer(
+                "TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT", 0, minimum=0
             ),
             plans_file=_path(values.get("TOKENPLANS_PLANS_FILE")),
             **_pricing(values),

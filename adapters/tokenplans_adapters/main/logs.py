@@ -9,13 +9,29 @@ under your own ``uvicorn --factory ...``, give it ``--log-config`` with the same
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 from uvicorn.config import LOGGING_CONFIG
+from uvicorn.logging import DefaultFormatter
+
+from tokenplans_adapters.http.errors import escaped
 
 #: Every adapter logs under ``adapters.*``: ``tokenplans_adapters.http`` (503 causes, server errors)
 #: and ``tokenplans_adapters.jwt_identity`` (refused tokens, JWKS fetch failures) above all.
 LOGGER = "tokenplans_adapters"
+
+
+class EscapingFormatter(DefaultFormatter):
+    """uvicorn's formatter, with each message :func:`~tokenplans_adapters.http.errors.escaped`:
+    whatever a client managed to put into a message (a newline, a control character, a
+    lone surrogate), a record is one line, and a traceback below it stays as it is.
+    The adapters escape client text where they log it; this keeps any line that
+    escaped them (another library's) from forging the next one."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escaped(record.message)
+        return super().formatMessage(record)
 
 
 def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
@@ -23,7 +39,7 @@ def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
     stderr beside uvicorn's own lines and named, so a line says where it comes from."""
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"]["tokenplans"] = {
-        "()": "uvicorn.logging.DefaultFormatter",
+        "()": f"{__name__}.EscapingFormatter",
         "fmt": "%(levelprefix)s %(name)s: %(message)s",
         "use_colors": None,
     }

@@ -33,7 +33,19 @@ from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 
 from tokenplans import Account, EntryKind, ModelUsage, PricedCall, Usage
@@ -54,9 +66,27 @@ from tokenplans.ports import (
 
 from .engine import WRITE_OPTION
 from .migrate import schema_problem
-from .schema import accounts, debit_receipts, holds, ledger_entries, payment_events, payments
+from .schema import (
+    accounts,
+    debit_receipts,
+    holds,
+    ledger_entries,
+    metadata,
+    payment_events,
+    payments,
+)
 
 T = TypeVar("T")
+
+
+def _read_one_row(table: Table) -> Select[Any]:
+    return select(literal(1)).select_from(table).limit(1)
+
+
+#: Readiness's probe: at most one row of every table, in one statement.
+_READ_EVERY_TABLE = select(
+    *(_read_one_row(table).scalar_subquery().label(table.name) for table in metadata.sorted_tables)
+)
 
 #: Unique-key violations: PostgreSQL SQLSTATE, MySQL error numbers, SQLite error names.
 _UNIQUE_VIOLATIONS = frozenset(
@@ -101,19 +131,40 @@ class SqlAccountStore:
     # -- health --------------------------------------------------------------------
 
     def check_ready(self) -> str | None:
-        """``None`` when the database answers and its schema is at the revision this code
-        expects; else the reason it is not ready (schema missing or at another revision).
+        """``None`` when the database answers, its schema is at the revision this code
+        expects and every table it serves from can be read; else the reason it is not
+        ready (schema missing or at another revision, a table missing or unreadable).
         Raises :class:`StorageUnavailableError` when the database does not answer.
 
-        Readiness is polled, so once the schema was found current only a round-trip is
-        made (migrations run before a deployment serves, not under a running server).
+        Readiness is polled, so once the schema was found current each check is one
+        statement reading at most one row of each table (migrations run before a
+        deployment serves, not under a running server; a table dropped or locked away
+        from under it is what the statement still catches).
         """
-        if self._schema_current:
-            self.ping()
+        if not self._schema_current:
+            problem = self._read(schema_problem)
+            if problem is not None:
+                return problem
+            self._schema_current = True
+        return self._unreadable_table()
+
+    def _unreadable_table(self) -> str | None:
+        """``None`` when one row (or none) of each table can be read, else which table
+        cannot; :class:`StorageUnavailableError` when the database does not answer."""
+        try:
+            self._read(lambda conn: conn.execute(_READ_EVERY_TABLE).all())
             return None
-        problem = self._read(schema_problem)
-        self._schema_current = problem is None
-        return problem
+        except (StorageUnavailableError, sa_exc.DBAPIError):
+            self.ping()  # down, rather than a table gone: raises
+        for table in metadata.sorted_tables:
+            probe = _read_one_row(table)
+            try:
+                self._read(lambda conn: conn.execute(probe).all())  # noqa: B023 - called at once
+            except (StorageUnavailableError, sa_exc.DBAPIError):
+                # The driver's words stay in the log (the readiness route logs the
+                # reason); they may name the database's users and hosts.
+                return f"table {table.name} is missing or cannot be read"
+        return None
 
     def ping(self) -> None:
         """Round-trip to the database, or :class:`StorageUnavailableError` (readiness)."""

@@ -2,6 +2,11 @@
 
 The format and its rules are in docs/pricing.md. A book is validated whole when it is
 loaded, so a typo fails at start-up naming the model and field, never on a bill.
+
+A model is priced by its own entry, else by the longest pattern (a name ending in
+``*``) it starts with; ``"*"`` alone is the pattern every model starts with. There is no
+other fallback: a catch-all is an entry a reader of the book sees, spelt like the
+patterns it yields to, and a book without one refuses a model it does not price.
 """
 
 from __future__ import annotations
@@ -23,10 +28,22 @@ from tokenplans._values.model_usage import (
     check_model_name,
 )
 
-from .quotes import Quote, Rates, credits_for, estimate_by_pricing, parse_rate
+from .quotes import (
+    DEFAULT_MODEL_PATTERN,
+    Quote,
+    Rates,
+    credits_for,
+    estimate_by_pricing,
+    parse_rate,
+)
 
-#: The entry that prices every model the book does not list.
-DEFAULT_MODEL = "default"
+#: The entry that prices every model no other entry matches: the pattern with an empty
+#: prefix, so it loses to any more specific one.
+DEFAULT_MODEL = DEFAULT_MODEL_PATTERN
+#: What a pattern ends in: ``"gpt-4o-*"`` matches every name that starts ``gpt-4o-``.
+WILDCARD = "*"
+#: What the catch-all was called before it was a pattern; refused, with the fix.
+_FORMER_DEFAULT = "default"
 _MAX_VERSION_LENGTH = MAX_PRICE_VERSION_LENGTH
 _TOP_LEVEL = frozenset({"version", "models"})
 _REQUIRED_RATES = ("input", "output")
@@ -53,6 +70,13 @@ def _check_models(
             raise PriceBookError(f"price book: model {name!r}: expected Rates, got {rates!r}")
 
 
+def _longest_first(models: Mapping[str, Rates]) -> tuple[str, ...]:
+    """The book's patterns, the longest (the most specific) first."""
+    return tuple(
+        sorted((name for name in models if name.endswith(WILDCARD)), key=len, reverse=True)
+    )
+
+
 @attrs.frozen
 class PriceBook:
     """A pricer from a price book. Build one with :meth:`from_file` or
@@ -60,6 +84,10 @@ class PriceBook:
 
     version: str = attrs.field(validator=_check_version)
     models: Mapping[str, Rates] = attrs.field(converter=_frozen_rates, validator=_check_models)
+    _patterns: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_patterns", _longest_first(self.models))
 
     @classmethod
     def from_mapping(cls, book: Mapping[str, Any]) -> PriceBook:
@@ -101,11 +129,14 @@ class PriceBook:
         return cls.from_mapping(data)
 
     def rates_for(self, model: str) -> tuple[str, Rates]:
-        """The entry pricing ``model`` (its own, else ``default``) and its rates."""
-        if model in self.models:
+        """The entry pricing ``model`` and its rates: the model's own entry, else the
+        longest pattern it starts with (``"*"``, if present, matches every model), else
+        :class:`UnknownModelError`."""
+        if model in self.models and not model.endswith(WILDCARD):
             return model, self.models[model]
-        if DEFAULT_MODEL in self.models:
-            return DEFAULT_MODEL, self.models[DEFAULT_MODEL]
+        for pattern in self._patterns:
+            if model.startswith(pattern[:-1]):
+                return pattern, self.models[pattern]
         raise UnknownModelError(model)
 
     def price(self, usage: ModelUsage) -> Quote:
@@ -148,10 +179,25 @@ def _version(version: object) -> str:
 
 
 def _name(name: object) -> str:
+    if name == _FORMER_DEFAULT:
+        raise PriceBookError(
+            f'price book: model {name!r}: an unlisted model is not priced at "default": '
+            'to price every model no other entry matches at these rates, name the entry "*" '
+            '([models."*"]); to price a family of names (gpt-4o-2024-08-06...), end an '
+            'entry in * ([models."gpt-4o-*"]); or delete it to refuse unlisted models'
+        )
+    where = f"price book: model {name!r}"
     try:
-        return check_model_name(name, "name")
+        if not isinstance(name, str) or WILDCARD not in name:
+            return check_model_name(name, "name")
+        prefix = name.removesuffix(WILDCARD)
+        if WILDCARD in prefix:
+            raise PriceBookError(f"{where}: a * may only end a name (a prefix pattern)")
+        if prefix:
+            check_model_name(prefix, "a pattern's text before its *")
     except InvalidRequestError as error:
-        raise PriceBookError(f"price book: model {name!r}: {error}") from None
+        raise PriceBookError(f"{where}: {error}") from None
+    return name
 
 
 def _rates(name: str, entry: object) -> Rates:

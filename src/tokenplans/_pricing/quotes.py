@@ -168,6 +168,8 @@ def estimate_by_pricing(
 
 #: The price version recorded when no price book is configured.
 UNIT_PRICE_VERSION = "unit"
+#: The entry that matches every model (a price book's catch-all; the unit pricer's one).
+DEFAULT_MODEL_PATTERN = "*"
 
 
 @attrs.frozen
@@ -179,7 +181,7 @@ class UnitPricer:
             model=usage.model,
             credits=usage.total_tokens,
             price_version=UNIT_PRICE_VERSION,
-            priced_as="default",
+            priced_as=DEFAULT_MODEL_PATTERN,
             rates=_UNIT_RATES,
         )
 
@@ -191,7 +193,7 @@ class UnitPricer:
             "kind": "unit",
             "version": UNIT_PRICE_VERSION,
             "unit": "credits per million tokens",
-            "models": {"default": _UNIT_RATES.as_dict()},
+            "models": {DEFAULT_MODEL_PATTERN: _UNIT_RATES.as_dict()},
         }
 
 

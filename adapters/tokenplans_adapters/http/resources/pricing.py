@@ -227,7 +227,11 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
                 "credits_per_usd": {"type": "string"},
                 "models": {
                     "type": "object",
-                    "description": "Rates by model name; `default` prices any model not listed.",
+                    "description": (
+                        "Rates by model name. A name ending in `*` is a pattern: a model "
+                        "without an entry of its own is priced by the longest pattern it "
+                        "starts with (`*` alone matches every model); else it is refused."
+                    ),
                     "additionalProperties": rates,
                 },
             },
