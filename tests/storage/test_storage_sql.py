@@ -126,7 +126,7 @@ def test_the_head_revision_readiness_expects_is_the_newest_migration() -> None:
 def test_upgrading_closes_the_open_holds_of_zero_credits_and_nothing_else(
     tmp_path: Path,
 ) -> None:
-    """Revision 0012: open holds of 0 (a priced reserve could place them before a hold
+    """Revision 0013: open holds of 0 (a priced reserve could place them before a hold
     cost at least one credit) escaped the open-hold cap and every expiry, since an account
     holding nothing has its holds never read. The upgrade expires them: at their expiry
     if it passed, else now. Other holds, and closed holds of 0, are left as they are."""

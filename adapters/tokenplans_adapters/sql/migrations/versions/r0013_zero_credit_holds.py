@@ -1,8 +1,8 @@
 """Zero-credit holds: the open holds of 0 credits earlier versions let a priced reserve
 place are closed as expired.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-03
 
 A hold now costs at least one credit, so an account holding nothing has no open hold and
@@ -23,8 +23,8 @@ from alembic import op
 
 from tokenplans_adapters.sql.schema import UtcDateTime
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
