@@ -108,9 +108,13 @@ class AccountStore(Protocol):
         caller: two callers' holds with one id are two holds."""
         ...
 
-    def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:
+    def subjects_with_expired_holds(
+        self, now: datetime, *, limit: int, after: str | None = None
+    ) -> Sequence[str]:
         """Up to ``limit`` distinct subjects with a hold stored as open whose
-        ``expires_at`` is at or before ``now`` (for a sweep; expiry itself needs none)."""
+        ``expires_at`` is at or before ``now`` (for a sweep; expiry itself needs none), in
+        subject order, only those after ``after`` when it is given (a keyset cursor, so a
+        sweep moves on from a subject it could not tidy instead of finding it again)."""
         ...
 
 

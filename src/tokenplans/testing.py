@@ -131,12 +131,15 @@ class InMemoryStore:
     def find_hold(self, subject: str, hold_id: str, *, caller: str | None = None) -> Hold | None:
         return self._holds.get((subject, subject if caller is None else caller, hold_id))
 
-    def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:
+    def subjects_with_expired_holds(
+        self, now: datetime, *, limit: int, after: str | None = None
+    ) -> Sequence[str]:
         with self._lock:
             due = {
                 subject
                 for subject, holds in self._open.items()
-                if any(h.expires_at <= now for h in holds.values())
+                if (after is None or subject > after)
+                and any(h.expires_at <= now for h in holds.values())
             }
         return sorted(due)[:limit]
 

@@ -394,6 +394,45 @@ def test_an_upgrade_never_lowers_remaining_with_holds_open(service: TokenService
     assert usage.remaining == 10000
 
 
+def test_tokens_held_through_a_downgrade_do_not_come_back_through_an_upgrade(
+    service: TokenService,
+) -> None:
+    service.set_plan(ADMIN, "premium", subject="alice")  # 50,000 + 1,000 carried over
+    service.reserve(ALICE, 51_000, hold_id="call-1", ttl_seconds=3600)
+    assert service.set_plan(ALICE, "basic").usage.token_quota == 1000  # held: 51,000
+    upgraded = service.set_plan(ADMIN, "standard", subject="alice").usage  # a payment
+    # What basic still backed (1,000, the hold within it), not the 51,000 held on top.
+    assert (upgraded.token_quota, upgraded.token_held, upgraded.remaining) == (11000, 51000, 0)
+    service.release(ALICE, "call-1")
+    assert numbers(service) == (11000, 0, 0, 11000)
+
+
+def test_a_grant_held_through_a_month_reset_does_not_come_back_through_an_upgrade(
+    service: TokenService, clock: SettableClock
+) -> None:
+    clock.set(datetime(2026, 1, 31, 23, 0, tzinfo=UTC))
+    service.grant(ADMIN, 20_000, subject="alice")
+    service.reserve(ALICE, 21_000, hold_id="call-1", ttl_seconds=86_400)
+    clock.set(datetime(2026, 2, 1, 1, 0, tzinfo=UTC))  # the grant lapsed; the hold did not
+    assert numbers(service) == (1000, 0, 21000, 0)
+    upgraded = service.set_plan(ADMIN, "standard", subject="alice").usage
+    assert (upgraded.token_quota, upgraded.token_held) == (11000, 21000)
+    # The in-flight call is honoured when it settles, out of what the account has now.
+    service.settle(ALICE, "call-1", 21_000)
+    assert numbers(service) == (11000, 21000, 0, 0)
+    with pytest.raises(InsufficientTokensError):
+        service.consume(ALICE, 1)
+
+
+def test_an_upgrade_carries_over_what_remains_and_what_is_held_within_the_quota(
+    service: TokenService,
+) -> None:
+    service.consume(ALICE, 200)
+    service.reserve(ALICE, 300, hold_id="call-1")
+    upgraded = service.set_plan(ADMIN, "standard", subject="alice").usage
+    assert (upgraded.token_quota, upgraded.token_held, upgraded.remaining) == (10800, 300, 10500)
+
+
 # -- replays and conflicts ---------------------------------------------------------------
 
 

@@ -10,11 +10,11 @@ valid catalog, with extra free plans (trials) and paid plans in any order of tok
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import (
     TRIAL_ABOVE_PAID,
@@ -28,7 +28,10 @@ from strategies import (
 )
 
 from tokenplans import (
+    AlreadyProcessedError,
     EntryKind,
+    HoldConflictError,
+    HoldNotFoundError,
     IdempotencyConflictError,
     InsufficientTokensError,
     InvalidRequestError,
@@ -37,6 +40,7 @@ from tokenplans import (
     PlanCatalog,
     Principal,
     TokenService,
+    TooManyHoldsError,
 )
 from tokenplans._rules.decisions import Decision
 from tokenplans._rules.quota import renew
@@ -177,3 +181,163 @@ def test_the_trial_loop_of_the_red_team_review_is_closed() -> None:
     assert refused.value.reason == "admin_only"
     # An admin may assign the trial; it then ends on its own, back on basic.
     assert service.set_plan(admin(), "trial", subject=USER.subject).usage.plan_end_at
+
+
+# -- with holds: nothing lapsed comes back -----------------------------------------------
+
+_HOLD_IDS = st.sampled_from(["h1", "h2", "h3"])
+#: Seconds to an hour (a hold outlives some and not others), and the long jumps.
+_SHORT_OR_LONG = st.one_of(st.builds(timedelta, seconds=st.integers(1, 4000)), clock_jumps)
+
+
+def held_scenarios(catalog: PlanCatalog) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    """Runs where the user also holds tokens (reserving an amount or everything that
+    remains), settles at, below or above the hold, releases, steps down and lets holds,
+    months and terms run out, while payments upgrade and renew and an admin grants."""
+    plan_ids = st.sampled_from([plan.id for plan in catalog])
+    some = st.just("all") | st.integers(1, 60_000)
+    ttls = st.sampled_from([60, 3600, 86_400])
+    user = st.one_of(
+        st.tuples(st.just("consume"), some, st.none()),
+        st.tuples(st.just("reserve"), some, _HOLD_IDS, ttls),
+        st.tuples(st.just("reserve"), st.just("all"), _HOLD_IDS, ttls),
+        st.tuples(st.just("settle"), _HOLD_IDS, st.sampled_from([0, 0.5, 1, 1.5, 3])),
+        st.tuples(st.just("release"), _HOLD_IDS),
+        st.tuples(st.just("set_plan"), plan_ids, st.sampled_from([False, False, True])),
+        st.tuples(st.just("wait"), _SHORT_OR_LONG),
+    )
+    others = st.one_of(
+        st.tuples(st.just("admin_set_plan"), plan_ids),
+        st.tuples(st.just("grant"), st.integers(1, 30_000)),
+        st.tuples(st.just("renew")),
+    )
+    return st.lists(st.one_of(user, user, others), min_size=3, max_size=30)
+
+
+held_runs = catalogs_with_trials.flatmap(
+    lambda catalog: st.tuples(st.just(catalog), held_scenarios(catalog))
+)
+_HOLD_REFUSALS = (
+    *_REFUSALS,
+    AlreadyProcessedError,
+    HoldConflictError,
+    HoldNotFoundError,
+    TooManyHoldsError,
+)
+
+
+def play_with_holds(
+    service: TokenService, clock: SettableClock, run: list[tuple[Any, ...]]
+) -> None:
+    for op in run:
+        try:
+            if op[0] == "reserve":
+                amount = service.usage(USER).remaining if op[1] == "all" else op[1]
+                service.reserve(USER, amount, hold_id=op[2], ttl_seconds=op[3])
+            elif op[0] == "settle":
+                hold = service.store.find_hold(USER.subject, op[1])
+                held = 1 if hold is None else hold.amount
+                service.settle(USER, op[1], int(held * op[2]))
+            elif op[0] == "release":
+                service.release(USER, op[1])
+            else:
+                play(service, clock, [op])
+        except _HOLD_REFUSALS:
+            pass
+
+
+def check_nothing_lapsed_comes_back(catalog: PlanCatalog, entries: list[LedgerEntry]) -> None:
+    """Usable credits never exceed what was made available and has not lapsed.
+
+    Made available: the opening plan's tokens, each new period's (a month reset, a term
+    falling back), each upgrade's target tokens, each renewal's, each grant. Lapsed: what
+    a quota still backed (``max(0, token_quota - token_used)``, held tokens included) when
+    a new period replaced it, and what a downgrade cut from it. Usable: the credits used
+    that a quota backed when they were charged, plus what the quota backs now.
+
+    A settle may charge beyond what its quota backs: its recorded overage, and the part of
+    its hold that a downgrade or a new period stopped backing (an in-flight call is
+    honoured). Both are left out of the bound, and each settle's part beyond the backing
+    is checked to be no more than those two; the whole of what was charged, less the
+    overage, stays within everything made available, lapsed or not.
+    """
+    rank = {plan.id: index for index, plan in enumerate(catalog)}
+    available = lapsed = covered = charged = overage = 0
+    before: Any = None
+    for entry in entries:
+        after = entry.after
+        backed_before = 0 if before is None else max(0, before.token_quota - before.token_used)
+        backed = max(0, after.token_quota - after.token_used)
+        tokens = catalog.get(after.plan_id).tokens
+        if before is None:
+            available += tokens
+        elif entry.kind in (EntryKind.PERIOD_RESET, EntryKind.TERM_EXPIRED):
+            available += tokens
+            lapsed += backed_before
+        elif entry.kind is EntryKind.PLAN_CHANGED:
+            if rank[after.plan_id] > rank[before.plan_id]:
+                available += tokens
+            else:
+                lapsed += max(0, backed_before - backed)
+        elif entry.kind is EntryKind.RENEWED:
+            available += tokens
+        elif entry.kind is EntryKind.GRANTED:
+            available += entry.amount or 0
+        elif entry.kind in (EntryKind.DEBITED, EntryKind.HOLD_SETTLED):
+            amount = entry.used_delta
+            backed_part = min(amount, backed_before)
+            covered += backed_part
+            charged += amount
+            overage += entry.overage or 0
+            if entry.kind is EntryKind.HOLD_SETTLED:
+                assert amount - backed_part <= (entry.overage or 0) - entry.held_delta, entry
+            else:
+                assert amount == backed_part, entry
+        assert covered + backed <= available - lapsed, (
+            f"usable {covered} used + {backed} backed > {available} made available - "
+            f"{lapsed} lapsed, after {entry}"
+        )
+        assert charged - overage <= available, entry
+        before = after
+
+
+#: The two ways in from the review: premium 51,000 held in full, a step down to basic,
+#: then a payment for standard (61,000 instead of 11,000); and a 20,000 grant held on
+#: 31 January, the month reset, then a payment for standard.
+_JAN_31_23H = datetime(2026, 1, 31, 23, tzinfo=UTC)
+_HELD_THROUGH_A_DOWNGRADE = [
+    ("admin_set_plan", "premium"),
+    ("reserve", "all", "h1", 3600),
+    ("set_plan", "basic", False),
+    ("admin_set_plan", "standard"),
+]
+_HELD_THROUGH_A_MONTH_RESET = [
+    ("grant", 20_000),
+    ("reserve", "all", "h1", 86_400),
+    ("wait", timedelta(hours=2)),
+    ("admin_set_plan", "standard"),
+    ("release", "h1"),
+    ("consume", "all", None),
+]
+
+
+@settings(max_examples=max(500, settings.default.max_examples))
+@given(held_runs, instants)
+@example((PlanCatalog.default(), _HELD_THROUGH_A_DOWNGRADE), datetime(2026, 1, 15, tzinfo=UTC))
+@example((PlanCatalog.default(), _HELD_THROUGH_A_MONTH_RESET), _JAN_31_23H)
+def test_no_sequence_of_actions_and_payments_yields_more_than_was_made_available(
+    catalog_and_run: tuple[PlanCatalog, list[tuple[Any, ...]]], start: datetime
+) -> None:
+    """Holds outlive downgrades, month resets and term ends (an in-flight call is
+    honoured), but what they held must not come back as new tokens (an upgrade carried
+    held tokens over on top of what the quota still backed)."""
+    catalog, run = catalog_and_run
+    clock = SettableClock(start)
+    service = TokenService(InMemoryStore(), catalog, clock)
+
+    play_with_holds(service, clock, run)
+    # The end of the run: every hold still open is settled for what it holds.
+    for hold in service.holds(USER):
+        service.settle(USER, hold.hold_id, hold.amount)
+
+    check_nothing_lapsed_comes_back(catalog, ledger(service))

@@ -521,7 +521,7 @@ class QuotaMachine(RuleBasedStateMachine):
         days = target.get("duration_days")
         if target_rank > current_rank:
             expected = f"upgraded to {target['id']} with carry-over"
-            account.quota = target["tokens"] + account.remaining + account.held
+            account.quota = target["tokens"] + max(0, account.quota - account.used)
             account.used = 0
             if days is None:
                 account.start, account.end = first_of_month(now), first_of_next_month(now)

@@ -351,7 +351,9 @@ def test_priced_routes_answer_as_the_document_says(case: Any) -> None:
     call_and_validate_as(case, ROOT)
 
 
-def test_a_call_that_cost_nothing_is_recorded_at_zero_credits() -> None:
+def test_a_call_that_costs_nothing_is_refused_and_a_settle_of_nothing_is_not() -> None:
+    """A debit or a hold costs at least one credit (rows nobody pays for would grow an
+    account without bound); a settle of 0 closes a hold and is fine."""
     client = TestClient(app_with(None))
     nothing = {"model": "gpt-4o", "input_tokens": 0, "output_tokens": 0}
 
@@ -362,10 +364,18 @@ def test_a_call_that_cost_nothing_is_recorded_at_zero_credits() -> None:
         json={"estimate": {**O3_CALL, "input_tokens": 0, "max_output_tokens": 0}},
     )
 
-    assert (consumed.status_code, consumed.json()["amount"], consumed.json()["credits"]) == (
+    for refused, what in ((consumed, "consume"), (held, "reserve")):
+        assert refused.status_code == 422
+        assert refused.json()["message"].startswith(f"the call costs 0 credits: {what} takes")
+    assert client.get("/api/tokens/holds", headers=ALICE).json()["holds"] == []
+    assert client.get("/api/tokens/ledger", headers=ALICE).json()["entries"] == []
+
+    placed = client.post(HOLDS, headers=ALICE, json={"amount": 5, "hold_id": "h"}).json()
+    settled = client.post(
+        f"{HOLDS}/{placed['hold_id']}/settle", headers=ALICE, json={"usage": nothing}
+    )
+    assert (settled.status_code, settled.json()["settled"], settled.json()["credits"]) == (
         200,
         0,
         0,
     )
-    assert (held.status_code, held.json()["amount"]) == (201, 0)
-    assert client.get("/api/tokens/ledger", headers=ALICE).json()["entries"][1]["credits"] == 0

@@ -207,10 +207,11 @@ def test_a_priced_consume_charges_exactly_the_quote_or_nothing(
     service = service_with(book)
     service.grant(ADMIN, MAX_AMOUNT, subject="alice")
 
-    if quote.credits > MAX_AMOUNT:
+    if not 1 <= quote.credits <= MAX_AMOUNT:  # a debit costs at least one credit
         with pytest.raises(InvalidRequestError):
             service.consume(ALICE, usage=usage)
         assert service.usage(ALICE).token_used == 0
+        assert newest(service).kind is EntryKind.GRANTED
         return
     receipt = service.consume(ALICE, usage=usage)
 
@@ -224,14 +225,18 @@ def test_reserving_an_estimate_then_settling_the_usage_ends_where_consuming_it_e
 ) -> None:
     input_tokens, max_output_tokens, usage = call
     book = PriceBook.from_mapping(mapping)
-    assume(book.estimate("gpt-4o", input_tokens, max_output_tokens).credits <= MAX_AMOUNT // 2)
+    assume(1 <= book.estimate("gpt-4o", input_tokens, max_output_tokens).credits <= MAX_AMOUNT // 2)
     held, consumed = service_with(book), service_with(book)
     for service in (held, consumed):
         service.grant(ADMIN, MAX_AMOUNT, subject="alice")
 
     hold = held.reserve(ALICE, estimate=Estimate("gpt-4o", input_tokens, max_output_tokens))
-    held.settle(ALICE, hold.hold_id, usage=usage)
-    consumed.consume(ALICE, usage=usage)
+    held.settle(ALICE, hold.hold_id, usage=usage)  # a settle may cost 0: it closes the hold
+    if book.price(usage).credits:
+        consumed.consume(ALICE, usage=usage)
+    else:  # a debit may not
+        with pytest.raises(InvalidRequestError, match="costs 0 credits"):
+            consumed.consume(ALICE, usage=usage)
 
     after_hold, after_consume = held.usage(ALICE), consumed.usage(ALICE)
     assert hold.amount >= after_hold.token_used  # the estimate covered the call

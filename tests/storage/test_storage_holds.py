@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import attrs
 import pytest
@@ -21,19 +22,25 @@ from storage_support import (
 )
 
 from tokenplans import (
+    MAX_OPEN_HOLDS,
     AccountStore,
     EntryKind,
+    Estimate,
     Hold,
     HoldConflictError,
     HoldStatus,
+    InvalidRequestError,
+    ModelUsage,
     PlanCatalog,
+    PriceBook,
     Principal,
+    TooManyHoldsError,
     fold,
 )
 from tokenplans._rules.quota import open_account
 from tokenplans.ports import Commit, HoldWrite, WriteConflictError
 from tokenplans.testing import SettableClock
-from tokenplans_adapters.sql import SqlAccountStore
+from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 from tokenplans_adapters.sql.schema import ExactText
 
 CATALOG = PlanCatalog.default()
@@ -277,3 +284,125 @@ def test_reading_usage_with_open_holds_is_two_queries_and_the_holds_one_indexed_
         assert "Seq Scan" not in plan, plan
     else:
         assert "ix_tokenplans_holds_subject_status_created_at" in plan, plan
+
+
+# -- zero-credit holds, the cap and the sweep --------------------------------------------
+
+#: A model priced at nothing, and one whose smallest call rounds up to one credit.
+PRICES = PriceBook.from_mapping(
+    {
+        "version": "t",
+        "models": {"free-model": {"input": 0, "output": 0}, "cheap": {"input": 1, "output": 1}},
+    }
+)
+
+
+def test_a_debit_or_a_hold_of_zero_credits_is_refused_and_stores_nothing(
+    store: AccountStore,
+) -> None:
+    tokens = service_over(store, SettableClock(MID_JANUARY), pricer=PRICES)
+    user = Principal(new_subject())
+    for attempt in (
+        lambda: tokens.reserve(user, estimate=Estimate("free-model", 500, 500)),
+        lambda: tokens.reserve(user, estimate=Estimate("cheap", 0, 0)),
+        lambda: tokens.consume(user, usage=ModelUsage("free-model", 500, 500)),
+        lambda: tokens.reserve(user, 0),
+        lambda: tokens.consume(user, 0),
+    ):
+        with pytest.raises(InvalidRequestError):
+            attempt()
+    assert store.load(user.subject) is None
+    assert list(store.open_holds(user.subject)) == []
+
+
+def test_the_sweep_moves_on_from_an_account_it_cannot_tidy(store: AccountStore) -> None:
+    """An open hold of 0 as earlier versions stored one (the account holds nothing, so the
+    roll-forward never reads it) stays due for every sweep: a batch after it still ends,
+    and the accounts after it are swept."""
+    clock = SettableClock(MID_JANUARY)
+    tokens = service_over(store, clock)
+    stuck = new_subject("stuck")
+    _opened(store, stuck)
+    _bump(store, stuck, HoldWrite(_hold(stuck, "old", amount=0), None))
+    due = [Principal(new_subject("due")) for _ in range(3)]
+    for user in due:
+        tokens.reserve(user, 10, ttl_seconds=1)
+    clock.advance(seconds=10)
+    everyone = list(store.subjects_with_expired_holds(clock.now(), limit=10**6))
+    assert {stuck, *(user.subject for user in due)} <= set(everyone)
+    # A keyset cursor: in the store's own order, only the subjects after the one given.
+    assert (
+        store.subjects_with_expired_holds(clock.now(), limit=10**6, after=everyone[0])
+        == (everyone[1:])
+    )
+    assert (
+        store.subjects_with_expired_holds(clock.now(), limit=2, after=everyone[0])
+        == (everyone[1:3])
+    )
+
+    swept: list[str] = []
+    after = None
+    while batch := tokens.sweep_expired_holds(ADMIN, limit=1, after=after):
+        swept.extend(batch)
+        after = batch[-1]
+        assert len(swept) <= len(everyone), "the sweep found a subject twice"
+    assert swept == everyone
+    for user in due:
+        assert store.load(user.subject).token_held == 0  # type: ignore[union-attr]
+    assert stuck in store.subjects_with_expired_holds(clock.now(), limit=10**6)
+
+
+def test_thousands_of_zero_and_one_credit_reserves_on_sqlite_meet_the_refusal_and_the_cap(
+    tmp_path: Path,
+) -> None:
+    """The load of the review: thousands of free holds were all accepted and escaped the
+    cap. Now a free one is refused before the database is read, one-credit holds stop at
+    the cap, and what one request reads is bounded by it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'load.sqlite3'}")
+    upgrade_schema(engine)
+    try:
+        store = SqlAccountStore(engine)
+        clock = SettableClock(MID_JANUARY)
+        catalog = PlanCatalog.from_mapping({"big": {"price": 0, "tokens": 10**9}})
+        tokens = service_over(store, clock, catalog, pricer=PRICES)
+        user = Principal(new_subject())
+        free, cheap = Estimate("free-model", 1000, 1000), Estimate("cheap", 1, 1)
+
+        with recorded_statements(engine) as seen:
+            for _ in range(2500):
+                with pytest.raises(InvalidRequestError, match="costs 0 credits"):
+                    tokens.reserve(user, estimate=free, ttl_seconds=86_400)
+        assert seen == []
+
+        placed = refused = 0
+        for n in range(MAX_OPEN_HOLDS + 50):
+            try:
+                tokens.reserve(user, estimate=cheap, hold_id=f"h{n}", ttl_seconds=86_400)
+            except TooManyHoldsError:
+                refused += 1
+            else:
+                placed += 1
+        assert (placed, refused) == (MAX_OPEN_HOLDS, 50)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT COUNT(*), MIN(amount) FROM tokenplans_holds WHERE subject = :s"),
+                {"s": user.subject},
+            ).one()
+        assert tuple(rows) == (MAX_OPEN_HOLDS, 1)
+        assert tokens.usage(user).token_held == MAX_OPEN_HOLDS
+
+        # A refused reserve reads the snapshot and the open holds, and writes nothing.
+        with recorded_statements(engine) as seen, pytest.raises(TooManyHoldsError):
+            tokens.reserve(user, estimate=cheap, ttl_seconds=86_400)
+        verbs = [statement.split()[0] for statement, _ in seen]
+        assert verbs.count("SELECT") == 2
+        assert not {"INSERT", "UPDATE", "DELETE"} & set(verbs)
+
+        # A day later all of them expire in one write, and the sweep after it ends.
+        clock.advance(hours=25)
+        assert tokens.sweep_expired_holds(ADMIN, limit=1) == [user.subject]
+        assert tokens.usage(user).token_held == 0
+        assert tokens.sweep_expired_holds(ADMIN, limit=1, after=user.subject) == []
+        assert list(store.subjects_with_expired_holds(clock.now(), limit=10)) == []
+    finally:
+        engine.dispose()

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import attrs
@@ -24,7 +24,7 @@ from storage_support import (
     service_over,
 )
 
-from tokenplans import Account, Principal
+from tokenplans import Account, Hold, HoldStatus, Principal
 from tokenplans.ports import WriteConflictError
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, metadata, upgrade_schema
 from tokenplans_adapters.sql.migrate import HEAD_REVISION, VERSION_TABLE, head_revisions
@@ -121,6 +121,86 @@ def test_the_head_revision_readiness_expects_is_the_newest_migration() -> None:
     # Readiness compares the schema with HEAD_REVISION without loading Alembic: a new
     # migration must move it.
     assert head_revisions() == {HEAD_REVISION}
+
+
+def test_upgrading_closes_the_open_holds_of_zero_credits_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """Revision 0013: open holds of 0 (a priced reserve could place them before a hold
+    cost at least one credit) escaped the open-hold cap and every expiry, since an account
+    holding nothing has its holds never read. The upgrade expires them: at their expiry
+    if it passed, else now. Other holds, and closed holds of 0, are left as they are."""
+    from alembic import command  # noqa: PLC0415
+
+    from tokenplans_adapters.sql.migrate import alembic_config  # noqa: PLC0415
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r0011.db'}")
+    config = alembic_config()
+    now = datetime.now(UTC)
+    past, future = now - timedelta(hours=1), now + timedelta(hours=1)
+    rows = [
+        ("zero-past", 0, past, "open", None, None),
+        ("zero-future", 0, future, "open", None, None),
+        ("zero-settled", 0, past, "settled", 0, past),
+        ("paid", 5, future, "open", None, None),
+    ]
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0011")
+        with engine.begin() as conn:
+            for hold_id, amount, expires, status, settled, closed in rows:
+                conn.execute(
+                    text(
+                        "INSERT INTO tokenplans_holds (subject, hold_id, amount, created_at,"
+                        " expires_at, status, settled, overage, late, closed_at) VALUES"
+                        " ('alice', :id, :amount, :created, :expires, :status, :settled, 0, 0,"
+                        " :closed)"
+                    ),
+                    {
+                        "id": hold_id,
+                        "amount": amount,
+                        "created": _sqlite_text(past - timedelta(minutes=5)),
+                        "expires": _sqlite_text(expires),
+                        "status": status,
+                        "settled": settled,
+                        "closed": None if closed is None else _sqlite_text(closed),
+                    },
+                )
+
+        upgrade_schema(engine)
+
+        store = SqlAccountStore(engine)
+        found = {row[0]: store.find_hold("alice", row[0]) for row in rows}
+        after = datetime.now(UTC)
+        zero_past, zero_future = found["zero-past"], found["zero-future"]
+        assert zero_past is not None
+        assert zero_future is not None
+        assert (zero_past.status, zero_past.closed_at) == (HoldStatus.EXPIRED, past)
+        assert zero_future.status is HoldStatus.EXPIRED
+        assert zero_future.closed_at == zero_future.expires_at
+        assert zero_future.expires_at is not None
+        assert now <= zero_future.expires_at <= after
+        assert found["zero-settled"] == Hold(
+            "alice",
+            "alice",
+            "zero-settled",
+            0,
+            past - timedelta(minutes=5),
+            past,
+            HoldStatus.SETTLED,
+            settled=0,
+            closed_at=past,
+        )
+        assert [hold.hold_id for hold in store.open_holds("alice")] == ["paid"]
+        assert list(store.subjects_with_expired_holds(after, limit=10)) == []
+    finally:
+        engine.dispose()
+
+
+def _sqlite_text(moment: datetime) -> str:
+    """An aware instant as SQLite's DATETIME column stores it: naive UTC text."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
 @pytest.mark.parametrize("backend", SQL)

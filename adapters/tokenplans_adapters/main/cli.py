@@ -631,9 +631,12 @@ def _holds_sweep(args: argparse.Namespace, settings: Settings) -> int:
     try:
         service = TokenService(SqlAccountStore(engine), build_catalog(settings), SystemClock())
         sweeper = Principal("tokenplans-holds-sweep", frozenset({ADMIN_SCOPE}))  # type: ignore[arg-type]
-        swept = 0
-        while len(batch := service.sweep_expired_holds(sweeper, limit=args.batch)):
+        swept, after = 0, None
+        # Each batch starts after the last subject of the one before, so the sweep ends
+        # even on an account whose expired holds it cannot close.
+        while batch := service.sweep_expired_holds(sweeper, limit=args.batch, after=after):
             swept += len(batch)
+            after = batch[-1]
             if len(batch) < args.batch:
                 break
     finally:

@@ -269,11 +269,16 @@ class SqlAccountStore:
 
         return self._read(read)
 
-    def subjects_with_expired_holds(self, now: datetime, *, limit: int) -> Sequence[str]:
+    def subjects_with_expired_holds(
+        self, now: datetime, *, limit: int, after: str | None = None
+    ) -> Sequence[str]:
         # The (status, expires_at) index: only the open holds past their expiry are read.
+        due = [holds.c.status == HoldStatus.OPEN.value, holds.c.expires_at <= now]
+        if after is not None:
+            due.append(holds.c.subject > after)
         query = (
             select(holds.c.subject)
-            .where(holds.c.status == HoldStatus.OPEN.value, holds.c.expires_at <= now)
+            .where(*due)
             .group_by(holds.c.subject)
             .order_by(holds.c.subject)
             .limit(max(0, limit))

@@ -167,8 +167,10 @@ def change_plan(
     work"). A downgrade sets the quota to the target's tokens, or keeps it if that is
     less.
 
-    Open holds survive every plan change. An upgrade carries over what remains and what is
-    held (still held), so settling a hold afterwards ends where settling it before would.
+    Open holds survive every plan change. An upgrade carries over what the old quota still
+    backs, ``max(0, token_quota - token_used)``, held tokens included (they stay held): a
+    hold that outlived the quota backing it (a downgrade, a new month, a term end cut it)
+    is honoured when settled, but is not carried over as new tokens on top.
     The message is on the entry (``change.entries[-1].message``).
     """
     current = _plan_or_default(catalog, account.plan_id)
@@ -185,7 +187,7 @@ def change_plan(
             now,
             message=f"upgraded to {target.id} with carry-over",
             plan_id=target.id,
-            token_quota=target.tokens + account.remaining + account.token_held,
+            token_quota=target.tokens + max(0, account.token_quota - account.token_used),
             token_used=0,
             **term,
             **why,

@@ -162,6 +162,7 @@ class TokenService:
         check_can_debit(principal, subject)
         key = check_idempotency_key(idempotency_key)
         amount, priced = self._charge("consume", amount, usage, check_amount)
+        _at_least_one_credit("consume", amount)
 
         def first_receipt() -> DebitReceipt | None:
             return None if key is None else self.store.find_receipt(subject, principal.subject, key)
@@ -219,6 +220,7 @@ class TokenService:
         check_can_debit(principal, subject)
         check_ttl(ttl_seconds)
         amount, priced = self._hold_for(amount, estimate)
+        _at_least_one_credit("reserve", amount)
         chosen = new_hold_id() if hold_id is None else check_hold_id(hold_id)
         caller = principal.subject
 
@@ -381,12 +383,18 @@ class TokenService:
             raise
         reservation.close()
 
-    def sweep_expired_holds(self, principal: Principal, *, limit: int = 1000) -> Sequence[str]:
+    def sweep_expired_holds(
+        self, principal: Principal, *, limit: int = 1000, after: str | None = None
+    ) -> Sequence[str]:
         """Admin only: write the due expiries of up to ``limit`` accounts whose expired
         holds nobody has read since (correctness never needs this: expiry is lazy, and
-        the next change of an account writes it). Returns the subjects swept."""
+        the next change of an account writes it). Returns the subjects swept, in order;
+        pass the last one as ``after`` for the next batch (a subject swept once is not
+        found again, whatever its sweep could write)."""
         check_can_grant(principal)
-        swept = self.store.subjects_with_expired_holds(self._accounts.now(), limit=limit)
+        swept = self.store.subjects_with_expired_holds(
+            self._accounts.now(), limit=limit, after=after
+        )
         for subject in swept:
             self._accounts.update_holding(
                 subject,
@@ -463,6 +471,17 @@ def _priced(usage: ModelUsage, quote: Quote) -> tuple[int, PricedCall]:
             f"({MAX_AMOUNT})"
         )
     return quote.credits, PricedCall(usage, quote.credits, quote.price_version)
+
+
+def _at_least_one_credit(what: str, credits: int) -> None:
+    """A debit or a hold costs at least one credit, priced or not (an ``amount`` of 0 is
+    refused by its check): each one writes rows, and rows nobody pays for would let an
+    account grow without bound. A settle of 0 stays valid: it closes a hold."""
+    if credits < 1:
+        raise InvalidRequestError(
+            f"the call costs 0 credits: {what} takes at least 1 (a model the price book "
+            "prices at 0, or a call of no tokens, is not metered)"
+        )
 
 
 def _answered(hold: Hold, priced: PricedCall | None) -> Hold:
