@@ -21,12 +21,12 @@ from typing import Any
 
 import attrs
 
-from tokenplans._values.errors import InvalidRequestError, PriceBookError, UnknownModelError
 from tokenplans._values.model_usage import (
     MAX_PRICE_VERSION_LENGTH,
     ModelUsage,
     check_model_name,
 )
+from tokenplans.errors import InvalidRequestError, PriceBookError, UnknownModelError
 
 from .quotes import (
     DEFAULT_MODEL_PATTERN,
