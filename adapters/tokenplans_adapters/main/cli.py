@@ -140,7 +140,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     _upgrade_apart(settings)
     # Workers are separate processes that read the environment: hand them exactly
     # the settings validated here (the dev secrets above all).
-    os.environ.update(_environment(settings))
+    os.environ.update(settings.environment())
     connections = _connections(settings, args.workers)
     if args.dev:
         _print_dev_banner(settings, url, ignored, connections, _prices(settings, pricer))
@@ -248,42 +248,6 @@ def _prices(settings: Settings, pricer: Pricer | None) -> str:
     if settings.price_book is not None:
         return f"price book {settings.price_book} (version {version})"
     return f"the {version} table, {settings.credits_per_usd} credits per US dollar"
-
-
-def _environment(settings: Settings) -> dict[str, str]:
-    """The variables that make a worker's ``Settings.from_env()`` equal ``settings``
-    (empty strings override a ``.env`` value with "unset"; the alias names are emptied
-    too, or a value in ``.env`` would stand in for a setting left unset here)."""
-    return {
-        "RAZORPAY_KEY_ID": "",
-        "RAZORPAY_KEY_SECRET": "",
-        "RAZORPAY_WEBHOOK_SECRET": "",
-        "TOKENPLANS_RAZORPAY_KEY_ID": settings.razorpay_key_id or "",
-        "TOKENPLANS_RAZORPAY_KEY_SECRET": settings.razorpay_key_secret or "",
-        "TOKENPLANS_RAZORPAY_WEBHOOK_SECRET": settings.razorpay_webhook_secret or "",
-        "TOKENPLANS_RAZORPAY_PREVIOUS_WEBHOOK_SECRET": (
-            settings.razorpay_previous_webhook_secret or ""
-        ),
-        "TOKENPLANS_DATABASE_URL": settings.database_url,
-        "TOKENPLANS_DB_POOL_SIZE": _text(settings.db_pool_size),
-        "TOKENPLANS_DB_MAX_OVERFLOW": _text(settings.db_max_overflow),
-        "TOKENPLANS_JWT_SECRET": settings.jwt_secret or "",
-        "TOKENPLANS_JWT_ALGORITHMS": ",".join(settings.jwt_algorithms),
-        "TOKENPLANS_JWT_PUBLIC_KEY": settings.jwt_public_key or "",
-        "TOKENPLANS_JWT_JWKS_URL": settings.jwt_jwks_url or "",
-        "TOKENPLANS_JWT_AUDIENCE": settings.jwt_audience or "",
-        "TOKENPLANS_JWT_ISSUER": settings.jwt_issuer or "",
-        "TOKENPLANS_BASE_URL": settings.base_url or "",
-        "TOKENPLANS_OFFLINE_PAYMENT_SECRET": settings.offline_payment_secret or "",
-        "TOKENPLANS_PRICE_BOOK": str(settings.price_book or ""),
-        "TOKENPLANS_PRICES": settings.prices or "",
-        "TOKENPLANS_CREDITS_PER_USD": settings.credits_per_usd or "",
-        "TOKENPLANS_PRICED_MODELS": ",".join(settings.priced_models),
-    }
-
-
-def _text(value: int | None) -> str:
-    return "" if value is None else str(value)
 
 
 def _print_dev_banner(
