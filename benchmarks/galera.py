@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import harness
 from cluster import missing_packages, running_cluster
 from sqlalchemy import Connection, Engine, event
-from storage import CountingStore, _cell
+from storage import CountingStore, _cell, counting
 
 from tokenplans import ADMIN_SCOPE, MAX_AMOUNT, PlanCatalog, Principal, TokenService
 from tokenplans.testing import SettableClock
@@ -120,7 +120,7 @@ def latencies(setups: dict[str, list[SqlAccountStore]]) -> dict[str, dict[str, f
 
 def writers(stores: list[SqlAccountStore], seconds: float, *, shared: bool) -> tuple[float, float]:
     """(debits/s of WRITERS threads, writer i on ``stores[i % len]``; attempts per debit)."""
-    counters = [CountingStore(store) for store in stores]
+    counters = [counting(store) for store in stores]
     services = [_service(counter) for counter in counters]
     one = _funded(services[0])
     principals = [one if shared else _funded(services[0]) for _ in range(WRITERS)]

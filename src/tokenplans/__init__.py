@@ -4,9 +4,11 @@ The core: plans, accounts, the quota ledger and its rules, the use cases, the pr
 model calls, and the ports they need. It imports the standard library and attrs only;
 the adapters put it on SQL databases, the web, JWT and Razorpay.
 
-This module is the library's API. Store and gateway implementers find the ports and the
-commit in :mod:`tokenplans.ports`; tests find in-memory ports in :mod:`tokenplans.testing`.
-Every other module (``tokenplans._*``) is private.
+This module is the library's API. Every error is defined in :mod:`tokenplans.errors`
+(an import-free leaf) and every limit in :mod:`tokenplans.limits`; both are re-exported
+here. Store and gateway implementers find the ports, their optional capabilities and the
+commit in :mod:`tokenplans.ports`; tests find in-memory ports in
+:mod:`tokenplans.testing`. Every other module (``tokenplans._*``) is private.
 """
 
 from tokenplans._ports import AccountStore, Clock, IdentityProvider, PaymentGateway, PaymentStore
@@ -16,7 +18,29 @@ from tokenplans._services.clock import SystemClock
 from tokenplans._services.payments import PaymentService
 from tokenplans._services.tokens import Reservation, TokenService
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.errors import (
+from tokenplans._values.holds import Hold, HoldKey, HoldStatus
+from tokenplans._values.ledger import DebitReceipt, EntryKind, LedgerEntry, fold
+from tokenplans._values.model_usage import (
+    MAX_MODEL_LENGTH,
+    MAX_PRICE_VERSION_LENGTH,
+    MAX_TOKENS,
+    TOKEN_KINDS,
+    Estimate,
+    ModelUsage,
+    PricedCall,
+)
+from tokenplans._values.payments import (
+    Checkout,
+    Payment,
+    PaymentOutcome,
+    PaymentStatus,
+    WebhookOutcome,
+    WebhookStatus,
+)
+from tokenplans._values.plans import REFERENCE_PLAN_CONFIGS, Plan, PlanCatalog
+from tokenplans._values.principal import ADMIN_SCOPE, Principal
+from tokenplans._values.results import HistoryPage, PlanChange
+from tokenplans.errors import (
     AccountBusyError,
     AlreadyProcessedError,
     AuthenticationError,
@@ -40,9 +64,7 @@ from tokenplans._values.errors import (
     UnknownModelError,
     UnknownPlanError,
 )
-from tokenplans._values.holds import Hold, HoldKey, HoldStatus
-from tokenplans._values.ledger import DebitReceipt, EntryKind, LedgerEntry, fold
-from tokenplans._values.limits import (
+from tokenplans.limits import (
     DEFAULT_HOLD_TTL_SECONDS,
     MAX_AMOUNT,
     MAX_HOLD_ID_LENGTH,
@@ -57,26 +79,6 @@ from tokenplans._values.limits import (
     check_subject,
     is_storable_text,
 )
-from tokenplans._values.model_usage import (
-    MAX_MODEL_LENGTH,
-    MAX_PRICE_VERSION_LENGTH,
-    MAX_TOKENS,
-    TOKEN_KINDS,
-    Estimate,
-    ModelUsage,
-    PricedCall,
-)
-from tokenplans._values.payments import (
-    Checkout,
-    Payment,
-    PaymentOutcome,
-    PaymentStatus,
-    WebhookOutcome,
-    WebhookStatus,
-)
-from tokenplans._values.plans import REFERENCE_PLAN_CONFIGS, Plan, PlanCatalog
-from tokenplans._values.principal import ADMIN_SCOPE, Principal
-from tokenplans._values.results import HistoryPage, PlanChange
 
 __all__ = [
     "ADMIN_SCOPE",

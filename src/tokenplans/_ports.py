@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -118,12 +118,15 @@ class AccountStore(Protocol):
         ...
 
 
+@runtime_checkable
 class RowLockingStore(Protocol):
     """An optional capability of an :class:`AccountStore`: deciding inside a lock on the
     account. A store offering it has a ``locked`` method, and the services then make each
     attempt of a change inside it, so that writers of one hot account queue on the lock
-    instead of deciding on the same snapshot and all but one retrying. The services find
-    it by name: a store without it is used optimistically, as the port says.
+    instead of deciding on the same snapshot and all but one retrying. The services
+    check ``isinstance(store, RowLockingStore)``: a store without it is used
+    optimistically, as the port says. (The check looks the method up on the class or
+    the instance, never through ``__getattr__``: a wrapper delegates it explicitly.)
     """
 
     def locked(self, subject: str) -> AbstractContextManager[object]:
@@ -182,6 +185,39 @@ class IdentityProvider(Protocol):
     def authenticate(self, credential: str) -> Principal:
         """The principal the credential proves, or :class:`AuthenticationError` for any
         credential that is malformed, expired, badly signed or names no subject."""
+        ...
+
+
+@runtime_checkable
+class BlockingHint(Protocol):
+    """An optional capability of an :class:`IdentityProvider`: saying whether
+    :meth:`~IdentityProvider.authenticate` may block (network I/O). An async caller runs
+    a provider with ``may_block = False`` inline on its event loop (checking a signature
+    costs less than the hop to a thread), and any other provider, including one without
+    this attribute, in a worker thread."""
+
+    may_block: bool
+
+
+@runtime_checkable
+class KnowsCredentials(Protocol):
+    """An optional capability of an :class:`IdentityProvider` that may block: answering
+    a credential it verified before without I/O, so that an async caller asks it on the
+    event loop and hops to a thread only for a credential it does not know."""
+
+    def known(self, credential: str) -> Principal | None:
+        """The principal of ``credential`` if it was verified before and is still valid,
+        else ``None``; never I/O, never raises for a bad credential."""
+        ...
+
+
+@runtime_checkable
+class SupportsClose(Protocol):
+    """An optional capability of a port implementation (a payment gateway's HTTP
+    client): resources to release when the app shuts down."""
+
+    def close(self) -> object:
+        """Release the resources; the object is not used afterwards."""
         ...
 
 

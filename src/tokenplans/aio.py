@@ -30,12 +30,12 @@ from tokenplans._pricing.quotes import Pricer
 from tokenplans._services.payments import PaymentService
 from tokenplans._services.reservations import OnReplay, ReservationState, admit, check_on_replay
 from tokenplans._services.tokens import TokenService
-from tokenplans._values.errors import AlreadyProcessedError, TokenplansError
 from tokenplans._values.holds import Hold
 from tokenplans._values.limits import DEFAULT_HOLD_TTL_SECONDS
 from tokenplans._values.model_usage import Estimate, ModelUsage
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
+from tokenplans.errors import AlreadyProcessedError, TokenplansError
 
 __all__ = [
     "AsyncPaymentService",

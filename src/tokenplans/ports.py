@@ -1,17 +1,28 @@
-"""What store, gateway, identity and pricer implementers need: the ports, the commit and
-its records, the conflict a store raises, the neutral words a payment gateway speaks, and
-the exact arithmetic a pricer quotes with.
+"""What store, gateway, identity and pricer implementers need: the ports and their
+optional capabilities, the commit and its records, the conflict a store raises, the
+neutral words a payment gateway speaks, and the exact arithmetic a pricer quotes with.
 
-Library callers need none of this; they use :mod:`tokenplans`.
+Library callers need none of this; they use :mod:`tokenplans`. Nothing is defined here:
+every name is re-exported from its one definition, so a port implementer finds all it
+needs in one import. The values a store reads and writes (``Hold``, ``LedgerEntry``,
+``Payment``...), the port protocols and the errors a port raises are the very objects
+:mod:`tokenplans` and :mod:`tokenplans.errors` publish, repeated here on purpose.
+An optional capability (:class:`RowLockingStore`, :class:`BlockingHint`,
+:class:`KnowsCredentials`, :class:`SupportsClose`) is a ``runtime_checkable`` protocol:
+callers find it with ``isinstance``, never by looking a name up.
 """
 
 from tokenplans._ports import (
     AccountStore,
+    BlockingHint,
     Clock,
     Commit,
     IdentityProvider,
+    KnowsCredentials,
     PaymentGateway,
     PaymentStore,
+    RowLockingStore,
+    SupportsClose,
 )
 from tokenplans._pricing.quotes import (
     MAX_RATE,
@@ -24,15 +35,8 @@ from tokenplans._pricing.quotes import (
     estimate_by_pricing,
     parse_rate,
 )
-from tokenplans._values.errors import (
-    AuthenticationError,
-    GatewayError,
-    StorageUnavailableError,
-    WriteConflictError,
-)
 from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
-from tokenplans._values.limits import MAX_GATEWAY_ID_LENGTH, check_gateway_id
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.payments import (
     CheckoutStart,
@@ -44,6 +48,13 @@ from tokenplans._values.payments import (
     PaymentStatus,
 )
 from tokenplans._values.records import Record
+from tokenplans.errors import (
+    AuthenticationError,
+    GatewayError,
+    StorageUnavailableError,
+    WriteConflictError,
+)
+from tokenplans.limits import MAX_GATEWAY_ID_LENGTH, check_gateway_id
 
 __all__ = [
     "MAX_GATEWAY_ID_LENGTH",
@@ -51,6 +62,7 @@ __all__ = [
     "TOKENS_PER_RATE",
     "AccountStore",
     "AuthenticationError",
+    "BlockingHint",
     "CheckoutStart",
     "Clock",
     "Commit",
@@ -64,6 +76,7 @@ __all__ = [
     "HoldStatus",
     "HoldWrite",
     "IdentityProvider",
+    "KnowsCredentials",
     "LedgerEntry",
     "Payment",
     "PaymentGateway",
@@ -74,7 +87,9 @@ __all__ = [
     "Quote",
     "Rates",
     "Record",
+    "RowLockingStore",
     "StorageUnavailableError",
+    "SupportsClose",
     "WriteConflictError",
     "check_gateway_id",
     "credits_for",

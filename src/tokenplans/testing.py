@@ -16,12 +16,12 @@ import attrs
 
 from tokenplans._ports import Commit
 from tokenplans._values.accounts import Account, Usage, as_utc
-from tokenplans._values.errors import AuthenticationError, WriteConflictError
 from tokenplans._values.holds import Hold, HoldKey, HoldWrite
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.payments import HandledEvent, Payment, PaymentStatus
 from tokenplans._values.principal import Principal
 from tokenplans._values.records import Record
+from tokenplans.errors import AuthenticationError, WriteConflictError
 
 
 class InMemoryStore:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from tokenplans import ADMIN_SCOPE
 from tokenplans_adapters.jwt_identity import JwtIdentity
-from tokenplans_adapters.main import cli
+from tokenplans_adapters.main import engines
 from tokenplans_adapters.main.cli import main
 from tokenplans_adapters.sql.migrate import head_revisions
 
@@ -352,7 +352,7 @@ def test_the_driver_hints_name_the_packages_tokenplans_extras_install() -> None:
         "optional-dependencies"
     ]
 
-    for driver in cli._DRIVERS.values():
+    for driver in engines.DRIVERS.values():
         assert any(
             requirement.startswith(driver.requirement) for requirement in extras[driver.extra]
         ), driver

@@ -66,12 +66,12 @@ def test_the_asgi_factory_reads_its_settings_from_the_environment(
 
 _LEAN_SERVER = """
 import sys
-from tokenplans_adapters.main.cli import _upgrade_apart
+from tokenplans_adapters.main.commands.db import upgrade_apart
 from tokenplans_adapters.main import Settings, build_app
 from starlette.testclient import TestClient
 settings = Settings.from_env({"TOKENPLANS_DATABASE_URL": sys.argv[1],
                               "TOKENPLANS_JWT_SECRET": sys.argv[2]})
-_upgrade_apart(settings)  # what `tokenplans serve` does before serving in this process
+upgrade_apart(settings)  # what `tokenplans serve` does before serving in this process
 with TestClient(build_app(settings)) as client:
     assert client.get("/api/health/ready").status_code == 200
 print(sorted({name.split(".")[0] for name in sys.modules} & {"alembic", "mako", "httpx"}))

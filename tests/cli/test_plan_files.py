@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from strategies import catalogs
 
 from tokenplans import PlanCatalog
-from tokenplans_adapters.main.cli import main, render_plan_file
+from tokenplans_adapters.main.cli import main
+from tokenplans_adapters.main.plan_files import render_plan_file
 
 #: Any text a plan name can hold, quotes, backslashes and control characters included.
 names = st.text(max_size=30)

@@ -19,9 +19,10 @@ import uvicorn
 from sqlalchemy import Engine
 from sqlalchemy.pool import QueuePool
 
-from tokenplans_adapters.main import Settings, cli
+from tokenplans_adapters.main import Settings
 from tokenplans_adapters.main.app import build_engine
 from tokenplans_adapters.main.cli import main
+from tokenplans_adapters.main.commands import serve
 from tokenplans_adapters.sql.engine import SQLITE_POOL_SIZE
 
 POSTGRES = "postgresql+psycopg://app:pw@127.0.0.1:1/app"
@@ -80,7 +81,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, str]]]:
     environment its workers would read (put back afterwards)."""
     saved = dict(os.environ)
     runs: list[dict[str, str]] = []
-    monkeypatch.setattr(cli, "_upgrade_apart", lambda _settings: None)
+    monkeypatch.setattr(serve, "upgrade_apart", lambda _settings: None)
     monkeypatch.setattr(uvicorn, "run", lambda *_a, **_k: runs.append(dict(os.environ)))
     yield runs
     os.environ.clear()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
 
 from tokenplans_adapters.http import create_app
-from tokenplans_adapters.main import ConfigError, Settings
+from tokenplans_adapters.main import ConfigError, Settings, config
 from tokenplans_adapters.main.config import DEFAULT_CORS_ORIGINS, DEFAULT_DATABASE_URL
 from tokenplans_adapters.razorpay import RazorpayGateway
 
@@ -159,3 +160,59 @@ def test_unset_http_and_razorpay_settings_mean_what_the_adapters_do_given_nothin
         settings.razorpay_api_url
         == inspect.signature(RazorpayGateway).parameters["api_url"].default
     )
+
+
+CONFIGURATION_DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def _documented_rows() -> list[set[str]]:
+    """The variable names in each row of docs/configuration.md's settings table."""
+    text = CONFIGURATION_DOC.read_text(encoding="utf-8")
+    table = text.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    return [set(re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0])) for row in rows]
+
+
+def test_every_setting_has_a_row_in_the_configuration_table_and_every_row_a_setting() -> None:
+    declared = [set(variables.names) for _field, variables in config.declared()]
+    rows = _documented_rows()
+
+    for names in declared:  # a row documents whole settings: each name, with its aliases
+        assert any(names <= row for row in rows), f"no row for {sorted(names)}"
+    for row in rows:
+        assert row == set().union(*[names for names in declared if names & row]), row
+    assert set().union(*rows) == set(config.variable_names())
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {
+            "DATABASE_URL": "postgresql+psycopg://app:pw@db/app",
+            "JWT_SECRET": "s" * 40,
+            "JWT_ALGORITHM": "HS512",
+            "TOKENPLANS_DB_POOL_SIZE": "7",
+            "TOKENPLANS_DB_MAX_OVERFLOW": "0",
+            "TOKENPLANS_JWT_REQUIRE_EXP": "false",
+            "TOKENPLANS_CORS_ORIGINS": "https://a.example, https://b.example",
+            "TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT": "3",
+            "TOKENPLANS_PLANS_FILE": "~/plans.toml",
+            "TOKENPLANS_PRICES": "genai-prices",
+            "TOKENPLANS_CREDITS_PER_USD": "0.5",
+            "TOKENPLANS_PRICED_MODELS": "gpt-4o, claude-sonnet-4",
+            "RAZORPAY_KEY_ID": "rzp_test_abc",
+            "RAZORPAY_WEBHOOK_SECRET": "w" * 32,
+        },
+    ],
+)
+def test_the_exported_environment_reads_back_as_the_same_settings_over_any_env_file(
+    environ: dict[str, str], workdir: Path
+) -> None:
+    # A .env naming every variable (aliases too) must not leak into what workers read.
+    (workdir / ".env").write_text(
+        "".join(f"{name}=from-the-env-file\n" for name in config.variable_names())
+    )
+    settings = Settings.from_env(environ, env_file=None)
+
+    assert Settings.from_env(settings.environment()) == settings

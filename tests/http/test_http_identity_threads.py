@@ -8,6 +8,7 @@ import threading
 from starlette.testclient import TestClient
 
 from tokenplans import PlanCatalog, Principal, TokenService
+from tokenplans.ports import BlockingHint, KnowsCredentials
 from tokenplans.testing import InMemoryStore, SettableClock
 from tokenplans_adapters.http import create_app
 from tokenplans_adapters.jwt_identity import JwtIdentity, mint_token
@@ -101,3 +102,11 @@ def test_jwt_identity_knows_only_the_tokens_it_verified() -> None:
     assert before is None
     assert identity.known(token) == Principal("alice")
     assert identity.known(forged) is None
+
+
+def test_jwt_identity_declares_its_capabilities_by_type() -> None:
+    by_secret = JwtIdentity(secret="a-secret-that-is-at-least-32-bytes-long!")
+
+    assert isinstance(by_secret, BlockingHint)
+    assert isinstance(by_secret, KnowsCredentials)
+    assert not isinstance(RecordingIdentity(may_block=None), BlockingHint | KnowsCredentials)

@@ -650,6 +650,11 @@ class _CountingConflicts:
             self.conflicts += 1
             raise
 
+    def locked(self, subject: str) -> object:
+        # Declared, not reached through __getattr__: the services find the row lock with
+        # isinstance(store, RowLockingStore), which looks methods up on the class.
+        return self.inner.locked(subject)
+
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 

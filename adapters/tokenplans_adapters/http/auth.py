@@ -27,6 +27,7 @@ from starlette.requests import HTTPConnection
 
 import tokenplans
 from tokenplans import IdentityProvider, Principal
+from tokenplans.ports import BlockingHint, KnowsCredentials
 from tokenplans_adapters.http.offload import in_thread
 
 
@@ -52,19 +53,23 @@ class PrincipalUser(BaseUser):
 class BearerBackend(AuthenticationBackend):
     """``Authorization: Bearer <credential>`` checked by an :class:`IdentityProvider`.
 
-    A provider runs in the thread pool unless it says ``may_block = False``: a
-    JWKS-backed one may fetch keys over the network on a cache miss, which must not stall
-    the event loop, but checking an HMAC or RSA signature costs less CPU than the hop to
-    a worker thread and back (``benchmarks/http.py`` measures both). A provider that may
-    block but offers ``known(credential)`` (a principal it verified before, or ``None``,
-    without I/O, as :class:`~tokenplans_adapters.jwt_identity.JwtIdentity` does) is
-    asked that first, on the loop, and hops only for a credential it does not know.
+    A provider runs in the thread pool unless it says ``may_block = False``
+    (:class:`tokenplans.ports.BlockingHint`): a JWKS-backed one may fetch keys over the
+    network on a cache miss, which must not stall the event loop, but checking an HMAC or
+    RSA signature costs less CPU than the hop to a worker thread and back
+    (``benchmarks/http.py`` measures both). A provider that may block but offers
+    ``known(credential)`` (:class:`tokenplans.ports.KnowsCredentials`: a principal it
+    verified before, or ``None``, without I/O, as
+    :class:`~tokenplans_adapters.jwt_identity.JwtIdentity` does) is asked that first, on
+    the loop, and hops only for a credential it does not know.
     """
 
     def __init__(self, identity: IdentityProvider) -> None:
         self.identity = identity
-        self._inline = getattr(identity, "may_block", True) is False
-        self._known: Callable[[str], Principal | None] | None = getattr(identity, "known", None)
+        self._inline = isinstance(identity, BlockingHint) and identity.may_block is False
+        self._known: Callable[[str], Principal | None] | None = (
+            identity.known if isinstance(identity, KnowsCredentials) else None
+        )
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         header = conn.headers.get("authorization")

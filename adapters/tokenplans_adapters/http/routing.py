@@ -46,10 +46,6 @@ class Operation:
     spec: Mapping[str, Any]
     name: str | None = None
 
-    def route(self) -> Route:
-        """A :class:`RawPathRoute` when the path has parameters, else a plain route."""
-        return route_of([self])
-
     @property
     def query_parameters(self) -> frozenset[str]:
         """The query parameters the operation documents: the only ones it accepts."""

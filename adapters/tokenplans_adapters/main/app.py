@@ -26,6 +26,7 @@ from tokenplans import (
     TokenService,
     UnknownModelError,
 )
+from tokenplans.ports import SupportsClose
 from tokenplans_adapters.http import create_app
 from tokenplans_adapters.jwt_identity import JwtIdentity
 from tokenplans_adapters.razorpay import OfflineGateway
@@ -170,8 +171,7 @@ def _check_sqlite_folder(url: str) -> None:
 
 def closer_of(gateway: PaymentGateway | None) -> Callable[[], object] | None:
     """What releases ``gateway``'s connections (the Razorpay client's pool), if anything."""
-    close = getattr(gateway, "close", None)
-    return close if callable(close) else None
+    return gateway.close if isinstance(gateway, SupportsClose) else None
 
 
 def build_gateway(settings: Settings) -> PaymentGateway | None:

@@ -1,18 +1,22 @@
 """Settings, read once from the environment and a ``.env`` file.
 
 Every setting has a ``TOKENPLANS_*`` name; the original service's names (``DATABASE_URL``,
-``JWT_SECRET``, ``JWT_ALGORITHM``, ``API_BASE_URL``) work too, and the ``TOKENPLANS_*``
-name wins when both are set. A variable in the process environment wins over the same
-variable in ``.env``. Empty values count as unset.
+``JWT_SECRET``, ``JWT_ALGORITHM``, ``API_BASE_URL``, ``RAZORPAY_*``) work too, and the
+first name a field declares wins when several are set. A variable in the process
+environment wins over the same variable in ``.env``. Empty values count as unset.
 
-To add a setting: a field on :class:`Settings` (secrets with ``repr=_hidden``), its line
-in ``Settings.from_env``, and its row in the README's configuration table.
+Each setting is declared once, as a field of :class:`Settings` made by :func:`setting`:
+its variable names and its kind (text, integer, boolean, comma-separated list, path).
+:meth:`Settings.from_env` reads every field by its declaration, and
+:meth:`Settings.environment` writes the variables back for worker processes. To add a
+setting: one field here, and its row in docs/configuration.md's table (a test checks
+that the two agree).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, overload
 
@@ -44,43 +48,124 @@ def _hidden(value: object) -> str:
 
 
 @attrs.frozen
+class Kind:
+    """How a setting's text becomes its value (``read``, given the variables, the
+    setting's names and its default) and back (``write``: the text that reads as the
+    value again)."""
+
+    read: Callable[[_Values, tuple[str, ...], Any], Any]
+    write: Callable[[Any], str]
+
+
+@attrs.frozen
+class Variables:
+    """A setting's declaration: its variable names, the first one winning, and its kind."""
+
+    names: tuple[str, ...]
+    kind: Kind
+
+
+def _read_text(values: _Values, names: tuple[str, ...], default: Any) -> Any:
+    return values.get(*names) or default
+
+
+def _read_csv(values: _Values, names: tuple[str, ...], default: Any) -> Any:
+    text = values.get(*names)
+    return _csv(text) if text else default
+
+
+def _read_path(values: _Values, names: tuple[str, ...], default: Any) -> Any:
+    return _path(values.get(*names)) or default
+
+
+def _read_boolean(values: _Values, names: tuple[str, ...], default: Any) -> Any:
+    return values.boolean(names[0], default=default)
+
+
+def _integer(minimum: int = 1) -> Kind:
+    def read(values: _Values, names: tuple[str, ...], default: Any) -> Any:
+        return values.integer(names[0], default, minimum=minimum)
+
+    return Kind(read, lambda value: "" if value is None else str(value))
+
+
+TEXT = Kind(_read_text, lambda value: value or "")
+CSV = Kind(_read_csv, ",".join)
+PATH = Kind(_read_path, lambda value: "" if value is None else str(value))
+BOOLEAN = Kind(_read_boolean, lambda value: "true" if value else "false")
+POSITIVE = _integer()
+NATURAL = _integer(minimum=0)
+
+
+def setting(*names: str, default: Any = None, kind: Kind = TEXT, secret: bool = False) -> Any:
+    """A field of :class:`Settings` read from the variables ``names`` (the first one
+    set wins) as ``kind``; a ``secret`` never shows in a repr."""
+    return attrs.field(
+        default=default,
+        repr=_hidden if secret else True,
+        metadata={Variables: Variables(names, kind)},
+    )
+
+
+@attrs.frozen
 class Settings:
     """Everything the composition root needs, typed; build with :meth:`from_env`."""
 
     # -- storage
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = setting(
+        "TOKENPLANS_DATABASE_URL", "DATABASE_URL", default=DEFAULT_DATABASE_URL
+    )
     # A PostgreSQL or MySQL/MariaDB pool per process (None: the engine's default for the
     # backend); SQLite's pool is sized to the server's threads and ignores both.
-    db_pool_size: int | None = None
-    db_max_overflow: int | None = None
+    db_pool_size: int | None = setting("TOKENPLANS_DB_POOL_SIZE", kind=POSITIVE)
+    db_max_overflow: int | None = setting("TOKENPLANS_DB_MAX_OVERFLOW", kind=NATURAL)
     # -- identity (JWT)
-    jwt_secret: str | None = attrs.field(default=None, repr=_hidden)
-    jwt_algorithms: tuple[str, ...] = ("HS256",)
-    jwt_public_key: str | None = attrs.field(default=None, repr=False)
-    jwt_jwks_url: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-    jwt_require_exp: bool = True
+    jwt_secret: str | None = setting("TOKENPLANS_JWT_SECRET", "JWT_SECRET", secret=True)
+    jwt_algorithms: tuple[str, ...] = setting(
+        "TOKENPLANS_JWT_ALGORITHMS", "JWT_ALGORITHM", default=("HS256",), kind=CSV
+    )
+    jwt_public_key: str | None = setting("TOKENPLANS_JWT_PUBLIC_KEY", secret=True)
+    jwt_jwks_url: str | None = setting("TOKENPLANS_JWT_JWKS_URL")
+    jwt_audience: str | None = setting("TOKENPLANS_JWT_AUDIENCE")
+    jwt_issuer: str | None = setting("TOKENPLANS_JWT_ISSUER")
+    jwt_require_exp: bool = setting("TOKENPLANS_JWT_REQUIRE_EXP", default=True, kind=BOOLEAN)
     # -- HTTP
-    cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
-    base_url: str | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
-    max_concurrent_per_subject: int = 0  # 0: no limit
+    cors_origins: tuple[str, ...] = setting(
+        "TOKENPLANS_CORS_ORIGINS", default=DEFAULT_CORS_ORIGINS, kind=CSV
+    )
+    base_url: str | None = setting("TOKENPLANS_BASE_URL", "API_BASE_URL")
+    max_body_bytes: int = setting(
+        "TOKENPLANS_MAX_BODY_BYTES", default=DEFAULT_MAX_BODY_BYTES, kind=POSITIVE
+    )
+    body_timeout_seconds: int = setting(
+        "TOKENPLANS_BODY_TIMEOUT_SECONDS", default=DEFAULT_BODY_TIMEOUT_SECONDS, kind=POSITIVE
+    )
+    max_concurrent_per_subject: int = setting(  # 0: no limit
+        "TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT", default=0, kind=NATURAL
+    )
     # -- catalog
-    plans_file: Path | None = None
-    # -- pricing model calls (neither: one credit per counted token)
-    price_book: Path | None = None
-    prices: str | None = None  # GENAI_PRICES, with credits_per_usd
-    credits_per_usd: str | None = None
-    priced_models: tuple[str, ...] = ()  # the genai-prices models GET /api/pricing shows
+    plans_file: Path | None = setting("TOKENPLANS_PLANS_FILE", kind=PATH)
+    # -- pricing model calls (neither: one credit per counted token; see _check_pricing)
+    price_book: Path | None = setting("TOKENPLANS_PRICE_BOOK", kind=PATH)
+    prices: str | None = setting("TOKENPLANS_PRICES")  # GENAI_PRICES, with credits_per_usd
+    credits_per_usd: str | None = setting("TOKENPLANS_CREDITS_PER_USD")
+    # the genai-prices models GET /api/pricing shows
+    priced_models: tuple[str, ...] = setting("TOKENPLANS_PRICED_MODELS", default=(), kind=CSV)
     # -- payments (Razorpay; without keys, the offline gateway stands in)
-    razorpay_key_id: str | None = None
-    razorpay_key_secret: str | None = attrs.field(default=None, repr=_hidden)
-    razorpay_webhook_secret: str | None = attrs.field(default=None, repr=_hidden)
-    razorpay_previous_webhook_secret: str | None = attrs.field(default=None, repr=_hidden)
-    razorpay_api_url: str = DEFAULT_RAZORPAY_API_URL
-    offline_payment_secret: str | None = attrs.field(default=None, repr=_hidden)
+    razorpay_key_id: str | None = setting("TOKENPLANS_RAZORPAY_KEY_ID", "RAZORPAY_KEY_ID")
+    razorpay_key_secret: str | None = setting(
+        "TOKENPLANS_RAZORPAY_KEY_SECRET", "RAZORPAY_KEY_SECRET", secret=True
+    )
+    razorpay_webhook_secret: str | None = setting(
+        "TOKENPLANS_RAZORPAY_WEBHOOK_SECRET", "RAZORPAY_WEBHOOK_SECRET", secret=True
+    )
+    razorpay_previous_webhook_secret: str | None = setting(
+        "TOKENPLANS_RAZORPAY_PREVIOUS_WEBHOOK_SECRET", secret=True
+    )
+    razorpay_api_url: str = setting(
+        "TOKENPLANS_RAZORPAY_API_URL", "RAZORPAY_API_URL", default=DEFAULT_RAZORPAY_API_URL
+    )
+    offline_payment_secret: str | None = setting("TOKENPLANS_OFFLINE_PAYMENT_SECRET", secret=True)
 
     @classmethod
     def from_env(
@@ -90,46 +175,26 @@ class Settings:
         env_file: str | Path | None = ".env",
     ) -> Settings:
         """Settings from ``environ`` (default ``os.environ``) over ``env_file`` (if it
-        exists; ``None`` reads no file)."""
+        exists; ``None`` reads no file), each field read by its declaration."""
         values = _Values(_merge(os.environ if environ is None else environ, env_file))
-        algorithms = values.get("TOKENPLANS_JWT_ALGORITHMS", "JWT_ALGORITHM")
-        return cls(
-            database_url=values.get("TOKENPLANS_DATABASE_URL", "DATABASE_URL")
-            or DEFAULT_DATABASE_URL,
-            db_pool_size=values.integer("TOKENPLANS_DB_POOL_SIZE", None),
-            db_max_overflow=values.integer("TOKENPLANS_DB_MAX_OVERFLOW", None, minimum=0),
-            jwt_secret=values.get("TOKENPLANS_JWT_SECRET", "JWT_SECRET"),
-            jwt_algorithms=_csv(algorithms) if algorithms else ("HS256",),
-            jwt_public_key=values.get("TOKENPLANS_JWT_PUBLIC_KEY"),
-            jwt_jwks_url=values.get("TOKENPLANS_JWT_JWKS_URL"),
-            jwt_audience=values.get("TOKENPLANS_JWT_AUDIENCE"),
-            jwt_issuer=values.get("TOKENPLANS_JWT_ISSUER"),
-            jwt_require_exp=values.boolean("TOKENPLANS_JWT_REQUIRE_EXP", default=True),
-            cors_origins=_csv(
-                values.get("TOKENPLANS_CORS_ORIGINS") or ",".join(DEFAULT_CORS_ORIGINS)
-            ),
-            base_url=values.get("TOKENPLANS_BASE_URL", "API_BASE_URL"),
-            max_body_bytes=values.integer("TOKENPLANS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-            body_timeout_seconds=values.integer(
-                "TOKENPLANS_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS
-            ),
-            max_concurrent_per_subject=values.integer(
-                "TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT", 0, minimum=0
-            ),
-            plans_file=_path(values.get("TOKENPLANS_PLANS_FILE")),
-            **_pricing(values),
-            razorpay_key_id=values.get("TOKENPLANS_RAZORPAY_KEY_ID", "RAZORPAY_KEY_ID"),
-            razorpay_key_secret=values.get("TOKENPLANS_RAZORPAY_KEY_SECRET", "RAZORPAY_KEY_SECRET"),
-            razorpay_webhook_secret=values.get(
-                "TOKENPLANS_RAZORPAY_WEBHOOK_SECRET", "RAZORPAY_WEBHOOK_SECRET"
-            ),
-            razorpay_previous_webhook_secret=values.get(
-                "TOKENPLANS_RAZORPAY_PREVIOUS_WEBHOOK_SECRET"
-            ),
-            razorpay_api_url=values.get("TOKENPLANS_RAZORPAY_API_URL", "RAZORPAY_API_URL")
-            or DEFAULT_RAZORPAY_API_URL,
-            offline_payment_secret=values.get("TOKENPLANS_OFFLINE_PAYMENT_SECRET"),
-        )
+        read: dict[str, Any] = {}
+        for field, variables in declared():
+            read[field.name] = variables.kind.read(values, variables.names, field.default)
+            if field.name == "plans_file":  # the pricing settings come next: check them
+                _check_pricing(values)
+        return cls(**read)
+
+    def environment(self) -> dict[str, str]:
+        """The variables that make ``Settings.from_env()`` in another process (a server's
+        worker) equal these settings: every setting under its first name, and its other
+        names emptied (an empty variable overrides a ``.env`` value with "unset", so a
+        value in ``.env`` cannot stand in for a setting left unset here)."""
+        environment: dict[str, str] = {}
+        for field, variables in declared():
+            first, *others = variables.names
+            environment |= dict.fromkeys(others, "")
+            environment[first] = variables.kind.write(getattr(self, field.name))
+        return environment
 
     @property
     def has_razorpay_keys(self) -> bool:
@@ -155,9 +220,20 @@ class Settings:
         return None
 
 
-def _pricing(values: _Values) -> dict[str, Any]:
-    """The pricing settings, checked for consistency (the book's content is checked when
-    the composition root loads it): a price book or the genai-prices table, not both."""
+def declared() -> Iterator[tuple[attrs.Attribute[Any], Variables]]:
+    """Each setting of :class:`Settings` with its declaration, in field order."""
+    for field in attrs.fields(Settings):
+        yield field, field.metadata[Variables]
+
+
+def variable_names() -> list[str]:
+    """Every variable :class:`Settings` reads, aliases included."""
+    return [name for _field, variables in declared() for name in variables.names]
+
+
+def _check_pricing(values: _Values) -> None:
+    """The pricing settings are consistent (the book's content is checked when the
+    composition root loads it): a price book or the genai-prices table, not both."""
     book = values.get("TOKENPLANS_PRICE_BOOK")
     prices = values.get("TOKENPLANS_PRICES")
     credits_per_usd = values.get("TOKENPLANS_CREDITS_PER_USD")
@@ -177,12 +253,6 @@ def _pricing(values: _Values) -> dict[str, Any]:
     if not prices and (credits_per_usd or models):
         name = "TOKENPLANS_CREDITS_PER_USD" if credits_per_usd else "TOKENPLANS_PRICED_MODELS"
         raise ConfigError(f"{name} is set without TOKENPLANS_PRICES=genai-prices")
-    return {
-        "price_book": _path(book),
-        "prices": prices,
-        "credits_per_usd": credits_per_usd,
-        "priced_models": _csv(models or ""),
-    }
 
 
 def _merge(environ: Mapping[str, str], env_file: str | Path | None) -> dict[str, str]:

@@ -21,12 +21,12 @@ from typing import Any
 
 import attrs
 
-from tokenplans._values.errors import InvalidRequestError, PriceBookError, UnknownModelError
 from tokenplans._values.model_usage import (
     MAX_PRICE_VERSION_LENGTH,
     ModelUsage,
     check_model_name,
 )
+from tokenplans.errors import InvalidRequestError, PriceBookError, UnknownModelError
 
 from .quotes import (
     DEFAULT_MODEL_PATTERN,
@@ -44,7 +44,6 @@ DEFAULT_MODEL = DEFAULT_MODEL_PATTERN
 WILDCARD = "*"
 #: What the catch-all was called before it was a pattern; refused, with the fix.
 _FORMER_DEFAULT = "default"
-_MAX_VERSION_LENGTH = MAX_PRICE_VERSION_LENGTH
 _TOP_LEVEL = frozenset({"version", "models"})
 _REQUIRED_RATES = ("input", "output")
 #: Each optional rate and the rate it falls back to when unset.
@@ -170,9 +169,9 @@ def _version(version: object) -> str:
             f'price book: field "version": must be a quoted string, e.g. version = "2026-12-01"; '
             f"got {version!r}"
         )
-    if not 1 <= len(version) <= _MAX_VERSION_LENGTH or not version.isprintable():
+    if not 1 <= len(version) <= MAX_PRICE_VERSION_LENGTH or not version.isprintable():
         raise PriceBookError(
-            f'price book: field "version": must be 1-{_MAX_VERSION_LENGTH} printable '
+            f'price book: field "version": must be 1-{MAX_PRICE_VERSION_LENGTH} printable '
             f"characters, got {version!r}"
         )
     return version

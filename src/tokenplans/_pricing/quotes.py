@@ -16,13 +16,13 @@ from typing import Any, Protocol
 
 import attrs
 
-from tokenplans._values.errors import PriceBookError
 from tokenplans._values.model_usage import (
     TOKEN_KINDS,
     ModelUsage,
     check_model_name,
     check_token_count,
 )
+from tokenplans.errors import PriceBookError
 
 #: Rates are per million tokens, the unit providers publish.
 TOKENS_PER_RATE = 10**6

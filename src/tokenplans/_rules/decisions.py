@@ -13,13 +13,13 @@ from typing import Generic, TypeVar
 import attrs
 
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.errors import IdempotencyConflictError
 from tokenplans._values.ledger import Change, DebitReceipt
 from tokenplans._values.model_usage import ModelUsage, PricedCall
 from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans._values.records import Record
 from tokenplans._values.results import PlanChange
+from tokenplans.errors import IdempotencyConflictError
 
 from .permissions import check_can_change_plan
 from .quota import change_plan, debit, grant

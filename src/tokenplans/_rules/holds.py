@@ -28,18 +28,18 @@ from functools import partial
 import attrs
 
 from tokenplans._values.accounts import Account
-from tokenplans._values.errors import (
+from tokenplans._values.holds import Hold, HoldKey, HoldStatus, HoldWrite
+from tokenplans._values.ledger import Change, EntryKind
+from tokenplans._values.limits import MAX_OPEN_HOLDS
+from tokenplans._values.model_usage import PricedCall
+from tokenplans._values.plans import PlanCatalog
+from tokenplans.errors import (
     AlreadyProcessedError,
     HoldConflictError,
     HoldNotFoundError,
     InsufficientTokensError,
     TooManyHoldsError,
 )
-from tokenplans._values.holds import Hold, HoldKey, HoldStatus, HoldWrite
-from tokenplans._values.ledger import Change, EntryKind
-from tokenplans._values.limits import MAX_OPEN_HOLDS
-from tokenplans._values.model_usage import PricedCall
-from tokenplans._values.plans import PlanCatalog
 
 from .decisions import Decision
 from .quota import for_call, record, roll_forward

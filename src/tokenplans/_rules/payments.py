@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 import attrs
 
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.errors import PaymentError, TooManyOrdersError
 from tokenplans._values.ledger import Change
 from tokenplans._values.limits import MAX_OPEN_ORDERS, ORDER_REUSE_WINDOW
 from tokenplans._values.payments import HandledEvent, Payment, PaymentOutcome, PaymentStatus
 from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans._values.records import Record
+from tokenplans.errors import PaymentError, TooManyOrdersError
 
 from .decisions import Decision
 from .quota import change_plan, grant, renew

@@ -7,9 +7,9 @@ authenticates a principal needs no rules of its own.
 
 from __future__ import annotations
 
-from tokenplans._values.errors import PermissionDeniedError
 from tokenplans._values.plans import Plan
 from tokenplans._values.principal import Principal
+from tokenplans.errors import PermissionDeniedError
 
 
 def check_can_read(principal: Principal, subject: str) -> None:
@@ -23,9 +23,15 @@ def check_can_debit(principal: Principal, subject: str) -> None:
     check_can_read(principal, subject)
 
 
-def check_can_grant(principal: Principal) -> None:
+def check_is_admin(principal: Principal, action: str) -> None:
+    """Only an admin may do ``action`` (a phrase: "sweep expired holds")."""
     if not principal.is_admin:
-        raise PermissionDeniedError("admin_only", "only an admin may grant tokens")
+        raise PermissionDeniedError("admin_only", f"only an admin may {action}")
+
+
+def check_can_grant(principal: Principal) -> None:
+    """Only an admin adds tokens."""
+    check_is_admin(principal, "grant tokens")
 
 
 def check_can_change_plan(
@@ -45,7 +51,7 @@ def check_can_change_plan(
     if principal.is_admin:
         return
     if reset_used:
-        raise PermissionDeniedError("admin_only", "only an admin may reset used tokens")
+        check_is_admin(principal, "reset used tokens")
     if target.rank <= current.rank:
         return
     if target.is_free:

@@ -14,10 +14,10 @@ from typing import Any
 import attrs
 
 from tokenplans._values.accounts import Account, utc_text
-from tokenplans._values.errors import InsufficientTokensError, InvalidRequestError
 from tokenplans._values.ledger import Change, EntryKind, LedgerEntry
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.plans import Plan, PlanCatalog
+from tokenplans.errors import InsufficientTokensError, InvalidRequestError
 
 
 def month_start(moment: datetime) -> datetime:

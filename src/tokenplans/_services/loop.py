@@ -8,18 +8,18 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import TypeVar
 
 from tokenplans._ports import AccountStore, Clock, Commit, RowLockingStore
 from tokenplans._rules.decisions import Decision
 from tokenplans._rules.holds import HeldChange, roll_forward_with_holds
 from tokenplans._rules.quota import open_account
 from tokenplans._values.accounts import Account, as_utc
-from tokenplans._values.errors import AccountBusyError, WriteConflictError
 from tokenplans._values.holds import Hold, HoldKey
 from tokenplans._values.limits import check_subject
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.records import one_write_per_hold
+from tokenplans.errors import AccountBusyError, WriteConflictError
 
 T = TypeVar("T")
 F = TypeVar("F")
@@ -36,12 +36,11 @@ class AccountUpdater:
         self.clock = clock
         self._max_attempts = max_attempts
         # A store that can lock the account row decides inside the lock (see
-        # RowLockingStore); any other store is used optimistically.
-        self._lock: Callable[[str], AbstractContextManager[object]] = (
-            cast(RowLockingStore, store).locked
-            if callable(getattr(store, "locked", None))
-            else _no_lock
-        )
+        # RowLockingStore; isinstance only sees that the name exists, so a ``locked``
+        # that is no method counts as none); any other store is used optimistically.
+        self._lock: Callable[[str], AbstractContextManager[object]] = _no_lock
+        if isinstance(store, RowLockingStore) and callable(store.locked):
+            self._lock = store.locked
 
     def now(self) -> datetime:
         """The clock's time as ``tzinfo=UTC``: a clock may spell UTC as ZoneInfo("UTC") or

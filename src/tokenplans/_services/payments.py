@@ -20,7 +20,6 @@ import attrs
 from tokenplans._ports import AccountStore, Clock, PaymentGateway, PaymentStore
 from tokenplans._rules.payments import check_purchase, decide_confirmation, open_order_for
 from tokenplans._rules.permissions import check_can_read
-from tokenplans._values.errors import PaymentError, PaymentNotFoundError, WriteConflictError
 from tokenplans._values.limits import check_subject
 from tokenplans._values.payments import (
     Checkout,
@@ -34,6 +33,7 @@ from tokenplans._values.payments import (
 )
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
+from tokenplans.errors import PaymentError, PaymentNotFoundError, WriteConflictError
 
 from .call_shape import subject_by_keyword
 from .loop import AccountUpdater

@@ -23,13 +23,13 @@ from typing import Literal
 
 import attrs
 
-from tokenplans._values.errors import (
+from tokenplans._values.holds import Hold
+from tokenplans._values.model_usage import ModelUsage
+from tokenplans.errors import (
     AlreadyProcessedError,
     InvalidRequestError,
     RequestInProgressError,
 )
-from tokenplans._values.holds import Hold
-from tokenplans._values.model_usage import ModelUsage
 
 #: What a ``holding`` block does when its hold id names a hold another request placed.
 OnReplay = Literal["refuse", "call"]
@@ -53,7 +53,9 @@ def admit(
     try:
         hold = reserve()
     except AlreadyProcessedError as done:
-        if on_replay == "refuse" or done.hold is None:
+        # The error types its hold by the facts it carries (tokenplans.errors imports
+        # nothing); the core always raises it with a Hold.
+        if on_replay == "refuse" or not isinstance(done.hold, Hold):
             raise
         return ReservationState(attrs.evolve(done.hold, replayed=True), placed_here=False)
     if hold.replayed and on_replay == "refuse":

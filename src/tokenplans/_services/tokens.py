@@ -28,9 +28,13 @@ from tokenplans._rules.holds import (
     decide_roll_forward,
     decide_settle,
 )
-from tokenplans._rules.permissions import check_can_debit, check_can_grant, check_can_read
+from tokenplans._rules.permissions import (
+    check_can_debit,
+    check_can_grant,
+    check_can_read,
+    check_is_admin,
+)
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.errors import HoldNotFoundError, InvalidRequestError, TokenplansError
 from tokenplans._values.holds import Hold, HoldKey
 from tokenplans._values.ledger import DebitReceipt
 from tokenplans._values.limits import (
@@ -49,6 +53,7 @@ from tokenplans._values.model_usage import Estimate, ModelUsage, PricedCall
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans._values.results import HistoryPage, PlanChange
+from tokenplans.errors import HoldNotFoundError, InvalidRequestError, TokenplansError
 
 from .call_shape import subject_by_keyword
 from .loop import AccountUpdater, no_facts
@@ -391,7 +396,7 @@ class TokenService:
         the next change of an account writes it). Returns the subjects swept, in order;
         pass the last one as ``after`` for the next batch (a subject swept once is not
         found again, whatever its sweep could write)."""
-        check_can_grant(principal)
+        check_is_admin(principal, "sweep expired holds")
         swept = self.store.subjects_with_expired_holds(
             self._accounts.now(), limit=limit, after=after
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from .errors import InvalidRequestError
+from tokenplans.errors import InvalidRequestError
 
 #: The largest single debit or grant: far above any real model call, far below overflow
 #: of the 64-bit integer columns SQL stores use.

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from .errors import InvalidRequestError
+from tokenplans.errors import InvalidRequestError
 
 #: The most tokens one field may count: far above any single call, far below overflow
 #: anywhere (the same bound as a debit's amount).

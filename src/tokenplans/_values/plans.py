@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from .errors import CatalogError, UnknownPlanError
+from tokenplans.errors import CatalogError, UnknownPlanError
 
 #: The default catalog in the ``PLAN_CONFIGS`` shape of the FastAPI app tokenplans grew
 #: from, kept so that app's frontend and its numbers keep working.

@@ -1,16 +1,74 @@
-"""Every error the core raises, each carrying the facts a caller needs to answer well.
+"""Every error tokenplans raises, each carrying the facts a caller needs to answer well.
 
-Adapters map these to their own world in one place (HTTP status codes, CLI exit codes);
-nothing else in an adapter needs to know the rules behind them.
+An import-free leaf, like ``attrs.exceptions``: it imports nothing from tokenplans (not
+even for type checking), so every layer may raise these and nothing forms a cycle
+through them. Adapters map them to their own world in one place (HTTP status codes, CLI
+exit codes); nothing else in an adapter needs to know the rules behind them. The
+errors are re-exported by :mod:`tokenplans` too.
+
+An error that carries a hold or a debit receipt types it by the facts its callers
+read (:class:`HoldFacts`, :class:`ReceiptFacts`): the value is the
+:class:`tokenplans.Hold` or :class:`tokenplans.DebitReceipt` itself.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import enum
+from datetime import datetime
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .holds import Hold
-    from .ledger import DebitReceipt
+__all__ = [
+    "AccountBusyError",
+    "AlreadyProcessedError",
+    "AuthenticationError",
+    "CatalogError",
+    "DuplicateRequestError",
+    "GatewayError",
+    "HoldConflictError",
+    "HoldFacts",
+    "HoldNotFoundError",
+    "IdempotencyConflictError",
+    "InsufficientTokensError",
+    "InvalidRequestError",
+    "PaymentError",
+    "PaymentNotFoundError",
+    "PermissionDeniedError",
+    "PriceBookError",
+    "ReceiptFacts",
+    "RequestInProgressError",
+    "StorageUnavailableError",
+    "TokenplansError",
+    "TooManyHoldsError",
+    "TooManyOrdersError",
+    "UnknownModelError",
+    "UnknownPlanError",
+    "WriteConflictError",
+]
+
+
+class HoldFacts(Protocol):
+    """What an error says about a hold (a :class:`tokenplans.Hold` is one)."""
+
+    @property
+    def hold_id(self) -> str: ...
+    @property
+    def status(self) -> enum.Enum: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def settled(self) -> int | None: ...
+    @property
+    def expires_at(self) -> datetime: ...
+
+
+class ReceiptFacts(Protocol):
+    """What an error says about a remembered debit (a :class:`tokenplans.DebitReceipt`
+    is one)."""
+
+    @property
+    def idempotency_key(self) -> str | None: ...
+    @property
+    def amount(self) -> int: ...
 
 
 class TokenplansError(Exception):
@@ -84,7 +142,7 @@ class HoldConflictError(TokenplansError):
     one, settling with another amount, reserving its id for another amount. ``hold`` is
     the hold as it is (its final state, when closed); nothing was changed."""
 
-    def __init__(self, hold: Hold, message: str) -> None:
+    def __init__(self, hold: HoldFacts, message: str) -> None:
         super().__init__(message)
         self.hold = hold
 
@@ -98,8 +156,8 @@ class DuplicateRequestError(TokenplansError):
         self,
         message: str,
         *,
-        hold: Hold | None = None,
-        receipt: DebitReceipt | None = None,
+        hold: HoldFacts | None = None,
+        receipt: ReceiptFacts | None = None,
     ) -> None:
         super().__init__(message)
         self.hold = hold
@@ -110,7 +168,7 @@ class RequestInProgressError(DuplicateRequestError):
     """The first request with this hold id is still in flight: its hold is open (or its
     process died and the hold waits for its expiry). Retry after ``retry_after_seconds``."""
 
-    def __init__(self, hold: Hold, retry_after_seconds: int) -> None:
+    def __init__(self, hold: HoldFacts, retry_after_seconds: int) -> None:
         super().__init__(f"request {hold.hold_id!r} is in progress", hold=hold)
         self.retry_after_seconds = retry_after_seconds
 
@@ -119,7 +177,9 @@ class AlreadyProcessedError(DuplicateRequestError):
     """The first request with this hold id or idempotency key has finished: its hold is
     closed, or its debit is remembered. Its result is on ``hold`` or ``receipt``."""
 
-    def __init__(self, *, hold: Hold | None = None, receipt: DebitReceipt | None = None) -> None:
+    def __init__(
+        self, *, hold: HoldFacts | None = None, receipt: ReceiptFacts | None = None
+    ) -> None:
         name = hold.hold_id if hold is not None else receipt.idempotency_key if receipt else ""
         super().__init__(f"request {name!r} was already processed", hold=hold, receipt=receipt)
 

@@ -1,0 +1,64 @@
+"""``tokenplans plans``: the catalog in use, as a table or as a plan file."""
+
+from __future__ import annotations
+
+import argparse
+
+from tokenplans import PlanCatalog
+from tokenplans_adapters.main.app import build_catalog
+from tokenplans_adapters.main.config import Settings
+from tokenplans_adapters.main.plan_files import render_plan_file
+
+from .base import Commands
+
+
+def add(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "plans",
+        help="print the plan catalog",
+        description=(
+            "Print the catalog (TOKENPLANS_PLANS_FILE, or the built-in plans) as a table, "
+            "or as a JSON or TOML plan file that TOKENPLANS_PLANS_FILE accepts."
+        ),
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "json", "toml"),
+        default="table",
+        help="table (default), or a plan file: json or toml",
+    )
+    parser.add_argument(
+        "--json", action="store_const", const="json", dest="format", help="--format json"
+    )
+    parser.set_defaults(handler=_plans)
+
+
+def _plans(args: argparse.Namespace, settings: Settings) -> int:
+    catalog = build_catalog(settings)
+    if args.format == "table":
+        _print_table(catalog)
+    else:
+        print(render_plan_file(catalog, args.format), end="")
+    return 0
+
+
+def _print_table(catalog: PlanCatalog) -> None:
+    rows = [("id", "name", "price", "currency", "tokens", "term", "")]
+    rows += [
+        (
+            plan.id,
+            plan.name,
+            str(plan.price),
+            plan.currency,
+            str(plan.tokens),
+            "-" if plan.duration_days is None else f"{plan.duration_days} days",
+            "(default)" if plan == catalog.default_plan else "",
+        )
+        for plan in catalog
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    print("prices are in minor units (paise, cents)")
