@@ -111,7 +111,7 @@ class PaymentService:
         """The default provider's gateway."""
         return self.gateways[self.default_provider]
 
-    def gateway_for(self, provider: str | None = None) -> PaymentGateway:
+    def _gateway_for(self, provider: str | None = None) -> PaymentGateway:
         """The gateway of ``provider`` (``None``: the default one); a
         :class:`PaymentError` (reason ``unknown_provider``) for a provider not served."""
         if provider is None:
@@ -143,7 +143,7 @@ class PaymentService:
         fails no record exists, and if storing fails afterwards the gateway holds an order
         nobody was given, which no one can pay.
         """
-        gateway = self.gateway_for(provider)
+        gateway = self._gateway_for(provider)
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
         plan = self.catalog.get(plan_id)
@@ -196,7 +196,7 @@ class PaymentService:
         to anyone else, or from another provider, the order does not exist. A proof that
         does not check out changes nothing. Confirming again returns the same payment
         with ``applied=False``."""
-        gateway = self.gateway_for(provider)
+        gateway = self._gateway_for(provider)
         confirmation = gateway.read_confirmation(proof)
         payment = self._payments.find_payment(confirmation.order_id)
         if (
@@ -230,7 +230,7 @@ class PaymentService:
         """
         if not isinstance(body, bytes | bytearray):
             raise TypeError("the webhook body must be the raw bytes received")
-        gateway = self.gateway_for(provider)
+        gateway = self._gateway_for(provider)
         event = gateway.read_webhook(body=bytes(body), headers=headers)
         if event.kind is EventKind.OTHER:
             return WebhookOutcome(WebhookStatus.IGNORED, event.name)
