@@ -20,6 +20,7 @@ from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.payments import (
     CheckoutStart,
     Confirmation,
+    GatewayDescription,
     GatewayEvent,
     Payment,
     PaymentStatus,
@@ -223,12 +224,20 @@ class SupportsClose(Protocol):
 
 class PaymentGateway(Protocol):
     """A payment provider, in neutral terms: every provider detail (field and header
-    names, signature schemes, event names, order limits) stays in its adapter."""
+    names, signature schemes, event names, order limits) stays in its adapter, which
+    describes its wire shapes in :attr:`description` for the adapters that serve them."""
 
     @property
     def name(self) -> str:
-        """The provider's short name; the ledger names confirmations ``NAME:verify`` and
-        ``NAME:webhook``."""
+        """The provider's short name: lower-case ASCII letters and digits (``razorpay``),
+        as its payments record it and its routes (``/api/payments/NAME/...``) name it; the
+        ledger names confirmations ``NAME:verify`` and ``NAME:webhook``."""
+        ...
+
+    @property
+    def description(self) -> GatewayDescription:
+        """What the provider's checkout proof, checkout fields and webhook headers are
+        called and look like (:class:`GatewayDescription`)."""
         ...
 
     def start_checkout(

@@ -28,8 +28,9 @@ from tokenplans_adapters.genai_prices import GenaiPricesPricer
 
 _OPERATION_ID = re.compile(r"^[a-z][A-Za-z0-9]*$")
 #: What an example is answered when a 2xx cannot be: a Checkout proof names an order only
-#: Razorpay Checkout knows, so the documented one is a well-formed proof of no order.
-_NOT_2XX = {"verifyPayment": 404}
+#: Razorpay Checkout knows, so the documented one is a well-formed proof of no order (on
+#: today's path and on the provider's own).
+_NOT_2XX = {"verifyPayment": 404, "verifyRazorpayPayment": 404}
 _SIGNATURE = "X-Razorpay-Signature"
 
 

@@ -442,7 +442,11 @@ def test_the_openapi_document_describes_the_payment_endpoints_and_is_valid(
     assert {"post"} <= set(document["paths"]["/api/payments/verify"])
     assert "security" not in document["paths"]["/api/payments/webhook"]["post"]
     assert {"get"} <= set(document["paths"]["/api/payments"])
-    assert {"Payment", "Order", "VerifyRequest"} <= set(document["components"]["schemas"])
+    for action in ("order", "verify", "webhook"):
+        assert {"post"} <= set(document["paths"][f"/api/payments/razorpay/{action}"])
+    assert {"Payment", "Order", "RazorpayOrder", "RazorpayVerifyRequest"} <= set(
+        document["components"]["schemas"]
+    )
 
 
 def test_without_a_payment_service_the_payment_routes_do_not_exist(

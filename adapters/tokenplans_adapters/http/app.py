@@ -101,8 +101,9 @@ def create_app(
     routes: list[BaseRoute] = [route for resource in served for route in resource.all_routes()]
     routes += extra_routes
     if payments is not None:
-        served.append(payment_resource.RESOURCE)
-        routes += payment_resource.RESOURCE.all_routes()
+        paying = payment_resource.resource(payments)
+        served.append(paying)
+        routes += paying.all_routes()
     document = openapi.document(
         service.catalog, served, title=title, extra_paths=extra_openapi_paths
     )

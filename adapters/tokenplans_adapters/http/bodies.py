@@ -28,7 +28,7 @@ from .errors import UnsupportedMediaTypeError, escaped
 
 _JSON_TYPE_NAMES = {int: "an integer", bool: "a boolean", str: "a string", dict: "an object"}
 
-#: Our bodies nest one level and a Razorpay webhook about five; anything this deep is not
+#: Our bodies nest one level and a payment provider's webhook about five; anything this deep is not
 #: a request of ours, and Python's parser recurses once per level.
 MAX_JSON_DEPTH = 32
 #: Token counts fit in 19 digits; Python refuses to convert more than 4,300.

@@ -102,10 +102,9 @@ def build_app(settings: Settings) -> Starlette:
     store = SqlAccountStore(engine)
     clock = SystemClock()
     service = TokenService(store, catalog, clock, pricer=build_pricer(settings))
-    gateway = build_gateway(settings)
+    gateways = build_gateways(settings)
     closers: list[Callable[[], object]] = [engine.dispose]
-    if (close := closer_of(gateway)) is not None:
-        closers.append(close)
+    closers += [close for gateway in gateways.values() if (close := closer_of(gateway))]
     return create_app(
         service,
         identity,
@@ -117,10 +116,10 @@ def build_app(settings: Settings) -> Starlette:
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",
         payments=(
-            None if gateway is None else PaymentService(store, store, catalog, clock, gateway)
+            PaymentService(store, store, catalog, clock, gateways=gateways) if gateways else None
         ),
         # What the root made is released when the app shuts down: the engine's pool,
-        # the Razorpay client's connections.
+        # the payment clients' connections.
         on_shutdown=closers,
     )
 
@@ -172,6 +171,14 @@ def _check_sqlite_folder(url: str) -> None:
 def closer_of(gateway: PaymentGateway | None) -> Callable[[], object] | None:
     """What releases ``gateway``'s connections (the Razorpay client's pool), if anything."""
     return gateway.close if isinstance(gateway, SupportsClose) else None
+
+
+def build_gateways(settings: Settings) -> dict[str, PaymentGateway]:
+    """The configured payment gateways by provider name, the default provider (whose
+    routes today's ``/api/payments/order``, ``/verify`` and ``/webhook`` are) first. A
+    new provider is one more entry here. Empty: no payment routes."""
+    gateways = [build_gateway(settings)]
+    return {gateway.name: gateway for gateway in gateways if gateway is not None}
 
 
 def build_gateway(settings: Settings) -> PaymentGateway | None:

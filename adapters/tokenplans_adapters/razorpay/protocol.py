@@ -1,5 +1,7 @@
 """What Razorpay sends us, read in the core's neutral terms: the Checkout callback's
-fields, the webhook headers and events, and the limits Razorpay puts on an order.
+fields, the webhook headers and events, and the limits Razorpay puts on an order; and
+their description (:data:`DESCRIPTION`), from which the HTTP adapter parses and documents
+them without naming Razorpay.
 
 Both gateways (the real one and the offline stand-in) speak it through
 :class:`RazorpayProtocol`, so the development flow exercises production's parsing.
@@ -17,6 +19,7 @@ from tokenplans.ports import (
     CheckoutStart,
     Confirmation,
     EventKind,
+    GatewayDescription,
     GatewayEvent,
     check_gateway_id,
 )
@@ -39,6 +42,66 @@ EVENT_ID_HEADER = "x-razorpay-event-id"
 #: Webhook events that confirm a payment, and the one that marks it failed.
 CONFIRMING_EVENTS = frozenset({"payment.captured", "order.paid"})
 FAILING_EVENT = "payment.failed"
+
+
+_ID = {"type": "string", "minLength": 1, "maxLength": MAX_GATEWAY_ID_LENGTH}
+#: A Razorpay event (trimmed to the fields read), for an order that is not ours: ignored.
+_CAPTURED = {
+    "entity": "event",
+    "account_id": "acc_Q6kVZx0vMv2Xs8",
+    "event": "payment.captured",
+    "contains": ["payment"],
+    "payload": {
+        "payment": {
+            "entity": {
+                "id": "pay_Q6kVcA2yOx4Zu0",
+                "entity": "payment",
+                "amount": 2900,
+                "currency": "INR",
+                "status": "captured",
+                "order_id": "order_Q6kVbZ1xNw3Yt9",
+            }
+        }
+    },
+    "created_at": 1767225600,
+}
+#: Razorpay's wire shapes, as the HTTP adapter reads and documents them.
+DESCRIPTION = GatewayDescription(
+    title="Razorpay",
+    proof={
+        ORDER_ID_FIELD: _ID,
+        PAYMENT_ID_FIELD: _ID,
+        SIGNATURE_FIELD: {
+            "type": "string",
+            "description": "Hex HMAC-SHA256 of `order_id|payment_id`.",
+        },
+    },
+    proof_example={
+        ORDER_ID_FIELD: "order_Q6kVbZ1xNw3Yt9",
+        PAYMENT_ID_FIELD: "pay_Q6kVcA2yOx4Zu0",
+        SIGNATURE_FIELD: "0f" * 32,
+    },
+    checkout={"key_id": {"type": "string", "description": "Checkout's `key`."}},
+    webhook_headers=(
+        {
+            "name": "X-Razorpay-Signature",
+            "in": "header",
+            "required": True,
+            "description": "Hex HMAC-SHA256 of the raw body with the webhook secret.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "X-Razorpay-Event-Id",
+            "in": "header",
+            "required": False,
+            "description": "Razorpay's event id; a redelivery carries the same one.",
+            "schema": {"type": "string", "maxLength": MAX_GATEWAY_ID_LENGTH},
+            "example": "evt_Q6kVdB3zPy5Av1",
+        },
+    ),
+    webhook_example=_CAPTURED,
+    max_receipt_length=MAX_RECEIPT_LENGTH,
+)
 
 
 def check_receipt(payment_id: str) -> str:
@@ -67,6 +130,10 @@ class RazorpayProtocol:
     @property
     def name(self) -> str:
         return NAME
+
+    @property
+    def description(self) -> GatewayDescription:
+        return DESCRIPTION
 
     @property
     def key_id(self) -> str:

@@ -240,6 +240,8 @@ payments = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("gateway_payment_id", ExactText(), nullable=True),
+    # The gateway that made the order (``razorpay``); only its proofs and webhooks confirm it.
+    Column("provider", String(32), nullable=False),
 )
 Index(None, payments.c.subject, payments.c.created_at, payments.c.id)
 

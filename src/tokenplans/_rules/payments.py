@@ -45,13 +45,15 @@ def check_purchase(plan: Plan, account: Account, catalog: PlanCatalog) -> None:
         raise PaymentError("no_term", f"{plan.id} has no term to renew")
 
 
-def open_order_for(plan: Plan, recent: Iterable[Payment], now: datetime) -> Payment | None:
-    """The subject's open order (not paid, younger than :data:`ORDER_REUSE_WINDOW`) for
-    ``plan`` at its current price, to hand back instead of a new one; ``None`` when a new
-    order may be made. ``recent`` are the subject's newest payments. Raises
-    :class:`TooManyOrdersError` when :data:`MAX_OPEN_ORDERS` are open already, so no
-    client can make the gateway create orders without end. (A failed payment leaves its
-    order open: the gateway takes another attempt.)"""
+def open_order_for(
+    plan: Plan, recent: Iterable[Payment], now: datetime, *, provider: str
+) -> Payment | None:
+    """The subject's open order at ``provider`` (not paid, younger than
+    :data:`ORDER_REUSE_WINDOW`) for ``plan`` at its current price, to hand back instead of
+    a new one; ``None`` when a new order may be made. ``recent`` are the subject's newest
+    payments. Raises :class:`TooManyOrdersError` when :data:`MAX_OPEN_ORDERS` are open
+    already, at any provider, so no client can make the gateways create orders without
+    end. (A failed payment leaves its order open: the gateway takes another attempt.)"""
     still_open = [
         payment
         for payment in recent
@@ -59,7 +61,8 @@ def open_order_for(plan: Plan, recent: Iterable[Payment], now: datetime) -> Paym
         and now - payment.created_at < ORDER_REUSE_WINDOW
     ]
     for payment in still_open:
-        if (payment.plan_id, payment.amount, payment.currency) == (
+        if (payment.provider, payment.plan_id, payment.amount, payment.currency) == (
+            provider,
             plan.id,
             plan.price,
             plan.currency,

@@ -8,12 +8,18 @@ is fetched again on every attempt of the update loop: of two racing confirmation
 commits, the other loses the compare-and-write on the account version, re-reads, finds
 the payment paid and returns without changing anything. What a confirmed payment does to
 the account is :func:`tokenplans._rules.payments.apply_payment`.
+
+The service holds one gateway per payment provider, by name. An order is made at one of
+them and records its name (``Payment.provider``); a proof or a webhook is read by the
+gateway of the provider it comes from, and only confirms that provider's payments.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 
 import attrs
 
@@ -39,6 +45,8 @@ from .call_shape import subject_by_keyword
 from .loop import AccountUpdater
 
 _MAX_FAILURE_ATTEMPTS = 20
+#: What a provider's name may be: it is a URL segment and part of OpenAPI operation ids.
+_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9]{0,31}")
 #: How many of a subject's newest payments are searched for its open orders.
 _RECENT_PAYMENTS = 100
 
@@ -54,7 +62,12 @@ def new_payment_id() -> str:
 
 class PaymentService:
     """Orders for paid plans and their confirmation, over an account store (whose commit
-    applies a paid plan), a payment store, the catalog, a clock and a payment gateway."""
+    applies a paid plan), a payment store, the catalog, a clock and the payment gateways.
+
+    Give one ``gateway``, or several as ``gateways``, keyed by their names (in the order
+    they are preferred). The first is the default provider (:attr:`default_provider`),
+    used when a call names none.
+    """
 
     def __init__(
         self,
@@ -62,44 +75,87 @@ class PaymentService:
         payments: PaymentStore,
         catalog: PlanCatalog,
         clock: Clock,
-        gateway: PaymentGateway,
+        gateway: PaymentGateway | None = None,
         *,
+        gateways: Mapping[str, PaymentGateway] | None = None,
         new_id: Callable[[], str] = new_payment_id,
         max_attempts: int = 100,
     ) -> None:
+        if (gateway is None) == (gateways is None):
+            raise TypeError("give one gateway, or gateways by their names, not both")
+        by_name = {gateway.name: gateway} if gateway is not None else dict(gateways or {})
+        if not by_name:
+            raise ValueError("a PaymentService needs at least one gateway")
+        for name, each in by_name.items():
+            if name != each.name:
+                raise ValueError(f"gateway {each.name!r} is given under another name {name!r}")
+            if not isinstance(name, str) or not _PROVIDER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"provider name {name!r}: 1 to 32 lower-case ASCII letters and digits, "
+                    "starting with a letter"
+                )
         self.catalog = catalog
-        self.gateway = gateway
+        #: The gateways by provider name, the default one first.
+        self.gateways: Mapping[str, PaymentGateway] = MappingProxyType(by_name)
         self._payments = payments
         self._accounts = AccountUpdater(accounts, catalog, clock, max_attempts=max_attempts)
         self._new_id = new_id
 
+    @property
+    def default_provider(self) -> str:
+        """The provider a call that names none goes to: the first gateway given."""
+        return next(iter(self.gateways))
+
+    @property
+    def gateway(self) -> PaymentGateway:
+        """The default provider's gateway."""
+        return self.gateways[self.default_provider]
+
+    def _gateway_for(self, provider: str | None = None) -> PaymentGateway:
+        """The gateway of ``provider`` (``None``: the default one); a
+        :class:`PaymentError` (reason ``unknown_provider``) for a provider not served."""
+        if provider is None:
+            return self.gateway
+        gateway = self.gateways.get(provider)
+        if gateway is None:
+            raise PaymentError("unknown_provider", f"no payment provider {provider!r} is served")
+        return gateway
+
     # -- orders --------------------------------------------------------------------
 
     def create_order(
-        self, principal: Principal, plan_id: str, *, subject: str | None = None
+        self,
+        principal: Principal,
+        plan_id: str,
+        *,
+        subject: str | None = None,
+        provider: str | None = None,
     ) -> Checkout:
-        """Create an order for ``plan_id`` at the gateway and record it as ``created``.
+        """Create an order for ``plan_id`` at ``provider``'s gateway (default: the default
+        provider's) and record it as ``created``.
 
         Only a paid plan ranking at or above the account's current one may be bought (the
         same plan is a renewal, so it needs a term to extend). The amount and currency
-        come from the catalog. An open order for the same plan and price is handed back
-        instead (``reused=True``), and a subject may hold at most ``MAX_OPEN_ORDERS`` open
-        orders (:class:`TooManyOrdersError`). The gateway is called *before* anything is
-        stored, with our payment id: if it fails no record exists, and if storing fails
-        afterwards the gateway holds an order nobody was given, which no one can pay.
+        come from the catalog. An open order at the same provider for the same plan and
+        price is handed back instead (``reused=True``), and a subject may hold at most
+        ``MAX_OPEN_ORDERS`` open orders, at all providers (:class:`TooManyOrdersError`).
+        The gateway is called *before* anything is stored, with our payment id: if it
+        fails no record exists, and if storing fails afterwards the gateway holds an order
+        nobody was given, which no one can pay.
         """
+        gateway = self._gateway_for(provider)
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
         plan = self.catalog.get(plan_id)
         check_purchase(plan, self._accounts.account(subject), self.catalog)
         recent = self._payments.payments_of(check_subject(subject), limit=_RECENT_PAYMENTS)
         now = self._accounts.now()
-        reusable = open_order_for(plan, recent, now)
+        reusable = open_order_for(plan, recent, now, provider=gateway.name)
         if reusable is not None:
-            started = self.gateway.resume_checkout(order_id=reusable.order_id)
+            started = gateway.resume_checkout(order_id=reusable.order_id)
             return Checkout(reusable, dict(started.public), plan.name, reused=True)
         payment_id = self._new_id()
-        started = self.gateway.start_checkout(
+        started = gateway.start_checkout(
             payment_id=payment_id,
             subject=subject,
             plan_id=plan.id,
@@ -116,6 +172,7 @@ class PaymentService:
             status=PaymentStatus.CREATED,
             created_at=now,
             updated_at=now,
+            provider=gateway.name,
         )
         self._payments.add_payment(payment)
         return Checkout(payment=payment, public=dict(started.public), plan_name=plan.name)
@@ -130,30 +187,40 @@ class PaymentService:
 
     # -- confirmation --------------------------------------------------------------
 
-    def confirm(self, principal: Principal, proof: Mapping[str, object]) -> PaymentOutcome:
+    def confirm(
+        self, principal: Principal, proof: Mapping[str, object], *, provider: str | None = None
+    ) -> PaymentOutcome:
         """Confirm a payment from the fields the browser posted after paying (``proof``,
-        checked by the gateway). Only the order's subject (or an admin) may; to anyone
-        else the order does not exist. A proof that does not check out changes nothing.
-        Confirming again returns the same payment with ``applied=False``."""
-        confirmation = self.gateway.read_confirmation(proof)
+        checked by ``provider``'s gateway, default: the default provider's). Only the
+        order's subject (or an admin) may, and only for an order made at that provider;
+        to anyone else, or from another provider, the order does not exist. A proof that
+        does not check out changes nothing. Confirming again returns the same payment
+        with ``applied=False``."""
+        gateway = self._gateway_for(provider)
+        confirmation = gateway.read_confirmation(proof)
         payment = self._payments.find_payment(confirmation.order_id)
-        if payment is None or (payment.subject != principal.subject and not principal.is_admin):
+        if (
+            payment is None
+            or payment.provider != gateway.name
+            or (payment.subject != principal.subject and not principal.is_admin)
+        ):
             raise PaymentNotFoundError(confirmation.order_id)
         if not confirmation.authentic:
             raise PaymentError("bad_signature", "the payment signature does not match")
         actor = (
-            f"{self.gateway.name}:verify"
-            if principal.subject == payment.subject
-            else principal.subject
+            f"{gateway.name}:verify" if principal.subject == payment.subject else principal.subject
         )
         return self._confirm(
             payment, gateway_payment_id=confirmation.provider_payment_id, actor=actor
         )
 
-    def handle_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookOutcome:
-        """Act on one webhook delivery: ``body`` is the raw request body, exactly as
-        received (a signature covers its bytes, not its JSON meaning), ``headers`` the
-        delivery's HTTP headers.
+    def handle_webhook(
+        self, *, body: bytes, headers: Mapping[str, str], provider: str | None = None
+    ) -> WebhookOutcome:
+        """Act on one webhook delivery from ``provider`` (default: the default provider):
+        ``body`` is the raw request body, exactly as received (a signature covers its
+        bytes, not its JSON meaning), ``headers`` the delivery's HTTP headers. An event
+        about an order made at another provider is ignored.
 
         Deliveries are at least once and unordered, so: an event id already handled is a
         duplicate; a confirmation of a paid payment changes nothing; a failure never moves
@@ -163,15 +230,16 @@ class PaymentService:
         """
         if not isinstance(body, bytes | bytearray):
             raise TypeError("the webhook body must be the raw bytes received")
-        event = self.gateway.read_webhook(body=bytes(body), headers=headers)
+        gateway = self._gateway_for(provider)
+        event = gateway.read_webhook(body=bytes(body), headers=headers)
         if event.kind is EventKind.OTHER:
             return WebhookOutcome(WebhookStatus.IGNORED, event.name)
         if event.event_id is not None and self._payments.event_seen(event.event_id):
             return WebhookOutcome(WebhookStatus.DUPLICATE, event.name, event.order_id)
         payment = None if event.order_id is None else self._payments.find_payment(event.order_id)
-        if payment is None or event.provider_payment_id is None:
-            # Not an order of ours (another integration on the same provider account):
-            # accepted, so the provider stops retrying, and ignored.
+        if payment is None or payment.provider != gateway.name or event.provider_payment_id is None:
+            # Not an order of ours (another integration on the same provider account), or
+            # not one made at this provider: accepted, so it stops retrying, and ignored.
             return WebhookOutcome(WebhookStatus.IGNORED, event.name, event.order_id)
         if (event.amount is not None and event.amount != payment.amount) or (
             event.kind is EventKind.CONFIRMED and payment.plan_id not in self.catalog
@@ -186,7 +254,7 @@ class PaymentService:
         outcome = self._confirm(
             payment,
             gateway_payment_id=event.provider_payment_id,
-            actor=f"{self.gateway.name}:webhook",
+            actor=f"{gateway.name}:webhook",
             event_id=event.event_id,
         )
         status = WebhookStatus.APPLIED if outcome.applied else WebhookStatus.ALREADY_APPLIED

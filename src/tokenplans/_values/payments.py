@@ -2,14 +2,17 @@
 
 A payment moves created -> paid | failed (and failed -> paid, a retried checkout that
 succeeded), never away from paid. The gateway types name no provider: a checkout started
-for a payment, a confirmation of one, and a webhook event, each in neutral terms.
+for a payment, a confirmation of one, a webhook event, each in neutral terms, and what a
+provider's browser checkout and webhooks look like on the wire
+(:class:`GatewayDescription`), so that no adapter but the provider's own names its fields.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -27,11 +30,14 @@ class PaymentStatus(enum.StrEnum):
 
 @attrs.frozen
 class Payment:
-    """One order for one plan, for one subject.
+    """One order for one plan, for one subject, at one payment provider.
 
     ``id`` is ours (sent to the gateway with the order); ``order_id`` is the gateway's;
     ``gateway_payment_id`` arrives when the payment does. Amount and currency are copied
-    from the catalog when the order is made.
+    from the catalog when the order is made. ``provider`` is the name of the gateway that
+    made the order (:attr:`PaymentGateway.name`): only that gateway's proofs and webhooks
+    may confirm it. It defaults to ``"razorpay"``, the provider of every payment recorded
+    before payments named theirs.
     """
 
     id: str
@@ -44,6 +50,7 @@ class Payment:
     created_at: datetime
     updated_at: datetime
     gateway_payment_id: str | None = None
+    provider: str = "razorpay"
 
 
 @attrs.frozen
@@ -150,3 +157,33 @@ class GatewayEvent:
     order_id: str | None = None
     provider_payment_id: str | None = None
     amount: int | None = None
+
+
+@attrs.frozen
+class GatewayDescription:
+    """What a provider's browser checkout and webhooks look like on the wire, in its own
+    words, so that an HTTP adapter can parse their bodies and document them without
+    naming any provider. Schemas are JSON Schema (as OpenAPI 3.1 uses it), as plain data.
+
+    - ``title``: how people write the provider's name (``"Razorpay"``), one word;
+    - ``proof``: the fields a browser posts after paying, to be handed to
+      :meth:`PaymentGateway.read_confirmation`, each a required string, by name with its
+      schema; empty when the provider confirms payments by webhook only (no verify);
+    - ``proof_example``: a well-formed proof (of an order nobody has);
+    - ``checkout``: the public fields :class:`CheckoutStart` carries (``public``), which an
+      order answer adds for the browser's checkout, by name with their schemas;
+    - ``webhook_headers``: the HTTP headers :meth:`PaymentGateway.read_webhook` reads, as
+      OpenAPI header parameters (``name``, ``required``, ``description``, ``schema``);
+    - ``webhook_example``: an event body, as the provider sends it (about no order of
+      ours), which a test signs with the webhook secret and delivers;
+    - ``max_receipt_length``: the longest of our payment ids the provider takes as the
+      order's receipt (``None``: no limit).
+    """
+
+    title: str
+    proof: Mapping[str, Mapping[str, Any]]
+    proof_example: Mapping[str, object]
+    checkout: Mapping[str, Mapping[str, Any]]
+    webhook_headers: Sequence[Mapping[str, Any]]
+    webhook_example: Mapping[str, object]
+    max_receipt_length: int | None = None

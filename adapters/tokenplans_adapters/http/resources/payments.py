@@ -1,23 +1,32 @@
-"""The payments resource, in the app when a PaymentService is wired (README: Payments).
+"""The payments resource, in the app when a PaymentService is wired (docs: Payments).
 
-- ``POST /api/payments/order {plan}``: an order for a paid plan, with what Razorpay
-  Checkout needs to take the payment (order id, amount, currency, key id);
-- ``POST /api/payments/verify {razorpay_order_id, razorpay_payment_id,
-  razorpay_signature}``: what Checkout hands the browser after a successful payment;
-  answers the usage with the plan applied;
-- ``POST /api/payments/webhook``: Razorpay's server-to-server events. No bearer token:
-  the ``X-Razorpay-Signature`` over the raw body is the credential, and the body is read
-  as bytes and never re-serialised before it is checked. ``X-Razorpay-Event-Id`` dedupes
-  redeliveries. Any signed delivery is answered 200 once it is recorded (unknown events
-  too, so Razorpay stops retrying); a bad signature is a 400 and changes nothing;
+Every payment provider the service holds (its gateways, by name) owns its routes:
+
+- ``POST /api/payments/{provider}/order {plan}``: an order for a paid plan, with what the
+  provider's checkout needs to take the payment (order id, amount, currency, and the
+  gateway's own public fields);
+- ``POST /api/payments/{provider}/verify``: the proof the provider's checkout hands the
+  browser after a successful payment (its fields are the gateway's); answers the usage
+  with the plan applied. Only for a provider whose description names proof fields;
+- ``POST /api/payments/{provider}/webhook``: the provider's server-to-server events. No
+  bearer token: the signature over the raw body is the credential, and the body is read
+  as bytes and never re-serialised before the gateway checks it. Any signed delivery is
+  answered 200 once it is recorded (unknown events too, so the provider stops retrying);
+  a bad signature is a 400 and changes nothing;
+- ``POST /api/payments/order``, ``/verify`` and ``/webhook``: the same, for the service's
+  default provider (the paths the original frontend calls);
 - ``GET /api/payments``: the caller's payments, newest first.
 
-Like every endpoint, these hold no rule: the core's :class:`~tokenplans.PaymentService`
-decides, in the thread pool, and core errors map to responses in :mod:`.errors`.
+A provider that is not served has no routes: its paths are 404s like any unknown one.
+Nothing here names a provider: field names, headers, limits and examples come from each
+gateway's :class:`~tokenplans.ports.GatewayDescription`. Like every endpoint, these hold
+no rule: the core's :class:`~tokenplans.PaymentService` decides, in the thread pool, and
+core errors map to responses in :mod:`.errors`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -33,7 +42,7 @@ from tokenplans import (
     WebhookOutcome,
     WebhookStatus,
 )
-from tokenplans.ports import MAX_GATEWAY_ID_LENGTH
+from tokenplans.ports import GatewayDescription
 from tokenplans_adapters.http.auth import principal_of
 from tokenplans_adapters.http.bodies import (
     Field,
@@ -56,24 +65,24 @@ from tokenplans_adapters.http.openapi import (
     refusal,
     response,
 )
-from tokenplans_adapters.http.routing import Operation, Resource
+from tokenplans_adapters.http.routing import Endpoint, Operation, Resource
 from tokenplans_adapters.http.snapshot import USAGE_PROPERTIES, iso, usage_json
 from tokenplans_adapters.http.state import state_of
 
 _ORDER = {"plan": Field(str)}
-_VERIFY = {
-    "razorpay_order_id": Field(str),
-    "razorpay_payment_id": Field(str),
-    "razorpay_signature": Field(str),
-}
+
+
+def provider_payment_field(provider: str) -> str:
+    """The name a payment shows its provider's payment id under: ``{provider}_payment_id``."""
+    return f"{provider}_payment_id"
 
 
 def payment_json(payment: Payment) -> dict[str, Any]:
-    """One payment as the API shows it: ours and Razorpay's ids, the plan and the money."""
+    """One payment as the API shows it: ours and the provider's ids, the plan and the money."""
     return {
         "payment_id": payment.id,
         "order_id": payment.order_id,
-        "razorpay_payment_id": payment.gateway_payment_id,
+        provider_payment_field(payment.provider): payment.gateway_payment_id,
         "subject": payment.subject,
         "plan": payment.plan_id,
         "amount": payment.amount,
@@ -85,14 +94,14 @@ def payment_json(payment: Payment) -> dict[str, Any]:
 
 
 def checkout_json(checkout: Checkout) -> dict[str, Any]:
-    """The order, shaped for Razorpay Checkout's options (``key``, ``amount``,
-    ``currency``, ``order_id``, ``name``, ``description``, ``notes``)."""
+    """The order, shaped for a browser checkout's options (``amount``, ``currency``,
+    ``order_id``, ``name``, ``description``, ``notes``), with the gateway's public fields."""
     payment = checkout.payment
     return {
         "order_id": checkout.order_id,
         "amount": checkout.amount,
         "currency": checkout.currency,
-        **checkout.public,  # the gateway's public fields: Razorpay's key_id
+        **checkout.public,  # the gateway's public fields (its description's ``checkout``)
         "payment_id": payment.id,
         "receipt": payment.id,
         "plan": payment.plan_id,
@@ -125,256 +134,296 @@ def _payments(request: Request) -> PaymentService:
     return payments
 
 
-async def create_order(request: Request) -> JSONResponse:
-    principal = principal_of(request)
-    fields = await read_object(request, _ORDER)
-    checkout = await in_thread(_payments(request).create_order, principal, fields["plan"])
-    return JSONResponse(checkout_json(checkout))
+def _create_order(provider: str) -> Endpoint:
+    async def create_order(request: Request) -> JSONResponse:
+        principal = principal_of(request)
+        fields = await read_object(request, _ORDER)
+        payments = _payments(request)
+
+        def call() -> Checkout:
+            return payments.create_order(principal, fields["plan"], provider=provider)
+
+        return JSONResponse(checkout_json(await in_thread(call)))
+
+    return create_order
 
 
-async def verify(request: Request) -> JSONResponse:
-    principal = principal_of(request)
-    fields = await read_object(request, _VERIFY)
-    outcome = await in_thread(_payments(request).confirm, principal, fields)
-    return JSONResponse(outcome_json(outcome))
+def _verify(provider: str, proof: Mapping[str, Field]) -> Endpoint:
+    async def verify(request: Request) -> JSONResponse:
+        principal = principal_of(request)
+        fields = await read_object(request, proof)
+        payments = _payments(request)
+
+        def call() -> PaymentOutcome:
+            return payments.confirm(principal, fields, provider=provider)
+
+        return JSONResponse(outcome_json(await in_thread(call)))
+
+    return verify
 
 
-async def webhook(request: Request) -> JSONResponse:
-    # The signature covers the raw bytes, so the service parses them itself; the body
-    # parser's rules on media type, nesting and numbers still apply first.
-    require_json_content_type(request)
-    raw = await request.body()
-    check_raw_json_limits(raw)
-    payments = _payments(request)
+def _webhook(provider: str) -> Endpoint:
+    async def webhook(request: Request) -> JSONResponse:
+        # The signature covers the raw bytes, so the gateway parses them itself; the body
+        # parser's rules on media type, nesting and numbers still apply first.
+        require_json_content_type(request)
+        raw = await request.body()
+        check_raw_json_limits(raw)
+        payments = _payments(request)
 
-    def call() -> WebhookOutcome:
-        return payments.handle_webhook(body=raw, headers=request.headers)
+        def call() -> WebhookOutcome:
+            return payments.handle_webhook(body=raw, headers=request.headers, provider=provider)
 
-    return JSONResponse(webhook_json(await in_thread(call)))
+        return JSONResponse(webhook_json(await in_thread(call)))
+
+    return webhook
 
 
 async def list_payments(request: Request) -> JSONResponse:
     principal = principal_of(request)
     found = await in_thread(_payments(request).payments, principal)
-    return JSONResponse({"payments": [payment_json(p) for p in found]})
+    return JSONResponse({"payments": [{**payment_json(p), "provider": p.provider} for p in found]})
 
 
 # -- OpenAPI ------------------------------------------------------------------------
 
-_ID = {"type": "string", "minLength": 1, "maxLength": MAX_GATEWAY_ID_LENGTH}
 _PAID_AMOUNT = {**COUNT, "description": "Minor units (paise)."}
 
 
-def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
-    """Component schemas of the payment operations (the paid plans come from the catalog)."""
-    paid = [plan.id for plan in catalog if not plan.is_free]
-    paid_plan = {"type": "string", "enum": paid}
-    payment_properties = {
-        "payment_id": {"type": "string", "description": "Ours; the order's receipt."},
-        "order_id": {"type": "string", "description": "Razorpay's order id."},
-        "razorpay_payment_id": nullable({"type": "string"}),
-        "subject": {"type": "string"},
-        "plan": {"type": "string"},
-        "amount": _PAID_AMOUNT,
-        "currency": {"type": "string"},
-        "status": {"type": "string", "enum": [status.value for status in PaymentStatus]},
-        "created_at": TIME,
-        "updated_at": TIME,
-    }
-    return {
-        "Payment": {
-            "type": "object",
-            "required": list(payment_properties),
-            "properties": payment_properties,
-        },
-        "Payments": {
-            "type": "object",
-            "required": ["payments"],
-            "properties": {"payments": {"type": "array", "items": ref("Payment")}},
-        },
-        "OrderRequest": {
-            "type": "object",
-            "required": list(_ORDER),
-            "additionalProperties": False,
-            "examples": [{"plan": plan} for plan in paid[:1]],
-            "properties": {"plan": paid_plan},
-        },
-        "Order": {
-            "type": "object",
-            "required": ["order_id", "amount", "currency", "key_id", "payment_id", "plan"],
-            "properties": {
-                "order_id": {"type": "string", "description": "Checkout's `order_id`."},
-                "amount": {**COUNT, "description": "Checkout's `amount`."},
-                "currency": {"type": "string", "description": "Checkout's `currency`."},
-                "key_id": {"type": "string", "description": "Checkout's `key`."},
-                "payment_id": {"type": "string"},
-                # Razorpay's receipt limit (its adapter checks our ids fit).
-                "receipt": {"type": "string", "maxLength": 40},
-                "plan": {"type": "string"},
-                "name": {"type": "string"},
-                "description": {"type": "string"},
-                "notes": {"type": "object", "additionalProperties": {"type": "string"}},
-                "status": {"const": PaymentStatus.CREATED.value},
+def _word(provider: str) -> str:
+    """The provider's name as a word of an operation id or schema name (``Name``)."""
+    return provider.capitalize()
+
+
+def _schemas(
+    gateways: Mapping[str, GatewayDescription],
+) -> Callable[[PlanCatalog], dict[str, Any]]:
+    """The component schemas of the payment operations: the neutral ones, then each
+    provider's order and proof. The paid plans come from the catalog served."""
+
+    def schemas(catalog: PlanCatalog) -> dict[str, Any]:
+        paid = [plan.id for plan in catalog if not plan.is_free]
+        id_fields = [provider_payment_field(name) for name in gateways]
+        payment_properties = {
+            "payment_id": {"type": "string", "description": "Ours; the order's receipt."},
+            "order_id": {"type": "string", "description": "The provider's order id."},
+            **{
+                field: nullable(
+                    {"type": "string", "description": "The provider's payment id, once paid."}
+                )
+                for field in id_fields
             },
-        },
-        "VerifyRequest": {
-            "type": "object",
-            "required": list(_VERIFY),
-            "additionalProperties": False,
-            "properties": {
-                "razorpay_order_id": _ID,
-                "razorpay_payment_id": _ID,
-                "razorpay_signature": {
-                    "type": "string",
-                    "description": "Hex HMAC-SHA256 of `order_id|payment_id`.",
-                },
-            },
-        },
-        "VerifyResponse": {
-            "type": "object",
-            "required": ["status", "message", "applied", "payment", "plan", "token_quota"],
-            "properties": {
-                "status": {"const": "ok"},
-                "message": {"type": "string"},
-                "applied": {
-                    "type": "boolean",
-                    "description": "False when the payment had been applied already.",
-                },
-                **USAGE_PROPERTIES,
-                "payment": ref("Payment"),
-            },
-        },
-        "WebhookResult": {
-            "type": "object",
-            "required": ["status", "event"],
-            "properties": {
-                "status": {"type": "string", "enum": [status.value for status in WebhookStatus]},
-                "event": {"type": "string"},
-                "order_id": nullable({"type": "string"}),
-            },
-        },
-        "PaymentRefused": refusal(
-            "payment refused",
-            "`free_plan`, `lower_plan`, `no_term`, `bad_signature` or `malformed_event`.",
-        ),
-    }
-
-
-def _refused(description: str) -> dict[str, Any]:
-    return response(description, "PaymentRefused")
-
-
-_GATEWAY_DOWN = response("Razorpay is unreachable, too slow, or refused the order.")
-
-_CREATE_ORDER = {
-    "operationId": "createOrder",
-    "summary": "Create an order for a paid plan (upgrade or renewal)",
-    "tags": ["payments"],
-    "security": SECURED,
-    "requestBody": body("OrderRequest", "The plan to buy."),
-    "responses": {
-        "200": response("What Razorpay Checkout needs to take the payment.", "Order"),
-        **errors("401", *BODY_ERRORS, "503"),
-        "400": {
-            "description": (
-                "An unknown plan (`invalid plan`), or one that cannot be bought: "
-                "free, or below the current plan (`payment refused`)."
-            ),
-            "content": {JSON: {"schema": {"anyOf": [ref("PaymentRefused"), ref("Error")]}}},
-        },
-        "429": response(
-            "Too many open orders (`too many open orders`, reason "
-            "`too_many_open_orders`): pay one, or retry after `Retry-After` seconds."
-        ),
-        "502": _GATEWAY_DOWN,
-    },
-}
-_VERIFY_PAYMENT = {
-    "operationId": "verifyPayment",
-    "summary": "Confirm a payment with Checkout's signature; applies the plan once",
-    "tags": ["payments"],
-    "security": SECURED,
-    "requestBody": body(
-        "VerifyRequest",
-        "The three fields Checkout's handler gets.",
-        {
-            "checkout": example(
-                "What Checkout's handler gets (for an order of yours; this one is not: 404)",
-                {
-                    "razorpay_order_id": "order_Q6kVbZ1xNw3Yt9",
-                    "razorpay_payment_id": "pay_Q6kVcA2yOx4Zu0",
-                    "razorpay_signature": "0f" * 32,
-                },
-            )
-        },
-    ),
-    "responses": {
-        "200": response("The usage with the paid plan applied.", "VerifyResponse"),
-        **errors("401", *BODY_ERRORS, "503"),
-        "400": _refused("The signature does not match; nothing changed."),
-        "404": response("No such order belongs to the caller."),
-    },
-}
-#: A Razorpay event (trimmed to the fields read), for an order that is not ours: ignored.
-_CAPTURED = {
-    "entity": "event",
-    "account_id": "acc_Q6kVZx0vMv2Xs8",
-    "event": "payment.captured",
-    "contains": ["payment"],
-    "payload": {
-        "payment": {
-            "entity": {
-                "id": "pay_Q6kVcA2yOx4Zu0",
-                "entity": "payment",
-                "amount": 2900,
-                "currency": "INR",
-                "status": "captured",
-                "order_id": "order_Q6kVbZ1xNw3Yt9",
-            }
+            "subject": {"type": "string"},
+            "plan": {"type": "string"},
+            "amount": _PAID_AMOUNT,
+            "currency": {"type": "string"},
+            "status": {"type": "string", "enum": [status.value for status in PaymentStatus]},
+            "created_at": TIME,
+            "updated_at": TIME,
         }
-    },
-    "created_at": 1767225600,
-}
-_WEBHOOK = {
-    "operationId": "receiveRazorpayWebhook",
-    "summary": "Razorpay webhook (signed with the webhook secret, no bearer token)",
-    "tags": ["payments"],
-    "parameters": [
-        {
-            "name": "X-Razorpay-Signature",
-            "in": "header",
+        # A payment shows the id field of its own provider only.
+        required = [
+            name for name in payment_properties if len(id_fields) == 1 or name not in id_fields
+        ]
+        found: dict[str, Any] = {
+            "Payment": {"type": "object", "required": required, "properties": payment_properties},
+            "ListedPayment": {
+                "allOf": [
+                    ref("Payment"),
+                    {
+                        "type": "object",
+                        "required": ["provider"],
+                        "properties": {"provider": {"type": "string", "enum": list(gateways)}},
+                    },
+                ]
+            },
+            "Payments": {
+                "type": "object",
+                "required": ["payments"],
+                "properties": {"payments": {"type": "array", "items": ref("ListedPayment")}},
+            },
+            "OrderRequest": {
+                "type": "object",
+                "required": list(_ORDER),
+                "additionalProperties": False,
+                "examples": [{"plan": plan} for plan in paid[:1]],
+                "properties": {"plan": {"type": "string", "enum": paid}},
+            },
+            "Order": {
+                "type": "object",
+                "required": ["order_id", "amount", "currency", "payment_id", "plan"],
+                "properties": {
+                    "order_id": {"type": "string", "description": "Checkout's `order_id`."},
+                    "amount": {**COUNT, "description": "Checkout's `amount`."},
+                    "currency": {"type": "string", "description": "Checkout's `currency`."},
+                    "payment_id": {"type": "string"},
+                    "receipt": {"type": "string", "description": "Our payment id again."},
+                    "plan": {"type": "string"},
+                    "name": {"type": "string"},
+                    "description": {"type": "string"},
+                    "notes": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "status": {"const": PaymentStatus.CREATED.value},
+                },
+            },
+            "VerifyResponse": {
+                "type": "object",
+                "required": ["status", "message", "applied", "payment", "plan", "token_quota"],
+                "properties": {
+                    "status": {"const": "ok"},
+                    "message": {"type": "string"},
+                    "applied": {
+                        "type": "boolean",
+                        "description": "False when the payment had been applied already.",
+                    },
+                    **USAGE_PROPERTIES,
+                    "payment": ref("Payment"),
+                },
+            },
+            "WebhookResult": {
+                "type": "object",
+                "required": ["status", "event"],
+                "properties": {
+                    "status": {
+                        "type": "string",
+                        "enum": [status.value for status in WebhookStatus],
+                    },
+                    "event": {"type": "string"},
+                    "order_id": nullable({"type": "string"}),
+                },
+            },
+            "PaymentRefused": refusal(
+                "payment refused",
+                "`free_plan`, `lower_plan`, `no_term`, `bad_signature` or `malformed_event`.",
+            ),
+        }
+        for name, description in gateways.items():
+            found.update(_provider_schemas(name, description))
+        return found
+
+    return schemas
+
+
+def _provider_schemas(name: str, description: GatewayDescription) -> dict[str, Any]:
+    """A provider's order answer (the neutral order plus its checkout fields and receipt
+    limit) and the proof its verify takes."""
+    receipt: dict[str, Any] = {"type": "string"}
+    if description.max_receipt_length is not None:
+        receipt["maxLength"] = description.max_receipt_length
+    found: dict[str, Any] = {
+        f"{_word(name)}Order": {
+            "allOf": [
+                ref("Order"),
+                {
+                    "type": "object",
+                    "required": list(description.checkout),
+                    "properties": {
+                        **{field: dict(schema) for field, schema in description.checkout.items()},
+                        # The provider's receipt limit (its adapter checks our ids fit).
+                        "receipt": receipt,
+                    },
+                },
+            ]
+        }
+    }
+    if description.proof:
+        found[f"{_word(name)}VerifyRequest"] = {
+            "type": "object",
+            "required": list(description.proof),
+            "additionalProperties": False,
+            "properties": {field: dict(schema) for field, schema in description.proof.items()},
+        }
+    return found
+
+
+def _refused(text: str) -> dict[str, Any]:
+    return response(text, "PaymentRefused")
+
+
+def _create_order_spec(operation_id: str, title: str, order_schema: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "summary": f"Create an order for a paid plan at {title} (upgrade or renewal)",
+        "tags": ["payments"],
+        "security": SECURED,
+        "requestBody": body("OrderRequest", "The plan to buy."),
+        "responses": {
+            "200": response(f"What {title} Checkout needs to take the payment.", order_schema),
+            **errors("401", *BODY_ERRORS, "503"),
+            "400": {
+                "description": (
+                    "An unknown plan (`invalid plan`), or one that cannot be bought: "
+                    "free, or below the current plan (`payment refused`)."
+                ),
+                "content": {JSON: {"schema": {"anyOf": [ref("PaymentRefused"), ref("Error")]}}},
+            },
+            "429": response(
+                "Too many open orders (`too many open orders`, reason "
+                "`too_many_open_orders`): pay one, or retry after `Retry-After` seconds."
+            ),
+            "502": response(f"{title} is unreachable, too slow, or refused the order."),
+        },
+    }
+
+
+def _verify_spec(
+    operation_id: str, title: str, name: str, description: GatewayDescription
+) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "summary": f"Confirm a payment with {title} Checkout's proof; applies the plan once",
+        "tags": ["payments"],
+        "security": SECURED,
+        "requestBody": body(
+            f"{_word(name)}VerifyRequest",
+            f"The fields {title} Checkout's handler gets.",
+            {
+                "checkout": example(
+                    "What Checkout's handler gets (for an order of yours; this one is not: 404)",
+                    dict(description.proof_example),
+                )
+            },
+        ),
+        "responses": {
+            "200": response("The usage with the paid plan applied.", "VerifyResponse"),
+            **errors("401", *BODY_ERRORS, "503"),
+            "400": _refused("The signature does not match; nothing changed."),
+            "404": response("No such order of this provider belongs to the caller."),
+        },
+    }
+
+
+def _webhook_spec(operation_id: str, title: str, description: GatewayDescription) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "summary": f"{title} webhook (signed with the webhook secret, no bearer token)",
+        "tags": ["payments"],
+        "parameters": [dict(header) for header in description.webhook_headers],
+        "requestBody": {
             "required": True,
-            "description": "Hex HMAC-SHA256 of the raw body with the webhook secret.",
-            "schema": {"type": "string"},
+            "description": f"{title}'s event JSON, exactly as sent.",
+            "content": {
+                JSON: {
+                    "schema": {"type": "object"},
+                    "examples": {
+                        "event": example(
+                            "An event about an order that is not ours (ignored)",
+                            dict(description.webhook_example),
+                        )
+                    },
+                }
+            },
         },
-        {
-            "name": "X-Razorpay-Event-Id",
-            "in": "header",
-            "required": False,
-            "description": "Razorpay's event id; a redelivery carries the same one.",
-            "schema": {"type": "string", "maxLength": MAX_GATEWAY_ID_LENGTH},
-            "example": "evt_Q6kVdB3zPy5Av1",
+        "responses": {
+            "200": response("Recorded (or ignored: not an event we act on).", "WebhookResult"),
+            **errors(*BODY_ERRORS, "503"),
+            "400": _refused("Bad or missing signature, or not an event; nothing changed."),
         },
-    ],
-    "requestBody": {
-        "required": True,
-        "description": "Razorpay's event JSON, exactly as sent.",
-        "content": {
-            JSON: {
-                "schema": {"type": "object"},
-                "examples": {"captured": example("A payment captured", _CAPTURED)},
-            }
-        },
-    },
-    "responses": {
-        "200": response("Recorded (or ignored: not an event we act on).", "WebhookResult"),
-        **errors(*BODY_ERRORS, "503"),
-        "400": _refused("Bad or missing signature, or not an event; nothing changed."),
-    },
-}
+    }
+
+
 _LIST_PAYMENTS = {
     "operationId": "listPayments",
-    "summary": "The caller's payments, newest first",
+    "summary": "The caller's payments (at every provider), newest first",
     "tags": ["payments"],
     "security": SECURED,
     "responses": {
@@ -383,12 +432,66 @@ _LIST_PAYMENTS = {
     },
 }
 
-RESOURCE = Resource(
-    operations=[
-        Operation("POST", "/api/payments/order", create_order, _CREATE_ORDER, name="order"),
-        Operation("POST", "/api/payments/verify", verify, _VERIFY_PAYMENT, name="verify"),
-        Operation("POST", "/api/payments/webhook", webhook, _WEBHOOK, name="webhook"),
-        Operation("GET", "/api/payments", list_payments, _LIST_PAYMENTS, name="payments"),
-    ],
-    schemas=_schemas,
-)
+
+def _provider_operations(
+    name: str, description: GatewayDescription, *, prefix: str, ids: tuple[str, str, str]
+) -> list[Operation]:
+    """A provider's order, verify (when it takes a proof) and webhook operations under
+    ``prefix``, with the given operation ids."""
+    title, word = description.title, _word(name)
+    proof = {field: Field(str) for field in description.proof}
+    route = "" if prefix == "/api/payments" else f"{name}-"
+    operations = [
+        Operation(
+            "POST",
+            f"{prefix}/order",
+            _create_order(name),
+            _create_order_spec(ids[0], title, f"{word}Order"),
+            name=f"{route}order",
+        )
+    ]
+    if proof:
+        operations.append(
+            Operation(
+                "POST",
+                f"{prefix}/verify",
+                _verify(name, proof),
+                _verify_spec(ids[1], title, name, description),
+                name=f"{route}verify",
+            )
+        )
+    operations.append(
+        Operation(
+            "POST",
+            f"{prefix}/webhook",
+            _webhook(name),
+            _webhook_spec(ids[2], title, description),
+            name=f"{route}webhook",
+        )
+    )
+    return operations
+
+
+def resource(payments: PaymentService) -> Resource:
+    """The payment routes of ``payments``' providers: each under ``/api/payments/NAME``,
+    the default one also under ``/api/payments`` (today's paths), and the list."""
+    gateways = {name: gateway.description for name, gateway in payments.gateways.items()}
+    default = payments.default_provider
+    operations = _provider_operations(
+        default,
+        gateways[default],
+        prefix="/api/payments",
+        ids=("createOrder", "verifyPayment", "receiveWebhook"),
+    )
+    for name, description in gateways.items():
+        word = _word(name)
+        operations += _provider_operations(
+            name,
+            description,
+            prefix=f"/api/payments/{name}",
+            ids=(f"create{word}Order", f"verify{word}Payment", f"receive{word}Webhook"),
+        )
+    operations.append(
+        Operation("GET", "/api/payments", list_payments, _LIST_PAYMENTS, name="payments")
+    )
+    return Resource(operations=operations, schemas=_schemas(gateways))
