@@ -50,7 +50,6 @@ from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans._values.results import HistoryPage, PlanChange
 
-from .call_shape import subject_by_keyword
 from .loop import AccountUpdater, no_facts
 from .reservations import OnReplay, ReservationState, admit, check_on_replay
 
@@ -84,7 +83,6 @@ class TokenService:
         unknown subject reads as a fresh default account. Writes nothing."""
         return self._accounts.account(subject)
 
-    @subject_by_keyword("usage(principal, subject=...)")
     def usage(self, principal: Principal, *, subject: str | None = None) -> Usage:
         """The subject's usage as of now (the principal's own unless ``subject`` is given;
         another's needs an admin). Writes nothing."""
@@ -92,7 +90,6 @@ class TokenService:
         check_can_read(principal, subject)
         return Usage.of(self.account(subject))
 
-    @subject_by_keyword("history(principal, subject=..., cursor=..., limit=...)")
     def history(
         self,
         principal: Principal,
@@ -113,7 +110,6 @@ class TokenService:
 
     # -- changes -------------------------------------------------------------------
 
-    @subject_by_keyword("set_plan(principal, plan_id, subject=..., reset_used=...)")
     def set_plan(
         self,
         principal: Principal,
@@ -142,7 +138,6 @@ class TokenService:
             no_facts,
         )
 
-    @subject_by_keyword("consume(principal, amount or usage=..., subject=..., idempotency_key=...)")
     def consume(
         self,
         principal: Principal,
@@ -181,7 +176,6 @@ class TokenService:
             first_receipt,
         )
 
-    @subject_by_keyword("grant(principal, amount, subject=...)")
     def grant(self, principal: Principal, amount: int, *, subject: str | None = None) -> Usage:
         """Admin only: add ``amount`` tokens to the subject's quota for this period; they
         lapse with it."""
