@@ -16,6 +16,7 @@ from tokenplans._services.clock import SystemClock
 from tokenplans._services.payments import PaymentService
 from tokenplans._services.tokens import Reservation, TokenService
 from tokenplans._values.accounts import Account, Usage
+from tokenplans._values.commands import Consume, Grant, Reserve, ReserveOptions, SetPlan, Settle
 from tokenplans._values.errors import (
     AccountBusyError,
     AlreadyProcessedError,
@@ -106,11 +107,13 @@ __all__ = [
     "CatalogError",
     "Checkout",
     "Clock",
+    "Consume",
     "DebitReceipt",
     "DuplicateRequestError",
     "EntryKind",
     "Estimate",
     "GatewayError",
+    "Grant",
     "HistoryPage",
     "Hold",
     "HoldConflictError",
@@ -144,6 +147,10 @@ __all__ = [
     "Rates",
     "RequestInProgressError",
     "Reservation",
+    "Reserve",
+    "ReserveOptions",
+    "SetPlan",
+    "Settle",
     "StorageUnavailableError",
     "SystemClock",
     "TokenService",
