@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from .described import described
 from .errors import CatalogError, UnknownPlanError
 
 #: The default catalog in the ``PLAN_CONFIGS`` shape of the FastAPI app tokenplans grew
@@ -76,9 +77,11 @@ class Plan:
 
     id: str = attrs.field(validator=_slug)
     name: str = attrs.field(validator=attrs.validators.instance_of(str))
-    price: int = attrs.field(validator=_non_negative_int)
+    price: int = attrs.field(
+        validator=_non_negative_int, metadata=described("Minor units (paise for INR).")
+    )
     tokens: int = attrs.field(validator=_non_negative_int)
-    duration_days: int | None = attrs.field(validator=_term_days)
+    duration_days: int | None = attrs.field(validator=_term_days, metadata=described(minimum=1))
     rank: int = attrs.field(validator=_non_negative_int)
     currency: str = attrs.field(default="INR", validator=_currency)
 
