@@ -35,6 +35,10 @@ T = TypeVar("T")
 _JSON_KINDS = frozenset({int, bool, str, dict})
 
 
+#: The types a JSON answer holds as they are (a ``bool`` is its own type, not ``int``).
+_AS_IS = frozenset({int, str, bool, float})
+
+
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z``: what JavaScript's ``Date`` and every JSON client read."""
     if moment is None:
@@ -44,6 +48,8 @@ def iso(moment: datetime | None) -> str | None:
 
 def json_value(value: object) -> object:
     """A field's value as JSON: a time in ISO 8601, an enum as its value."""
+    if value is None or type(value) in _AS_IS:
+        return value
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, enum.Enum):
@@ -131,9 +137,14 @@ class Shape(Generic[T]):
         self.cls = cls
         self._hints = typing.get_type_hints(cls)
         self._fields = tuple(fields[name] for name in (*first, *middle, *final))
-        self._wire = {
+        self._wire: dict[str, str] = {
             field.name: (rename or {}).get(field.name, field.name) for field in self._fields
         }
+        self._pairs = [(wire, name) for name, wire in self._wire.items()]
+
+    def _pairs_of(self, only: Iterable[str]) -> list[tuple[str, str]]:
+        """(wire name, field name) of the fields ``only`` names, in its order."""
+        return [(self._wire[field.name], field.name) for field in self._chosen(only)]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -152,10 +163,8 @@ class Shape(Generic[T]):
 
     def json(self, value: T, only: Iterable[str] | None = None) -> dict[str, Any]:
         """``value``'s fields as JSON (those ``only`` names, in its order, if given)."""
-        return {
-            self._wire[field.name]: json_value(getattr(value, field.name))
-            for field in self._chosen(only)
-        }
+        pairs = self._pairs if only is None else self._pairs_of(only)
+        return {wire: json_value(getattr(value, name)) for wire, name in pairs}
 
     def properties(self, only: Iterable[str] | None = None) -> dict[str, Any]:
         """The schema of each field, by wire name (those ``only`` names, if given)."""
@@ -185,6 +194,13 @@ class Body(Generic[T]):
             field.name: Field(self._kind(field), required=field.default is attrs.NOTHING)
             for field in self._fields
         }
+        #: The parser of each field whose type is a nested value.
+        self._parsers = {
+            field.name: self._nested[kind].parse
+            for field in self._fields
+            for kind in [_optional(self._hints[field.name])[0]]
+            if isinstance(kind, type) and kind in self._nested
+        }
 
     def _kind(self, field: attrs.Attribute[Any]) -> type:
         kind, _ = _optional(self._hints[field.name])
@@ -210,10 +226,9 @@ class Body(Generic[T]):
             plain, priced = self.one_of
             if (plain in given) == (priced in given):
                 raise InvalidRequestError(f"send {plain} or {priced}: exactly one of them")
-        for field in self._fields:
-            value_type, _ = _optional(self._hints[field.name])
-            if field.name in given and isinstance(value_type, type) and value_type in self._nested:
-                given[field.name] = self._nested[value_type].parse(given[field.name])
+        for name, parse in self._parsers.items():
+            if name in given:
+                given[name] = parse(given[name])
         return self.cls(**given)
 
     async def read(self, request: Request) -> T:
