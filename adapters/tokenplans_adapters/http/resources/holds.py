@@ -22,9 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tokenplans import (
-    MAX_OPEN_HOLDS,
     Hold,
-    HoldStatus,
     PlanCatalog,
     Principal,
     Reserve,
@@ -36,12 +34,8 @@ from tokenplans_adapters.http.auth import admin_of, principal_of
 from tokenplans_adapters.http.bodies import read_optional_object
 from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import (
-    CHARGED,
-    COUNT,
-    JSON,
     body,
     example,
-    nullable,
     operation,
     ref,
     response,
@@ -57,14 +51,13 @@ from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.shapes import Body
 from tokenplans_adapters.http.snapshot import (
     HOLD,
-    HOLD_CONFLICT_FIELDS,
-    HOLD_IN_PROGRESS_FIELDS,
     USAGE_PROPERTIES,
     usage_json,
 )
 from tokenplans_adapters.http.state import state_of
 
 from .admin import SUBJECT_PARAMETER
+from .hold_errors import CONFLICT_ON_CLOSE, CONFLICT_ON_RESERVE, HOLD_ERROR_SCHEMAS, NOT_FOUND
 
 T = TypeVar("T")
 
@@ -219,44 +212,6 @@ HOLD_ID_PARAMETER = {
     "example": EXAMPLE_HOLD_ID,
 }
 
-_NOT_FOUND = {
-    "description": (
-        "No such route, or no hold with this id on this account (`hold not found`, "
-        "with `hold_id`; another subject's hold is never found)."
-    ),
-    "content": {JSON: {"schema": {"anyOf": [ref("HoldNotFound"), ref("Error")]}}},
-}
-_CONFLICT_ON_CLOSE = {
-    "404": _NOT_FOUND,
-    "409": response(
-        "The hold is already closed another way (settled, released or with another "
-        "amount); `status` is its final state and nothing changed.",
-        "HoldConflict",
-    ),
-}
-_CONFLICT_ON_RESERVE = {
-    "201": response("The hold, just placed, and the usage after it.", "HoldAnswer"),
-    "409": {
-        "description": (
-            "The id is already your hold for another request (`hold conflict`), your "
-            "hold under this id is closed (`already processed`: never treat it as a "
-            f"fresh hold), or the account already has {MAX_OPEN_HOLDS} open holds "
-            "(`too many open holds`)."
-        ),
-        "content": {
-            JSON: {
-                "schema": {
-                    "anyOf": [
-                        ref("HoldConflict"),
-                        ref("AlreadyProcessed"),
-                        ref("TooManyHolds"),
-                    ]
-                }
-            }
-        },
-    },
-}
-
 
 def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
     return {
@@ -295,58 +250,7 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
             "usage, priced by the server's prices); neither or both is a 422."
         ),
         "ReleaseRequest": {"type": "object", "additionalProperties": False, "properties": {}},
-        "HoldNotFound": {
-            "type": "object",
-            "required": ["error", "hold_id"],
-            "properties": {"error": {"const": "hold not found"}, "hold_id": {"type": "string"}},
-        },
-        "HoldConflict": {
-            "type": "object",
-            "required": ["error", "hold_id", "status"],
-            "properties": {
-                "error": {"const": "hold conflict"},
-                **HOLD.properties(HOLD_CONFLICT_FIELDS),
-                "message": {"type": "string"},
-            },
-        },
-        "AlreadyProcessed": {
-            "type": "object",
-            "required": ["error", "status"],
-            "description": "The first request with this hold id or idempotency key has "
-            "finished; its result is here and nothing was done again.",
-            "properties": {
-                "error": {"const": "already processed"},
-                "hold_id": {"type": "string"},
-                "idempotency_key": {"type": "string"},
-                "status": {
-                    "type": "string",
-                    "enum": [*(s.value for s in HoldStatus if s is not HoldStatus.OPEN), "debited"],
-                },
-                "settled": nullable(COUNT),
-                "amount": CHARGED,
-                "message": {"type": "string"},
-            },
-        },
-        "RequestInProgress": {
-            "type": "object",
-            "required": ["error", "hold_id", "expires_at"],
-            "description": "The first request with this hold id is still in flight (its "
-            "hold is open); retry after `Retry-After` seconds.",
-            "properties": {
-                "error": {"const": "request in progress"},
-                **HOLD.properties(HOLD_IN_PROGRESS_FIELDS),
-                "message": {"type": "string"},
-            },
-        },
-        "TooManyHolds": {
-            "type": "object",
-            "required": ["error", "limit"],
-            "properties": {
-                "error": {"const": "too many open holds"},
-                "limit": COUNT,
-                "message": {"type": "string"},
-            },
-        },
+        **HOLD_ERROR_SCHEMAS,
     }
 
 
@@ -406,7 +310,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 parameters=subject,
                 request=_RESERVE_BODY,
                 failures=["400", "402", *forbidden, "503"],
-                answers=_CONFLICT_ON_RESERVE,
+                answers=CONFLICT_ON_RESERVE,
             ),
         ),
         Operation(
@@ -433,7 +337,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 tag=tag,
                 parameters=one,
                 failures=[*forbidden, "422", "503"],
-                answers={"404": _NOT_FOUND},
+                answers={"404": NOT_FOUND},
             ),
         ),
         Operation(
@@ -451,7 +355,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 parameters=one,
                 request=_SETTLE_BODY,
                 failures=["400", *forbidden, "503"],
-                answers=_CONFLICT_ON_CLOSE,
+                answers=CONFLICT_ON_CLOSE,
             ),
         ),
         Operation(
@@ -470,7 +374,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 parameters=one,
                 request=_RELEASE_BODY,
                 failures=[*forbidden, "503"],
-                answers=_CONFLICT_ON_CLOSE,
+                answers=CONFLICT_ON_CLOSE,
             ),
         ),
     ]
