@@ -18,6 +18,7 @@ from tokenplans._services.clock import SystemClock
 from tokenplans._services.payments import PaymentService
 from tokenplans._services.tokens import Reservation, TokenService
 from tokenplans._values.accounts import Account, Usage
+from tokenplans._values.commands import Consume, Grant, Reserve, ReserveOptions, SetPlan, Settle
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus
 from tokenplans._values.ledger import DebitReceipt, EntryKind, LedgerEntry, fold
 from tokenplans._values.model_usage import (
@@ -108,11 +109,13 @@ __all__ = [
     "CatalogError",
     "Checkout",
     "Clock",
+    "Consume",
     "DebitReceipt",
     "DuplicateRequestError",
     "EntryKind",
     "Estimate",
     "GatewayError",
+    "Grant",
     "HistoryPage",
     "Hold",
     "HoldConflictError",
@@ -146,6 +149,10 @@ __all__ = [
     "Rates",
     "RequestInProgressError",
     "Reservation",
+    "Reserve",
+    "ReserveOptions",
+    "SetPlan",
+    "Settle",
     "StorageUnavailableError",
     "SystemClock",
     "TokenService",

@@ -24,14 +24,16 @@ import contextvars
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, Unpack
 
 from tokenplans._pricing.quotes import Pricer
+from tokenplans._services.holds import reserve_command
+from tokenplans._services.parts import whose
 from tokenplans._services.payments import PaymentService
 from tokenplans._services.reservations import OnReplay, ReservationState, admit, check_on_replay
 from tokenplans._services.tokens import TokenService
+from tokenplans._values.commands import Reserve, ReserveOptions
 from tokenplans._values.holds import Hold
-from tokenplans._values.limits import DEFAULT_HOLD_TTL_SECONDS
 from tokenplans._values.model_usage import Estimate, ModelUsage
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
@@ -134,30 +136,24 @@ class AsyncTokenService(_Facade[TokenService]):
     async def holding(
         self,
         principal: Principal,
-        amount: int | None = None,
+        amount: int | Reserve | None = None,
         *,
         estimate: Estimate | None = None,
         hold_id: str | None = None,
-        ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
         subject: str | None = None,
         on_replay: OnReplay = "refuse",
+        **options: Unpack[ReserveOptions],
     ) -> AsyncIterator[AsyncReservation]:
         """:meth:`TokenService.holding` as ``async with``: settle inside the block
         (``await reservation.settle(n)`` or ``settle(usage=...)``) or ``report`` as a
         stream goes; leaving it settles the last report, else releases. A duplicate
         ``hold_id`` is refused before the block runs unless ``on_replay="call"``, and
         never closes the first request's hold."""
-        subject = principal.subject if subject is None else subject
+        command = reserve_command(amount, estimate, hold_id, options)
+        subject = whose(principal, subject)
         policy = check_on_replay(on_replay)
         try:
-            hold = await self.reserve(
-                principal,
-                amount,
-                estimate=estimate,
-                hold_id=hold_id,
-                ttl_seconds=ttl_seconds,
-                subject=subject,
-            )
+            hold = await self.reserve(principal, command, subject=subject)
         except AlreadyProcessedError as done:
             state = admit(_raising(done), policy, self.sync.clock.now)
         else:

@@ -1,6 +1,5 @@
-"""The library's call shapes: one order of arguments across the services, a clear error
-for the shapes of earlier releases, a settable clock that takes a timedelta, and ledger
-messages that spell UTC as every other time does."""
+"""The library's call shapes: one order of arguments across the services, a settable
+clock that takes a timedelta, and ledger messages that spell UTC as every other time does."""
 
 from __future__ import annotations
 
@@ -19,25 +18,6 @@ ADMIN = Principal("ops", frozenset({"tokenplans:admin"}))
 @pytest.fixture
 def service() -> TokenService:
     return TokenService(InMemoryStore(), PlanCatalog.default(), SettableClock())
-
-
-@pytest.mark.parametrize(
-    ("method", "args"),
-    [
-        ("grant", (ADMIN, "alice", 500)),
-        ("usage", (ADMIN, "alice")),
-        ("history", (ADMIN, "alice")),
-        ("consume", (ADMIN, 5, "alice")),
-        ("set_plan", (ADMIN, "basic", "alice")),
-    ],
-)
-def test_an_old_positional_subject_is_a_type_error_naming_the_shape_to_use(
-    service: TokenService, method: str, args: tuple[object, ...]
-) -> None:
-    with pytest.raises(TypeError, match=rf"{method}\(\) takes the subject as a keyword"):
-        getattr(service, method)(*args)
-
-    assert service.store.load("alice") is None
 
 
 def test_every_public_method_takes_the_principal_first_and_the_subject_as_a_keyword() -> None:

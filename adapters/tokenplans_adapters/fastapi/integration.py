@@ -12,7 +12,7 @@ every refusal with the same JSON as tokenplans' own routes. It also serves the h
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, get_args
+from typing import Any, Unpack, get_args
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -22,7 +22,6 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from tokenplans import (
-    DEFAULT_HOLD_TTL_SECONDS,
     MAX_AMOUNT,
     AlreadyProcessedError,
     AuthenticationError,
@@ -31,6 +30,8 @@ from tokenplans import (
     IdentityProvider,
     ModelUsage,
     Principal,
+    Reserve,
+    ReserveOptions,
     TokenService,
 )
 from tokenplans.aio import AsyncReservation, AsyncTokenService, OnReplay
@@ -148,8 +149,8 @@ class TokenplansDependencies:
         *,
         estimate: Estimate | Dependency | None = None,
         hold_id: Dependency | None = None,
-        ttl_seconds: int = DEFAULT_HOLD_TTL_SECONDS,
         on_replay: OnReplay = "refuse",
+        **options: Unpack[ReserveOptions],
     ) -> Callable[..., AsyncIterator[AsyncReservation]]:
         """A dependency that holds tokens before the endpoint runs (402 if too few
         remain: the endpoint does not run) and gives it the reservation, which the
@@ -177,7 +178,8 @@ class TokenplansDependencies:
         request placed: settled with the last report if there was no settle (a client
         that hangs up mid-stream still pays for what it received), else released, so an
         aborted model call frees its tokens at once; a process that dies meanwhile
-        leaves a hold that expires after ``ttl_seconds``."""
+        leaves a hold that expires after ``ttl_seconds``. The reserve's other options
+        (``ttl_seconds``: :class:`~tokenplans.ReserveOptions`) are forwarded as given."""
         cost, priced = _one_cost(amount, estimate, "estimate", Estimate)
         id_of = _constant(None) if hold_id is None else hold_id
         policy = _on_replay(on_replay)
@@ -189,14 +191,8 @@ class TokenplansDependencies:
             held_id: str | None = Depends(id_of),
         ) -> AsyncIterator[AsyncReservation]:
             amount, estimate = (None, value) if priced else (value, None)
-            async with service.holding(
-                principal,
-                amount,
-                estimate=estimate,
-                hold_id=held_id,
-                ttl_seconds=ttl_seconds,
-                on_replay=policy,
-            ) as reservation:
+            command = Reserve(amount, estimate, held_id, **options)
+            async with service.holding(principal, command, on_replay=policy) as reservation:
                 yield reservation
 
         return held

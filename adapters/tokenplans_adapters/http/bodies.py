@@ -1,8 +1,9 @@
 """Strict request parsing: JSON objects with known fields of exact JSON types.
 
-Deliberately tiny instead of a validation library: four bodies with one to three fields
-each. Every refusal is a :class:`tokenplans.InvalidRequestError` (-> 422) naming the
-field, so a client learns what to fix. ``true`` is not an integer here, ``"5"`` is not 5
+Deliberately tiny instead of a validation library: a handful of bodies of one to four
+fields, most of them the core's commands read by :class:`~.shapes.Body`. Every refusal
+is a :class:`tokenplans.InvalidRequestError` (-> 422) naming the field, so a client
+learns what to fix. ``true`` is not an integer here, ``"5"`` is not 5
 and ``5.0`` is not 5: a token count or a flag arrives exactly as documented, or not at all.
 
 Every body that is read as JSON goes through :func:`parse_json`, the one place where any
@@ -184,9 +185,9 @@ async def read_json(request: Request) -> object:
     return parse_json(await request.body())
 
 
-async def read_object(request: Request, fields: Mapping[str, Field]) -> dict[str, Any]:
-    """The body as a JSON object holding only ``fields``, each of its declared type."""
-    data = await read_json(request)
+def check_object(data: object, fields: Mapping[str, Field]) -> dict[str, Any]:
+    """``data`` if it is a JSON object holding only ``fields``, each of its declared type
+    (``null`` read as absent), or 422 naming the field; the fields given, in order."""
     if not isinstance(data, dict):
         raise InvalidRequestError("request body must be a JSON object")
     unknown = sorted(set(data) - set(fields))
@@ -203,6 +204,11 @@ async def read_object(request: Request, fields: Mapping[str, Field]) -> dict[str
             raise InvalidRequestError(f"{name} must be {_JSON_TYPE_NAMES[field.kind]}")
         parsed[name] = value
     return parsed
+
+
+async def read_object(request: Request, fields: Mapping[str, Field]) -> dict[str, Any]:
+    """The body as a JSON object holding only ``fields``, each of its declared type."""
+    return check_object(await read_json(request), fields)
 
 
 async def read_optional_object(request: Request, fields: Mapping[str, Field]) -> dict[str, Any]:

@@ -207,50 +207,46 @@ def _idempotency_conflict(_request: Request, exc: tokenplans.IdempotencyConflict
     )
 
 
+def _hold(facts: object) -> tokenplans.Hold:
+    """The hold an error carries: the core raises hold errors with the :class:`Hold`
+    itself (``tokenplans.errors`` types it by the facts it reads, to stay a leaf)."""
+    assert isinstance(facts, tokenplans.Hold)  # noqa: S101 - the core's own guarantee
+    return facts
+
+
 def _hold_not_found(_request: Request, exc: tokenplans.HoldNotFoundError) -> Response:
     return json_error(404, "hold not found", hold_id=exc.hold_id)
 
 
 def _hold_conflict(_request: Request, exc: tokenplans.HoldConflictError) -> Response:
+    from .snapshot import HOLD, HOLD_CONFLICT_FIELDS  # noqa: PLC0415 - it imports this module
+
     # The hold as it is (its final state, when closed), so a client sees what won.
-    hold = exc.hold
-    return json_error(
-        409,
-        "hold conflict",
-        hold_id=hold.hold_id,
-        status=hold.status.value,
-        amount=hold.amount,
-        settled=hold.settled,
-        message=str(exc),
-    )
+    shown = HOLD.json(_hold(exc.hold), HOLD_CONFLICT_FIELDS)
+    return json_error(409, "hold conflict", **shown, message=str(exc))
 
 
 def _in_progress(_request: Request, exc: tokenplans.RequestInProgressError) -> Response:
-    from .snapshot import iso  # noqa: PLC0415 - snapshot -> openapi -> this module
+    from .snapshot import HOLD, HOLD_IN_PROGRESS_FIELDS  # noqa: PLC0415 - as above
 
     hold = exc.hold
     assert hold is not None  # noqa: S101 - an in-progress request always has its hold
     return json_error(
         409,
         "request in progress",
-        hold_id=hold.hold_id,
-        expires_at=iso(hold.expires_at),
+        **HOLD.json(_hold(hold), HOLD_IN_PROGRESS_FIELDS),
         message=str(exc),
         headers={"Retry-After": str(exc.retry_after_seconds)},
     )
 
 
 def _already_processed(_request: Request, exc: tokenplans.AlreadyProcessedError) -> Response:
+    from .snapshot import HOLD, HOLD_DONE_FIELDS  # noqa: PLC0415 - as above
+
     # What the first request left, so a client can tell it finished and how.
     if exc.hold is not None:
-        return json_error(
-            409,
-            "already processed",
-            hold_id=exc.hold.hold_id,
-            status=exc.hold.status.value,
-            settled=exc.hold.settled,
-            message=str(exc),
-        )
+        shown = HOLD.json(_hold(exc.hold), HOLD_DONE_FIELDS)
+        return json_error(409, "already processed", **shown, message=str(exc))
     receipt = exc.receipt
     assert receipt is not None  # noqa: S101 - one of the two is always given
     return json_error(

@@ -41,7 +41,6 @@ from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans.errors import PaymentError, PaymentNotFoundError, WriteConflictError
 
-from .call_shape import subject_by_keyword
 from .loop import AccountUpdater
 
 _MAX_FAILURE_ATTEMPTS = 20
@@ -177,7 +176,6 @@ class PaymentService:
         self._payments.add_payment(payment)
         return Checkout(payment=payment, public=dict(started.public), plan_name=plan.name)
 
-    @subject_by_keyword("payments(principal, subject=...)")
     def payments(self, principal: Principal, *, subject: str | None = None) -> Sequence[Payment]:
         """The subject's payments, newest first: a user's own, or any subject's for an
         admin."""

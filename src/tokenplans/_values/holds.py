@@ -16,6 +16,8 @@ from datetime import datetime
 
 import attrs
 
+from .described import described
+from .limits import MAX_AMOUNT, MAX_HOLD_ID_LENGTH
 from .model_usage import PricedCall
 
 
@@ -51,16 +53,30 @@ class Hold:
     """
 
     subject: str
-    caller: str
-    hold_id: str
-    amount: int
+    caller: str = attrs.field(
+        metadata=described(
+            "The subject of the caller who placed the hold (the user, or an admin or back "
+            "end acting for it): hold ids are scoped to it, and only it or an admin closes "
+            "the hold."
+        )
+    )
+    hold_id: str = attrs.field(metadata=described(min_length=1, max_length=MAX_HOLD_ID_LENGTH))
+    amount: int = attrs.field(metadata=described(maximum=MAX_AMOUNT))
     created_at: datetime
     expires_at: datetime
     status: HoldStatus = HoldStatus.OPEN
-    settled: int | None = None
-    overage: int = 0
-    late: bool = False
-    closed_at: datetime | None = None
+    settled: int | None = attrs.field(
+        default=None, metadata=described("The tokens charged, once settled; else null.")
+    )
+    overage: int = attrs.field(
+        default=0,
+        metadata=described("The part of the settled amount beyond what was held and remained."),
+    )
+    late: bool = attrs.field(default=False, metadata=described("Settled after the hold expired."))
+    closed_at: datetime | None = attrs.field(
+        default=None,
+        metadata=described("When it was settled, released or expired; null while open."),
+    )
     request: str | None = None
     replayed: bool = attrs.field(default=False, eq=False)
     priced: PricedCall | None = attrs.field(default=None, eq=False)

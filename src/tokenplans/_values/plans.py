@@ -12,6 +12,8 @@ import attrs
 
 from tokenplans.errors import CatalogError, UnknownPlanError
 
+from .described import described
+
 #: The default catalog in the ``PLAN_CONFIGS`` shape of the FastAPI app tokenplans grew
 #: from, kept so that app's frontend and its numbers keep working.
 REFERENCE_PLAN_CONFIGS: Mapping[str, Mapping[str, Any]] = {
@@ -76,9 +78,11 @@ class Plan:
 
     id: str = attrs.field(validator=_slug)
     name: str = attrs.field(validator=attrs.validators.instance_of(str))
-    price: int = attrs.field(validator=_non_negative_int)
+    price: int = attrs.field(
+        validator=_non_negative_int, metadata=described("Minor units (paise for INR).")
+    )
     tokens: int = attrs.field(validator=_non_negative_int)
-    duration_days: int | None = attrs.field(validator=_term_days)
+    duration_days: int | None = attrs.field(validator=_term_days, metadata=described(minimum=1))
     rank: int = attrs.field(validator=_non_negative_int)
     currency: str = attrs.field(default="INR", validator=_currency)
 

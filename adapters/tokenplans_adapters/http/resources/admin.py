@@ -12,18 +12,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tokenplans import MAX_SUBJECT_LENGTH, PlanCatalog
+from tokenplans import MAX_SUBJECT_LENGTH, Grant, PlanCatalog
 from tokenplans_adapters.http.auth import admin_of
-from tokenplans_adapters.http.bodies import Field, read_object
 from tokenplans_adapters.http.offload import in_thread
-from tokenplans_adapters.http.openapi import AMOUNT, body, example, operation, response
+from tokenplans_adapters.http.openapi import body, example, operation, response
 from tokenplans_adapters.http.routing import Operation, Resource
+from tokenplans_adapters.http.shapes import Body
 from tokenplans_adapters.http.snapshot import usage_json
 from tokenplans_adapters.http.state import state_of
 
 from .tokens import CONSUME_BODY, PAGE_PARAMETERS, consume_from, ledger_of, set_plan_of
 
-_GRANT = {"amount": Field(int)}
+GRANT_COMMAND = Body(Grant)
 
 
 async def admin_usage(request: Request) -> JSONResponse:
@@ -38,9 +38,9 @@ async def admin_set_plan(request: Request) -> JSONResponse:
 
 async def admin_grant(request: Request) -> JSONResponse:
     principal, subject = admin_of(request)
-    fields = await read_object(request, _GRANT)
+    command = await GRANT_COMMAND.read(request)
     service = state_of(request).service
-    result = await in_thread(service.grant, principal, fields["amount"], subject=subject)
+    result = await in_thread(service.grant, principal, command, subject=subject)
     return JSONResponse(usage_json(result))
 
 
@@ -71,12 +71,7 @@ _ACCOUNT = "/api/admin/accounts/{subject}"
 
 def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
     return {
-        "GrantRequest": {
-            "type": "object",
-            "required": ["amount"],
-            "additionalProperties": False,
-            "properties": {"amount": AMOUNT},
-        },
+        "GrantRequest": GRANT_COMMAND.schema(),
     }
 
 

@@ -22,88 +22,60 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tokenplans import (
-    DEFAULT_HOLD_TTL_SECONDS,
-    MAX_HOLD_ID_LENGTH,
-    MAX_HOLD_TTL_SECONDS,
-    MAX_OPEN_HOLDS,
-    MIN_HOLD_TTL_SECONDS,
     Hold,
-    HoldStatus,
     PlanCatalog,
     Principal,
+    Reserve,
+    Settle,
     TokenService,
     Usage,
 )
 from tokenplans_adapters.http.auth import admin_of, principal_of
-from tokenplans_adapters.http.bodies import Field, read_object, read_optional_object
+from tokenplans_adapters.http.bodies import read_optional_object
 from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import (
-    AMOUNT,
-    CHARGED,
-    COUNT,
-    JSON,
-    TIME,
     body,
     example,
-    nullable,
     operation,
     ref,
     response,
 )
 from tokenplans_adapters.http.resources.pricing import (
+    CALL_VALUES,
     EXAMPLE_MODEL,
     PRICED_PROPERTIES,
     USAGE_EXAMPLES,
-    estimate_from_json,
-    one_form,
     priced_json,
-    usage_from_json,
 )
 from tokenplans_adapters.http.routing import Operation, Resource
-from tokenplans_adapters.http.snapshot import USAGE_PROPERTIES, iso, usage_json
+from tokenplans_adapters.http.shapes import Body
+from tokenplans_adapters.http.snapshot import (
+    HOLD,
+    USAGE_PROPERTIES,
+    usage_json,
+)
 from tokenplans_adapters.http.state import state_of
 
 from .admin import SUBJECT_PARAMETER
+from .hold_errors import CONFLICT_ON_CLOSE, CONFLICT_ON_RESERVE, HOLD_ERROR_SCHEMAS, NOT_FOUND
 
 T = TypeVar("T")
 
-_RESERVE = {
-    "amount": Field(int, required=False),
-    "estimate": Field(dict, required=False),
-    "hold_id": Field(str, required=False),
-    "ttl_seconds": Field(int, required=False),
-}
-_SETTLE = {"amount": Field(int, required=False), "usage": Field(dict, required=False)}
-_RELEASE: dict[str, Field] = {}
+RESERVE_COMMAND = Body(Reserve, one_of=("amount", "estimate"), nested=CALL_VALUES)
+SETTLE_COMMAND = Body(Settle, one_of=("amount", "usage"), nested=CALL_VALUES)
 
 
 # -- rendering --------------------------------------------------------------------
 
 
-def hold_fields(hold: Hold) -> dict[str, Any]:
-    """The hold's own facts (``replayed`` aside: it belongs to an answer, not a hold)."""
-    return {
-        "hold_id": hold.hold_id,
-        "placed_by": hold.caller,
-        "status": hold.status.value,
-        "amount": hold.amount,
-        "created_at": iso(hold.created_at),
-        "expires_at": iso(hold.expires_at),
-        "settled": hold.settled,
-        "overage": hold.overage,
-        "late": hold.late,
-        "closed_at": iso(hold.closed_at),
-    }
-
-
 def hold_json(hold: Hold, usage: Usage) -> dict[str, Any]:
     """The usage after the request, then the hold and whether it repeats a first answer."""
     priced = {} if hold.priced is None else priced_json(hold.priced)
-    return {**usage_json(usage), **hold_fields(hold), "replayed": hold.replayed, **priced}
+    return {**usage_json(usage), **HOLD.json(hold), "replayed": hold.replayed, **priced}
 
 
 def holds_json(holds: Sequence[Hold], usage: Usage) -> dict[str, Any]:
-    return {**usage_json(usage), "holds": [hold_fields(hold) for hold in holds]}
+    return {**usage_json(usage), "holds": [HOLD.json(hold) for hold in holds]}
 
 
 # -- handlers ---------------------------------------------------------------------
@@ -150,19 +122,10 @@ async def read_hold(request: Request) -> JSONResponse:
 async def reserve_for(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
     """A hold on ``subject``'s account (``None``: the caller's own): 201, or 200 when it
     repeats an earlier reserve of the same id."""
-    fields = await read_object(request, _RESERVE)
-    one_form(fields, "estimate")
-    estimate = estimate_from_json(fields["estimate"]) if "estimate" in fields else None
+    command = await RESERVE_COMMAND.read(request)
 
     def call(service: TokenService) -> Hold:
-        return service.reserve(
-            principal,
-            fields.get("amount"),
-            estimate=estimate,
-            hold_id=fields.get("hold_id"),
-            ttl_seconds=fields.get("ttl_seconds", DEFAULT_HOLD_TTL_SECONDS),
-            subject=subject,
-        )
+        return service.reserve(principal, command, subject=subject)
 
     hold, usage = await _with_usage(request, principal, subject, call)
     return JSONResponse(hold_json(hold, usage), status_code=200 if hold.replayed else 201)
@@ -171,14 +134,10 @@ async def reserve_for(request: Request, principal: Principal, subject: str | Non
 async def settle_for(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
     """Close one of ``subject``'s holds with the amount actually used."""
     hold_id = _hold_id(request)
-    fields = await read_object(request, _SETTLE)
-    one_form(fields, "usage")
-    usage = usage_from_json(fields["usage"]) if "usage" in fields else None
+    command = await SETTLE_COMMAND.read(request)
 
     def call(service: TokenService) -> Hold:
-        return service.settle(
-            principal, hold_id, fields.get("amount"), usage=usage, subject=subject
-        )
+        return service.settle(principal, hold_id, command, subject=subject)
 
     return JSONResponse(hold_json(*await _with_usage(request, principal, subject, call)))
 
@@ -186,7 +145,7 @@ async def settle_for(request: Request, principal: Principal, subject: str | None
 async def release_for(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
     """Close one of ``subject``'s holds with nothing used; the body is empty or ``{}``."""
     hold_id = _hold_id(request)
-    await read_optional_object(request, _RELEASE)
+    await read_optional_object(request, {})
 
     def call(service: TokenService) -> Hold:
         return service.release(principal, hold_id, subject=subject)
@@ -235,10 +194,11 @@ async def admin_read_hold(request: Request) -> JSONResponse:
 
 # -- OpenAPI ------------------------------------------------------------------------
 
-_HOLD_ID = {"type": "string", "minLength": 1, "maxLength": MAX_HOLD_ID_LENGTH}
 #: The hold id the examples use: unguessable, as a client's own ids should be. The first
 #: reserve example places it, so the hold routes' prefilled id then finds that hold.
 EXAMPLE_HOLD_ID = "9b2d6c1e-4f7a-4e3b-8c5d-2a1f0e9d8c7b"
+
+_HOLD_PROPERTIES = HOLD.properties()
 
 #: The ``{hold_id}`` path parameter, for every route of one hold.
 HOLD_ID_PARAMETER = {
@@ -248,75 +208,8 @@ HOLD_ID_PARAMETER = {
     "description": (
         "The hold's id, percent-encoded (`/` as `%2F`, `%` as `%25`). Decoded exactly once."
     ),
-    "schema": _HOLD_ID,
+    "schema": _HOLD_PROPERTIES["hold_id"],
     "example": EXAMPLE_HOLD_ID,
-}
-
-_HOLD_PROPERTIES: dict[str, Any] = {
-    "hold_id": _HOLD_ID,
-    "placed_by": {
-        "type": "string",
-        "description": (
-            "The subject of the caller who placed the hold (the user, or an admin or back "
-            "end acting for it): hold ids are scoped to it, and only it or an admin closes "
-            "the hold."
-        ),
-    },
-    "status": {"type": "string", "enum": [status.value for status in HoldStatus]},
-    "amount": CHARGED,
-    "created_at": TIME,
-    "expires_at": TIME,
-    "settled": {
-        **nullable(COUNT),
-        "description": "The tokens charged, once settled; else null.",
-    },
-    "overage": {
-        **COUNT,
-        "description": "The part of the settled amount beyond what was held and remained.",
-    },
-    "late": {"type": "boolean", "description": "Settled after the hold expired."},
-    "closed_at": {
-        **nullable(TIME),
-        "description": "When it was settled, released or expired; null while open.",
-    },
-}
-
-_NOT_FOUND = {
-    "description": (
-        "No such route, or no hold with this id on this account (`hold not found`, "
-        "with `hold_id`; another subject's hold is never found)."
-    ),
-    "content": {JSON: {"schema": {"anyOf": [ref("HoldNotFound"), ref("Error")]}}},
-}
-_CONFLICT_ON_CLOSE = {
-    "404": _NOT_FOUND,
-    "409": response(
-        "The hold is already closed another way (settled, released or with another "
-        "amount); `status` is its final state and nothing changed.",
-        "HoldConflict",
-    ),
-}
-_CONFLICT_ON_RESERVE = {
-    "201": response("The hold, just placed, and the usage after it.", "HoldAnswer"),
-    "409": {
-        "description": (
-            "The id is already your hold for another request (`hold conflict`), your "
-            "hold under this id is closed (`already processed`: never treat it as a "
-            f"fresh hold), or the account already has {MAX_OPEN_HOLDS} open holds "
-            "(`too many open holds`)."
-        ),
-        "content": {
-            JSON: {
-                "schema": {
-                    "anyOf": [
-                        ref("HoldConflict"),
-                        ref("AlreadyProcessed"),
-                        ref("TooManyHolds"),
-                    ]
-                }
-            }
-        },
-    },
 }
 
 
@@ -348,98 +241,16 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
                 "holds": {"type": "array", "items": ref("Hold")},
             },
         },
-        "ReserveRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "Exactly one of `amount` (credits) or `estimate` (a model call "
-            "not yet made, held at the most it can cost); neither or both is a 422.",
-            "properties": {
-                "amount": nullable(AMOUNT),
-                "estimate": nullable(ref("Estimate")),
-                "hold_id": {
-                    **nullable(_HOLD_ID),
-                    "description": "Yours, unique per subject and caller (use an "
-                    "unguessable one, e.g. a UUID); generated when omitted.",
-                },
-                "ttl_seconds": {
-                    **nullable(
-                        {
-                            "type": "integer",
-                            "minimum": MIN_HOLD_TTL_SECONDS,
-                            "maximum": MAX_HOLD_TTL_SECONDS,
-                        }
-                    ),
-                    "description": f"How long it holds; {DEFAULT_HOLD_TTL_SECONDS} when omitted.",
-                },
-            },
-        },
-        "SettleRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "Exactly one of `amount` (credits) or `usage` (the call's actual "
-            "usage, priced by the server's prices); neither or both is a 422.",
-            "properties": {
-                "amount": nullable({**AMOUNT, "minimum": 0}),
-                "usage": nullable(ref("CallUsage")),
-            },
-        },
+        "ReserveRequest": RESERVE_COMMAND.schema(
+            description="Exactly one of `amount` (credits) or `estimate` (a model call "
+            "not yet made, held at the most it can cost); neither or both is a 422."
+        ),
+        "SettleRequest": SETTLE_COMMAND.schema(
+            description="Exactly one of `amount` (credits) or `usage` (the call's actual "
+            "usage, priced by the server's prices); neither or both is a 422."
+        ),
         "ReleaseRequest": {"type": "object", "additionalProperties": False, "properties": {}},
-        "HoldNotFound": {
-            "type": "object",
-            "required": ["error", "hold_id"],
-            "properties": {"error": {"const": "hold not found"}, "hold_id": {"type": "string"}},
-        },
-        "HoldConflict": {
-            "type": "object",
-            "required": ["error", "hold_id", "status"],
-            "properties": {
-                "error": {"const": "hold conflict"},
-                "hold_id": {"type": "string"},
-                "status": _HOLD_PROPERTIES["status"],
-                "amount": CHARGED,
-                "settled": nullable(COUNT),
-                "message": {"type": "string"},
-            },
-        },
-        "AlreadyProcessed": {
-            "type": "object",
-            "required": ["error", "status"],
-            "description": "The first request with this hold id or idempotency key has "
-            "finished; its result is here and nothing was done again.",
-            "properties": {
-                "error": {"const": "already processed"},
-                "hold_id": {"type": "string"},
-                "idempotency_key": {"type": "string"},
-                "status": {
-                    "type": "string",
-                    "enum": [*(s.value for s in HoldStatus if s is not HoldStatus.OPEN), "debited"],
-                },
-                "settled": nullable(COUNT),
-                "amount": CHARGED,
-                "message": {"type": "string"},
-            },
-        },
-        "RequestInProgress": {
-            "type": "object",
-            "required": ["error", "hold_id", "expires_at"],
-            "description": "The first request with this hold id is still in flight (its "
-            "hold is open); retry after `Retry-After` seconds.",
-            "properties": {
-                "error": {"const": "request in progress"},
-                "hold_id": {"type": "string"},
-                "expires_at": TIME,
-                "message": {"type": "string"},
-            },
-        },
-        "TooManyHolds": {
-            "type": "object",
-            "required": ["error", "limit"],
-            "properties": {
-                "error": {"const": "too many open holds"},
-                "limit": COUNT,
-                "message": {"type": "string"},
-            },
-        },
+        **HOLD_ERROR_SCHEMAS,
     }
 
 
@@ -499,7 +310,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 parameters=subject,
                 request=_RESERVE_BODY,
                 failures=["400", "402", *forbidden, "503"],
-                answers=_CONFLICT_ON_RESERVE,
+                answers=CONFLICT_ON_RESERVE,
             ),
         ),
         Operation(
@@ -526,7 +337,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 tag=tag,
                 parameters=one,
                 failures=[*forbidden, "422", "503"],
-                answers={"404": _NOT_FOUND},
+                answers={"404": NOT_FOUND},
             ),
         ),
         Operation(
@@ -544,7 +355,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 parameters=one,
                 request=_SETTLE_BODY,
                 failures=["400", *forbidden, "503"],
-                answers=_CONFLICT_ON_CLOSE,
+                answers=CONFLICT_ON_CLOSE,
             ),
         ),
         Operation(
@@ -563,7 +374,7 @@ def _operations(prefix: str, tag: str, *, admin: bool) -> list[Operation]:
                 parameters=one,
                 request=_RELEASE_BODY,
                 failures=[*forbidden, "503"],
-                answers=_CONFLICT_ON_CLOSE,
+                answers=CONFLICT_ON_CLOSE,
             ),
         ),
     ]

@@ -11,22 +11,18 @@ from starlette.responses import JSONResponse
 from tokenplans import Plan, PlanCatalog, StorageUnavailableError
 from tokenplans_adapters.http.errors import json_error, log_unavailable, log_unavailable_error
 from tokenplans_adapters.http.offload import in_thread
-from tokenplans_adapters.http.openapi import COUNT, nullable, operation, ref, response
+from tokenplans_adapters.http.openapi import operation, ref, response
 from tokenplans_adapters.http.routing import Operation, Resource
+from tokenplans_adapters.http.shapes import Shape
 from tokenplans_adapters.http.state import state_of
+
+#: A plan as the catalog shows it: every field of :class:`tokenplans.Plan`, its price first.
+PLAN: Shape[Plan] = Shape(Plan, lead=("id", "name", "price", "currency"))
 
 
 def plan_json(plan: Plan, catalog: PlanCatalog) -> dict[str, Any]:
-    return {
-        "id": plan.id,
-        "name": plan.name,
-        "price": plan.price,
-        "currency": plan.currency,
-        "tokens": plan.tokens,
-        "duration_days": plan.duration_days,
-        "rank": plan.rank,
-        "default": plan == catalog.default_plan,
-    }
+    """The plan's fields, and whether it is the catalog's default."""
+    return {**PLAN.json(plan), "default": plan == catalog.default_plan}
 
 
 async def root(request: Request) -> JSONResponse:
@@ -79,17 +75,8 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
     return {
         "Plan": {
             "type": "object",
-            "required": ["id", "name", "price", "currency", "tokens", "duration_days", "rank"],
-            "properties": {
-                "id": {"type": "string"},
-                "name": {"type": "string"},
-                "price": {**COUNT, "description": "Minor units (paise for INR)."},
-                "currency": {"type": "string"},
-                "tokens": COUNT,
-                "duration_days": nullable({"type": "integer", "minimum": 1}),
-                "rank": COUNT,
-                "default": {"type": "boolean"},
-            },
+            "required": list(PLAN.names),
+            "properties": {**PLAN.properties(), "default": {"type": "boolean"}},
         },
         "Plans": {
             "type": "object",

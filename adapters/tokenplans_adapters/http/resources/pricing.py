@@ -31,11 +31,12 @@ from tokenplans import (
 )
 from tokenplans_adapters.http.openapi import example, nullable, operation, ref, response
 from tokenplans_adapters.http.routing import Operation, Resource
+from tokenplans_adapters.http.shapes import Nested
 from tokenplans_adapters.http.state import state_of
 
-#: The normalised usage's fields, from the core's value: the model, then the counts.
-USAGE_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(ModelUsage))
-_COUNT_FIELDS = USAGE_FIELDS[1:]
+#: A model call's normalised usage fields, from the core's value: the model, then the counts.
+MODEL_USAGE_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(ModelUsage))
+_COUNT_FIELDS = MODEL_USAGE_FIELDS[1:]
 _REQUIRED_COUNTS = ("input_tokens", "output_tokens")
 #: The provider formats a ``usage`` may come in, and the normaliser of each.
 FORMATS: Mapping[str, Callable[[Mapping[str, Any], str], ModelUsage]] = {
@@ -44,21 +45,13 @@ FORMATS: Mapping[str, Callable[[Mapping[str, Any], str], ModelUsage]] = {
 }
 
 
-def one_form(fields: dict[str, Any], priced: str) -> None:
-    """422 unless a body has exactly one of ``amount`` and its ``priced`` form (``usage``
-    or ``estimate``). The service refuses the same, in its own words; this names the
-    body's fields."""
-    if ("amount" in fields) == (priced in fields):
-        raise InvalidRequestError(f"send amount or {priced}: exactly one of them")
-
-
 def usage_from_json(value: object) -> ModelUsage:
     """The ``usage`` of a request body as a :class:`ModelUsage`, or 422 naming the field."""
     if not isinstance(value, dict):
         raise InvalidRequestError("usage must be an object")
     if "format" in value:
         return _provider_usage(value)
-    unknown = sorted(set(value) - set(USAGE_FIELDS))
+    unknown = sorted(set(value) - set(MODEL_USAGE_FIELDS))
     if unknown:
         raise InvalidRequestError(
             f"usage: unknown field(s) {', '.join(unknown)} (a provider's own usage object "
@@ -106,9 +99,9 @@ def estimate_from_json(value: object) -> Estimate:
     return Estimate(**value)
 
 
-def usage_json(usage: ModelUsage) -> dict[str, Any]:
-    """The normalised usage, field by field."""
-    return {name: getattr(usage, name) for name in USAGE_FIELDS}
+def model_usage_json(usage: ModelUsage) -> dict[str, Any]:
+    """A model call's normalised usage, field by field."""
+    return {name: getattr(usage, name) for name in MODEL_USAGE_FIELDS}
 
 
 def priced_json(priced: PricedCall) -> dict[str, Any]:
@@ -116,7 +109,7 @@ def priced_json(priced: PricedCall) -> dict[str, Any]:
     return {
         "credits": priced.credits,
         "price_version": priced.price_version,
-        "usage": usage_json(priced.usage),
+        "usage": model_usage_json(priced.usage),
     }
 
 
@@ -209,8 +202,9 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
                 },
             },
         },
-        "CallUsage": {
-            "description": "The normalised usage, or a provider's own usage object.",
+        "ModelUsageInput": {
+            "description": "A model call's usage as a request sends it: normalised "
+            "(`ModelUsage`), or a provider's own usage object.",
             "oneOf": [ref("ModelUsage"), ref("OpenAIUsage"), ref("AnthropicUsage")],
         },
         "Pricing": {
@@ -238,6 +232,13 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
         },
     }
 
+
+#: How a request body reads the model call it is priced from, and its schema: an
+#: ``estimate`` of a reserve, the ``usage`` of a consume or settle.
+CALL_VALUES: Mapping[type, Nested] = {
+    Estimate: Nested(ref("Estimate"), estimate_from_json),
+    ModelUsage: Nested(ref("ModelUsageInput"), usage_from_json),
+}
 
 #: The model a documented example names: one every price table knows.
 EXAMPLE_MODEL = "gpt-4o"

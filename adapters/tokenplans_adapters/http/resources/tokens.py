@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tokenplans import (
-    MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_PAGE_SIZE,
+    Consume,
     DebitReceipt,
     EntryKind,
     HistoryPage,
@@ -25,19 +25,13 @@ from tokenplans import (
     PlanCatalog,
     PlanChange,
     Principal,
+    SetPlan,
     Usage,
 )
 from tokenplans_adapters.http.auth import principal_of
-from tokenplans_adapters.http.bodies import (
-    MAX_CURSOR_LENGTH,
-    Field,
-    query_int,
-    query_text,
-    read_object,
-)
+from tokenplans_adapters.http.bodies import MAX_CURSOR_LENGTH, query_int, query_text
 from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import (
-    AMOUNT,
     CHARGED,
     COUNT,
     TIME,
@@ -49,13 +43,13 @@ from tokenplans_adapters.http.openapi import (
     response,
 )
 from tokenplans_adapters.http.resources.pricing import (
+    CALL_VALUES,
     PRICED_PROPERTIES,
     USAGE_EXAMPLES,
-    one_form,
     priced_json,
-    usage_from_json,
 )
 from tokenplans_adapters.http.routing import Operation, Resource
+from tokenplans_adapters.http.shapes import Body
 from tokenplans_adapters.http.snapshot import (
     ENTRY_SNAPSHOT_FIELDS,
     USAGE_PROPERTIES,
@@ -68,12 +62,8 @@ from tokenplans_adapters.http.state import state_of
 #: A ledger page's size when the query names none.
 DEFAULT_PAGE_SIZE = 50
 
-_SET_PLAN = {"plan": Field(str), "reset_used": Field(bool, required=False)}
-_CONSUME = {
-    "amount": Field(int, required=False),
-    "usage": Field(dict, required=False),
-    "idempotency_key": Field(str, required=False),
-}
+SET_PLAN_COMMAND = Body(SetPlan)
+CONSUME_COMMAND = Body(Consume, one_of=("amount", "usage"), nested=CALL_VALUES)
 
 
 # -- rendering --------------------------------------------------------------------
@@ -147,32 +137,22 @@ async def ledger(request: Request) -> JSONResponse:
 
 async def set_plan_of(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
     """Set-plan on ``subject``'s account (``None``: the caller's own)."""
-    body = await read_object(request, _SET_PLAN)
+    command = await SET_PLAN_COMMAND.read(request)
     service = state_of(request).service
 
     def call() -> PlanChange:
-        return service.set_plan(
-            principal, body["plan"], reset_used=body.get("reset_used", False), subject=subject
-        )
+        return service.set_plan(principal, command, subject=subject)
 
     return JSONResponse(plan_change_json(await in_thread(call)))
 
 
 async def consume_from(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
     """A debit from ``subject``'s account (``None``: the caller's own)."""
-    body = await read_object(request, _CONSUME)
-    one_form(body, "usage")
-    usage = usage_from_json(body["usage"]) if "usage" in body else None
+    command = await CONSUME_COMMAND.read(request)
     service = state_of(request).service
 
     def call() -> DebitReceipt:
-        return service.consume(
-            principal,
-            body.get("amount"),
-            usage=usage,
-            idempotency_key=body.get("idempotency_key"),
-            subject=subject,
-        )
+        return service.consume(principal, command, subject=subject)
 
     return JSONResponse(receipt_json(await in_thread(call)))
 
@@ -191,8 +171,6 @@ async def ledger_of(request: Request, principal: Principal, subject: str | None)
 
 
 # -- OpenAPI ------------------------------------------------------------------------
-
-_KEY = {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH}
 
 #: The ledger's query parameters, for every ledger route.
 PAGE_PARAMETERS = [
@@ -241,19 +219,9 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
             "required": list(USAGE_PROPERTIES),
             "properties": dict(USAGE_PROPERTIES),
         },
-        "SetPlanRequest": {
-            "type": "object",
-            "required": ["plan"],
-            "additionalProperties": False,
-            "examples": [{"plan": catalog.default_plan.id}],
-            "properties": {
-                "plan": plan_id,
-                "reset_used": {
-                    "type": ["boolean", "null"],
-                    "description": "Admins only: also set used tokens to 0.",
-                },
-            },
-        },
+        "SetPlanRequest": SET_PLAN_COMMAND.schema(
+            examples=[{"plan": catalog.default_plan.id}], overrides={"plan": plan_id}
+        ),
         "SetPlanResponse": {
             "type": "object",
             "required": ["status", "message", *USAGE_PROPERTIES],
@@ -263,25 +231,18 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
                 **USAGE_PROPERTIES,
             },
         },
-        "ConsumeRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "description": "Exactly one of `amount` (credits) or `usage` (a model call, "
+        "ConsumeRequest": CONSUME_COMMAND.schema(
+            description="Exactly one of `amount` (credits) or `usage` (a model call, "
             "priced by the server's prices); neither or both is a 422. A `null` field "
-            "counts as absent.",
-            "properties": {
-                "amount": nullable(AMOUNT),
-                "usage": nullable(ref("CallUsage")),
-                "idempotency_key": nullable(_KEY),
-            },
-        },
+            "counts as absent."
+        ),
         "ConsumeResponse": {
             "type": "object",
             "required": ["amount", "replayed", "idempotency_key", *USAGE_PROPERTIES],
             "properties": {
                 **USAGE_PROPERTIES,
                 "amount": CHARGED,
-                "idempotency_key": nullable(_KEY),
+                "idempotency_key": CONSUME_COMMAND.property("idempotency_key"),
                 "replayed": {
                     "type": "boolean",
                     "description": "True when this is the remembered answer to a retry.",
