@@ -41,7 +41,16 @@ from tokenplans._values.errors import (
     UnknownPlanError,
 )
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus
-from tokenplans._values.ledger import DebitReceipt, EntryKind, LedgerEntry, fold
+from tokenplans._values.ledger import (
+    DebitFacts,
+    DebitReceipt,
+    EntryFacts,
+    EntryKind,
+    HoldFacts,
+    LedgerEntry,
+    PaymentFacts,
+    fold,
+)
 from tokenplans._values.limits import (
     DEFAULT_HOLD_TTL_SECONDS,
     MAX_AMOUNT,
@@ -106,14 +115,17 @@ __all__ = [
     "CatalogError",
     "Checkout",
     "Clock",
+    "DebitFacts",
     "DebitReceipt",
     "DuplicateRequestError",
+    "EntryFacts",
     "EntryKind",
     "Estimate",
     "GatewayError",
     "HistoryPage",
     "Hold",
     "HoldConflictError",
+    "HoldFacts",
     "HoldKey",
     "HoldNotFoundError",
     "HoldStatus",
@@ -125,6 +137,7 @@ __all__ = [
     "ModelUsage",
     "Payment",
     "PaymentError",
+    "PaymentFacts",
     "PaymentGateway",
     "PaymentNotFoundError",
     "PaymentOutcome",

@@ -31,7 +31,13 @@ from tokenplans._values.errors import (
     WriteConflictError,
 )
 from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
-from tokenplans._values.ledger import DebitReceipt, LedgerEntry
+from tokenplans._values.ledger import (
+    FACT_CLASSES,
+    DebitReceipt,
+    LedgerEntry,
+    facts_from_json,
+    facts_json,
+)
 from tokenplans._values.limits import MAX_GATEWAY_ID_LENGTH, check_gateway_id
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.payments import (
@@ -46,6 +52,7 @@ from tokenplans._values.payments import (
 from tokenplans._values.records import Record
 
 __all__ = [
+    "FACT_CLASSES",
     "MAX_GATEWAY_ID_LENGTH",
     "MAX_RATE",
     "TOKENS_PER_RATE",
@@ -80,5 +87,7 @@ __all__ = [
     "credits_for",
     "decimal_text",
     "estimate_by_pricing",
+    "facts_from_json",
+    "facts_json",
     "parse_rate",
 ]

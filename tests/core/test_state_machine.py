@@ -188,7 +188,7 @@ def check_ledger(entries: list[LedgerEntry], stored: Account | None) -> None:
             # Held tokens were made available when reserved, and stay so across periods.
             available, debited = after.remaining + after.token_held, 0
         elif entry.kind in (EntryKind.DEBITED, EntryKind.HOLD_SETTLED):
-            debited += entry.used_delta - (entry.overage or 0)
+            debited += entry.used_delta - (getattr(entry.facts, "overage", None) or 0)
         else:
             available += max(entry.quota_delta, 0) + max(-entry.used_delta, 0)
         assert debited <= available

@@ -36,13 +36,13 @@ from tokenplans._values.errors import (
     TooManyHoldsError,
 )
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus, HoldWrite
-from tokenplans._values.ledger import Change, EntryKind
+from tokenplans._values.ledger import Change, EntryKind, HoldFacts, ledger_change
 from tokenplans._values.limits import MAX_OPEN_HOLDS
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.plans import PlanCatalog
 
 from .decisions import Decision
-from .quota import for_call, record, roll_forward
+from .quota import for_call, roll_forward
 
 
 @attrs.frozen
@@ -79,13 +79,13 @@ def roll_forward_with_holds(
 
 
 def _expire(account: Account, hold: Hold) -> Change:
-    return record(
+    return ledger_change(
         account,
         EntryKind.HOLD_EXPIRED,
         hold.expires_at,
         message=f"hold {hold.hold_id} expired: {hold.amount} released",
         amount=hold.amount,
-        hold_id=hold.hold_id,
+        facts=HoldFacts(hold.hold_id),
         token_held=account.token_held - hold.amount,
     )
 
@@ -134,14 +134,14 @@ def decide_reserve(
         expires_at=now + timedelta(seconds=ttl_seconds),
         request=request,
     )
-    change = record(
+    change = ledger_change(
         account,
         EntryKind.HOLD_PLACED,
         now,
         message=f"hold {hold_id} placed: {amount} until {hold.expires_at.isoformat()}"
         + for_call(priced),
         amount=amount,
-        hold_id=hold_id,
+        facts=HoldFacts(hold_id),
         actor=actor,
         priced=priced,
         token_held=account.token_held + amount,
@@ -181,7 +181,7 @@ def decide_settle(
         late=late,
         closed_at=now,
     )
-    change = record(
+    change = ledger_change(
         account,
         EntryKind.HOLD_SETTLED,
         now,
@@ -191,8 +191,7 @@ def decide_settle(
             + for_call(priced)
         ),
         amount=amount,
-        hold_id=hold_id,
-        overage=overage,
+        facts=HoldFacts(hold_id, overage),
         actor=actor,
         priced=priced,
         token_used=account.token_used + amount,
@@ -217,13 +216,13 @@ def decide_release(
     if hold.status is not HoldStatus.OPEN:  # released before, or expired: nothing to do
         return Decision(None, attrs.evolve(hold, replayed=True))
     released = attrs.evolve(hold, status=HoldStatus.RELEASED, closed_at=now)
-    change = record(
+    change = ledger_change(
         account,
         EntryKind.HOLD_RELEASED,
         now,
         message=f"hold {hold_id} released: {hold.amount} free again",
         amount=hold.amount,
-        hold_id=hold_id,
+        facts=HoldFacts(hold_id),
         actor=actor,
         token_held=account.token_held - hold.amount,
     )
