@@ -30,6 +30,7 @@ from tokenplans._values.errors import (
     StorageUnavailableError,
     WriteConflictError,
 )
+from tokenplans._values.expiring import Outstanding
 from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
 from tokenplans._values.ledger import (
     FACT_CLASSES,
@@ -72,6 +73,7 @@ __all__ = [
     "HoldWrite",
     "IdentityProvider",
     "LedgerEntry",
+    "Outstanding",
     "Payment",
     "PaymentGateway",
     "PaymentStatus",

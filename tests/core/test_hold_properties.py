@@ -173,7 +173,7 @@ def test_every_run_keeps_the_hold_invariants(
         assert usage.token_held == sum(h.amount for h in service.holds(admin(), subject=SUBJECT))
     stored = service.store.load(SUBJECT)
     if stored is not None:
-        assert stored.token_held == sum(h.amount for h in service.store.open_holds(SUBJECT))
+        assert stored.token_held == sum(h.amount for h in service.store.outstanding(SUBJECT).holds)
     check_ledger_with_holds(entries_of(service), stored)
 
 
@@ -211,7 +211,7 @@ def _moments_between(service: TokenService, now: datetime, until: datetime) -> l
     account = service.store.load(SUBJECT)
     if account is None:
         return []
-    moments = {h.expires_at for h in service.store.open_holds(SUBJECT) if now < h.expires_at}
+    moments = {h.expires_at for h in service.store.outstanding(SUBJECT).holds if now < h.expires_at}
     moment = account.plan_end_at or account.period_end
     while moment <= until:
         moments.add(moment)

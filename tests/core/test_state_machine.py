@@ -630,7 +630,7 @@ class QuotaMachine(RuleBasedStateMachine):
                 )
             stored = self.store.load(subject)
             if stored is not None:
-                stored_open = self.store.open_holds(subject)
+                stored_open = self.store.outstanding(subject).holds
                 assert stored.token_held == sum(h.amount for h in stored_open)
             entries = list(reversed(self.store.history(subject, limit=10**9)))
             check_ledger(entries, stored)

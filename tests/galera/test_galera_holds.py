@@ -268,7 +268,7 @@ def test_three_nodes_reserving_on_one_account_never_over_reserve_and_close_every
     assert (final.token_held, final.token_used) == (0, sum(o.settled or 0 for o in outcomes))
     for engine in node_engines:
         store = SqlAccountStore(engine)
-        assert not store.open_holds(subject)
+        assert not store.outstanding(subject).holds
         stored = {o.hold_id: store.find_hold(subject, o.hold_id) for o in outcomes}
         assert {h: (s.status, s.settled) for h, s in stored.items() if s is not None} == {
             o.hold_id: (

@@ -118,7 +118,7 @@ def test_four_processes_of_eight_threads_close_every_hold_once_and_never_overspe
         for o in outcomes
     }
     assert after.token_held == 0
-    assert not store.open_holds(subject)
+    assert not store.outstanding(subject).holds
     assert after.token_used == sum(o.settled or 0 for o in outcomes)
     # used + held never above what was made available, except by the recorded overage.
     overage = 0

@@ -44,6 +44,7 @@ from tokenplans.ports import (
     Hold,
     HoldStatus,
     LedgerEntry,
+    Outstanding,
     Payment,
     PaymentStatus,
     StorageUnavailableError,
@@ -239,11 +240,11 @@ class SqlAccountStore:
 
     # -- holds ---------------------------------------------------------------------
 
-    def open_holds(self, subject: str) -> Sequence[Hold]:
+    def outstanding(self, subject: str) -> Outstanding:
         return self._read(
-            lambda conn: [
-                hold_from_row(row) for row in conn.execute(OPEN_HOLDS, {"subject": subject})
-            ]
+            lambda conn: Outstanding(
+                tuple(hold_from_row(row) for row in conn.execute(OPEN_HOLDS, {"subject": subject}))
+            )
         )
 
     def find_hold(self, subject: str, hold_id: str, *, caller: str | None = None) -> Hold | None:
