@@ -20,7 +20,16 @@ from tokenplans._services.tokens import Reservation, TokenService
 from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.commands import Consume, Grant, Reserve, ReserveOptions, SetPlan, Settle
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus
-from tokenplans._values.ledger import DebitReceipt, EntryKind, LedgerEntry, fold
+from tokenplans._values.ledger import (
+    DebitFacts,
+    DebitReceipt,
+    EntryFacts,
+    EntryKind,
+    HoldFacts,
+    LedgerEntry,
+    PaymentFacts,
+    fold,
+)
 from tokenplans._values.model_usage import (
     MAX_MODEL_LENGTH,
     MAX_PRICE_VERSION_LENGTH,
@@ -110,8 +119,10 @@ __all__ = [
     "Checkout",
     "Clock",
     "Consume",
+    "DebitFacts",
     "DebitReceipt",
     "DuplicateRequestError",
+    "EntryFacts",
     "EntryKind",
     "Estimate",
     "GatewayError",
@@ -119,6 +130,7 @@ __all__ = [
     "HistoryPage",
     "Hold",
     "HoldConflictError",
+    "HoldFacts",
     "HoldKey",
     "HoldNotFoundError",
     "HoldStatus",
@@ -130,6 +142,7 @@ __all__ = [
     "ModelUsage",
     "Payment",
     "PaymentError",
+    "PaymentFacts",
     "PaymentGateway",
     "PaymentNotFoundError",
     "PaymentOutcome",

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from tokenplans._values.accounts import Account
+from tokenplans._values.expiring import Outstanding
 from tokenplans._values.holds import Hold
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.payments import (
@@ -97,10 +98,11 @@ class AccountStore(Protocol):
         given (a keyset cursor: pages stay stable while new entries arrive)."""
         ...
 
-    def open_holds(self, subject: str) -> Sequence[Hold]:
-        """The subject's holds stored as open (past their expiry or not), oldest first, in
-        one indexed read: its cost grows with the open holds (at most 1,000), never with
-        the closed ones or the ledger."""
+    def outstanding(self, subject: str) -> Outstanding:
+        """What the subject has stored as open that lapses at its own instant (past its
+        expiry or not): its open holds, oldest first (by creation, then caller and id).
+        One indexed read per kind of thing: its cost grows with the open holds (at most
+        1,000), never with the closed ones or the ledger."""
         ...
 
     def find_hold(self, subject: str, hold_id: str, *, caller: str | None = None) -> Hold | None:

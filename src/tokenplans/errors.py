@@ -7,7 +7,7 @@ exit codes); nothing else in an adapter needs to know the rules behind them. The
 errors are re-exported by :mod:`tokenplans` too.
 
 An error that carries a hold or a debit receipt types it by the facts its callers
-read (:class:`HoldFacts`, :class:`ReceiptFacts`): the value is the
+read (:class:`HoldSummary`, :class:`ReceiptSummary`): the value is the
 :class:`tokenplans.Hold` or :class:`tokenplans.DebitReceipt` itself.
 """
 
@@ -25,8 +25,8 @@ __all__ = [
     "DuplicateRequestError",
     "GatewayError",
     "HoldConflictError",
-    "HoldFacts",
     "HoldNotFoundError",
+    "HoldSummary",
     "IdempotencyConflictError",
     "InsufficientTokensError",
     "InvalidRequestError",
@@ -34,7 +34,7 @@ __all__ = [
     "PaymentNotFoundError",
     "PermissionDeniedError",
     "PriceBookError",
-    "ReceiptFacts",
+    "ReceiptSummary",
     "RequestInProgressError",
     "StorageUnavailableError",
     "TokenplansError",
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-class HoldFacts(Protocol):
+class HoldSummary(Protocol):
     """What an error says about a hold (a :class:`tokenplans.Hold` is one)."""
 
     @property
@@ -61,7 +61,7 @@ class HoldFacts(Protocol):
     def expires_at(self) -> datetime: ...
 
 
-class ReceiptFacts(Protocol):
+class ReceiptSummary(Protocol):
     """What an error says about a remembered debit (a :class:`tokenplans.DebitReceipt`
     is one)."""
 
@@ -142,7 +142,7 @@ class HoldConflictError(TokenplansError):
     one, settling with another amount, reserving its id for another amount. ``hold`` is
     the hold as it is (its final state, when closed); nothing was changed."""
 
-    def __init__(self, hold: HoldFacts, message: str) -> None:
+    def __init__(self, hold: HoldSummary, message: str) -> None:
         super().__init__(message)
         self.hold = hold
 
@@ -156,8 +156,8 @@ class DuplicateRequestError(TokenplansError):
         self,
         message: str,
         *,
-        hold: HoldFacts | None = None,
-        receipt: ReceiptFacts | None = None,
+        hold: HoldSummary | None = None,
+        receipt: ReceiptSummary | None = None,
     ) -> None:
         super().__init__(message)
         self.hold = hold
@@ -168,7 +168,7 @@ class RequestInProgressError(DuplicateRequestError):
     """The first request with this hold id is still in flight: its hold is open (or its
     process died and the hold waits for its expiry). Retry after ``retry_after_seconds``."""
 
-    def __init__(self, hold: HoldFacts, retry_after_seconds: int) -> None:
+    def __init__(self, hold: HoldSummary, retry_after_seconds: int) -> None:
         super().__init__(f"request {hold.hold_id!r} is in progress", hold=hold)
         self.retry_after_seconds = retry_after_seconds
 
@@ -178,7 +178,7 @@ class AlreadyProcessedError(DuplicateRequestError):
     closed, or its debit is remembered. Its result is on ``hold`` or ``receipt``."""
 
     def __init__(
-        self, *, hold: HoldFacts | None = None, receipt: ReceiptFacts | None = None
+        self, *, hold: HoldSummary | None = None, receipt: ReceiptSummary | None = None
     ) -> None:
         name = hold.hold_id if hold is not None else receipt.idempotency_key if receipt else ""
         super().__init__(f"request {name!r} was already processed", hold=hold, receipt=receipt)

@@ -35,8 +35,15 @@ from tokenplans._pricing.quotes import (
     estimate_by_pricing,
     parse_rate,
 )
+from tokenplans._values.expiring import Outstanding
 from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
-from tokenplans._values.ledger import DebitReceipt, LedgerEntry
+from tokenplans._values.ledger import (
+    FACT_CLASSES,
+    DebitReceipt,
+    LedgerEntry,
+    facts_from_json,
+    facts_json,
+)
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.payments import (
     CheckoutStart,
@@ -58,6 +65,7 @@ from tokenplans.errors import (
 from tokenplans.limits import MAX_GATEWAY_ID_LENGTH, check_gateway_id
 
 __all__ = [
+    "FACT_CLASSES",
     "MAX_GATEWAY_ID_LENGTH",
     "MAX_RATE",
     "TOKENS_PER_RATE",
@@ -80,6 +88,7 @@ __all__ = [
     "IdentityProvider",
     "KnowsCredentials",
     "LedgerEntry",
+    "Outstanding",
     "Payment",
     "PaymentGateway",
     "PaymentStatus",
@@ -97,5 +106,7 @@ __all__ = [
     "credits_for",
     "decimal_text",
     "estimate_by_pricing",
+    "facts_from_json",
+    "facts_json",
     "parse_rate",
 ]

@@ -16,6 +16,7 @@ import attrs
 
 from tokenplans._ports import Commit
 from tokenplans._values.accounts import Account, Usage, as_utc
+from tokenplans._values.expiring import Outstanding
 from tokenplans._values.holds import Hold, HoldKey, HoldWrite
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.payments import HandledEvent, Payment, PaymentStatus
@@ -36,7 +37,7 @@ class InMemoryStore:
         self._payments: dict[str, Payment] = {}
         self._events: set[str] = set()
         self._holds: dict[tuple[str, str, str], Hold] = {}  # by (subject, caller, id)
-        self._open: dict[str, dict[HoldKey, Hold]] = {}  # by subject: what open_holds reads
+        self._open: dict[str, dict[HoldKey, Hold]] = {}  # by subject: what outstanding reads
 
     def load(self, subject: str) -> Account | None:
         return self._accounts.get(subject)
@@ -123,10 +124,10 @@ class InMemoryStore:
             end = len(ledger) if before_version is None else min(before_version - 1, len(ledger))
             return ledger[max(0, end - limit) : max(0, end)][::-1]
 
-    def open_holds(self, subject: str) -> Sequence[Hold]:
+    def outstanding(self, subject: str) -> Outstanding:
         with self._lock:
             mine = list(self._open.get(subject, {}).values())
-        return sorted(mine, key=lambda h: (h.created_at, h.caller, h.hold_id))
+        return Outstanding(tuple(sorted(mine, key=lambda h: (h.created_at, h.caller, h.hold_id))))
 
     def find_hold(self, subject: str, hold_id: str, *, caller: str | None = None) -> Hold | None:
         return self._holds.get((subject, subject if caller is None else caller, hold_id))

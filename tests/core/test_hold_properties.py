@@ -131,27 +131,29 @@ def check_ledger_with_holds(entries: list[LedgerEntry], stored: Account | None) 
         after = entry.after
         assert after.remaining >= 0
         if entry.kind is EntryKind.HOLD_SETTLED:
-            assert entry.hold_id is not None
-            assert entry.overage is not None
+            assert getattr(entry.facts, "hold_id", None) is not None
+            assert getattr(entry.facts, "overage", None) is not None
             assert previous is not None
             held = -entry.held_delta
-            assert entry.overage == max(0, entry.used_delta - held - previous.remaining)
+            assert getattr(entry.facts, "overage", None) == max(
+                0, entry.used_delta - held - previous.remaining
+            )
         if previous is None or after.period_start != previous.period_start:
             available, spent, overage = after.remaining + after.token_held, 0, 0
         elif entry.kind in (EntryKind.DEBITED, EntryKind.HOLD_SETTLED):
             spent += entry.used_delta
-            overage += entry.overage or 0
+            overage += getattr(entry.facts, "overage", None) or 0
         else:
             available += max(entry.quota_delta, 0) + max(-entry.used_delta, 0)
         assert spent <= available + overage
         if entry.kind is EntryKind.HOLD_PLACED:
-            placed[entry.hold_id or ""] += 1
+            placed[getattr(entry.facts, "hold_id", None) or ""] += 1
         elif entry.kind in (EntryKind.HOLD_RELEASED, EntryKind.HOLD_EXPIRED) or (
             entry.kind is EntryKind.HOLD_SETTLED and entry.held_delta
         ):
-            freed[entry.hold_id or ""] += 1
+            freed[getattr(entry.facts, "hold_id", None) or ""] += 1
         if entry.kind is EntryKind.HOLD_SETTLED:
-            settled[entry.hold_id or ""] += 1
+            settled[getattr(entry.facts, "hold_id", None) or ""] += 1
         previous = after
     assert all(count == 1 for count in placed.values())
     assert all(count <= 1 for count in freed.values())
@@ -171,7 +173,7 @@ def test_every_run_keeps_the_hold_invariants(
         assert usage.token_held == sum(h.amount for h in service.holds(admin(), subject=SUBJECT))
     stored = service.store.load(SUBJECT)
     if stored is not None:
-        assert stored.token_held == sum(h.amount for h in service.store.open_holds(SUBJECT))
+        assert stored.token_held == sum(h.amount for h in service.store.outstanding(SUBJECT).holds)
     check_ledger_with_holds(entries_of(service), stored)
 
 
@@ -209,7 +211,7 @@ def _moments_between(service: TokenService, now: datetime, until: datetime) -> l
     account = service.store.load(SUBJECT)
     if account is None:
         return []
-    moments = {h.expires_at for h in service.store.open_holds(SUBJECT) if now < h.expires_at}
+    moments = {h.expires_at for h in service.store.outstanding(SUBJECT).holds if now < h.expires_at}
     moment = account.plan_end_at or account.period_end
     while moment <= until:
         moments.add(moment)
@@ -247,8 +249,14 @@ def test_lazy_expiry_equals_stepping_through_every_expiry_and_boundary(
             assert lazy.hold(admin(), hold_id, subject=SUBJECT) == stepped.hold(
                 admin(), hold_id, subject=SUBJECT
             )
-    assert {e.hold_id for e in entries_of(lazy) if e.kind is EntryKind.HOLD_EXPIRED} <= {
-        e.hold_id for e in entries_of(stepped) if e.kind is EntryKind.HOLD_EXPIRED
+    assert {
+        getattr(e.facts, "hold_id", None)
+        for e in entries_of(lazy)
+        if e.kind is EntryKind.HOLD_EXPIRED
+    } <= {
+        getattr(e.facts, "hold_id", None)
+        for e in entries_of(stepped)
+        if e.kind is EntryKind.HOLD_EXPIRED
     }
 
 

@@ -83,7 +83,12 @@ def test_a_reserve_holds_tokens_and_remaining_leaves_them_out(
     assert (hold.created_at, hold.expires_at) == (JAN_15, JAN_15 + timedelta(seconds=300))
     assert numbers(service) == (1000, 0, 300, 700)
     placed = entries_of(store)[-1]
-    assert (placed.kind, placed.hold_id, placed.held_delta, placed.used_delta) == (
+    assert (
+        placed.kind,
+        getattr(placed.facts, "hold_id", None),
+        placed.held_delta,
+        placed.used_delta,
+    ) == (
         EntryKind.HOLD_PLACED,
         "call-1",
         300,
@@ -199,7 +204,13 @@ def test_settling_below_the_hold_frees_the_rest(
     assert settled.closed_at == JAN_15
     assert numbers(service) == (1000, 120, 0, 880)
     entry = entries_of(store)[-1]
-    assert (entry.kind, entry.hold_id, entry.used_delta, entry.held_delta, entry.overage) == (
+    assert (
+        entry.kind,
+        getattr(entry.facts, "hold_id", None),
+        entry.used_delta,
+        entry.held_delta,
+        getattr(entry.facts, "overage", None),
+    ) == (
         EntryKind.HOLD_SETTLED,
         "call-1",
         120,
@@ -239,7 +250,7 @@ def test_a_settle_above_hold_and_remaining_succeeds_and_records_the_overage(
     # 300 held + 100 remaining cover 400 of it; 50 are beyond the quota.
     assert settled.overage == 50
     assert numbers(service) == (1000, 650, 400, 0)
-    assert entries_of(store)[-1].overage == 50
+    assert getattr(entries_of(store)[-1].facts, "overage", None) == 50
     service.settle(ALICE, "call-2", 400)  # the other hold is intact
     assert numbers(service) == (1000, 1050, 0, 0)
 
@@ -284,7 +295,12 @@ def test_an_open_hold_expires_lazily_stamped_at_its_expiry(
     assert store.load("alice").token_held == 300  # reads never write
     service.consume(ALICE, 1)  # the next change writes the expiry, at its instant
     expired = entries_of(store)[-2]
-    assert (expired.kind, expired.at, expired.hold_id, expired.held_delta) == (
+    assert (
+        expired.kind,
+        expired.at,
+        getattr(expired.facts, "hold_id", None),
+        expired.held_delta,
+    ) == (
         EntryKind.HOLD_EXPIRED,
         JAN_15 + timedelta(seconds=60),
         "call-1",
@@ -499,7 +515,7 @@ def test_every_hold_closes_once_in_the_ledger(service: TokenService, store: InMe
     service.reserve(ALICE, 300, hold_id="call-1")
     for _ in range(3):
         service.settle(ALICE, "call-1", 120)
-    closing = [e for e in entries_of(store) if e.hold_id == "call-1"]
+    closing = [e for e in entries_of(store) if getattr(e.facts, "hold_id", None) == "call-1"]
     assert [e.kind for e in closing] == [EntryKind.HOLD_PLACED, EntryKind.HOLD_SETTLED]
 
 

@@ -288,9 +288,12 @@ def check_nothing_lapsed_comes_back(catalog: PlanCatalog, entries: list[LedgerEn
             backed_part = min(amount, backed_before)
             covered += backed_part
             charged += amount
-            overage += entry.overage or 0
+            overage += getattr(entry.facts, "overage", None) or 0
             if entry.kind is EntryKind.HOLD_SETTLED:
-                assert amount - backed_part <= (entry.overage or 0) - entry.held_delta, entry
+                assert (
+                    amount - backed_part
+                    <= (getattr(entry.facts, "overage", None) or 0) - entry.held_delta
+                ), entry
             else:
                 assert amount == backed_part, entry
         assert covered + backed <= available - lapsed, (

@@ -188,7 +188,7 @@ def check_ledger(entries: list[LedgerEntry], stored: Account | None) -> None:
             # Held tokens were made available when reserved, and stay so across periods.
             available, debited = after.remaining + after.token_held, 0
         elif entry.kind in (EntryKind.DEBITED, EntryKind.HOLD_SETTLED):
-            debited += entry.used_delta - (entry.overage or 0)
+            debited += entry.used_delta - (getattr(entry.facts, "overage", None) or 0)
         else:
             available += max(entry.quota_delta, 0) + max(-entry.used_delta, 0)
         assert debited <= available
@@ -630,7 +630,7 @@ class QuotaMachine(RuleBasedStateMachine):
                 )
             stored = self.store.load(subject)
             if stored is not None:
-                stored_open = self.store.open_holds(subject)
+                stored_open = self.store.outstanding(subject).holds
                 assert stored.token_held == sum(h.amount for h in stored_open)
             entries = list(reversed(self.store.history(subject, limit=10**9)))
             check_ledger(entries, stored)

@@ -64,8 +64,8 @@ def _services(engines: Sequence[Engine], clock: SettableClock | None = None) -> 
 def _hold_kinds(entries: Sequence[LedgerEntry]) -> dict[str, list[EntryKind]]:
     kinds: dict[str, list[EntryKind]] = {}
     for entry in entries:
-        if entry.hold_id is not None:
-            kinds.setdefault(entry.hold_id, []).append(entry.kind)
+        if getattr(entry.facts, "hold_id", None) is not None:
+            kinds.setdefault(getattr(entry.facts, "hold_id", None), []).append(entry.kind)
     return kinds
 
 
@@ -256,11 +256,11 @@ def test_three_nodes_reserving_on_one_account_never_over_reserve_and_close_every
     overage = 0
     for entry in entries:
         if entry.kind is EntryKind.HOLD_PLACED:
-            assert entry.hold_id is not None
-            open_holds.add(entry.hold_id)
-        elif entry.hold_id is not None:
-            open_holds.remove(entry.hold_id)
-        overage += entry.overage or 0
+            assert getattr(entry.facts, "hold_id", None) is not None
+            open_holds.add(getattr(entry.facts, "hold_id", None))
+        elif getattr(entry.facts, "hold_id", None) is not None:
+            open_holds.remove(getattr(entry.facts, "hold_id", None))
+        overage += getattr(entry.facts, "overage", None) or 0
         after = entry.after
         assert after.token_held == sum(amounts[h] for h in open_holds)
         assert after.token_used + after.token_held <= after.token_quota + overage
@@ -268,7 +268,7 @@ def test_three_nodes_reserving_on_one_account_never_over_reserve_and_close_every
     assert (final.token_held, final.token_used) == (0, sum(o.settled or 0 for o in outcomes))
     for engine in node_engines:
         store = SqlAccountStore(engine)
-        assert not store.open_holds(subject)
+        assert not store.outstanding(subject).holds
         stored = {o.hold_id: store.find_hold(subject, o.hold_id) for o in outcomes}
         assert {h: (s.status, s.settled) for h, s in stored.items() if s is not None} == {
             o.hold_id: (

@@ -44,7 +44,7 @@ def _state(store: InMemoryStore, subject: str) -> tuple[object, ...]:
     """Everything a request could change on ``subject``'s account."""
     return (
         store.load(subject),
-        tuple(store.open_holds(subject)),
+        tuple(store.outstanding(subject).holds),
         tuple(store.history(subject, limit=1000)),
     )
 

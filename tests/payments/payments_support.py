@@ -97,4 +97,8 @@ def event_body(
 
 def payment_entries(store: AccountStore, subject: str) -> list[LedgerEntry]:
     """The subject's ledger entries that record a payment, oldest first."""
-    return [e for e in reversed(store.history(subject, limit=200)) if e.payment_id is not None]
+    return [
+        e
+        for e in reversed(store.history(subject, limit=200))
+        if getattr(e.facts, "payment_id", None) is not None
+    ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import attrs
@@ -327,43 +326,3 @@ def test_razorpay_describes_the_fields_and_headers_it_reads(razorpay: OfflineGat
 def test_the_http_adapter_names_no_payment_provider() -> None:
     for source in HTTP_ADAPTER.rglob("*.py"):
         assert "razorpay" not in source.read_text(encoding="utf-8").lower(), source
-
-
-# -- the migration ---------------------------------------------------------------
-
-
-def test_upgrading_makes_every_stored_payment_razorpays(tmp_path: Path) -> None:
-    from alembic import command  # noqa: PLC0415
-    from sqlalchemy import text  # noqa: PLC0415
-
-    from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema  # noqa: PLC0415
-    from tokenplans_adapters.sql.migrate import alembic_config  # noqa: PLC0415
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'r0013.db'}")
-    config = alembic_config()
-    try:
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0013")
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO tokenplans_payments (id, subject, plan_id, amount, currency,"
-                    " order_id, status, created_at, updated_at) VALUES ('tp_old', 'alice',"
-                    " 'premium', 9900, 'INR', 'order_Old', 'created',"
-                    " '2026-01-15 12:00:00.000000', '2026-01-15 12:00:00.000000')"
-                )
-            )
-
-        upgrade_schema(engine)
-
-        store = SqlAccountStore(engine)
-        old = store.find_payment("order_Old")
-        assert old is not None
-        assert (old.provider, old.created_at) == ("razorpay", datetime(2026, 1, 15, 12, tzinfo=UTC))
-        store.add_payment(attrs.evolve(old, id="tp_new", order_id="order_New", provider="acme"))
-        new = store.find_payment("order_New")
-        assert new is not None
-        assert new.provider == "acme"
-    finally:
-        engine.dispose()

@@ -128,7 +128,7 @@ def test_basic_user_with_700_used_pays_for_premium_and_gets_50300_with_a_30_day_
     assert outcome.usage == usage
     assert outcome.payment.status is PaymentStatus.PAID
     [entry] = payment_entries(payments.tokens.store, alice.subject)
-    assert (entry.kind, entry.payment_id, entry.actor) == (
+    assert (entry.kind, getattr(entry.facts, "payment_id", None), entry.actor) == (
         EntryKind.PLAN_CHANGED,
         outcome.payment.id,
         "razorpay:verify",

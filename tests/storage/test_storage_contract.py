@@ -237,7 +237,10 @@ def test_a_paid_renewal_commits_with_its_payment_and_event_mark(store: AccountSt
     assert store.find_payment(created.order_id) == paid
     assert store.event_seen(event)
     entries = _assert_ledger_folds_to_snapshot(store, subject)
-    assert (entries[-1].kind, entries[-1].payment_id) == (EntryKind.RENEWED, paid.id)
+    assert (entries[-1].kind, getattr(entries[-1].facts, "payment_id", None)) == (
+        EntryKind.RENEWED,
+        paid.id,
+    )
 
 
 # -- history ----------------------------------------------------------------------------

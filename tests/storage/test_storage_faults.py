@@ -432,5 +432,7 @@ def test_settles_through_outages_each_apply_once_when_retried(
     entries = whole_ledger(store, user.subject)
     assert fold(entries) == after
     settles = [e for e in entries if e.kind is EntryKind.HOLD_SETTLED]
-    assert sorted((e.hold_id, e.amount) for e in settles) == sorted(settled.items())
+    assert sorted((getattr(e.facts, "hold_id", None), e.amount) for e in settles) == sorted(
+        settled.items()
+    )
     assert (after.token_used, after.token_held) == (sum(settled.values()), 0)

@@ -66,7 +66,7 @@ def test_reserve_settle_release_and_expiry_round_trip_on_every_store(store: Acco
 
     placed = tokens.reserve(user, 300, hold_id="call-é 1", ttl_seconds=60)
     assert store.find_hold(subject, "call-é 1") == placed
-    assert store.open_holds(subject) == [placed]
+    assert store.outstanding(subject).holds == (placed,)
     assert store.load(subject).token_held == 300  # type: ignore[union-attr]
     settled = tokens.settle(user, "call-é 1", 450)
     assert store.find_hold(subject, "call-é 1") == settled
@@ -81,7 +81,7 @@ def test_reserve_settle_release_and_expiry_round_trip_on_every_store(store: Acco
     assert late.late
     assert store.find_hold(subject, "expires").status is HoldStatus.EXPIRED  # type: ignore[union-attr]
     assert store.find_hold(subject, "late") == late
-    assert store.open_holds(subject) == []
+    assert store.outstanding(subject).holds == ()
 
     usage = tokens.usage(user)
     assert (usage.token_used, usage.token_held, usage.remaining) == (490, 0, 510)
@@ -121,8 +121,8 @@ def test_open_holds_come_oldest_first_and_only_the_subjects_own(store: AccountSt
         clock.advance(seconds=1)
     tokens.reserve(bob, 1, hold_id="z0")
     tokens.release(alice, "z1")
-    assert [h.hold_id for h in store.open_holds(alice.subject)] == ["z0", "z2"]
-    assert [h.hold_id for h in store.open_holds(bob.subject)] == ["z0"]
+    assert [h.hold_id for h in store.outstanding(alice.subject).holds] == ["z0", "z2"]
+    assert [h.hold_id for h in store.outstanding(bob.subject).holds] == ["z0"]
 
 
 def test_subjects_with_expired_holds_and_the_sweep(store: AccountStore) -> None:
@@ -312,7 +312,7 @@ def test_a_debit_or_a_hold_of_zero_credits_is_refused_and_stores_nothing(
         with pytest.raises(InvalidRequestError):
             attempt()
     assert store.load(user.subject) is None
-    assert list(store.open_holds(user.subject)) == []
+    assert list(store.outstanding(user.subject).holds) == []
 
 
 def test_the_sweep_moves_on_from_an_account_it_cannot_tidy(store: AccountStore) -> None:

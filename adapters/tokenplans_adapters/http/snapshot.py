@@ -7,17 +7,24 @@ of :class:`tokenplans.Hold` but its subject (the account's, already in the answe
 request fingerprint and what belongs to one answer (``replayed``, ``priced``); its
 caller shows as ``placed_by``. A new field on either shows in every answer, in the 409
 bodies and in the document without an edit here.
+
+A ledger entry's facts (:data:`tokenplans.ports.FACT_CLASSES`) show flattened, each
+field ``null`` on an entry whose kind has none: a new facts class shows in the ledger and
+its schema without an edit here either.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tokenplans import Hold, Usage
+from tokenplans import EntryFacts, Hold, Usage
+from tokenplans.ports import FACT_CLASSES, facts_json
 
-from .shapes import Shape, iso
+from .openapi import nullable
+from .shapes import Shape, iso, json_value
 
 __all__ = [
+    "ENTRY_FACT_PROPERTIES",
     "ENTRY_SNAPSHOT_FIELDS",
     "HOLD",
     "HOLD_CONFLICT_FIELDS",
@@ -26,6 +33,7 @@ __all__ = [
     "USAGE",
     "USAGE_FIELDS",
     "USAGE_PROPERTIES",
+    "entry_facts_json",
     "entry_snapshot_json",
     "iso",
     "usage_json",
@@ -64,3 +72,24 @@ def usage_json(usage: Usage) -> dict[str, Any]:
 def entry_snapshot_json(usage: Usage) -> dict[str, Any]:
     """What a ledger entry shows of the snapshot after it (:data:`ENTRY_SNAPSHOT_FIELDS`)."""
     return USAGE.json(usage, ENTRY_SNAPSHOT_FIELDS)
+
+
+def _fact_properties() -> dict[str, Any]:
+    """Every facts field's schema, ``null`` allowed (an entry whose kind has none)."""
+    properties: dict[str, Any] = {}
+    for facts in FACT_CLASSES:
+        for name, schema in Shape(facts).properties().items():
+            shown = schema if {"type": "null"} in schema.get("anyOf", []) else nullable(schema)
+            if properties.setdefault(name, shown) != shown:
+                raise TypeError(f"two facts classes disagree on the type of {name!r}")
+    return properties
+
+
+#: The schema of every facts field, nullable (an entry whose kind has none shows null).
+ENTRY_FACT_PROPERTIES: dict[str, Any] = _fact_properties()
+
+
+def entry_facts_json(facts: EntryFacts | None) -> dict[str, Any]:
+    """The fields an entry's facts set (the others show ``null``)."""
+    shown = facts_json(facts)
+    return {} if shown is None else {name: json_value(value) for name, value in shown.items()}

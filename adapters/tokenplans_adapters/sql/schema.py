@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -151,6 +152,12 @@ def priced_columns() -> list[Column[Any]]:
     ]
 
 
+def facts_type() -> TypeEngine[Any]:
+    """A ledger entry's facts: JSON on every dialect (``json`` on PostgreSQL, ``JSON`` on
+    MySQL/MariaDB, text on SQLite), SQL ``NULL`` for an entry without facts."""
+    return JSON(none_as_null=True)
+
+
 #: One row per subject: the current snapshot. Reading usage reads this row only.
 accounts = Table(
     "tokenplans_accounts",
@@ -172,14 +179,13 @@ ledger_entries = Table(
     Column("quota_delta", BigInteger, nullable=False),
     Column("used_delta", BigInteger, nullable=False),
     Column("amount", BigInteger, nullable=True),
-    Column("idempotency_key", ExactText(), nullable=True),
-    Column("payment_id", ExactText(), nullable=True),
     Column("actor", ExactText(), nullable=True),
     Column("message", Text, nullable=False),
-    # Hold entries: the hold, how far token_held moved, and a settle's overage.
+    # How far token_held moved (hold entries; 0 on the others).
     Column("held_delta", BigInteger, nullable=False, server_default="0"),
-    Column("hold_id", ExactText(), nullable=True),
-    Column("overage", BigInteger, nullable=True),
+    # What only the entry's kind knows, as one JSON object (NULL for none): a debit's
+    # idempotency key, a hold's id and overage, a payment's id. See LedgerEntry.facts.
+    Column("facts", facts_type(), nullable=True),
     # A priced entry's model call (all NULL on the others): the model, its normalised
     # token counts, the credits charged or held for it and the prices' version.
     *priced_columns(),

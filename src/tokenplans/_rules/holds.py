@@ -13,7 +13,8 @@
   (``late``): the tokens were spent, so they are charged the same way with nothing held.
 - **release** closes an open hold with nothing used.
 - **expiry**: the roll-forward releases every open hold whose ``expires_at`` has passed,
-  stamped at that instant, in time order with the period resets and term expiries.
+  stamped at that instant, in time order with the period resets and term expiries (the
+  one expiry mechanism, ``_rules/expiry``; :func:`hold_expiry` says how a hold lapses).
 - A closed hold closes at most once: the same settle or release again returns the first
   result (``replayed``); any other closing request is a conflict naming its final state.
 """
@@ -21,18 +22,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import partial
 
 import attrs
 
 from tokenplans._values.accounts import Account
+from tokenplans._values.expiring import Expiry
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus, HoldWrite
-from tokenplans._values.ledger import Change, EntryKind
+from tokenplans._values.ledger import Change, EntryKind, HoldFacts, ledger_change
 from tokenplans._values.limits import MAX_OPEN_HOLDS
 from tokenplans._values.model_usage import PricedCall
-from tokenplans._values.plans import PlanCatalog
 from tokenplans.errors import (
     AlreadyProcessedError,
     HoldConflictError,
@@ -42,50 +43,28 @@ from tokenplans.errors import (
 )
 
 from .decisions import Decision
-from .quota import for_call, record, roll_forward
+from .quota import for_call
 
 
-@attrs.frozen
-class HeldChange:
-    """A roll-forward with holds: the change, every hold that was open before it as of
-    ``now`` (expired ones included), and the writes of the holds it expired."""
-
-    change: Change
-    holds: Mapping[HoldKey, Hold]
-    writes: tuple[HoldWrite, ...] = ()
-
-
-def roll_forward_with_holds(
-    account: Account, catalog: PlanCatalog, now: datetime, holds: Iterable[Hold] = ()
-) -> HeldChange:
-    """:func:`~tokenplans._rules.quota.roll_forward`, with the open ``holds`` expiring at
-    their own instants in between: the resets due by a hold's expiry come first, so each
-    entry's snapshot is the one the account had at its instant."""
-    known = {hold.key: hold for hold in holds}
-    due = sorted(
-        (hold for hold in known.values() if hold.as_of(now) != hold),
-        key=lambda hold: (hold.expires_at, hold.caller, hold.hold_id),
+def hold_expiry(hold: Hold) -> Expiry:
+    """How an open hold lapses at its ``expires_at``: its tokens are released (a
+    ``hold_expired`` entry) and it is stored expired, closed at that instant."""
+    return Expiry(
+        at=hold.expires_at,
+        key=("hold", *hold.key),
+        lapse=partial(_expire, hold=hold),
+        writes=(HoldWrite(hold.as_of(hold.expires_at), HoldStatus.OPEN),),
     )
-    change = Change(account)
-    writes: list[HoldWrite] = []
-    for hold in due:
-        change = change.then(partial(roll_forward, catalog=catalog, now=hold.expires_at))
-        expired = hold.as_of(hold.expires_at)
-        change = change.then(partial(_expire, hold=hold))
-        known[hold.key] = expired
-        writes.append(HoldWrite(expired, HoldStatus.OPEN))
-    change = change.then(lambda before: roll_forward(before, catalog, now))
-    return HeldChange(change, known, tuple(writes))
 
 
 def _expire(account: Account, hold: Hold) -> Change:
-    return record(
+    return ledger_change(
         account,
         EntryKind.HOLD_EXPIRED,
         hold.expires_at,
         message=f"hold {hold.hold_id} expired: {hold.amount} released",
         amount=hold.amount,
-        hold_id=hold.hold_id,
+        facts=HoldFacts(hold.hold_id),
         token_held=account.token_held - hold.amount,
     )
 
@@ -134,14 +113,14 @@ def decide_reserve(
         expires_at=now + timedelta(seconds=ttl_seconds),
         request=request,
     )
-    change = record(
+    change = ledger_change(
         account,
         EntryKind.HOLD_PLACED,
         now,
         message=f"hold {hold_id} placed: {amount} until {hold.expires_at.isoformat()}"
         + for_call(priced),
         amount=amount,
-        hold_id=hold_id,
+        facts=HoldFacts(hold_id),
         actor=actor,
         priced=priced,
         token_held=account.token_held + amount,
@@ -181,7 +160,7 @@ def decide_settle(
         late=late,
         closed_at=now,
     )
-    change = record(
+    change = ledger_change(
         account,
         EntryKind.HOLD_SETTLED,
         now,
@@ -191,8 +170,7 @@ def decide_settle(
             + for_call(priced)
         ),
         amount=amount,
-        hold_id=hold_id,
-        overage=overage,
+        facts=HoldFacts(hold_id, overage),
         actor=actor,
         priced=priced,
         token_used=account.token_used + amount,
@@ -217,13 +195,13 @@ def decide_release(
     if hold.status is not HoldStatus.OPEN:  # released before, or expired: nothing to do
         return Decision(None, attrs.evolve(hold, replayed=True))
     released = attrs.evolve(hold, status=HoldStatus.RELEASED, closed_at=now)
-    change = record(
+    change = ledger_change(
         account,
         EntryKind.HOLD_RELEASED,
         now,
         message=f"hold {hold_id} released: {hold.amount} free again",
         amount=hold.amount,
-        hold_id=hold_id,
+        facts=HoldFacts(hold_id),
         actor=actor,
         token_held=account.token_held - hold.amount,
     )

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.ledger import Change
+from tokenplans._values.ledger import Change, PaymentFacts
 from tokenplans._values.limits import MAX_OPEN_ORDERS, ORDER_REUSE_WINDOW
 from tokenplans._values.payments import HandledEvent, Payment, PaymentOutcome, PaymentStatus
 from tokenplans._values.plans import Plan, PlanCatalog
@@ -92,7 +92,7 @@ def apply_payment(
     credited = grant(account, plan.tokens, now, actor=actor)
     entry = attrs.evolve(
         credited.entries[-1],
-        payment_id=payment_id,
+        facts=PaymentFacts(payment_id),
         message=f"paid for {plan.id} while on {account.plan_id}: {plan.tokens} tokens credited",
     )
     return Change(credited.account, (entry,))

@@ -11,10 +11,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import attrs
-
 from tokenplans._values.accounts import Account, utc_text
-from tokenplans._values.ledger import Change, EntryKind, LedgerEntry
+from tokenplans._values.ledger import (
+    Change,
+    DebitFacts,
+    EntryKind,
+    PaymentFacts,
+    ledger_change,
+)
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans.errors import InsufficientTokensError, InvalidRequestError
@@ -33,43 +37,6 @@ def next_month_start(moment: datetime) -> datetime:
     return start.replace(month=start.month + 1)
 
 
-def record(
-    before: Account,
-    kind: EntryKind,
-    at: datetime,
-    *,
-    message: str,
-    amount: int | None = None,
-    idempotency_key: str | None = None,
-    payment_id: str | None = None,
-    actor: str | None = None,
-    hold_id: str | None = None,
-    overage: int | None = None,
-    priced: PricedCall | None = None,
-    **changes: Any,
-) -> Change:
-    """``before`` changed by ``changes`` as the next version, with the entry that says so
-    (its deltas are computed, so they cannot disagree with the snapshots)."""
-    after = attrs.evolve(before, version=before.version + 1, **changes)
-    entry = LedgerEntry(
-        kind=kind,
-        at=at,
-        quota_delta=after.token_quota - before.token_quota,
-        used_delta=after.token_used - before.token_used,
-        held_delta=after.token_held - before.token_held,
-        hold_id=hold_id,
-        overage=overage,
-        priced=priced,
-        after=after,
-        amount=amount,
-        idempotency_key=idempotency_key,
-        payment_id=payment_id,
-        actor=actor,
-        message=message,
-    )
-    return Change(after, (entry,))
-
-
 def open_account(
     subject: str, catalog: PlanCatalog, now: datetime, *, actor: str | None = None
 ) -> Change:
@@ -86,7 +53,7 @@ def open_account(
         plan_end_at=None,
         version=0,
     )
-    return record(
+    return ledger_change(
         nothing,
         EntryKind.OPENED,
         now,
@@ -119,7 +86,7 @@ def _expire_term(account: Account, catalog: PlanCatalog) -> Change:
     if ended is None:  # pragma: no cover - roll_forward only expires a term that has an end
         raise ValueError("an account without a term cannot expire")
     fallback = catalog.default_plan
-    return record(
+    return ledger_change(
         account,
         EntryKind.TERM_EXPIRED,
         ended,
@@ -136,7 +103,7 @@ def _expire_term(account: Account, catalog: PlanCatalog) -> Change:
 def _reset_period(account: Account, catalog: PlanCatalog, now: datetime) -> Change:
     # A plan dropped from the catalog since the account joined it falls back to the default.
     plan = _plan_or_default(catalog, account.plan_id)
-    return record(
+    return ledger_change(
         account,
         EntryKind.PERIOD_RESET,
         account.period_end,
@@ -174,14 +141,14 @@ def change_plan(
     The message is on the entry (``change.entries[-1].message``).
     """
     current = _plan_or_default(catalog, account.plan_id)
-    why: dict[str, Any] = {"actor": actor, "payment_id": payment_id}
+    why: dict[str, Any] = {"actor": actor, "facts": _paid_by(payment_id)}
     if target.rank > current.rank:
         if target.duration_days is None:
             term: dict[str, Any] = _calendar_month(now)
         else:
             end = now + timedelta(days=target.duration_days)
             term = {"period_start": now, "period_end": end, "plan_end_at": end}
-        return record(
+        return ledger_change(
             account,
             EntryKind.PLAN_CHANGED,
             now,
@@ -194,7 +161,7 @@ def change_plan(
         )
     used = 0 if reset_used else account.token_used
     if target.rank == current.rank:
-        return record(
+        return ledger_change(
             account,
             EntryKind.PLAN_CHANGED,
             now,
@@ -204,7 +171,7 @@ def change_plan(
             **why,
         )
     term = _calendar_month(now) if target.duration_days is None else {}
-    return record(
+    return ledger_change(
         account,
         EntryKind.PLAN_CHANGED,
         now,
@@ -217,6 +184,10 @@ def change_plan(
         **term,
         **why,
     )
+
+
+def _paid_by(payment_id: str | None) -> PaymentFacts | None:
+    return None if payment_id is None else PaymentFacts(payment_id)
 
 
 def _calendar_month(now: datetime) -> dict[str, Any]:
@@ -241,15 +212,15 @@ def debit(
     (no change). ``priced``: the model call the amount is the price of."""
     if amount > account.remaining:
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
-    return record(
+    return ledger_change(
         account,
         EntryKind.DEBITED,
         now,
         message=f"debited {amount}" + for_call(priced),
         amount=amount,
-        idempotency_key=idempotency_key,
         actor=actor,
         priced=priced,
+        facts=None if idempotency_key is None else DebitFacts(idempotency_key),
         token_used=account.token_used + amount,
     )
 
@@ -264,7 +235,7 @@ def for_call(priced: PricedCall | None) -> str:
 def grant(account: Account, amount: int, now: datetime, *, actor: str | None = None) -> Change:
     """Grant: add ``amount`` tokens (checked by the caller) to this period's quota; they
     lapse with the period."""
-    return record(
+    return ledger_change(
         account,
         EntryKind.GRANTED,
         now,
@@ -293,13 +264,13 @@ def renew(
         start, end = account.period_start, account.plan_end_at + term
     else:
         start, end = now, now + term
-    return record(
+    return ledger_change(
         account,
         EntryKind.RENEWED,
         now,
         message=f"renewed {plan.id} until {utc_text(end)}",
-        payment_id=payment_id,
         actor=actor,
+        facts=_paid_by(payment_id),
         token_quota=account.token_quota + plan.tokens,
         period_start=start,
         period_end=end,

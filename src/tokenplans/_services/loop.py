@@ -12,9 +12,10 @@ from typing import TypeVar
 
 from tokenplans._ports import AccountStore, Clock, Commit, RowLockingStore
 from tokenplans._rules.decisions import Decision
-from tokenplans._rules.holds import HeldChange, roll_forward_with_holds
+from tokenplans._rules.expiry import Rolled, may_have_outstanding, roll_forward_with_expiry
 from tokenplans._rules.quota import open_account
 from tokenplans._values.accounts import Account, as_utc
+from tokenplans._values.expiring import Outstanding
 from tokenplans._values.holds import Hold, HoldKey
 from tokenplans._values.limits import check_subject
 from tokenplans._values.plans import PlanCatalog
@@ -53,22 +54,24 @@ class AccountUpdater:
         entries are written, stamped at their boundary instants, with the next change."""
         return self.view(subject).change.account
 
-    def view(self, subject: str) -> HeldChange:
+    def view(self, subject: str) -> Rolled:
         """The snapshot as of now and the holds that were open, as of now (an expired one
         shows as expired); writes nothing, as :meth:`account`."""
         now = self.now()
         return self._as_of(subject, self.store.load(check_subject(subject)), now)
 
-    def _as_of(self, subject: str, stored: Account | None, now: datetime) -> HeldChange:
-        """The stored snapshot (or a fresh one) rolled forward to ``now``, its open holds
-        expiring on the way; they are read only when the snapshot holds any."""
+    def _as_of(self, subject: str, stored: Account | None, now: datetime) -> Rolled:
+        """The stored snapshot (or a fresh one) rolled forward to ``now``, what it has
+        outstanding lapsing on the way; that is read (one port call) only when the
+        snapshot can have any."""
         if stored is None:
             opened = open_account(subject, self.catalog, now)
-            rolled = roll_forward_with_holds(opened.account, self.catalog, now)
-            return HeldChange(opened.then(lambda _: rolled.change), {})
-        holds = self.store.open_holds(subject) if stored.token_held else ()
-        rolled = roll_forward_with_holds(stored, self.catalog, now, holds)
-        return rolled
+            rolled = roll_forward_with_expiry(opened.account, self.catalog, now)
+            return Rolled(opened.then(lambda _: rolled.change), {})
+        outstanding = (
+            self.store.outstanding(subject) if may_have_outstanding(stored) else Outstanding()
+        )
+        return roll_forward_with_expiry(stored, self.catalog, now, outstanding)
 
     def update(
         self,

@@ -1,15 +1,24 @@
 """Ledger entries: the append-only facts that explain every account snapshot.
 
-Each entry says what happened (``kind``), when it took effect, by how much the quota
-and the usage moved, why (idempotency key, payment, actor) and the snapshot after it.
-:func:`fold` replays them; it must reproduce the stored snapshot exactly.
+Each entry says what happened (``kind``), when it took effect, by how much the quota,
+the usage and the held tokens moved, who asked, and the snapshot after it: what every
+kind has. What only some kinds know (a debit's idempotency key, a hold's id and overage,
+the payment behind a plan change) is the entry's ``facts``, one small value per kind
+(:data:`FACTS_OF_KIND`). :func:`fold` replays entries; it must reproduce the stored
+snapshot exactly.
+
+A new kind with a new fact is a member of :class:`EntryKind` and a facts class here
+(named in :data:`EntryFacts`, :data:`FACTS_OF_KIND` and :data:`FACT_CLASSES`), plus the
+rule that enters it: stores keep facts as one JSON value and the HTTP ledger shows their
+fields, both read from the class.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -34,13 +43,68 @@ class EntryKind(enum.StrEnum):
 
 
 @attrs.frozen
+class DebitFacts:
+    """A debit's: the idempotency key it was made with (a debit without one has none)."""
+
+    idempotency_key: str
+
+
+@attrs.frozen
+class HoldFacts:
+    """A hold entry's: the hold it placed, settled, released or expired, and on a settle
+    the part of the amount beyond what was held and remaining (``overage``)."""
+
+    hold_id: str
+    overage: int | None = None
+
+
+@attrs.frozen
+class PaymentFacts:
+    """A plan change's, renewal's or grant's, when a payment bought it: our payment's
+    id."""
+
+    payment_id: str
+
+
+#: The facts an entry may carry, one class per kind of fact. Their fields are JSON
+#: scalars (text, integers, booleans or ``None``): stores keep them as one JSON value.
+EntryFacts = DebitFacts | HoldFacts | PaymentFacts
+
+#: Which facts each kind carries. A kind not named carries none; an entry of a named kind
+#: may carry none too (a debit without an idempotency key, a plan change nobody paid for).
+FACTS_OF_KIND: Mapping[EntryKind, type[EntryFacts]] = {
+    EntryKind.DEBITED: DebitFacts,
+    EntryKind.PLAN_CHANGED: PaymentFacts,
+    EntryKind.RENEWED: PaymentFacts,
+    EntryKind.GRANTED: PaymentFacts,
+    EntryKind.HOLD_PLACED: HoldFacts,
+    EntryKind.HOLD_SETTLED: HoldFacts,
+    EntryKind.HOLD_RELEASED: HoldFacts,
+    EntryKind.HOLD_EXPIRED: HoldFacts,
+}
+
+#: Every facts class, in the order the HTTP ledger shows their fields.
+FACT_CLASSES: tuple[type[EntryFacts], ...] = (DebitFacts, PaymentFacts, HoldFacts)
+
+
+def _facts_fit_the_kind(entry: LedgerEntry, _field: object, facts: EntryFacts | None) -> None:
+    if facts is not None and type(facts) is not FACTS_OF_KIND.get(entry.kind):
+        raise TypeError(f"a {entry.kind.value} entry cannot carry {facts!r}")
+
+
+@attrs.frozen
 class LedgerEntry:
     """One change to one account. ``after.version`` is the entry's sequence number.
 
-    Hold entries name their hold (``hold_id``) and move ``token_held`` by ``held_delta``;
-    a settle above what was held and remained records the excess as ``overage``.
-    A debit, hold or settle priced from a model call's usage records it in ``priced``
-    (its ``credits`` are the entry's ``amount``).
+    Every kind moves the quota, the usage and the held tokens by its deltas
+    (``held_delta`` is non-zero on hold entries only) and may name an ``amount`` and the
+    ``actor`` (the principal who asked). A debit, hold or settle priced from a model
+    call's usage records it in ``priced`` (its ``credits`` are the entry's ``amount``).
+    What only its kind knows is ``facts`` (see :data:`FACTS_OF_KIND`), read by its class::
+
+        match entry.facts:
+            case HoldFacts(hold_id=hold_id, overage=overage):
+                ...
     """
 
     kind: EntryKind
@@ -49,14 +113,11 @@ class LedgerEntry:
     used_delta: int
     after: Account
     amount: int | None = None
-    idempotency_key: str | None = None
-    payment_id: str | None = None
     actor: str | None = None
     message: str = ""
     held_delta: int = 0
-    hold_id: str | None = None
-    overage: int | None = None
     priced: PricedCall | None = None
+    facts: EntryFacts | None = attrs.field(default=None, validator=_facts_fit_the_kind)
 
     @property
     def subject(self) -> str:
@@ -65,6 +126,16 @@ class LedgerEntry:
     @property
     def version(self) -> int:
         return self.after.version
+
+
+def facts_json(facts: EntryFacts | None) -> dict[str, Any] | None:
+    """The facts as a JSON object, field by field (``None`` for none): what stores keep."""
+    return None if facts is None else attrs.asdict(facts, recurse=False)
+
+
+def facts_from_json(kind: EntryKind, stored: Mapping[str, Any] | None) -> EntryFacts | None:
+    """The facts of a ``kind`` entry, from what :func:`facts_json` made of them."""
+    return None if stored is None else FACTS_OF_KIND[kind](**stored)
 
 
 @attrs.frozen
@@ -78,6 +149,38 @@ class Change:
     def then(self, rule: Callable[[Account], Change]) -> Change:
         following = rule(self.account)
         return Change(following.account, self.entries + following.entries)
+
+
+def ledger_change(
+    before: Account,
+    kind: EntryKind,
+    at: datetime,
+    *,
+    message: str,
+    amount: int | None = None,
+    actor: str | None = None,
+    priced: PricedCall | None = None,
+    facts: EntryFacts | None = None,
+    **changes: Any,
+) -> Change:
+    """``before`` changed by ``changes`` (snapshot fields) as its next version, with the
+    one ledger entry that says so. The deltas are computed, so they cannot disagree with
+    the snapshots: every rule changes an account through this."""
+    after = attrs.evolve(before, version=before.version + 1, **changes)
+    entry = LedgerEntry(
+        kind=kind,
+        at=at,
+        quota_delta=after.token_quota - before.token_quota,
+        used_delta=after.token_used - before.token_used,
+        held_delta=after.token_held - before.token_held,
+        after=after,
+        amount=amount,
+        actor=actor,
+        message=message,
+        priced=priced,
+        facts=facts,
+    )
+    return Change(after, (entry,))
 
 
 @attrs.frozen

@@ -33,7 +33,6 @@ from tokenplans_adapters.http.bodies import MAX_CURSOR_LENGTH, query_int, query_
 from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import (
     CHARGED,
-    COUNT,
     TIME,
     body,
     example,
@@ -51,8 +50,10 @@ from tokenplans_adapters.http.resources.pricing import (
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.shapes import Body
 from tokenplans_adapters.http.snapshot import (
+    ENTRY_FACT_PROPERTIES,
     ENTRY_SNAPSHOT_FIELDS,
     USAGE_PROPERTIES,
+    entry_facts_json,
     entry_snapshot_json,
     iso,
     usage_json,
@@ -84,22 +85,44 @@ def receipt_json(receipt: DebitReceipt) -> dict[str, Any]:
     }
 
 
+#: An entry's own fields in the order the wire shows them: the facts' fields where the
+#: ledger has always shown them, a new facts field after them all. Every one is present
+#: on every entry (``null`` where its kind has none).
+_OWN_FIELDS = (
+    "version",
+    "kind",
+    "at",
+    "amount",
+    "quota_delta",
+    "used_delta",
+    "idempotency_key",
+    "payment_id",
+    "actor",
+    "message",
+    "held_delta",
+    "hold_id",
+    "overage",
+)
+_BLANK_ENTRY: dict[str, Any] = dict.fromkeys(
+    (*_OWN_FIELDS, *(name for name in ENTRY_FACT_PROPERTIES if name not in _OWN_FIELDS))
+)
+
+
 def entry_json(entry: LedgerEntry) -> dict[str, Any]:
-    """The entry's own facts, then the snapshot after it."""
+    """The entry's own fields, its kind's facts flattened among them, then its priced
+    call and the snapshot after it."""
     return {
+        **_BLANK_ENTRY,
         "version": entry.version,
         "kind": entry.kind.value,
         "at": iso(entry.at),
         "amount": entry.amount,
         "quota_delta": entry.quota_delta,
         "used_delta": entry.used_delta,
-        "idempotency_key": entry.idempotency_key,
-        "payment_id": entry.payment_id,
         "actor": entry.actor,
         "message": entry.message,
         "held_delta": entry.held_delta,
-        "hold_id": entry.hold_id,
-        "overage": entry.overage,
+        **entry_facts_json(entry.facts),
         **(_UNPRICED if entry.priced is None else priced_json(entry.priced)),
         **entry_snapshot_json(Usage.of(entry.after)),
     }
@@ -260,16 +283,13 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
                 "amount": nullable({"type": "integer"}),
                 "quota_delta": {"type": "integer"},
                 "used_delta": {"type": "integer"},
-                "idempotency_key": nullable({"type": "string"}),
-                "payment_id": nullable({"type": "string"}),
                 "actor": nullable({"type": "string"}),
                 "message": {"type": "string"},
                 "held_delta": {
                     "type": "integer",
                     "description": "How the entry moved `token_held` (holds only; else 0).",
                 },
-                "hold_id": nullable({"type": "string"}),
-                "overage": nullable(COUNT),
+                **ENTRY_FACT_PROPERTIES,
                 **{name: nullable(schema) for name, schema in PRICED_PROPERTIES.items()},
                 **{name: USAGE_PROPERTIES[name] for name in ENTRY_SNAPSHOT_FIELDS},
             },

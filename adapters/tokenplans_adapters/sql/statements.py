@@ -1,0 +1,133 @@
+"""The store's statements, built once, and the writers of a commit's records.
+
+SQLAlchemy caches compiled forms, but building and hashing a ``select()`` on every call
+costs more than running it on SQLite: the hot paths' statements are module constants.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Select, Table, bindparam, insert, literal, select, update
+
+from tokenplans.ports import (
+    DebitReceipt,
+    HandledEvent,
+    HoldStatus,
+    HoldWrite,
+    Payment,
+    Record,
+    WriteConflictError,
+)
+
+from .rows import hold_values, payment_values, receipt_values
+from .schema import (
+    accounts,
+    debit_receipts,
+    holds,
+    ledger_entries,
+    metadata,
+    payment_events,
+    payments,
+)
+
+
+def read_one_row(table: Table) -> Select[Any]:
+    return select(literal(1)).select_from(table).limit(1)
+
+
+#: Readiness's probe: at most one row of every table, in one statement.
+READ_EVERY_TABLE = select(
+    *(read_one_row(table).scalar_subquery().label(table.name) for table in metadata.sorted_tables)
+)
+
+LOAD_ACCOUNT = select(accounts).where(accounts.c.subject == bindparam("subject"))
+LOCK_ACCOUNT = LOAD_ACCOUNT.with_for_update()
+INSERT_ACCOUNT = insert(accounts)
+#: The compare-and-write: the row is replaced only while its version is the expected one.
+UPDATE_ACCOUNT = update(accounts).where(
+    accounts.c.subject == bindparam("b_subject"), accounts.c.version == bindparam("b_expected")
+)
+INSERT_ENTRIES = insert(ledger_entries)
+FIND_RECEIPT = select(debit_receipts).where(
+    debit_receipts.c.subject == bindparam("subject"),
+    debit_receipts.c.caller == bindparam("caller"),
+    debit_receipts.c.idempotency_key == bindparam("key"),
+)
+ENTRY_AT = select(ledger_entries).where(
+    ledger_entries.c.subject == bindparam("subject"),
+    ledger_entries.c.version == bindparam("version"),
+)
+_INSERT_RECEIPT = insert(debit_receipts)
+#: One range scan of the (subject, status, created_at) index, already in order.
+OPEN_HOLDS = (
+    select(holds)
+    .where(holds.c.subject == bindparam("subject"), holds.c.status == HoldStatus.OPEN.value)
+    .order_by(holds.c.created_at, holds.c.caller, holds.c.hold_id)
+)
+FIND_HOLD = select(holds).where(
+    holds.c.subject == bindparam("subject"),
+    holds.c.caller == bindparam("caller"),
+    holds.c.hold_id == bindparam("hold_id"),
+)
+_INSERT_HOLD = insert(holds)
+#: A hold's row replaced only while its status is still the one the decision read.
+_CLOSE_HOLD = update(holds).where(
+    holds.c.subject == bindparam("b_subject"),
+    holds.c.caller == bindparam("b_caller"),
+    holds.c.hold_id == bindparam("b_hold_id"),
+    holds.c.status == bindparam("b_previous"),
+)
+
+
+def write_record(conn: Connection, record: Record) -> None:
+    """Write one record of a commit by its kind's rule (see :class:`Commit`); a conflict
+    is a unique violation, which rolls the whole commit back."""
+    if isinstance(record, DebitReceipt):
+        _insert_receipt(conn, record)
+    elif isinstance(record, Payment):
+        _upsert_payment(conn, record)
+    elif isinstance(record, HoldWrite):
+        _write_hold(conn, record)
+    else:
+        mark_event(conn, record)
+
+
+def _write_hold(conn: Connection, write: HoldWrite) -> None:
+    """A new hold is inserted (an id taken is a unique violation); a closing one replaces
+    the stored row only while its status is still ``write.previous``."""
+    values = hold_values(write.hold)
+    if write.previous is None:
+        conn.execute(_INSERT_HOLD, values)
+        return
+    result = conn.execute(
+        _CLOSE_HOLD,
+        {
+            "b_subject": write.hold.subject,
+            "b_caller": write.hold.caller,
+            "b_hold_id": write.hold.hold_id,
+            "b_previous": write.previous.value,
+            **values,
+        },
+    )
+    if result.rowcount != 1:
+        raise WriteConflictError(f"hold {write.hold.hold_id!r} changed since the read")
+
+
+def _insert_receipt(conn: Connection, receipt: DebitReceipt) -> None:
+    if receipt.idempotency_key is not None:
+        conn.execute(_INSERT_RECEIPT, receipt_values(receipt))
+
+
+def mark_event(conn: Connection, event: HandledEvent) -> None:
+    conn.execute(insert(payment_events).values(event_id=event.event_id))
+
+
+def _upsert_payment(conn: Connection, payment: Payment) -> None:
+    # Portable upsert: the account's compare-and-write already serialises writers of
+    # this subject, so update-then-insert cannot race with itself; a racing add_payment
+    # shows up as a unique violation, i.e. a write conflict.
+    values = payment_values(payment)
+    result = conn.execute(update(payments).where(payments.c.id == payment.id).values(**values))
+    if result.rowcount == 0:
+        conn.execute(insert(payments).values(**values))
