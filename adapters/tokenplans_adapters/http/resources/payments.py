@@ -26,7 +26,7 @@ core errors map to responses in :mod:`.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -37,10 +37,7 @@ from tokenplans import (
     Payment,
     PaymentOutcome,
     PaymentService,
-    PaymentStatus,
-    PlanCatalog,
     WebhookOutcome,
-    WebhookStatus,
 )
 from tokenplans.ports import GatewayDescription
 from tokenplans_adapters.http.auth import principal_of
@@ -51,30 +48,20 @@ from tokenplans_adapters.http.bodies import (
     require_json_content_type,
 )
 from tokenplans_adapters.http.offload import in_thread
-from tokenplans_adapters.http.openapi import (
-    BODY_ERRORS,
-    COUNT,
-    JSON,
-    SECURED,
-    TIME,
-    body,
-    errors,
-    example,
-    nullable,
-    ref,
-    refusal,
-    response,
-)
 from tokenplans_adapters.http.routing import Endpoint, Operation, Resource
-from tokenplans_adapters.http.snapshot import USAGE_PROPERTIES, iso, usage_json
+from tokenplans_adapters.http.snapshot import iso, usage_json
 from tokenplans_adapters.http.state import state_of
 
-_ORDER = {"plan": Field(str)}
-
-
-def provider_payment_field(provider: str) -> str:
-    """The name a payment shows its provider's payment id under: ``{provider}_payment_id``."""
-    return f"{provider}_payment_id"
+from .payment_docs import (
+    LIST_PAYMENTS,
+    ORDER,
+    create_order_spec,
+    payment_schemas,
+    provider_payment_field,
+    provider_word,
+    verify_spec,
+    webhook_spec,
+)
 
 
 def payment_json(payment: Payment) -> dict[str, Any]:
@@ -137,7 +124,7 @@ def _payments(request: Request) -> PaymentService:
 def _create_order(provider: str) -> Endpoint:
     async def create_order(request: Request) -> JSONResponse:
         principal = principal_of(request)
-        fields = await read_object(request, _ORDER)
+        fields = await read_object(request, ORDER)
         payments = _payments(request)
 
         def call() -> Checkout:
@@ -187,258 +174,13 @@ async def list_payments(request: Request) -> JSONResponse:
 
 # -- OpenAPI ------------------------------------------------------------------------
 
-_PAID_AMOUNT = {**COUNT, "description": "Minor units (paise)."}
-
-
-def _word(provider: str) -> str:
-    """The provider's name as a word of an operation id or schema name (``Name``)."""
-    return provider.capitalize()
-
-
-def _schemas(
-    gateways: Mapping[str, GatewayDescription],
-) -> Callable[[PlanCatalog], dict[str, Any]]:
-    """The component schemas of the payment operations: the neutral ones, then each
-    provider's order and proof. The paid plans come from the catalog served."""
-
-    def schemas(catalog: PlanCatalog) -> dict[str, Any]:
-        paid = [plan.id for plan in catalog if not plan.is_free]
-        id_fields = [provider_payment_field(name) for name in gateways]
-        payment_properties = {
-            "payment_id": {"type": "string", "description": "Ours; the order's receipt."},
-            "order_id": {"type": "string", "description": "The provider's order id."},
-            **{
-                field: nullable(
-                    {"type": "string", "description": "The provider's payment id, once paid."}
-                )
-                for field in id_fields
-            },
-            "subject": {"type": "string"},
-            "plan": {"type": "string"},
-            "amount": _PAID_AMOUNT,
-            "currency": {"type": "string"},
-            "status": {"type": "string", "enum": [status.value for status in PaymentStatus]},
-            "created_at": TIME,
-            "updated_at": TIME,
-        }
-        # A payment shows the id field of its own provider only.
-        required = [
-            name for name in payment_properties if len(id_fields) == 1 or name not in id_fields
-        ]
-        found: dict[str, Any] = {
-            "Payment": {"type": "object", "required": required, "properties": payment_properties},
-            "ListedPayment": {
-                "allOf": [
-                    ref("Payment"),
-                    {
-                        "type": "object",
-                        "required": ["provider"],
-                        "properties": {"provider": {"type": "string", "enum": list(gateways)}},
-                    },
-                ]
-            },
-            "Payments": {
-                "type": "object",
-                "required": ["payments"],
-                "properties": {"payments": {"type": "array", "items": ref("ListedPayment")}},
-            },
-            "OrderRequest": {
-                "type": "object",
-                "required": list(_ORDER),
-                "additionalProperties": False,
-                "examples": [{"plan": plan} for plan in paid[:1]],
-                "properties": {"plan": {"type": "string", "enum": paid}},
-            },
-            "Order": {
-                "type": "object",
-                "required": ["order_id", "amount", "currency", "payment_id", "plan"],
-                "properties": {
-                    "order_id": {"type": "string", "description": "Checkout's `order_id`."},
-                    "amount": {**COUNT, "description": "Checkout's `amount`."},
-                    "currency": {"type": "string", "description": "Checkout's `currency`."},
-                    "payment_id": {"type": "string"},
-                    "receipt": {"type": "string", "description": "Our payment id again."},
-                    "plan": {"type": "string"},
-                    "name": {"type": "string"},
-                    "description": {"type": "string"},
-                    "notes": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "status": {"const": PaymentStatus.CREATED.value},
-                },
-            },
-            "VerifyResponse": {
-                "type": "object",
-                "required": ["status", "message", "applied", "payment", "plan", "token_quota"],
-                "properties": {
-                    "status": {"const": "ok"},
-                    "message": {"type": "string"},
-                    "applied": {
-                        "type": "boolean",
-                        "description": "False when the payment had been applied already.",
-                    },
-                    **USAGE_PROPERTIES,
-                    "payment": ref("Payment"),
-                },
-            },
-            "WebhookResult": {
-                "type": "object",
-                "required": ["status", "event"],
-                "properties": {
-                    "status": {
-                        "type": "string",
-                        "enum": [status.value for status in WebhookStatus],
-                    },
-                    "event": {"type": "string"},
-                    "order_id": nullable({"type": "string"}),
-                },
-            },
-            "PaymentRefused": refusal(
-                "payment refused",
-                "`free_plan`, `lower_plan`, `no_term`, `bad_signature` or `malformed_event`.",
-            ),
-        }
-        for name, description in gateways.items():
-            found.update(_provider_schemas(name, description))
-        return found
-
-    return schemas
-
-
-def _provider_schemas(name: str, description: GatewayDescription) -> dict[str, Any]:
-    """A provider's order answer (the neutral order plus its checkout fields and receipt
-    limit) and the proof its verify takes."""
-    receipt: dict[str, Any] = {"type": "string"}
-    if description.max_receipt_length is not None:
-        receipt["maxLength"] = description.max_receipt_length
-    found: dict[str, Any] = {
-        f"{_word(name)}Order": {
-            "allOf": [
-                ref("Order"),
-                {
-                    "type": "object",
-                    "required": list(description.checkout),
-                    "properties": {
-                        **{field: dict(schema) for field, schema in description.checkout.items()},
-                        # The provider's receipt limit (its adapter checks our ids fit).
-                        "receipt": receipt,
-                    },
-                },
-            ]
-        }
-    }
-    if description.proof:
-        found[f"{_word(name)}VerifyRequest"] = {
-            "type": "object",
-            "required": list(description.proof),
-            "additionalProperties": False,
-            "properties": {field: dict(schema) for field, schema in description.proof.items()},
-        }
-    return found
-
-
-def _refused(text: str) -> dict[str, Any]:
-    return response(text, "PaymentRefused")
-
-
-def _create_order_spec(operation_id: str, title: str, order_schema: str) -> dict[str, Any]:
-    return {
-        "operationId": operation_id,
-        "summary": f"Create an order for a paid plan at {title} (upgrade or renewal)",
-        "tags": ["payments"],
-        "security": SECURED,
-        "requestBody": body("OrderRequest", "The plan to buy."),
-        "responses": {
-            "200": response(f"What {title} Checkout needs to take the payment.", order_schema),
-            **errors("401", *BODY_ERRORS, "503"),
-            "400": {
-                "description": (
-                    "An unknown plan (`invalid plan`), or one that cannot be bought: "
-                    "free, or below the current plan (`payment refused`)."
-                ),
-                "content": {JSON: {"schema": {"anyOf": [ref("PaymentRefused"), ref("Error")]}}},
-            },
-            "429": response(
-                "Too many open orders (`too many open orders`, reason "
-                "`too_many_open_orders`): pay one, or retry after `Retry-After` seconds."
-            ),
-            "502": response(f"{title} is unreachable, too slow, or refused the order."),
-        },
-    }
-
-
-def _verify_spec(
-    operation_id: str, title: str, name: str, description: GatewayDescription
-) -> dict[str, Any]:
-    return {
-        "operationId": operation_id,
-        "summary": f"Confirm a payment with {title} Checkout's proof; applies the plan once",
-        "tags": ["payments"],
-        "security": SECURED,
-        "requestBody": body(
-            f"{_word(name)}VerifyRequest",
-            f"The fields {title} Checkout's handler gets.",
-            {
-                "checkout": example(
-                    "What Checkout's handler gets (for an order of yours; this one is not: 404)",
-                    dict(description.proof_example),
-                )
-            },
-        ),
-        "responses": {
-            "200": response("The usage with the paid plan applied.", "VerifyResponse"),
-            **errors("401", *BODY_ERRORS, "503"),
-            "400": _refused("The signature does not match; nothing changed."),
-            "404": response("No such order of this provider belongs to the caller."),
-        },
-    }
-
-
-def _webhook_spec(operation_id: str, title: str, description: GatewayDescription) -> dict[str, Any]:
-    return {
-        "operationId": operation_id,
-        "summary": f"{title} webhook (signed with the webhook secret, no bearer token)",
-        "tags": ["payments"],
-        "parameters": [dict(header) for header in description.webhook_headers],
-        "requestBody": {
-            "required": True,
-            "description": f"{title}'s event JSON, exactly as sent.",
-            "content": {
-                JSON: {
-                    "schema": {"type": "object"},
-                    "examples": {
-                        "event": example(
-                            "An event about an order that is not ours (ignored)",
-                            dict(description.webhook_example),
-                        )
-                    },
-                }
-            },
-        },
-        "responses": {
-            "200": response("Recorded (or ignored: not an event we act on).", "WebhookResult"),
-            **errors(*BODY_ERRORS, "503"),
-            "400": _refused("Bad or missing signature, or not an event; nothing changed."),
-        },
-    }
-
-
-_LIST_PAYMENTS = {
-    "operationId": "listPayments",
-    "summary": "The caller's payments (at every provider), newest first",
-    "tags": ["payments"],
-    "security": SECURED,
-    "responses": {
-        "200": response("The payments.", "Payments"),
-        **errors("401", "422", "503"),
-    },
-}
-
 
 def _provider_operations(
     name: str, description: GatewayDescription, *, prefix: str, ids: tuple[str, str, str]
 ) -> list[Operation]:
     """A provider's order, verify (when it takes a proof) and webhook operations under
     ``prefix``, with the given operation ids."""
-    title, word = description.title, _word(name)
+    title, word = description.title, provider_word(name)
     proof = {field: Field(str) for field in description.proof}
     route = "" if prefix == "/api/payments" else f"{name}-"
     operations = [
@@ -446,7 +188,7 @@ def _provider_operations(
             "POST",
             f"{prefix}/order",
             _create_order(name),
-            _create_order_spec(ids[0], title, f"{word}Order"),
+            create_order_spec(ids[0], title, f"{word}Order"),
             name=f"{route}order",
         )
     ]
@@ -456,7 +198,7 @@ def _provider_operations(
                 "POST",
                 f"{prefix}/verify",
                 _verify(name, proof),
-                _verify_spec(ids[1], title, name, description),
+                verify_spec(ids[1], title, name, description),
                 name=f"{route}verify",
             )
         )
@@ -465,7 +207,7 @@ def _provider_operations(
             "POST",
             f"{prefix}/webhook",
             _webhook(name),
-            _webhook_spec(ids[2], title, description),
+            webhook_spec(ids[2], title, description),
             name=f"{route}webhook",
         )
     )
@@ -484,7 +226,7 @@ def resource(payments: PaymentService) -> Resource:
         ids=("createOrder", "verifyPayment", "receiveWebhook"),
     )
     for name, description in gateways.items():
-        word = _word(name)
+        word = provider_word(name)
         operations += _provider_operations(
             name,
             description,
@@ -492,6 +234,6 @@ def resource(payments: PaymentService) -> Resource:
             ids=(f"create{word}Order", f"verify{word}Payment", f"receive{word}Webhook"),
         )
     operations.append(
-        Operation("GET", "/api/payments", list_payments, _LIST_PAYMENTS, name="payments")
+        Operation("GET", "/api/payments", list_payments, LIST_PAYMENTS, name="payments")
     )
-    return Resource(operations=operations, schemas=_schemas(gateways))
+    return Resource(operations=operations, schemas=payment_schemas(gateways))
