@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from tokenplans import Account, StorageUnavailableError
 from tokenplans.testing import InMemoryStore
-from tokenplans_adapters.http.errors import escaped
+from tokenplans_adapters.http.refusals import escaped
 from tokenplans_adapters.main.logs import EscapingFormatter, uvicorn_log_config
 
 JSON = {"Content-Type": "application/json"}

@@ -25,7 +25,7 @@ from starlette.requests import Request
 
 from tokenplans import InvalidRequestError
 
-from .errors import UnsupportedMediaTypeError, escaped
+from .refusals import UnsupportedMediaTypeError, escaped
 
 _JSON_TYPE_NAMES = {int: "an integer", bool: "a boolean", str: "a string", dict: "an object"}
 

@@ -23,7 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenplans import Principal
 
-from .errors import BodyTimeoutError, BodyTooLargeError, escaped, json_error
+from .errors import json_error
+from .refusals import BodyTimeoutError, BodyTooLargeError, escaped
 
 logger = logging.getLogger("tokenplans_adapters.http")
 

@@ -15,7 +15,7 @@ from typing import Any
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import DefaultFormatter
 
-from tokenplans_adapters.http.errors import escaped
+from tokenplans_adapters.http.refusals import escaped
 
 #: Every adapter logs under ``adapters.*``: ``tokenplans_adapters.http`` (503 causes, server errors)
 #: and ``tokenplans_adapters.jwt_identity`` (refused tokens, JWKS fetch failures) above all.

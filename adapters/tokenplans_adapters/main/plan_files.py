@@ -7,7 +7,9 @@ import json
 
 from tokenplans import PlanCatalog
 
-from .commands.base import CommandError
+
+class UnwritablePlanError(ValueError):
+    """A catalog this file format cannot carry (the command says so, and exits 2)."""
 
 
 def render_plan_file(catalog: PlanCatalog, file_format: str) -> str:
@@ -60,7 +62,7 @@ def _toml_string(text: str, plan_id: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate, from a JSON file's "\ud800"
-        raise CommandError(
+        raise UnwritablePlanError(
             f"plan {plan_id!r}: its name cannot be written as TOML; use --format json"
         ) from None
     escaped = text.translate(_TOML_ESCAPES)

@@ -7,9 +7,9 @@ import argparse
 from tokenplans import PlanCatalog
 from tokenplans_adapters.main.app import build_catalog
 from tokenplans_adapters.main.config import Settings
-from tokenplans_adapters.main.plan_files import render_plan_file
+from tokenplans_adapters.main.plan_files import UnwritablePlanError, render_plan_file
 
-from .base import Commands
+from .base import CommandError, Commands
 
 
 def add(commands: Commands) -> None:
@@ -38,7 +38,10 @@ def _plans(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "table":
         _print_table(catalog)
     else:
-        print(render_plan_file(catalog, args.format), end="")
+        try:
+            print(render_plan_file(catalog, args.format), end="")
+        except UnwritablePlanError as refused:
+            raise CommandError(str(refused)) from None
     return 0
 
 
