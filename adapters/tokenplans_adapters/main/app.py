@@ -31,6 +31,7 @@ from tokenplans_adapters.http import create_app
 from tokenplans_adapters.jwt_identity import JwtIdentity
 from tokenplans_adapters.razorpay import OfflineGateway
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, server_pool
+from tokenplans_adapters.stripe import OfflineStripe
 
 from .config import ConfigError, Settings
 
@@ -176,9 +177,77 @@ def closer_of(gateway: PaymentGateway | None) -> Callable[[], object] | None:
 def build_gateways(settings: Settings) -> dict[str, PaymentGateway]:
     """The configured payment gateways by provider name, the default provider (whose
     routes today's ``/api/payments/order``, ``/verify`` and ``/webhook`` are) first. A
-    new provider is one more entry here. Empty: no payment routes."""
-    gateways = [build_gateway(settings)]
+    new provider is one more entry here. Empty: no payment routes.
+
+    Razorpay (or its offline stand-in) comes first, then Stripe. Razorpay's offline
+    stand-in is left out when Stripe has a key: a server taking real payments at Stripe
+    does not also take offline ones."""
+    razorpay = build_gateway(settings)
+    stripe = build_stripe_gateway(settings)
+    if settings.stripe_secret_key and not settings.has_razorpay_keys:
+        razorpay = None
+    gateways = [razorpay, stripe]
     return {gateway.name: gateway for gateway in gateways if gateway is not None}
+
+
+def build_stripe_gateway(settings: Settings) -> PaymentGateway | None:
+    """Stripe when ``STRIPE_SECRET_KEY`` is set, the offline stand-in when
+    ``TOKENPLANS_STRIPE_OFFLINE`` is, else ``None``. Both need ``STRIPE_WEBHOOK_SECRET``
+    (a Stripe payment is confirmed by its webhook only). Raises :class:`ConfigError`, in
+    one line, for a setting that cannot work."""
+    key, secret = settings.stripe_secret_key, settings.stripe_webhook_secret
+    if settings.stripe_offline and key:
+        raise ConfigError(
+            "TOKENPLANS_STRIPE_OFFLINE and STRIPE_SECRET_KEY are both set: the offline "
+            "stand-in is for development without a key; unset one"
+        )
+    if not (key or settings.stripe_offline):
+        if secret:
+            raise ConfigError(
+                "STRIPE_WEBHOOK_SECRET is set without STRIPE_SECRET_KEY (or "
+                "TOKENPLANS_STRIPE_OFFLINE=true for the offline stand-in)"
+            )
+        return None
+    if not secret:
+        raise ConfigError(
+            "STRIPE_WEBHOOK_SECRET is not set: Stripe payments are confirmed by its webhook "
+            "only, so none could be; set the webhook endpoint's signing secret (whsec_...)"
+        )
+    if settings.stripe_offline:
+        return OfflineStripe(secret)
+    assert key is not None  # noqa: S101 - checked above
+    if not key.startswith(("sk_", "rk_")):
+        raise ConfigError(
+            "STRIPE_SECRET_KEY must be a secret key (sk_...) or a restricted key (rk_...), "
+            f"not {key[:3]!r}..."
+        )
+    if not settings.stripe_success_url:
+        raise ConfigError(
+            "STRIPE_SECRET_KEY is set without TOKENPLANS_STRIPE_SUCCESS_URL: where Stripe "
+            "Checkout sends the browser after paying"
+        )
+    for name, url in (
+        ("TOKENPLANS_STRIPE_SUCCESS_URL", settings.stripe_success_url),
+        ("TOKENPLANS_STRIPE_CANCEL_URL", settings.stripe_cancel_url),
+        ("STRIPE_API_URL", settings.stripe_api_url),
+    ):
+        if url is not None and not _is_web_url(url):
+            raise ConfigError(f"{name} must be an http(s) URL, got {url[:80]!r}")
+    # Imported here: httpx is loaded only by a server that talks to Stripe.
+    from tokenplans_adapters.stripe.gateway import StripeGateway  # noqa: PLC0415
+
+    return StripeGateway(
+        key,
+        [secret],
+        success_url=settings.stripe_success_url,
+        cancel_url=settings.stripe_cancel_url,
+        api_url=settings.stripe_api_url,
+    )
+
+
+def _is_web_url(url: str) -> bool:
+    scheme, _, rest = url.partition("://")
+    return scheme.lower() in ("http", "https") and bool(rest) and not any(c.isspace() for c in url)
 
 
 def build_gateway(settings: Settings) -> PaymentGateway | None:

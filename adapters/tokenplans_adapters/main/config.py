@@ -31,6 +31,7 @@ from tokenplans_adapters.http.app import (
     DEFAULT_MAX_BODY_BYTES,
 )
 from tokenplans_adapters.razorpay import DEFAULT_API_URL as DEFAULT_RAZORPAY_API_URL
+from tokenplans_adapters.stripe import DEFAULT_API_URL as DEFAULT_STRIPE_API_URL
 
 DEFAULT_DATABASE_URL = "sqlite:///./tokenplans.sqlite3"
 MIN_SECRET_BYTES = 32
@@ -166,6 +167,20 @@ class Settings:
         "TOKENPLANS_RAZORPAY_API_URL", "RAZORPAY_API_URL", default=DEFAULT_RAZORPAY_API_URL
     )
     offline_payment_secret: str | None = setting("TOKENPLANS_OFFLINE_PAYMENT_SECRET", secret=True)
+    # -- payments (Stripe, beside Razorpay or alone; see build_gateways)
+    stripe_secret_key: str | None = setting(
+        "TOKENPLANS_STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY", secret=True
+    )
+    stripe_webhook_secret: str | None = setting(
+        "TOKENPLANS_STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", secret=True
+    )
+    stripe_api_url: str = setting(
+        "TOKENPLANS_STRIPE_API_URL", "STRIPE_API_URL", default=DEFAULT_STRIPE_API_URL
+    )
+    stripe_success_url: str | None = setting("TOKENPLANS_STRIPE_SUCCESS_URL")
+    stripe_cancel_url: str | None = setting("TOKENPLANS_STRIPE_CANCEL_URL")
+    # the offline Stripe stand-in (development; `serve --dev` turns it on)
+    stripe_offline: bool = setting("TOKENPLANS_STRIPE_OFFLINE", default=False, kind=BOOLEAN)
 
     @classmethod
     def from_env(

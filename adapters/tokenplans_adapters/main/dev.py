@@ -92,8 +92,9 @@ def dev_secrets_for(api_url: str, path: Path = DEV_FILE) -> DevSecrets:
 def dev_settings(settings: Settings, dev: DevSecrets) -> Settings:
     """``settings`` with every secret replaced by the development ones: HS256 with the
     dev secret (no audience, issuer or public key, so the printed tokens work) and the
-    offline gateway, whose webhooks are signed with the dev payment secret too. The
-    database, catalog, prices, CORS and body limit stay as configured."""
+    offline gateways (Razorpay's, the default provider, and Stripe's), whose webhooks are
+    signed with the dev payment secret too. The database, catalog, prices, CORS and body
+    limit stay as configured."""
     return attrs.evolve(
         settings,
         jwt_secret=dev.jwt_secret,
@@ -107,6 +108,9 @@ def dev_settings(settings: Settings, dev: DevSecrets) -> Settings:
         razorpay_webhook_secret=dev.payment_secret,
         razorpay_previous_webhook_secret=None,
         offline_payment_secret=dev.payment_secret,
+        stripe_secret_key=None,
+        stripe_webhook_secret=dev.payment_secret,
+        stripe_offline=True,
     )
 
 
@@ -119,5 +123,6 @@ def ignored_in_dev(settings: Settings) -> list[str]:
         "the Razorpay keys": settings.razorpay_key_id or settings.razorpay_key_secret,
         "the webhook secret": settings.razorpay_webhook_secret,
         "the offline payment secret": settings.offline_payment_secret,
+        "the Stripe keys": settings.stripe_secret_key or settings.stripe_webhook_secret,
     }
     return [name for name, value in configured.items() if value]

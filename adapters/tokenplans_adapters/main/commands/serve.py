@@ -15,7 +15,7 @@ from tokenplans import ADMIN_SCOPE, PaymentGateway, Pricer
 from tokenplans_adapters.jwt_identity import mint_token
 from tokenplans_adapters.main.app import (
     build_catalog,
-    build_gateway,
+    build_gateways,
     build_identity,
     build_pricer,
     closer_of,
@@ -77,7 +77,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if problem := settings.secret_problem():
             raise CommandError(f"{problem}: refusing to serve.\n{SIGNING_HINT}")
         build_identity(settings)
-        _close(build_gateway(settings))
+        for gateway in build_gateways(settings).values():
+            _close(gateway)
     _check_can_listen(args.host, args.port)
     ignored: list[str] = []
     if args.dev:
@@ -141,7 +142,10 @@ def _close(gateway: PaymentGateway | None) -> None:
 
 
 def _warn_about_payments(settings: Settings) -> None:
-    """Say how payments will run when it is not with Razorpay and webhooks both."""
+    """Say how payments will run when it is not with Razorpay and webhooks both (or
+    with Stripe, which is not served without its webhook secret)."""
+    if settings.stripe_secret_key and not settings.has_razorpay_keys:
+        return
     if not settings.has_razorpay_keys:
         what = (
             "payments use the offline gateway (key_id rzp_offline): no money moves, and "
