@@ -143,6 +143,46 @@ class RowLockingStore(Protocol):
         ...
 
 
+@attrs.frozen
+class Stamped:
+    """An account as a :class:`ClockedStore` read it, with the time to decide on it.
+
+    ``account`` is what :meth:`AccountStore.load` returns. ``now`` is the store's clock
+    read in the same round trip (the database's time), or ``None`` when the store leaves
+    the time to the service's :class:`Clock`. ``last_entry_at`` is the instant of the
+    account's latest ledger entry (``None`` without an account): a decision is never
+    dated before it, so an account's entries never go back in time.
+    """
+
+    account: Account | None
+    now: datetime | None
+    last_entry_at: datetime | None = None
+
+
+@runtime_checkable
+class ClockedStore(Protocol):
+    """An optional capability of an :class:`AccountStore`: one clock for every process
+    that shares it. Servers' clocks drift apart; a ledger shared by several must not
+    let each date its own decisions (a hold expired on one server is open on another,
+    a month ends twice). A store offering it says what time it is with the account it
+    reads, and the services decide at that time, moved forward to the account's last
+    entry if that is later; a store without it is dated by the service's clock, as
+    before. The services check ``isinstance(store, ClockedStore)`` (looked up as for
+    :class:`RowLockingStore`: a wrapper delegates it explicitly).
+    """
+
+    def load_stamped(self, subject: str) -> Stamped:
+        """:meth:`AccountStore.load` with the store's current time and the instant of
+        the account's last entry (:class:`Stamped`), in one round trip where the
+        store can (inside :meth:`RowLockingStore.locked`, read with the lock)."""
+        ...
+
+    def current_time(self) -> datetime | None:
+        """The store's current time (an aware datetime), for a decision that reads no
+        account (a sweep's cut-off), or ``None`` when the service's clock decides."""
+        ...
+
+
 class PaymentStore(Protocol):
     """Payments and handled provider events. A payment that changes an account is
     written by :meth:`AccountStore.commit` (as a record); these write the rest."""

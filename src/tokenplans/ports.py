@@ -7,7 +7,7 @@ every name is re-exported from its one definition, so a port implementer finds a
 needs in one import. The values a store reads and writes (``Hold``, ``LedgerEntry``,
 ``Payment``...), the port protocols and the errors a port raises are the very objects
 :mod:`tokenplans` and :mod:`tokenplans.errors` publish, repeated here on purpose.
-An optional capability (:class:`RowLockingStore`, :class:`BlockingHint`,
+An optional capability (:class:`RowLockingStore`, :class:`ClockedStore`, :class:`BlockingHint`,
 :class:`KnowsCredentials`, :class:`SupportsClose`) is a ``runtime_checkable`` protocol:
 callers find it with ``isinstance``, never by looking a name up.
 """
@@ -16,12 +16,14 @@ from tokenplans._ports import (
     AccountStore,
     BlockingHint,
     Clock,
+    ClockedStore,
     Commit,
     IdentityProvider,
     KnowsCredentials,
     PaymentGateway,
     PaymentStore,
     RowLockingStore,
+    Stamped,
     SupportsClose,
 )
 from tokenplans._pricing.quotes import (
@@ -74,6 +76,7 @@ __all__ = [
     "BlockingHint",
     "CheckoutStart",
     "Clock",
+    "ClockedStore",
     "Commit",
     "Confirmation",
     "DebitReceipt",
@@ -99,6 +102,7 @@ __all__ = [
     "Rates",
     "Record",
     "RowLockingStore",
+    "Stamped",
     "StorageUnavailableError",
     "SupportsClose",
     "WriteConflictError",

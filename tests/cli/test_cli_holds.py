@@ -24,7 +24,7 @@ def test_holds_sweep_expires_the_holds_past_their_expiry_and_no_others(
 ) -> None:
     assert main(["db", "upgrade"]) == 0
     engine = make_engine(f"sqlite:///{workdir / 'tokenplans.sqlite3'}")
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
     past = TokenService(store, PlanCatalog.default(), SettableClock(an_hour_ago))
     for n in range(3):
@@ -54,7 +54,7 @@ def test_holds_sweep_batch_1_ends_with_holds_of_zero_credits_stored(
     forever. Each batch now starts after the last subject of the one before."""
     assert main(["db", "upgrade"]) == 0
     engine = make_engine(f"sqlite:///{workdir / 'tokenplans.sqlite3'}")
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
     past = TokenService(store, PlanCatalog.default(), SettableClock(an_hour_ago))
     for n in range(3):

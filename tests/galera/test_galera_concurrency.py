@@ -34,7 +34,7 @@ QUOTA = 6_000
 def test_three_processes_on_three_nodes_never_overspend_and_every_node_agrees(
     node_engines: list[Engine],
 ) -> None:
-    stores = [SqlAccountStore(engine) for engine in node_engines]
+    stores = [SqlAccountStore(engine, clock_source="process") for engine in node_engines]
     subject = new_subject("galera-hammered")
     service_over(stores[0]).grant(ADMIN, QUOTA - 1000, subject=subject)  # basic's 1,000 + the rest
     urls = [engine.url.render_as_string(hide_password=False) for engine in node_engines]

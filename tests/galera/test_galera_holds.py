@@ -58,7 +58,9 @@ CLOSED_BY = {
 
 def _services(engines: Sequence[Engine], clock: SettableClock | None = None) -> list[TokenService]:
     shared = SettableClock(MID_JANUARY) if clock is None else clock
-    return [service_over(SqlAccountStore(engine), shared) for engine in engines]
+    return [
+        service_over(SqlAccountStore(engine, clock_source="process"), shared) for engine in engines
+    ]
 
 
 def _hold_kinds(entries: Sequence[LedgerEntry]) -> dict[str, list[EntryKind]]:
@@ -71,7 +73,7 @@ def _hold_kinds(entries: Sequence[LedgerEntry]) -> dict[str, list[EntryKind]]:
 
 def _every_node_agrees(engines: Sequence[Engine], subject: str) -> list[LedgerEntry]:
     """The same snapshot and ledger on every node, folding to that snapshot; the ledger."""
-    stores = [SqlAccountStore(engine) for engine in engines]
+    stores = [SqlAccountStore(engine, clock_source="process") for engine in engines]
     snapshot = stores[0].load(subject)
     assert snapshot is not None
     entries = whole_ledger(stores[0], subject)
@@ -125,7 +127,10 @@ def test_a_hold_placed_on_one_node_is_settled_on_another_once_and_replayed_on_th
         "call-2": [EntryKind.HOLD_PLACED, EntryKind.HOLD_RELEASED],
     }
     for engine in node_engines:
-        assert SqlAccountStore(engine).find_hold(user.subject, "call-1") == settled
+        assert (
+            SqlAccountStore(engine, clock_source="process").find_hold(user.subject, "call-1")
+            == settled
+        )
 
 
 def test_the_same_settle_from_two_nodes_at_once_applies_once_and_both_see_one_result(
@@ -222,7 +227,9 @@ def test_three_nodes_reserving_on_one_account_never_over_reserve_and_close_every
     two different ones at once (same amount)."""
     quota = 1_500
     subject = new_subject("galera-held")
-    service_over(SqlAccountStore(node_engines[0])).grant(ADMIN, quota - 1000, subject=subject)
+    service_over(SqlAccountStore(node_engines[0], clock_source="process")).grant(
+        ADMIN, quota - 1000, subject=subject
+    )
     urls = [engine.url.render_as_string(hide_password=False) for engine in node_engines]
     with ProcessPoolExecutor(len(urls), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [
@@ -267,7 +274,7 @@ def test_three_nodes_reserving_on_one_account_never_over_reserve_and_close_every
     final = entries[-1].after
     assert (final.token_held, final.token_used) == (0, sum(o.settled or 0 for o in outcomes))
     for engine in node_engines:
-        store = SqlAccountStore(engine)
+        store = SqlAccountStore(engine, clock_source="process")
         assert not store.outstanding(subject).holds
         stored = {o.hold_id: store.find_hold(subject, o.hold_id) for o in outcomes}
         assert {h: (s.status, s.settled) for h, s in stored.items() if s is not None} == {

@@ -268,7 +268,7 @@ def test_a_node_killed_mid_load_leaves_the_others_serving_and_loses_no_acknowled
     keys = sorted({a.key for a in load.attempts})
     assert len(keys) == sum(a.status == 200 for a in load.attempts)
     for engine in node_engines:
-        store = SqlAccountStore(engine)
+        store = SqlAccountStore(engine, clock_source="process")
         entries = whole_ledger(store, subject)
         assert fold(entries) == store.load(subject)
         debited = sorted(

@@ -61,7 +61,7 @@ def test_a_plain_mariadb_is_left_as_it_is(engine_for: Any) -> None:
 def test_a_read_on_another_node_right_after_a_debit_always_sees_it(
     node_engines: list[Engine],
 ) -> None:
-    writer, *readers = (SqlAccountStore(engine) for engine in node_engines)
+    writer, *readers = (SqlAccountStore(engine, clock_source="process") for engine in node_engines)
     tokens = service_over(writer)
     subject = new_subject("read-your-writes")
     tokens.grant(ADMIN, TRIES, subject=subject)
@@ -81,7 +81,7 @@ def test_a_certification_failure_is_a_lost_race_that_the_service_retries(
     """node1's debit has written locally when node2 commits a debit to the same account;
     node1's commit then loses certification (error 1213) and its debit is decided again."""
     first = make_engine(node_engines[0].url)
-    other = service_over(SqlAccountStore(node_engines[1]))
+    other = service_over(SqlAccountStore(node_engines[1], clock_source="process"))
     subject = new_subject("certified")
     other.consume(Principal(subject), 1)  # the account exists on every node
     errors: list[int] = []
@@ -98,7 +98,7 @@ def test_a_certification_failure_is_a_lost_race_that_the_service_retries(
         errors.append(context.original_exception.args[0])
 
     try:
-        receipt = service_over(SqlAccountStore(first)).consume(
+        receipt = service_over(SqlAccountStore(first, clock_source="process")).consume(
             Principal(subject), 100, idempotency_key="node1"
         )
     finally:
@@ -107,7 +107,7 @@ def test_a_certification_failure_is_a_lost_race_that_the_service_retries(
     assert errors == [1213]
     assert receipt.usage.token_used == 111  # decided again after node2's 10
     for engine in node_engines:
-        store = SqlAccountStore(engine)
+        store = SqlAccountStore(engine, clock_source="process")
         entries = whole_ledger(store, subject)
         assert fold(entries) == store.load(subject)
         debits = [
@@ -129,9 +129,11 @@ def test_a_node_cut_off_from_the_cluster_is_unavailable_for_reads_and_writes(
 ) -> None:
     """Its sessions' reads end in a lock wait timeout (the causal wait) or 'WSREP has not
     yet prepared node': both are StorageUnavailableError (HTTP 503), never a conflict."""
-    node, store = galera_cluster.nodes[2], SqlAccountStore(node_engines[2])
+    node, store = galera_cluster.nodes[2], SqlAccountStore(node_engines[2], clock_source="process")
     subject = new_subject("cut-off")
-    service_over(SqlAccountStore(node_engines[0])).consume(Principal(subject), 1)
+    service_over(SqlAccountStore(node_engines[0], clock_source="process")).consume(
+        Principal(subject), 1
+    )
     assert store.load(subject) is not None  # a pooled session from before the cut
     _isolate(node, cut_off=True)
     try:
@@ -156,8 +158,8 @@ def test_a_read_on_a_node_that_cannot_catch_up_in_time_is_unavailable_not_a_conf
     """node3 holds a global read lock, so it cannot apply node1's debit; its causal read
     gives up after ``repl.causal_read_timeout`` with a lock wait timeout (1205). That is
     StorageUnavailableError (a 503 to retry), not a lost race the caller cannot retry."""
-    node, store = galera_cluster.nodes[2], SqlAccountStore(node_engines[2])
-    writer = service_over(SqlAccountStore(node_engines[0]))
+    node, store = galera_cluster.nodes[2], SqlAccountStore(node_engines[2], clock_source="process")
+    writer = service_over(SqlAccountStore(node_engines[0], clock_source="process"))
     subject = new_subject("lagging")
     writer.consume(Principal(subject), 1)
     assert store.load(subject) is not None

@@ -36,7 +36,7 @@ def subject() -> str:
 
 @pytest.fixture
 def client(engine: Engine, subject: str) -> TestClient:
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     identity = StaticIdentity(
         {
             "user-token": Principal(subject),
@@ -127,7 +127,7 @@ def test_a_downgrade_by_the_user_is_stored(
 )
 def test_an_unreachable_database_is_503_and_health_stays_ok(url: str) -> None:
     engine = make_engine(url)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     service = TokenService(store, PlanCatalog.default(), SettableClock())
     identity = StaticIdentity({"user-token": Principal("nobody")})
     client = TestClient(create_app(service, identity, readiness=store.ping))

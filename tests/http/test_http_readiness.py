@@ -41,7 +41,7 @@ def fresh_engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def _client(engine: Engine) -> TestClient:
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     service = TokenService(store, PlanCatalog.default(), SettableClock())
     return TestClient(create_app(service, identity(), readiness=store.check_ready))
 
@@ -272,7 +272,7 @@ def test_readiness_is_503_naming_a_table_dropped_under_a_ready_server(
 
 def test_readiness_reads_every_table_in_one_statement(fresh_engine: Engine) -> None:
     upgrade_schema(fresh_engine)
-    store = SqlAccountStore(fresh_engine)
+    store = SqlAccountStore(fresh_engine, clock_source="process")
     assert store.check_ready() is None  # the schema is now known to be current
     statements: list[str] = []
 

@@ -37,7 +37,7 @@ def store(request: pytest.FixtureRequest, engine_for: Callable[[str], Any]) -> A
         return InMemoryStore()
     from tokenplans_adapters.sql import SqlAccountStore  # noqa: PLC0415 - SQL tests only
 
-    return SqlAccountStore(engine_for(request.param))
+    return SqlAccountStore(engine_for(request.param), clock_source="process")
 
 
 @pytest.fixture

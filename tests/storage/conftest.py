@@ -26,7 +26,7 @@ def store(request: pytest.FixtureRequest, engine_for: Callable[[str], Engine]) -
     """Each implementation of the storage port in turn (the contract suite's subject)."""
     if request.param == "memory":
         return InMemoryStore()
-    return SqlAccountStore(engine_for(request.param))
+    return SqlAccountStore(engine_for(request.param), clock_source="process")
 
 
 @pytest.fixture(params=[backend_param(b) for b in SQL_BACKENDS])
@@ -34,4 +34,4 @@ def sql_store(
     request: pytest.FixtureRequest, engine_for: Callable[[str], Engine]
 ) -> SqlAccountStore:
     """Each SQL store (for what only a database can show: plans, faults, plain SQL)."""
-    return SqlAccountStore(engine_for(request.param))
+    return SqlAccountStore(engine_for(request.param), clock_source="process")

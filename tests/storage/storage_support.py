@@ -81,7 +81,7 @@ def debit_until_refused(url: str, subject: str, worker: int, threads: int) -> li
     amounts (1-50) with distinct idempotency keys until the account refuses one. Returns
     the (key, amount) of every debit that succeeded."""
     engine = make_engine(url)
-    tokens = service_over(SqlAccountStore(engine))
+    tokens = service_over(SqlAccountStore(engine, clock_source="process"))
 
     def run(thread: int) -> list[Debit]:
         rng = random.Random(f"{worker}-{thread}")  # noqa: S311 - a workload, not a secret
@@ -128,7 +128,7 @@ def bulk_load_account(engine: Engine, subject: str, entries: int) -> Account:
     """Store an account whose ledger holds ``entries`` entries - opened, then grants of 1 -
     in one ``INSERT ... SELECT`` over a generated series (portable: a cross join of
     digit tables, so it takes seconds even for a million rows)."""
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     opened = open_account(subject, PlanCatalog.default(), MID_JANUARY)
     store.commit(Commit(opened.account, 0, opened.entries))
     width = len(str(max(1, entries - 1)))  # v runs over 2 .. 10**width + 1
@@ -213,7 +213,7 @@ def hold_until_refused(
     reserves still go through ``url``, but each release goes through a node picked at
     random, and the two racing settles through two different ones."""
     engines = [make_engine(u) for u in (url, *others)]
-    nodes = [service_over(SqlAccountStore(engine)) for engine in engines]
+    nodes = [service_over(SqlAccountStore(engine, clock_source="process")) for engine in engines]
     tokens = nodes[0]
     user = Principal(subject)
 
@@ -258,7 +258,7 @@ def hold_until_refused(
 def reserve_then_die(url: str, subject: str, hold_id: str, amount: int, ttl: int) -> None:
     """A process that reserves and is killed (SIGKILL) before it can settle or release."""
     engine = make_engine(url)
-    service_over(SqlAccountStore(engine)).reserve(
+    service_over(SqlAccountStore(engine, clock_source="process")).reserve(
         Principal(subject), amount, hold_id=hold_id, ttl_seconds=ttl
     )
     os.kill(os.getpid(), signal.SIGKILL)

@@ -51,7 +51,7 @@ def test_four_processes_of_eight_threads_never_overspend_or_lose_a_debit(
     backend: str, engine_for: Callable[[str], Engine]
 ) -> None:
     engine = engine_for(backend)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store)
     subject = new_subject("hammered")
     tokens.grant(ADMIN, QUOTA - 1000, subject=subject)  # basic's 1,000 + 9,000 granted
@@ -88,7 +88,7 @@ def test_four_processes_of_eight_threads_close_every_hold_once_and_never_overspe
     backend: str, engine_for: Callable[[str], Engine]
 ) -> None:
     engine = engine_for(backend)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store)
     subject = new_subject("held")
     quota = 2_500
@@ -155,7 +155,7 @@ def test_sixteen_concurrent_upgrades_each_carry_over_exactly_once_in_a_serial_or
     if isolation is not None:
         engine = engine.execution_options(isolation_level=isolation)
     catalog = _ladder()
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store, catalog=catalog)
     subject = new_subject("climber")
 

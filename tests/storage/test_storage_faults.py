@@ -143,7 +143,7 @@ def test_a_database_that_goes_away_is_unavailable_until_it_comes_back(
     backend: str, outage_for: Callable[[str], tuple[Outage, Engine]]
 ) -> None:
     outage, engine = outage_for(backend)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store)
     subject = new_subject()
     tokens.consume(Principal(subject), 10)
@@ -171,7 +171,7 @@ def test_debits_through_outages_lose_nothing_once_retried_with_their_keys(
     """A commit cut off mid-flight may or may not have landed; its idempotency key makes
     the retry safe either way, so after retrying every failure the books balance."""
     outage, engine = outage_for(backend)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store)
     subject = new_subject()
     tokens.grant(ADMIN, 10**9, subject=subject)
@@ -206,7 +206,7 @@ def test_debits_through_outages_lose_nothing_once_retried_with_their_keys(
 def test_a_sqlite_file_that_cannot_be_opened_is_unavailable_until_it_can(tmp_path: Path) -> None:
     folder = tmp_path / "not-yet"
     engine = make_engine(f"sqlite:///{folder / 'tokenplans.db'}")
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     try:
         with pytest.raises(StorageUnavailableError):
             store.ping()
@@ -234,7 +234,7 @@ def test_a_connection_killed_mid_commit_is_unavailable_writes_nothing_and_recove
 ) -> None:
     admin = engine_for(backend)
     engine = make_engine(admin.url, pool_size=1, max_overflow=0)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store)
     subject = new_subject()
     tokens.consume(Principal(subject), 10)
@@ -275,7 +275,7 @@ def test_a_failure_between_the_snapshot_and_the_ledger_write_leaves_no_trace(
     backend: str, engine_for: EngineFor
 ) -> None:
     engine = engine_for(backend)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store)
     subject = new_subject()
     tokens.consume(Principal(subject), 10)
@@ -306,7 +306,7 @@ def test_an_exhausted_connection_pool_is_unavailable_not_a_hang(tmp_path: Path) 
     url = f"sqlite:///{tmp_path / 'pool.db'}"
     upgrade_schema(url)
     engine = make_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.1)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     try:
         with engine.connect(), pytest.raises(StorageUnavailableError):
             store.load("someone")
@@ -334,7 +334,7 @@ def test_a_process_killed_between_reserve_and_settle_leaves_a_hold_that_expires(
     child.join(timeout=120)
     assert child.exitcode == -signal.SIGKILL
 
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     clock = SettableClock(MID_JANUARY)
     tokens = service_over(store, clock)
     user = Principal(subject)
@@ -360,7 +360,7 @@ def test_a_settle_cut_off_mid_commit_applies_once_when_retried(
     landed, so it retries; the hold's identity makes the retry apply at most once."""
     admin = engine_for(backend)
     engine = make_engine(admin.url, pool_size=1, max_overflow=0)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store)
     user = Principal(new_subject())
     tokens.reserve(user, 300, hold_id="call-1")
@@ -400,7 +400,7 @@ def test_settles_through_outages_each_apply_once_when_retried(
     """Reserve and settle through repeated outages, retrying every failed call with the
     same hold id until it answers: every hold ends settled once, at its amount."""
     outage, engine = outage_for(backend)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store)
     user = Principal(new_subject())
     tokens.grant(ADMIN, 10**9, subject=user.subject)

@@ -223,7 +223,7 @@ def test_a_hold_is_one_row_plain_sql_can_read(
     backend: str, engine_for: Callable[[str], Engine]
 ) -> None:
     engine = engine_for(backend)
-    tokens = service_over(SqlAccountStore(engine))
+    tokens = service_over(SqlAccountStore(engine, clock_source="process"))
     user = Principal(new_subject())
     tokens.reserve(user, 300, hold_id="call-1")
     tokens.settle(user, "call-1", 1200)
@@ -253,7 +253,7 @@ def test_reading_usage_with_open_holds_is_two_queries_and_the_holds_one_indexed_
     """The snapshot row, then the open holds in one range scan; closed holds and the
     ledger are never read, however many there are."""
     engine = engine_for(backend)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     tokens = service_over(store)
     user = Principal(new_subject())
     for n in range(30):
@@ -361,7 +361,7 @@ def test_thousands_of_zero_and_one_credit_reserves_on_sqlite_meet_the_refusal_an
     engine = make_engine(f"sqlite:///{tmp_path / 'load.sqlite3'}")
     upgrade_schema(engine)
     try:
-        store = SqlAccountStore(engine)
+        store = SqlAccountStore(engine, clock_source="process")
         clock = SettableClock(MID_JANUARY)
         catalog = PlanCatalog.from_mapping({"big": {"price": 0, "tokens": 10**9}})
         tokens = service_over(store, clock, catalog, pricer=PRICES)

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -130,7 +131,7 @@ def test_upgrading_an_up_to_date_schema_concurrently_is_harmless(
     engine = engine_for(backend)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda _: upgrade_schema(engine), range(4)))
-    SqlAccountStore(engine).ping()
+    SqlAccountStore(engine, clock_source="process").ping()
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
@@ -176,7 +177,7 @@ def test_a_sqlite_read_sends_no_begin_and_its_connections_are_pooled(tmp_path: P
     url = f"sqlite:///{tmp_path / 'reads.db'}"
     upgrade_schema(url)
     engine = make_engine(url)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     try:
         service_over(store).consume(Principal("alice"), 1)
         with recorded_statements(engine) as seen:
@@ -225,7 +226,7 @@ def test_an_update_that_matches_a_row_counts_it_even_when_nothing_changes(
     """The compare-and-write trusts rowcount as *matched* rows (MySQL needs FOUND_ROWS)."""
     engine = engine_for(backend)
     subject = new_subject()
-    service_over(SqlAccountStore(engine)).consume(Principal(subject), 1)
+    service_over(SqlAccountStore(engine, clock_source="process")).consume(Principal(subject), 1)
     with engine.begin() as conn:
         result = conn.execute(
             update(accounts).where(accounts.c.subject == subject).values(token_used=1)
@@ -239,7 +240,9 @@ def test_a_debit_is_visible_to_plain_sql_as_one_snapshot_row_ledger_rows_and_a_r
 ) -> None:
     engine = engine_for(backend)
     subject = new_subject()
-    service_over(SqlAccountStore(engine)).consume(Principal(subject), 250, idempotency_key="k")
+    service_over(SqlAccountStore(engine, clock_source="process")).consume(
+        Principal(subject), 250, idempotency_key="k"
+    )
     by_subject = bindparam("s", type_=ExactText())
     with engine.connect() as conn:
         snapshot = conn.execute(
@@ -274,7 +277,7 @@ def test_an_entrys_facts_are_one_json_object_plain_sql_can_read(
 ) -> None:
     engine = engine_for(backend)
     subject = new_subject()
-    tokens = service_over(SqlAccountStore(engine))
+    tokens = service_over(SqlAccountStore(engine, clock_source="process"))
     tokens.consume(Principal(subject), 5, idempotency_key="k-7")
     tokens.reserve(Principal(subject), 10, hold_id="h-1")
     tokens.settle(Principal(subject), "h-1", 12)
@@ -300,12 +303,12 @@ def test_an_entrys_facts_are_one_json_object_plain_sql_can_read(
 # -- scale --------------------------------------------------------------------------------
 
 
-def _usage_statements(engine: Engine, subject: str) -> tuple[int, list[str]]:
-    tokens = service_over(SqlAccountStore(engine))
+def _usage_statements(engine: Engine, subject: str) -> tuple[int, list[tuple[str, Any]]]:
+    tokens = service_over(SqlAccountStore(engine, clock_source="process"))
     with recorded_statements(engine) as seen:
         remaining = tokens.usage(Principal(subject)).remaining
     # Transaction control (SQLite's BEGIN, sent by the engine's hook) is not a query.
-    return remaining, [statement for statement, _ in seen if statement != "BEGIN"]
+    return remaining, [(statement, p) for statement, p in seen if statement != "BEGIN"]
 
 
 def _plan(engine: Engine, statement: str, parameters: object) -> str:
@@ -330,14 +333,23 @@ def test_usage_of_an_account_with_a_million_entries_is_one_indexed_row_read(
         small_remaining, small_statements = _usage_statements(engine, small)
 
         assert (big_remaining, small_remaining) == (big_account.remaining, small_account.remaining)
-        # The same single statement, on the snapshot table only, whatever the ledger holds.
-        assert big_statements == small_statements
+        # The same single statement, whatever the ledger holds: the snapshot's row, and of
+        # the ledger only the last entry's instant, by its primary key (subject, version).
+        assert [s for s, _ in big_statements] == [s for s, _ in small_statements]
         assert len(big_statements) == 1
-        assert "tokenplans_accounts" in big_statements[0]
-        assert "tokenplans_ledger_entries" not in big_statements[0]
+        assert "tokenplans_accounts" in big_statements[0][0]
+        plan = _plan(engine, *big_statements[0])
+        ledger = [line for line in plan.splitlines() if "tokenplans_ledger_entries" in line]
+        if engine.dialect.name == "sqlite":
+            assert any("(subject=? AND version=?)" in line for line in ledger), plan
+        elif engine.dialect.name == "postgresql":
+            assert "Index Scan using pk_tokenplans_ledger_entries" in plan, plan
+            assert "Seq Scan" not in plan, plan
+        else:
+            assert any(" PRIMARY " in line and " const" in line for line in ledger), plan
 
         # A history page is one range scan of the ledger's primary key, not a table scan.
-        store = SqlAccountStore(engine)
+        store = SqlAccountStore(engine, clock_source="process")
         if engine.dialect.name == "postgresql":
             with engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE tokenplans_ledger_entries")
@@ -361,7 +373,7 @@ def test_a_receipt_lookup_reads_the_ledger_only_on_a_replay(
     backend: str, engine_for: EngineFor
 ) -> None:
     engine = engine_for(backend)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     subject = new_subject()
     service_over(store).consume(Principal(subject), 5, idempotency_key="once")
 
@@ -410,7 +422,7 @@ class _CountingConflicts:
 def test_eight_writers_of_one_account_decide_in_its_lock_and_never_lose_a_race(
     backend: str, engine_for: EngineFor
 ) -> None:
-    store = _CountingConflicts(SqlAccountStore(engine_for(backend)))
+    store = _CountingConflicts(SqlAccountStore(engine_for(backend), clock_source="process"))
     tokens = service_over(store)  # type: ignore[arg-type]
     subject = new_subject("hot")
     tokens.consume(Principal(subject), 1)  # the row exists: every writer below locks it
@@ -435,7 +447,7 @@ def test_a_locked_block_holds_the_accounts_row_until_it_ends(
     backend: str, engine_for: EngineFor
 ) -> None:
     engine = engine_for(backend)
-    store = SqlAccountStore(engine)
+    store = SqlAccountStore(engine, clock_source="process")
     subject = new_subject("locked")
     service_over(store).consume(Principal(subject), 1)
     other = make_engine(engine.url, pool_size=1, max_overflow=0)

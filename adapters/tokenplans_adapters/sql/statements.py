@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, insert, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
 
 from tokenplans.ports import (
     DebitReceipt,
@@ -22,6 +34,7 @@ from tokenplans.ports import (
 
 from .rows import hold_values, payment_values, receipt_values
 from .schema import (
+    UtcDateTime,
     accounts,
     debit_receipts,
     holds,
@@ -42,7 +55,56 @@ READ_EVERY_TABLE = select(
 )
 
 LOAD_ACCOUNT = select(accounts).where(accounts.c.subject == bindparam("subject"))
-LOCK_ACCOUNT = LOAD_ACCOUNT.with_for_update()
+
+#: The instant of the account's latest entry (its version's), read with the account: a
+#: primary-key lookup correlated with the row.
+_LAST_ENTRY_AT = (
+    select(ledger_entries.c.at)
+    .where(
+        ledger_entries.c.subject == accounts.c.subject,
+        ledger_entries.c.version == accounts.c.version,
+    )
+    .scalar_subquery()
+)
+#: The labels of the columns a stamped load adds to the account's.
+LAST_ENTRY_AT = "tp_last_entry_at"
+DATABASE_NOW = "tp_database_now"
+
+
+def database_now(dialect: str) -> ColumnElement[Any] | None:
+    """The database's current UTC time as an expression, or ``None`` on SQLite (whose
+    time is the reading process's clock: the store reads that instead).
+    PostgreSQL's ``clock_timestamp()`` is the time the row is read (after any wait on
+    its lock, unlike ``now()``, the transaction's start); MySQL/MariaDB's
+    ``UTC_TIMESTAMP(6)`` is the statement's start."""
+    if dialect == "postgresql":
+        return type_coerce(func.clock_timestamp(), UtcDateTime())
+    if dialect in ("mysql", "mariadb"):
+        return type_coerce(func.utc_timestamp(6), UtcDateTime())
+    return None
+
+
+def stamped_load(dialect: str, *, database_clock: bool, lock: bool) -> Select[Any]:
+    """The account's row with the instant of its last entry and, with
+    ``database_clock``, the database's time (:func:`database_now`), in one statement;
+    ``lock`` takes the row's lock (``FOR UPDATE``, which does not lock the ledger row
+    the subquery reads)."""
+    columns: list[ColumnElement[Any]] = [
+        type_coerce(_LAST_ENTRY_AT, UtcDateTime()).label(LAST_ENTRY_AT)
+    ]
+    now = database_now(dialect) if database_clock else None
+    if now is not None:
+        columns.append(now.label(DATABASE_NOW))
+    query = LOAD_ACCOUNT.add_columns(*columns)
+    return query.with_for_update() if lock else query
+
+
+def read_database_now(dialect: str) -> Select[Any] | None:
+    """``SELECT`` of the database's time alone, or ``None`` on SQLite."""
+    now = database_now(dialect)
+    return None if now is None else select(now.label(DATABASE_NOW))
+
+
 INSERT_ACCOUNT = insert(accounts)
 #: The compare-and-write: the row is replaced only while its version is the expected one.
 UPDATE_ACCOUNT = update(accounts).where(

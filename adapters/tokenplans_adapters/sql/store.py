@@ -19,6 +19,15 @@ on the lock instead of all deciding on one snapshot and all but one retrying. Th
 compare-and-write above stays inside it: the lock spares retries, it is not what makes
 a commit safe.
 
+Every account is read with the database's time (:meth:`SqlAccountStore.load_stamped`,
+the services' optional :class:`~tokenplans.ports.ClockedStore` capability) and the
+instant of its last entry, in the same statement: every app server sharing the database
+decides by one clock (``clock_source="database"``, the default). SQLite's file has one
+host, whose clock every process using it reads: there the "database's time" is the
+process's clock. ``clock_source="process"`` leaves the time to the service's
+:class:`~tokenplans.ports.Clock` (a test's settable clock); the last entry's instant is
+still read, so an account's entries stay in order of time.
+
 This module is the store's plumbing and queries; its statements and record writers are
 in :mod:`.statements`, rows <-> values in :mod:`.rows`, and database errors become core
 errors in one place, :mod:`.errors`.
@@ -29,11 +38,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Literal, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 
 from tokenplans import Account
@@ -47,6 +56,7 @@ from tokenplans.ports import (
     Outstanding,
     Payment,
     PaymentStatus,
+    Stamped,
     StorageUnavailableError,
     WriteConflictError,
 )
@@ -66,22 +76,28 @@ from .rows import (
 )
 from .schema import holds, ledger_entries, metadata, payment_events, payments
 from .statements import (
+    DATABASE_NOW,
     ENTRY_AT,
     FIND_HOLD,
     FIND_RECEIPT,
     INSERT_ACCOUNT,
     INSERT_ENTRIES,
+    LAST_ENTRY_AT,
     LOAD_ACCOUNT,
-    LOCK_ACCOUNT,
     OPEN_HOLDS,
     READ_EVERY_TABLE,
     UPDATE_ACCOUNT,
     mark_event,
+    read_database_now,
     read_one_row,
+    stamped_load,
     write_record,
 )
 
 T = TypeVar("T")
+
+#: Whose clock dates the decisions on a store's accounts (see the module docstring).
+ClockSource = Literal["database", "process"]
 
 
 class SqlAccountStore:
@@ -90,10 +106,25 @@ class SqlAccountStore:
 
     Thread-safe (the engine's pool hands each call its own connection); create the
     schema first with :func:`tokenplans_adapters.sql.upgrade_schema`.
+
+    ``clock_source`` is whose time decides: ``"database"`` (the default) the database's,
+    read with each account, so servers with skewed clocks agree on when a hold expires
+    and a period ends; ``"process"`` the service's own :class:`~tokenplans.ports.Clock`
+    (tests with a settable clock, a single server). Either way a decision is never dated
+    before the account's last entry.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock_source: ClockSource = "database") -> None:
+        if clock_source not in ("database", "process"):
+            raise ValueError(f"clock_source must be 'database' or 'process', not {clock_source!r}")
         self.engine = engine
+        self.clock_source: ClockSource = clock_source
+        dialect = engine.dialect.name
+        database_clock = clock_source == "database"
+        self._load_stamped = stamped_load(dialect, database_clock=database_clock, lock=False)
+        self._lock_stamped = stamped_load(dialect, database_clock=database_clock, lock=True)
+        # The database's time alone (None on SQLite: the process's clock is its clock).
+        self._read_now = read_database_now(dialect) if database_clock else None
         # SQLite has one writer at a time. Its busy handler makes waiting writers sleep
         # in growing steps (up to 100 ms), so under contention a write can wait long
         # after the lock is free; queueing this process's writers on a lock of our own
@@ -169,8 +200,8 @@ class SqlAccountStore:
         if self._held() is not None:
             raise RuntimeError("SqlAccountStore.locked blocks do not nest")
         with self._write() as conn:
-            row = conn.execute(LOCK_ACCOUNT, {"subject": subject}).first()
-            self._local.held = _Held(conn, subject, None if row is None else account_from_row(row))
+            row = conn.execute(self._lock_stamped, {"subject": subject}).first()
+            self._local.held = _Held(conn, subject, self._stamp(conn, row))
             try:
                 yield
             finally:
@@ -184,13 +215,51 @@ class SqlAccountStore:
         held = self._held()
         if held is not None and held.subject == subject and not held.loaded:
             held.loaded = True
-            return held.account
+            return held.stamped.account
 
         def query(conn: Connection) -> Account | None:
             row = conn.execute(LOAD_ACCOUNT, {"subject": subject}).first()
             return None if row is None else account_from_row(row)
 
         return self._read(query)
+
+    # -- time ----------------------------------------------------------------------
+
+    def load_stamped(self, subject: str) -> Stamped:
+        """:meth:`load` with the database's time (per ``clock_source``) and the instant of
+        the account's last entry, in the same statement (a second one, for the time,
+        only for a subject with no account yet); the optional capability the services
+        look for. Inside :meth:`locked`, the row read with the lock."""
+        held = self._held()
+        if held is not None and held.subject == subject and not held.loaded:
+            held.loaded = True
+            return held.stamped
+        return self._read(
+            lambda conn: self._stamp(
+                conn, conn.execute(self._load_stamped, {"subject": subject}).first()
+            )
+        )
+
+    def current_time(self) -> datetime | None:
+        """The database's time (one round trip; the process's clock on SQLite), or
+        ``None`` with ``clock_source="process"``."""
+        if self._read_now is None:
+            return datetime.now(UTC) if self.clock_source == "database" else None
+        query = self._read_now
+        now: datetime = self._read(lambda conn: conn.execute(query).scalar_one())
+        return now
+
+    def _stamp(self, conn: Connection, row: Row[object] | None) -> Stamped:
+        if row is None:
+            if self._read_now is None:
+                return Stamped(None, self.current_time())
+            return Stamped(None, conn.execute(self._read_now).scalar_one())
+        m = row._mapping
+        if self._read_now is not None:
+            now = m[DATABASE_NOW]
+        else:
+            now = datetime.now(UTC) if self.clock_source == "database" else None
+        return Stamped(account_from_row(row), now, m[LAST_ENTRY_AT])
 
     def commit(self, commit: Commit) -> None:
         account = commit.account
@@ -363,9 +432,9 @@ class SqlAccountStore:
 @attrs.define
 class _Held:
     """A thread's transaction inside :meth:`SqlAccountStore.locked`: its connection, and
-    the locked row (read at the lock, handed to the first load)."""
+    the locked row with its time (read at the lock, handed to the first load)."""
 
     conn: Connection
     subject: str
-    account: Account | None
+    stamped: Stamped
     loaded: bool = False

@@ -182,11 +182,11 @@ class HoldUseCases(ServiceParts):
         subject = whose(principal, subject)
         check_can_read(principal, subject)
         check_hold_id(hold_id)
-        view = self._accounts.view(subject)
+        view, now = self._accounts.view_at(subject)
         found = self._hold_named(principal, subject, hold_id, caller)(view.holds)
         if found is None:
             raise HoldNotFoundError(hold_id)
-        return found.as_of(self._accounts.now())
+        return found.as_of(now)
 
     @contextmanager
     def holding(

@@ -1,5 +1,6 @@
 """The read-roll-decide-commit loop every write of every service shares: optimistic, each
-attempt made inside the account's row lock when the store can take one."""
+attempt made inside the account's row lock when the store can take one, and dated by
+the store's clock when it keeps one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TypeVar
 
-from tokenplans._ports import AccountStore, Clock, Commit, RowLockingStore
+from tokenplans._ports import AccountStore, Clock, ClockedStore, Commit, RowLockingStore
 from tokenplans._rules.decisions import Decision
 from tokenplans._rules.expiry import Rolled, may_have_outstanding, roll_forward_with_expiry
 from tokenplans._rules.quota import open_account
@@ -42,11 +43,35 @@ class AccountUpdater:
         self._lock: Callable[[str], AbstractContextManager[object]] = _no_lock
         if isinstance(store, RowLockingStore) and callable(store.locked):
             self._lock = store.locked
+        # A store with a clock of its own (the database's) dates every decision: see
+        # ClockedStore. Without one, the service's clock does.
+        self._clocked: ClockedStore | None = None
+        if isinstance(store, ClockedStore) and callable(store.load_stamped):
+            self._clocked = store
 
     def now(self) -> datetime:
-        """The clock's time as ``tzinfo=UTC``: a clock may spell UTC as ZoneInfo("UTC") or
-        return another offset, and snapshots hold UTC only (they would refuse it)."""
+        """The time of a decision that reads no account: the store's clock when it keeps
+        one (:class:`~tokenplans._ports.ClockedStore`), else the service's clock; as
+        ``tzinfo=UTC`` (a clock may spell UTC as ZoneInfo("UTC") or return another
+        offset, and snapshots hold UTC only: they would refuse it)."""
+        if self._clocked is not None:
+            stored = self._clocked.current_time()
+            if stored is not None:
+                return as_utc(stored)
         return as_utc(self.clock.now())
+
+    def _load(self, subject: str) -> tuple[Account | None, datetime]:
+        """The stored snapshot and the time to decide on it: the store's clock read with
+        it when the store keeps one, else the service's clock; never before the
+        account's last entry (moved forward to it), so that an account's entries stay
+        in order of time whichever clock, ahead or behind, dated the one before."""
+        if self._clocked is None:
+            return self.store.load(subject), as_utc(self.clock.now())
+        stamped = self._clocked.load_stamped(subject)
+        now = as_utc(self.clock.now() if stamped.now is None else stamped.now)
+        if stamped.last_entry_at is not None and stamped.last_entry_at > now:
+            now = as_utc(stamped.last_entry_at)
+        return stamped.account, now
 
     def account(self, subject: str) -> Account:
         """The subject's snapshot as of now, with due resets and expiries applied; an
@@ -57,8 +82,12 @@ class AccountUpdater:
     def view(self, subject: str) -> Rolled:
         """The snapshot as of now and the holds that were open, as of now (an expired one
         shows as expired); writes nothing, as :meth:`account`."""
-        now = self.now()
-        return self._as_of(subject, self.store.load(check_subject(subject)), now)
+        return self.view_at(subject)[0]
+
+    def view_at(self, subject: str) -> tuple[Rolled, datetime]:
+        """:meth:`view`, and the instant it is as of."""
+        stored, now = self._load(check_subject(subject))
+        return self._as_of(subject, stored, now), now
 
     def _as_of(self, subject: str, stored: Account | None, now: datetime) -> Rolled:
         """The stored snapshot (or a fresh one) rolled forward to ``now``, what it has
@@ -116,8 +145,7 @@ class AccountUpdater:
         fetch: Callable[[Mapping[HoldKey, Hold]], F],
     ) -> T:
         """One read-roll-decide-commit; a lost race raises :class:`WriteConflictError`."""
-        now = self.now()
-        stored = self.store.load(subject)
+        stored, now = self._load(subject)
         current = self._as_of(subject, stored, now)
         decision = decide(current.change.account, current.holds, now, fetch(current.holds))
         if decision.change is None:
