@@ -237,7 +237,10 @@ def main() -> None:
     args = parser.parse_args()
     stores: list[tuple[str, str | None]] = [("memory", None)]
     with tempfile.TemporaryDirectory() as tmp:
+        # SQLite at both durabilities, same run: FULL (the default, survives power loss)
+        # and NORMAL (syncs at checkpoints only).
         stores.append(("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}"))
+        stores.append(("sqlite-normal", f"sqlite:///{Path(tmp) / 'bench-normal.db'}"))
         for name, variable in (
             ("postgres", "TOKENPLANS_TEST_POSTGRES_URL"),
             ("mysql", "TOKENPLANS_TEST_MYSQL_URL"),
@@ -249,7 +252,8 @@ def main() -> None:
             if url is None:
                 rows.append(measure(name, InMemoryStore(), None, args.seconds))
                 continue
-            engine = make_engine(url)
+            synchronous = "NORMAL" if name == "sqlite-normal" else "FULL"
+            engine = make_engine(url, sqlite_synchronous=synchronous)
             try:
                 upgrade_schema(engine)
                 rows.append(measure(name, SqlAccountStore(engine), engine, args.seconds))

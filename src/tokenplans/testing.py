@@ -90,7 +90,7 @@ class InMemoryStore:
         key = (receipt.subject, receipt.caller, receipt.idempotency_key)
         if key in self._receipts:
             raise WriteConflictError(f"idempotency key {key[2]!r} already used")
-        row = _ReceiptRow(receipt.amount, receipt.at, receipt.version)
+        row = _ReceiptRow(receipt.amount, receipt.at, receipt.version, receipt.request)
         return lambda: self._receipts.__setitem__(key, row)
 
     def _stage_event(self, event_id: str) -> Callable[[], None]:
@@ -114,6 +114,8 @@ class InMemoryStore:
             version=row.version,
             usage=Usage.of(entry.after),
             priced=entry.priced,
+            request=row.request,
+            message=entry.message,
         )
 
     def history(
@@ -179,12 +181,13 @@ class InMemoryStore:
 
 @attrs.frozen
 class _ReceiptRow:
-    """What a store keeps of a receipt besides its key: the debit and the version of its
-    ledger entry, whose snapshot is the usage a replay answers."""
+    """What a store keeps of a receipt besides its key: the amount, the version of its
+    ledger entry (whose snapshot is the usage a replay answers) and what it was for."""
 
     amount: int
     at: datetime
     version: int
+    request: str
 
 
 @attrs.define

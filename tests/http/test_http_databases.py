@@ -74,6 +74,32 @@ def test_a_user_consumes_retries_and_runs_out(client: TestClient) -> None:
     assert client.get("/api/tokens/usage", headers=USER).json()["token_used"] == 600
 
 
+def test_an_admin_grant_or_plan_change_retried_with_its_key_applies_once(
+    client: TestClient, subject: str
+) -> None:
+    """A 503 says retry: a grant (or set-plan) sent again with its idempotency key answers
+    as the first one did and changes nothing more."""
+    grant = f"/api/admin/accounts/{subject}/grant"
+    first = client.post(grant, headers=ADMIN, json={"amount": 500, "idempotency_key": "g-1"})
+    retry = client.post(grant, headers=ADMIN, json={"amount": 500, "idempotency_key": "g-1"})
+    other = client.post(grant, headers=ADMIN, json={"amount": 600, "idempotency_key": "g-1"})
+    set_plan = f"/api/admin/accounts/{subject}/set-plan"
+    body = {"plan": "standard", "reset_used": True, "idempotency_key": "p-1"}
+    moved = client.post(set_plan, headers=ADMIN, json=body)
+    client.post("/api/tokens/consume", headers=USER, json={"amount": 9})
+    moved_again = client.post(set_plan, headers=ADMIN, json=body)
+
+    assert (first.status_code, retry.status_code, other.status_code) == (200, 200, 409)
+    assert retry.json() == first.json()
+    assert first.json()["token_quota"] == 1500
+    assert other.json()["error"] == "idempotency conflict"
+    assert moved_again.json() == moved.json()
+    usage = client.get(f"/api/admin/accounts/{subject}", headers=ADMIN).json()
+    assert (usage["plan"], usage["token_used"]) == ("standard", 9)
+    kinds = [e["kind"] for e in client.get("/api/tokens/ledger", headers=USER).json()["entries"]]
+    assert kinds == ["debited", "plan_changed", "granted", "opened"]
+
+
 def test_an_admin_upgrades_grants_and_reads_the_ledger(client: TestClient, subject: str) -> None:
     client.post("/api/tokens/consume", headers=USER, json={"amount": 250})
     refused = client.post("/api/tokens/set-plan", headers=USER, json={"plan": "premium"})

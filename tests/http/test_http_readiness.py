@@ -207,6 +207,36 @@ def test_the_rate_limit_is_per_cause() -> None:
     assert records == ["down", "busy"]
 
 
+def test_the_last_burst_of_an_outage_is_reported_on_a_line_of_its_own() -> None:
+    """Repeats after a cause's last line used to wait for that cause's next line, which
+    an outage that ended never has: they are reported once the interval is over, by the
+    next line of any cause, or when readiness finds the database back (``flush``)."""
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    log = logging.Logger("tests.cause_log_burst")
+    log.addHandler(Collect())
+    clock = FakeMonotonic()
+    cause_log = CauseLog(log, interval=10.0, clock=clock)
+
+    for _ in range(4):  # the last burst of "down": one line, three repeats
+        cause_log.log_once(logging.WARNING, "down", "%s", "down")
+    clock.now += 11
+    cause_log.log_once(logging.WARNING, "busy", "%s", "busy")  # another cause, later
+    cause_log.log_once(logging.WARNING, "busy", "%s", "busy")
+    cause_log.flush()  # readiness: the database answers again
+
+    assert records == [
+        "down",
+        "503 cause down: 3 more like it in the 11 s after its last line",
+        "busy",
+        "503 cause busy: 1 more like it in the 0 s after its last line",
+    ]
+
+
 # -- a table gone from under a running server ---------------------------------------------
 
 

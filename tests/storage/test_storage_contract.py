@@ -116,6 +116,54 @@ def test_an_idempotent_debit_replayed_returns_the_first_receipt_and_debits_once(
         tokens.consume(Principal(subject), 41, idempotency_key="chat-turn-7")
 
 
+def test_a_grant_retried_with_its_key_applies_once(store: AccountStore) -> None:
+    """A grant whose answer was lost (a 503 says retry) is sent again with its key: the
+    retry answers the first grant's usage and grants nothing, even after the account
+    moved on; the same key for another amount or another request is a conflict."""
+    subject = new_subject()
+    tokens = service_over(store)
+    first = tokens.grant(ADMIN, 500, subject=subject, idempotency_key="grant-1")
+    tokens.consume(Principal(subject), 30)
+    again = tokens.grant(ADMIN, 500, subject=subject, idempotency_key="grant-1")
+
+    assert again == first
+    assert first.token_quota == 1500
+    assert tokens.usage(ADMIN, subject=subject).token_quota == 1500
+    receipt = store.find_receipt(subject, ADMIN.subject, "grant-1")
+    assert receipt is not None
+    assert (receipt.request, receipt.amount, receipt.usage) == ("grant", 500, first)
+    with pytest.raises(IdempotencyConflictError):
+        tokens.grant(ADMIN, 501, subject=subject, idempotency_key="grant-1")
+    with pytest.raises(IdempotencyConflictError):  # a grant's key is no debit's
+        tokens.consume(ADMIN, 500, subject=subject, idempotency_key="grant-1")
+    # Without a key, each grant is a grant.
+    tokens.grant(ADMIN, 500, subject=subject)
+    assert tokens.usage(ADMIN, subject=subject).token_quota == 2000
+    _assert_ledger_folds_to_snapshot(store, subject)
+
+
+def test_a_plan_change_retried_with_its_key_applies_once(store: AccountStore) -> None:
+    """An admin's upgrade with ``reset_used`` retried with its key does not zero the usage
+    spent since; the same key for another plan is a conflict."""
+    subject = new_subject()
+    tokens = service_over(store)
+    tokens.consume(Principal(subject), 100)
+    first = tokens.set_plan(
+        ADMIN, "standard", subject=subject, reset_used=True, idempotency_key="upgrade-1"
+    )
+    tokens.consume(Principal(subject), 7)
+    again = tokens.set_plan(
+        ADMIN, "standard", subject=subject, reset_used=True, idempotency_key="upgrade-1"
+    )
+
+    assert again == first
+    assert first.usage.token_used == 0
+    assert tokens.usage(ADMIN, subject=subject).token_used == 7
+    with pytest.raises(IdempotencyConflictError):
+        tokens.set_plan(ADMIN, "premium", subject=subject, idempotency_key="upgrade-1")
+    _assert_ledger_folds_to_snapshot(store, subject)
+
+
 def test_idempotency_keys_and_subjects_compare_exactly(store: AccountStore) -> None:
     base = new_subject("Alice")
     variants = [base, base.lower(), base + " ", base + "é", base + "\N{ROCKET}"]
@@ -494,7 +542,10 @@ def test_a_receipt_references_its_ledger_entry_and_replays_the_usage_recorded_th
 
     found = store.find_receipt(subject, subject, "by-reference")
 
-    assert found == attrs.evolve(receipt, usage=Usage.of(change.account))
+    # The message, like the usage, is the entry's.
+    assert found == attrs.evolve(
+        receipt, usage=Usage.of(change.account), message=change.entries[-1].message
+    )
     [entry] = [e for e in whole_ledger(store, subject) if e.version == receipt.version]
     assert found is not None
     assert found.usage == Usage.of(entry.after)

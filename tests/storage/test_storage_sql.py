@@ -148,8 +148,19 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
         "journal_mode": "wal",
         "busy_timeout": 30000,
         "foreign_keys": 1,
-        "synchronous": 1,
+        "synchronous": 2,  # FULL: a commit acknowledged survives a power loss
     }
+
+
+def test_sqlite_synchronous_can_be_relaxed_to_normal(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'normal.db'}", sqlite_synchronous="normal")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+    finally:
+        engine.dispose()
+    with pytest.raises(ValueError, match="sqlite_synchronous"):
+        make_engine(f"sqlite:///{tmp_path / 'off.db'}", sqlite_synchronous="OFF")
 
 
 def test_a_sqlite_write_transaction_takes_the_write_lock_at_begin(tmp_path: Path) -> None:

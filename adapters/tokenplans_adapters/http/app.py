@@ -32,6 +32,7 @@ from .middleware import (
     RequestIdMiddleware,
     SubjectConcurrencyMiddleware,
 )
+from .readiness import DEFAULT_READINESS_TIMEOUT_SECONDS, DeadlineProbe
 from .resources import admin, documents, holds, meta, pricing, tokens
 from .resources import payments as payment_resource
 from .routing import Resource
@@ -63,6 +64,7 @@ def create_app(
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS,
     max_concurrent_per_subject: int = 0,
     readiness: Callable[[], str | None] | None = None,
+    readiness_timeout_seconds: float = DEFAULT_READINESS_TIMEOUT_SECONDS,
     base_url: str = "",
     title: str = "tokenplans",
     extra_routes: Sequence[BaseRoute] = (),
@@ -76,7 +78,9 @@ def create_app(
     (a missing or outdated schema: answered as a 503 naming it), and raises
     :class:`tokenplans.StorageUnavailableError` when the database is down (the
     composition root passes the SQL store's ``check_ready``); without it the readiness
-    route reads one account through the store. ``base_url`` is what ``GET /``
+    route reads one account through the store. A readiness probe answers within
+    ``readiness_timeout_seconds`` (a 503 when the check is not done by then; see
+    :mod:`.readiness`). ``base_url`` is what ``GET /``
     reports (default: derived from the request). ``extra_routes`` and
     ``extra_openapi_paths`` let an extension add its endpoints and their documentation;
     they share the middleware, authentication and error handling. ``payments`` adds the
@@ -137,7 +141,7 @@ def create_app(
     app.state.unavailable_log = CauseLog(logger)
     app.state.tokenplans = ApiState(
         service=service,
-        readiness=readiness or _store_probe(service),
+        readiness=DeadlineProbe(readiness or _store_probe(service), readiness_timeout_seconds),
         title=title,
         base_url=base_url,
         openapi=document,

@@ -44,7 +44,10 @@ class CauseLog:
     A database outage under load fails every request; one line per request would drown
     the log (and the disk) while saying nothing new. The first occurrence of a cause is
     logged at once; repeats within the interval are counted, and the count is reported
-    with the next line for that cause.
+    with the next line for that cause. The last burst of an outage has no next line of
+    its own: its count is reported on a line of its own by the next call of any cause
+    once its interval is over, or by :meth:`flush` (readiness calls it when the database
+    answers again), so no repeat goes unreported.
     """
 
     def __init__(
@@ -70,13 +73,49 @@ class CauseLog:
             logged_at, suppressed = self._last.get(cause, (None, 0))
             if logged_at is not None and now - logged_at < self.interval:
                 self._last[cause] = (logged_at, suppressed + 1)
-                return False
-            self._last[cause] = (now, 0)
+                repeat = True
+            else:
+                self._last[cause] = (now, 0)
+                repeat = False
+        # The other causes' bursts that are over: their counts, on lines of their own.
+        self.flush(level, older_than=self.interval, now=now, keep=cause)
+        if repeat:
+            return False
         if suppressed:
             message += " (%d more like it in the last %.0f s)"
             args = (*args, suppressed, now - logged_at if logged_at is not None else 0.0)
         self.log.log(level, message, *args, exc_info=exc_info)
         return True
+
+    def flush(
+        self,
+        level: int = logging.WARNING,
+        *,
+        older_than: float = 0.0,
+        now: float | None = None,
+        keep: str | None = None,
+    ) -> None:
+        """Report the repeats counted but not yet reported of each cause last logged at
+        least ``older_than`` seconds ago (but ``keep``, whose own line reports them), one
+        line per cause, and forget those causes."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            due = {
+                cause: (logged_at, suppressed)
+                for cause, (logged_at, suppressed) in self._last.items()
+                if cause != keep and now - logged_at >= older_than
+            }
+            for cause in due:
+                del self._last[cause]
+        for cause, (logged_at, suppressed) in due.items():
+            if suppressed:
+                self.log.log(
+                    level,
+                    "503 cause %s: %d more like it in the %.0f s after its last line",
+                    escaped(cause),
+                    suppressed,
+                    now - logged_at,
+                )
 
 
 #: For an app that brought no log of its own (``create_app`` gives each app one).

@@ -92,7 +92,10 @@ ERRORS: Mapping[str, dict[str, Any]] = {
     "404": response("No such route."),
     "405": response("The route does not take this method."),
     "408": response("The request body did not arrive in full within the configured time."),
-    "409": response("The idempotency key was first used for a different amount."),
+    "409": response(
+        "The idempotency key was first used for another request (another amount, plan or "
+        "kind of request)."
+    ),
     "413": response("The request body is larger than the configured limit."),
     "415": response("The request's `Content-Type` is present and not JSON."),
     "422": response(

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -31,6 +32,7 @@ from tokenplans_adapters.http import create_app
 from tokenplans_adapters.jwt_identity import JwtIdentity
 from tokenplans_adapters.razorpay import OfflineGateway
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, server_pool
+from tokenplans_adapters.sql.engine import SQLITE_SYNCHRONOUS_LEVELS
 from tokenplans_adapters.stripe import OfflineStripe
 
 from .config import ConfigError, Settings
@@ -114,6 +116,7 @@ def build_app(settings: Settings) -> Starlette:
         body_timeout_seconds=settings.body_timeout_seconds,
         max_concurrent_per_subject=settings.max_concurrent_per_subject,
         readiness=store.check_ready,
+        readiness_timeout_seconds=settings.readiness_timeout_seconds,
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",
         payments=(
@@ -125,17 +128,34 @@ def build_app(settings: Settings) -> Starlette:
     )
 
 
-def build_engine(settings: Settings) -> Engine:
-    """The engine for the configured database, with the configured pool for PostgreSQL
-    and MySQL/MariaDB. Raises :class:`ConfigError` for a SQLite file in a folder that
-    does not exist (SQLite would only say "unable to open database file", later);
-    SQLAlchemy's own errors for a malformed URL or a missing driver."""
+def build_engine(settings: Settings, *, migrating: bool = False) -> Engine:
+    """The engine for the configured database, with the configured pool and waits for
+    PostgreSQL and MySQL/MariaDB (``migrating``: no deadline per database call, since a
+    schema change may rightly take long). Raises :class:`ConfigError` for a SQLite file
+    in a folder that does not exist (SQLite would only say "unable to open database
+    file", later) or an unknown ``TOKENPLANS_SQLITE_SYNCHRONOUS``; SQLAlchemy's own
+    errors for a malformed URL or a missing driver."""
     _check_sqlite_folder(settings.database_url)
+    synchronous = settings.sqlite_synchronous.upper()
+    if synchronous not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ConfigError(
+            f"TOKENPLANS_SQLITE_SYNCHRONOUS must be one of "
+            f"{', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, got {settings.sqlite_synchronous!r}"
+        )
+    call_timeout = settings.db_call_timeout_seconds or None
+    waits: dict[str, Any] = {
+        "connect_timeout": settings.db_connect_timeout_seconds,
+        "call_timeout": None if migrating else call_timeout,
+        "keepalive": settings.db_keepalive_seconds,
+        "sqlite_synchronous": synchronous,
+    }
     pool = pool_limits(settings)
     if pool is None:
-        return make_engine(settings.database_url)
+        return make_engine(settings.database_url, **waits)
     pool_size, max_overflow = pool
-    return make_engine(settings.database_url, pool_size=pool_size, max_overflow=max_overflow)
+    return make_engine(
+        settings.database_url, pool_size=pool_size, max_overflow=max_overflow, **waits
+    )
 
 
 def pool_limits(settings: Settings) -> tuple[int, int] | None:

@@ -30,7 +30,14 @@ from tokenplans_adapters.http.app import (
     DEFAULT_CORS_ORIGINS,
     DEFAULT_MAX_BODY_BYTES,
 )
+from tokenplans_adapters.http.readiness import DEFAULT_READINESS_TIMEOUT_SECONDS
 from tokenplans_adapters.razorpay import DEFAULT_API_URL as DEFAULT_RAZORPAY_API_URL
+from tokenplans_adapters.sql.engine import (
+    DEFAULT_CALL_TIMEOUT_S,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_KEEPALIVE_S,
+    DEFAULT_SQLITE_SYNCHRONOUS,
+)
 from tokenplans_adapters.stripe import DEFAULT_API_URL as DEFAULT_STRIPE_API_URL
 
 DEFAULT_DATABASE_URL = "sqlite:///./tokenplans.sqlite3"
@@ -120,6 +127,27 @@ class Settings:
     # backend); SQLite's pool is sized to the server's threads and ignores both.
     db_pool_size: int | None = setting("TOKENPLANS_DB_POOL_SIZE", kind=POSITIVE)
     db_max_overflow: int | None = setting("TOKENPLANS_DB_MAX_OVERFLOW", kind=NATURAL)
+    # Bounded waits on PostgreSQL and MySQL/MariaDB, in seconds: opening a connection, one
+    # database call's answer (0: no deadline), an idle connection's first keepalive probe.
+    db_connect_timeout_seconds: int = setting(
+        "TOKENPLANS_DB_CONNECT_TIMEOUT_SECONDS", default=DEFAULT_CONNECT_TIMEOUT_S, kind=POSITIVE
+    )
+    db_call_timeout_seconds: int = setting(
+        "TOKENPLANS_DB_CALL_TIMEOUT_SECONDS", default=DEFAULT_CALL_TIMEOUT_S, kind=NATURAL
+    )
+    db_keepalive_seconds: int = setting(
+        "TOKENPLANS_DB_KEEPALIVE_SECONDS", default=DEFAULT_KEEPALIVE_S, kind=POSITIVE
+    )
+    # How long GET /api/health/ready waits for the database before answering 503.
+    readiness_timeout_seconds: int = setting(
+        "TOKENPLANS_READINESS_TIMEOUT_SECONDS",
+        default=DEFAULT_READINESS_TIMEOUT_SECONDS,
+        kind=POSITIVE,
+    )
+    # SQLite's PRAGMA synchronous: FULL survives power loss; NORMAL only a crash.
+    sqlite_synchronous: str = setting(
+        "TOKENPLANS_SQLITE_SYNCHRONOUS", default=DEFAULT_SQLITE_SYNCHRONOUS
+    )
     # -- identity (JWT)
     jwt_secret: str | None = setting("TOKENPLANS_JWT_SECRET", "JWT_SECRET", secret=True)
     jwt_algorithms: tuple[str, ...] = setting(

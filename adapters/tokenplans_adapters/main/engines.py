@@ -14,10 +14,10 @@ from .app import build_engine
 from .config import ConfigError, Settings
 
 
-def open_engine(settings: Settings) -> Engine:
+def open_engine(settings: Settings, *, migrating: bool = False) -> Engine:
     url = settings.database_url
     try:
-        return build_engine(settings)
+        return build_engine(settings, migrating=migrating)
     except ConfigError:
         raise
     except ModuleNotFoundError as error:

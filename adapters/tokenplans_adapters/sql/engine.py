@@ -1,8 +1,10 @@
 """Engines with sensible per-dialect defaults for tokenplans' short, contended transactions.
 
 * **SQLite** (the embedded default): WAL, so readers never wait for the writer;
-  ``busy_timeout`` 30 s, so writers queue instead of failing; ``synchronous=NORMAL``
-  (durable at each checkpoint, the usual WAL pairing) and foreign keys on. Python's
+  ``busy_timeout`` 30 s, so writers queue instead of failing; ``synchronous=FULL``
+  (each commit synced to disk, so it survives a power loss; ``sqlite_synchronous="NORMAL"``
+  syncs at checkpoints only, faster, and loses the last commits on a power loss, not on a
+  crash: :data:`SQLITE_SYNCHRONOUS_LEVELS`) and foreign keys on. Python's
   ``sqlite3`` module starts transactions by itself, lazily and never for SELECT, so we
   follow SQLAlchemy's documented recipe: switch that off (``isolation_level = None``) and
   emit our own ``BEGIN`` from the ``begin`` event - ``BEGIN IMMEDIATE`` for a write, so
@@ -24,6 +26,23 @@
 * **PostgreSQL**: its default ``READ COMMITTED``, ``pool_pre_ping`` and a pool of 10
   connections plus 20 more under load.
 
+**Bounded waits** (PostgreSQL and MySQL/MariaDB): a silent partition (packets dropped,
+no reset) must become a :class:`~tokenplans.StorageUnavailableError` (503), not a
+request hanging for the partition's length. So every connection gets a connect timeout
+(``connect_timeout``, :data:`DEFAULT_CONNECT_TIMEOUT_S`), TCP keepalives (a dead peer of
+an idle pooled connection is noticed after about ``keepalive + 3 x 10`` s), and a
+deadline per database call (``call_timeout``, :data:`DEFAULT_CALL_TIMEOUT_S`): each
+round trip of a statement, the pool's pre-ping included, that gets no answer within it
+raises, and its connection is closed (so the pool drops it). On PostgreSQL the server
+also cancels a statement past it (``statement_timeout``), so a slow statement ends
+cleanly before the client gives up on it; the client-side deadline (psycopg's wait for
+the socket) is what ends a call when the network, not the server, is what stalls. On
+MySQL/MariaDB it is PyMySQL's ``read_timeout`` and ``write_timeout``. Keepalives and the
+server's timeout alone are not enough: a peer that still acknowledges packets but never
+answers (a stalled proxy, a frozen server) defeats both. ``call_timeout=None`` turns the
+deadline off (migrations run without one). SQLite has no network: its wait is the busy
+timeout.
+
 A server database's pool is per process: ``n`` workers open up to ``n`` times
 ``pool_size + max_overflow`` connections (``pool_size=`` and ``max_overflow=`` change it).
 
@@ -33,9 +52,12 @@ and win over ours, and driver options in the URL's query string reach the driver
 
 from __future__ import annotations
 
+import math
+import socket
 import time
 from typing import Any
 
+import attrs
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -49,6 +71,22 @@ SQLITE_POOL_SIZE = 40
 #: A server database's pool per process: the connections it keeps open (``pool_size``),
 #: and how many more it may open under load (``max_overflow``), by backend.
 SERVER_POOLS = {"postgresql": (10, 20), "mysql": (5, 10), "mariadb": (5, 10)}
+#: SQLite's ``PRAGMA synchronous`` levels we accept, and the default: in WAL mode, FULL
+#: syncs the log at every commit, so a commit acknowledged survives a power loss; NORMAL
+#: syncs only at checkpoints (a commit survives the process being killed, not the machine
+#: losing power: the last commits before it may be lost).
+SQLITE_SYNCHRONOUS_LEVELS = ("FULL", "NORMAL", "EXTRA")
+DEFAULT_SQLITE_SYNCHRONOUS = "FULL"
+#: Seconds to open a connection (TCP and the database's handshake) before giving up.
+DEFAULT_CONNECT_TIMEOUT_S = 5
+#: Seconds one database call (a statement's round trip) may wait for its answer.
+DEFAULT_CALL_TIMEOUT_S = 10
+#: Seconds a pooled connection stays idle before TCP keepalive probes start; probes
+#: then go every :data:`KEEPALIVE_INTERVAL_S` s, and :data:`KEEPALIVE_PROBES` unanswered
+#: ones close the connection.
+DEFAULT_KEEPALIVE_S = 30
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_PROBES = 3
 
 
 def server_pool(url: str | URL) -> tuple[int, int] | None:
@@ -57,12 +95,23 @@ def server_pool(url: str | URL) -> tuple[int, int] | None:
     return SERVER_POOLS.get(make_url(url).get_backend_name())
 
 
-def make_engine(url: str | URL, **engine_overrides: Any) -> Engine:
-    """An engine for ``url`` with tokenplans' defaults for its dialect (module docstring);
-    ``engine_overrides`` are passed to :func:`sqlalchemy.create_engine` over ours."""
+def make_engine(
+    url: str | URL,
+    *,
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT_S,
+    call_timeout: float | None = DEFAULT_CALL_TIMEOUT_S,
+    keepalive: int = DEFAULT_KEEPALIVE_S,
+    sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS,
+    **engine_overrides: Any,
+) -> Engine:
+    """An engine for ``url`` with tokenplans' defaults for its dialect (module docstring):
+    ``connect_timeout``, ``call_timeout`` (``None``: no deadline) and ``keepalive`` in
+    seconds bound a server database's waits; ``engine_overrides`` are passed to
+    :func:`sqlalchemy.create_engine` over ours."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     options: dict[str, Any] = {}
+    waits = _Waits(connect_timeout, call_timeout, keepalive)
     if backend == "sqlite":
         options["connect_args"] = {
             "timeout": SQLITE_BUSY_TIMEOUT_S,
@@ -74,17 +123,102 @@ def make_engine(url: str | URL, **engine_overrides: Any) -> Engine:
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         options.update(isolation_level="READ COMMITTED", pool_pre_ping=True, pool_recycle=3600)
+        options["connect_args"] = _unless_in(parsed, waits.mysql_args())
     elif backend == "postgresql":
         options.update(pool_pre_ping=True)
+        options["connect_args"] = _unless_in(parsed, waits.postgres_args())
     if backend in SERVER_POOLS:
         options["pool_size"], options["max_overflow"] = SERVER_POOLS[backend]
     options.update(engine_overrides)
     engine = create_engine(parsed, **options)
     if backend == "sqlite":
-        _prepare_sqlite(engine)
+        if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS_LEVELS:
+            raise ValueError(
+                f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS_LEVELS}, "
+                f"got {sqlite_synchronous!r}"
+            )
+        _prepare_sqlite(engine, sqlite_synchronous.upper())
     elif backend in ("mysql", "mariadb"):
-        _prepare_mysql(engine)
+        _prepare_mysql(engine, waits)
+    elif backend == "postgresql" and engine.dialect.driver == "psycopg":
+        _prepare_psycopg(engine, call_timeout)
     return engine
+
+
+@attrs.frozen
+class _Waits:
+    """How long a server database's connection may wait, in seconds (module docstring)."""
+
+    connect: int
+    call: float | None
+    keepalive: int
+
+    def postgres_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "connect_timeout": self.connect,
+            "keepalives": 1,
+            "keepalives_idle": self.keepalive,
+            "keepalives_interval": KEEPALIVE_INTERVAL_S,
+            "keepalives_count": KEEPALIVE_PROBES,
+        }
+        if self.call is not None:
+            args["options"] = f"-c statement_timeout={int(self.call * 1000)}"
+        return args
+
+    def mysql_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"connect_timeout": self.connect}
+        if self.call is not None:
+            # PyMySQL takes whole seconds for these (socket timeouts, per read or write).
+            args["read_timeout"] = args["write_timeout"] = max(1, math.ceil(self.call))
+        return args
+
+
+def _unless_in(url: URL, args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` but those the URL's query string sets (the URL's options win)."""
+    return {name: value for name, value in args.items() if name not in url.query}
+
+
+#: Seconds the client waits past PostgreSQL's ``statement_timeout`` before giving up.
+CLIENT_GRACE_S = 1.0
+#: A psycopg call past the deadline: its connection is closed, and this is raised.
+CALL_TIMED_OUT = "the database did not answer within {:g} s; the connection was closed"
+
+
+def _prepare_psycopg(engine: Engine, call_timeout: float | None) -> None:
+    """Each connection waits at most ``call_timeout`` for any answer (``None``: forever).
+
+    psycopg waits for its socket with a timeout only where it asks for one; a connection
+    of :func:`_deadline_connection` asks for ``call_timeout`` on every wait, and on the
+    deadline closes itself and raises ``OperationalError``: SQLAlchemy sees a closed
+    connection, a disconnect, and invalidates it."""
+    if call_timeout is None:
+        return
+    connection_class = _deadline_connection(call_timeout)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return connection_class.connect(*cargs, **cparams)
+
+
+def _deadline_connection(call_timeout: float) -> type[Any]:
+    import psycopg  # noqa: PLC0415 - only a PostgreSQL engine needs it
+
+    timed_out = getattr(psycopg.errors, "_WaitTimeout", psycopg.errors.OperationalError)
+    # A moment past the server's statement_timeout, so a slow statement is cancelled by
+    # the server (cleanly, its connection kept) before the client gives up on it.
+    deadline = call_timeout + CLIENT_GRACE_S
+
+    class DeadlineConnection(psycopg.Connection[Any]):
+        """A psycopg connection whose every wait for the server ends at the deadline."""
+
+        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            try:
+                return super().wait(gen, interval, deadline if timeout is None else timeout)
+            except timed_out:
+                self.pgconn.finish()
+                raise psycopg.OperationalError(CALL_TIMED_OUT.format(deadline)) from None
+
+    return DeadlineConnection
 
 
 def _switch_to_wal(cursor: Any, locked_error: type[Exception]) -> None:
@@ -112,9 +246,25 @@ def _switch_to_wal(cursor: Any, locked_error: type[Exception]) -> None:
 WSREP_SYNC_READS = 1
 
 
-def _prepare_mysql(engine: Engine) -> None:
+def _keepalive(sock: socket.socket | None, idle: int) -> None:
+    """TCP keepalive on ``sock`` after ``idle`` s, where the platform lets us tune it
+    (PyMySQL turns keepalive on with the system's timing: two hours, on Linux)."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", idle),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    ):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def _prepare_mysql(engine: Engine, waits: _Waits) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        _keepalive(getattr(dbapi_connection, "_sock", None), waits.keepalive)
         cursor = dbapi_connection.cursor()
         try:
             # Plain MySQL has neither variable; MariaDB without Galera has wsrep_on=OFF.
@@ -132,7 +282,7 @@ def _prepare_mysql(engine: Engine) -> None:
             cursor.close()
 
 
-def _prepare_sqlite(engine: Engine) -> None:
+def _prepare_sqlite(engine: Engine, synchronous: str) -> None:
     in_memory = engine.url.database in (None, "", ":memory:")
     locked_error = engine.dialect.dbapi.OperationalError  # type: ignore[union-attr]
 
@@ -145,7 +295,7 @@ def _prepare_sqlite(engine: Engine) -> None:
             # busy_timeout comes from the driver's ``timeout`` (connect_args, overridable).
             if not in_memory:
                 _switch_to_wal(cursor, locked_error)
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()

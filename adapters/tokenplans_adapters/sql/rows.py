@@ -102,12 +102,12 @@ def priced_from_row(m: Mapping[Any, Any]) -> PricedCall | None:
     )
 
 
-#: A receipt's own columns: every DebitReceipt field but the usage and priced call (the
-#: ledger's) and ``replayed`` (an answer's, not a stored fact).
+#: A receipt's own columns: every DebitReceipt field but the usage, priced call and
+#: message (the ledger entry's) and ``replayed`` (an answer's, not a stored fact).
 _RECEIPT_FIELDS = tuple(
     field.name
     for field in attrs.fields(DebitReceipt)
-    if field.name not in ("usage", "priced", "replayed")
+    if field.name not in ("usage", "priced", "replayed", "message")
 )
 
 
@@ -121,6 +121,7 @@ def receipt_from_row(row: Row[Any], entry: LedgerEntry) -> DebitReceipt:
         **{name: m[name] for name in _RECEIPT_FIELDS},
         usage=Usage.of(entry.after),
         priced=entry.priced,
+        message=entry.message,
     )
 
 

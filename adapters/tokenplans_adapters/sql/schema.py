@@ -193,8 +193,9 @@ ledger_entries = Table(
     *snapshot_columns(),
 )
 
-#: What a successful idempotent debit returned; the key is unique per subject and caller
-#: (the principal who sent it: the user itself, or an admin or back end acting for it).
+#: What a successful idempotent debit, grant or plan change returned; the key is unique
+#: per subject and caller (the principal who sent it: the user itself, or an admin or back
+#: end acting for it), whatever the request it was first used for (``request``).
 debit_receipts = Table(
     "tokenplans_debit_receipts",
     metadata,
@@ -206,6 +207,8 @@ debit_receipts = Table(
     # The debit's ledger entry (subject, version): its snapshot is the usage a replay
     # answers, read from there rather than copied here.
     Column("version", BigInteger, nullable=False),
+    # What the key was first used for: "consume", "grant" or "set-plan PLAN[ reset-used]".
+    Column("request", ExactText(), nullable=False),
 )
 
 #: Holds, keyed by subject, the caller who placed the hold and its id (ids are scoped to

@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 import attrs
 
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.ledger import Change, DebitReceipt
+from tokenplans._values.ledger import CONSUMED, GRANTED, Change, DebitReceipt, plan_request
 from tokenplans._values.model_usage import ModelUsage, PricedCall
 from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans._values.principal import Principal
@@ -45,7 +45,14 @@ def decide_plan_change(
     target: Plan,
     catalog: PlanCatalog,
     reset_used: bool,
+    idempotency_key: str | None = None,
+    first: DebitReceipt | None = None,
 ) -> Decision[PlanChange]:
+    """Change the plan, or replay ``first`` (the receipt stored for the key, if any: a
+    retry of a change made, whatever the account did since)."""
+    request = plan_request(target.id, reset_used=reset_used)
+    if (replayed := _replayed(first, idempotency_key, request, 0)) is not None:
+        return Decision(None, PlanChange(replayed.message, replayed.usage))
     check_can_change_plan(
         principal,
         account.subject,
@@ -63,7 +70,10 @@ def decide_plan_change(
     change = change_plan(
         account, target, catalog, now, reset_used=reset_used, actor=principal.subject
     )
-    return Decision(change, PlanChange(change.entries[-1].message, Usage.of(change.account)))
+    message = change.entries[-1].message
+    usage = Usage.of(change.account)
+    receipt = _receipt(change, idempotency_key, actor=principal.subject, amount=0, request=request)
+    return Decision(change, PlanChange(message, usage), receipt)
 
 
 def decide_debit(
@@ -80,17 +90,15 @@ def decide_debit(
     (the receipt stored for the key, if any). A retry is the same request only when the
     whole request matches: its amount, and for a priced one the model call (model and
     every token count), not merely its credits."""
-    if first is not None and idempotency_key is not None:
-        if first.amount != amount:
-            raise IdempotencyConflictError(idempotency_key, first.amount, amount)
-        if _call_of(first.priced) != _call_of(priced):
+    if (replayed := _replayed(first, idempotency_key, CONSUMED, amount)) is not None:
+        if _call_of(replayed.priced) != _call_of(priced):
             raise IdempotencyConflictError(
-                idempotency_key,
-                first.amount,
+                str(idempotency_key),
+                replayed.amount,
                 amount,
                 f"idempotency key {idempotency_key!r} was first used for another model call",
             )
-        return Decision(None, attrs.evolve(first, replayed=True))
+        return Decision(None, attrs.evolve(replayed, replayed=True))
     change = debit(
         account, amount, now, idempotency_key=idempotency_key, actor=actor, priced=priced
     )
@@ -103,13 +111,68 @@ def decide_debit(
         version=change.account.version,
         usage=Usage.of(change.account),
         priced=priced,
+        message=change.entries[-1].message,
     )
     return Decision(change, receipt, (receipt,) if idempotency_key is not None else ())
 
 
-def decide_grant(account: Account, now: datetime, *, amount: int, actor: str) -> Decision[Usage]:
+def decide_grant(
+    account: Account,
+    now: datetime,
+    *,
+    amount: int,
+    actor: str,
+    idempotency_key: str | None = None,
+    first: DebitReceipt | None = None,
+) -> Decision[Usage]:
+    """Grant ``amount``, or replay ``first`` (the receipt stored for the key, if any)."""
+    if (replayed := _replayed(first, idempotency_key, GRANTED, amount)) is not None:
+        return Decision(None, replayed.usage)
     change = grant(account, amount, now, actor=actor)
-    return Decision(change, Usage.of(change.account))
+    receipt = _receipt(change, idempotency_key, actor=actor, amount=amount, request=GRANTED)
+    return Decision(change, Usage.of(change.account), receipt)
+
+
+def _replayed(
+    first: DebitReceipt | None, idempotency_key: str | None, request: str, amount: int
+) -> DebitReceipt | None:
+    """``first`` when it is the receipt of this very request (a retry), ``None`` when
+    there is none; a key first used for another request (another kind, plan or amount)
+    is a conflict."""
+    if first is None or idempotency_key is None:
+        return None
+    if first.request != request:
+        raise IdempotencyConflictError(
+            idempotency_key,
+            first.amount,
+            amount,
+            f"idempotency key {idempotency_key!r} was first used for another request "
+            f"({first.request})",
+        )
+    if first.amount != amount:
+        raise IdempotencyConflictError(idempotency_key, first.amount, amount)
+    return first
+
+
+def _receipt(
+    change: Change, idempotency_key: str | None, *, actor: str, amount: int, request: str
+) -> tuple[DebitReceipt, ...]:
+    """The receipt a grant or plan change made with a key commits with (none without)."""
+    if idempotency_key is None:
+        return ()
+    last = change.entries[-1]
+    receipt = DebitReceipt(
+        subject=change.account.subject,
+        caller=actor,
+        idempotency_key=idempotency_key,
+        amount=amount,
+        at=last.at,
+        version=change.account.version,
+        usage=Usage.of(change.account),
+        request=request,
+        message=last.message,
+    )
+    return (receipt,)
 
 
 def _call_of(priced: PricedCall | None) -> ModelUsage | None:

@@ -14,6 +14,8 @@ shared update loop: it fetches the facts, a pure rule decides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tokenplans._ports import AccountStore, Clock
 from tokenplans._pricing.quotes import Pricer, UnitPricer
 from tokenplans._rules.decisions import decide_debit, decide_grant, decide_plan_change
@@ -35,7 +37,7 @@ from tokenplans._values.results import HistoryPage, PlanChange
 
 from .charges import at_least_one_credit, charge
 from .holds import HoldUseCases, Reservation
-from .loop import AccountUpdater, no_facts
+from .loop import AccountUpdater
 from .parts import whose
 
 __all__ = ["Reservation", "TokenService"]
@@ -104,27 +106,34 @@ class TokenService(HoldUseCases):
         *,
         subject: str | None = None,
         reset_used: bool = False,
+        idempotency_key: str | None = None,
     ) -> PlanChange:
         """Move the subject to ``plan_id`` (or as a :class:`~tokenplans.SetPlan` says):
         an upgrade carries the remaining tokens over, the same plan is confirmed, a
         downgrade keeps the usage. A user may only confirm or step down; upgrades and
         ``reset_used`` need an admin (or, for a paid plan, a payment). A confirmation
-        that changes nothing writes nothing."""
-        command = command_of(SetPlan, plan_id, reset_used=reset_used)
+        that changes nothing writes nothing. With a key, a retry of a change made returns
+        its first answer and changes nothing (keys as for :meth:`consume`)."""
+        command = command_of(
+            SetPlan, plan_id, reset_used=reset_used, idempotency_key=idempotency_key
+        )
         subject = whose(principal, subject)
         check_can_read(principal, subject)
+        key = check_idempotency_key(command.idempotency_key)
         target = self.catalog.get(command.plan)
         return self._accounts.update(
             subject,
-            lambda account, now, _: decide_plan_change(
+            lambda account, now, first: decide_plan_change(
                 account,
                 now,
                 principal=principal,
                 target=target,
                 catalog=self.catalog,
                 reset_used=command.reset_used,
+                idempotency_key=key,
+                first=first,
             ),
-            no_facts,
+            self._first_receipt(subject, principal, key),
         )
 
     def consume(
@@ -149,9 +158,6 @@ class TokenService(HoldUseCases):
         debit, priced = charge(self.pricer, "consume", command.amount, command.usage, check_amount)
         at_least_one_credit("consume", debit)
 
-        def first_receipt() -> DebitReceipt | None:
-            return None if key is None else self.store.find_receipt(subject, principal.subject, key)
-
         return self._accounts.update(
             subject,
             lambda account, now, first: decide_debit(
@@ -163,22 +169,49 @@ class TokenService(HoldUseCases):
                 first=first,
                 priced=priced,
             ),
-            first_receipt,
+            self._first_receipt(subject, principal, key),
         )
 
     def grant(
-        self, principal: Principal, amount: int | Grant, *, subject: str | None = None
+        self,
+        principal: Principal,
+        amount: int | Grant,
+        *,
+        subject: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Usage:
         """Admin only: add ``amount`` tokens (or a :class:`~tokenplans.Grant`'s) to the
-        subject's quota for this period; they lapse with it."""
-        command = command_of(Grant, amount)
+        subject's quota for this period; they lapse with it. With a key, a retry returns
+        the usage just after the first grant and grants nothing (keys as for
+        :meth:`consume`)."""
+        command = command_of(Grant, amount, idempotency_key=idempotency_key)
         subject = whose(principal, subject)
         check_can_grant(principal)
         granted = check_amount(command.amount)
+        key = check_idempotency_key(command.idempotency_key)
         return self._accounts.update(
             subject,
-            lambda account, now, _: decide_grant(
-                account, now, amount=granted, actor=principal.subject
+            lambda account, now, first: decide_grant(
+                account,
+                now,
+                amount=granted,
+                actor=principal.subject,
+                idempotency_key=key,
+                first=first,
             ),
-            no_facts,
+            self._first_receipt(subject, principal, key),
         )
+
+    def _first_receipt(
+        self, subject: str, principal: Principal, key: str | None
+    ) -> Callable[[], DebitReceipt | None]:
+        """What the update loop fetches before deciding a keyed request: the receipt the
+        key left, if any (keys belong to the subject and the caller)."""
+        if key is None:
+            return no_receipt
+        return lambda: self.store.find_receipt(subject, principal.subject, key)
+
+
+def no_receipt() -> DebitReceipt | None:
+    """No key, no receipt to look for."""
+    return None

@@ -35,6 +35,19 @@ from .model_usage import Estimate, ModelUsage
 _AMOUNT = described(minimum=1, maximum=MAX_AMOUNT)
 
 
+def _idempotency_key(what: str) -> Any:
+    """The optional ``idempotency_key`` field of a command a client may retry."""
+    return attrs.field(
+        default=None,
+        metadata=described(
+            f"Yours, unique per subject and caller (e.g. a UUID): a retry with the same key "
+            f"{what} once.",
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+        ),
+    )
+
+
 @attrs.frozen
 class Reserve:
     """Hold ``amount`` credits, or the most an ``estimate`` of a model call can cost
@@ -96,19 +109,23 @@ class Consume:
 
 @attrs.frozen
 class SetPlan:
-    """Move an account to ``plan``; ``reset_used`` (admins only) also zeroes its usage."""
+    """Move an account to ``plan``; ``reset_used`` (admins only) also zeroes its usage. A
+    retry with the same ``idempotency_key`` changes the plan once."""
 
     plan: str
     reset_used: bool = attrs.field(
         default=False, metadata=described("Admins only: also set used tokens to 0.")
     )
+    idempotency_key: str | None = _idempotency_key("changes the plan")
 
 
 @attrs.frozen
 class Grant:
-    """Add ``amount`` tokens to an account's current period (admins only)."""
+    """Add ``amount`` tokens to an account's current period (admins only); a retry with
+    the same ``idempotency_key`` grants once."""
 
     amount: int = attrs.field(metadata=_AMOUNT)
+    idempotency_key: str | None = _idempotency_key("grants")
 
 
 Command = TypeVar("Command")

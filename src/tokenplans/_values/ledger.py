@@ -183,9 +183,20 @@ def ledger_change(
     return Change(after, (entry,))
 
 
+#: A receipt's ``request`` for a debit and for a grant.
+CONSUMED = "consume"
+GRANTED = "grant"
+
+
+def plan_request(plan_id: str, *, reset_used: bool) -> str:
+    """A receipt's ``request`` for a plan change: the target plan, and ``reset_used``."""
+    return f"set-plan {plan_id}{' reset-used' if reset_used else ''}"
+
+
 @attrs.frozen
 class DebitReceipt:
-    """The remembered result of a successful debit, returned again on an idempotent retry.
+    """The remembered result of a successful debit, returned again on an idempotent retry
+    (grants and plan changes sent with a key keep one too: ``request`` says which).
 
     ``caller`` is the subject of the principal who asked (the account's own user, or an
     admin or back end acting for it): a key is remembered per subject *and* caller, so a
@@ -202,6 +213,11 @@ class DebitReceipt:
     usage: Usage
     replayed: bool = False
     priced: PricedCall | None = None
+    #: What the key was first used for (:data:`CONSUMED`, :data:`GRANTED`, or a plan
+    #: change's :func:`plan_request`): a key reused for another request is a conflict.
+    request: str = CONSUMED
+    #: The message of the receipt's ledger entry (stores read it from there, like the usage).
+    message: str = ""
 
 
 def fold(entries: Iterable[LedgerEntry]) -> Account | None:

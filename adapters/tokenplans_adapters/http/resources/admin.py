@@ -101,7 +101,7 @@ RESOURCE = Resource(
                 tag="admin",
                 parameters=[SUBJECT_PARAMETER],
                 request=body("SetPlanRequest", "The target plan, and whether to zero usage."),
-                failures=["400", "403", "503"],
+                failures=["400", "403", "409", "503"],
             ),
         ),
         Operation(
@@ -119,7 +119,7 @@ RESOURCE = Resource(
                     "How many tokens.",
                     {"grant": example("Tokens", {"amount": 500})},
                 ),
-                failures=["403", "503"],
+                failures=["403", "409", "503"],
             ),
         ),
         Operation(

@@ -9,7 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tokenplans import Plan, PlanCatalog, StorageUnavailableError
-from tokenplans_adapters.http.errors import json_error, log_unavailable, log_unavailable_error
+from tokenplans_adapters.http.errors import (
+    json_error,
+    log_unavailable,
+    log_unavailable_error,
+    unavailable_log,
+)
 from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import operation, ref, response
 from tokenplans_adapters.http.routing import Operation, Resource
@@ -58,6 +63,8 @@ async def ready(request: Request) -> JSONResponse:
         return json_error(
             503, "database not ready", status="unavailable", database="not ready", message=problem
         )
+    # The outage is over: report the repeats of its last burst that no line has yet.
+    unavailable_log(request).flush()
     return JSONResponse({"status": "ok", "database": "ok"})
 
 

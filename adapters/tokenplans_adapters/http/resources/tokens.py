@@ -329,7 +329,7 @@ RESOURCE = Resource(
                 response("The plan after the change.", "SetPlanResponse"),
                 tag="tokens",
                 request=body("SetPlanRequest", "The target plan."),
-                failures=["400", "403", "503"],
+                failures=["400", "403", "409", "503"],
             ),
         ),
         Operation(

@@ -46,7 +46,7 @@ def _db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
 def upgrade(settings: Settings) -> tuple[str | None, str | None]:
     """Create or migrate the schema; the revisions before (``None``: no schema yet) and
     after."""
-    engine = open_engine(settings)
+    engine = open_engine(settings, migrating=True)
     try:
         before = revision(engine)
         upgrade_schema(engine)

@@ -86,6 +86,7 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("at", UtcDateTime(), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("request", ExactText(), nullable=False),
         sa.PrimaryKeyConstraint(
             "subject", "caller", "idempotency_key", name="pk_tokenplans_debit_receipts"
         ),
