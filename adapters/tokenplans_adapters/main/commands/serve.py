@@ -31,7 +31,6 @@ from .db import upgrade_apart
 from .tokens import SIGNING_HINT
 
 MAX_PORT = 65535
-WORKER_START_TIMEOUT_S = 60
 DEV_TOKEN_TTL = timedelta(hours=24)
 DEV_USER = "dev-user"
 DEV_ADMIN = "dev-admin"
@@ -101,10 +100,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        # uvicorn restarts a worker that is not up within this many seconds (5 by default):
-        # importing the app takes longer than that on a loaded machine, and a too-eager
-        # supervisor then kills every worker as it starts.
-        timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
+        # uvicorn's own liveness timeout (5 s) is kept: a worker killed while it is pinged
+        # is noticed when the ping times out, so a longer one leaves it dead that long
+        # (60 s did). Start-up needs no more: a worker answers pings from a thread it
+        # starts before it imports the app, and the spawned child imports only the
+        # console script's small module (tokenplans_adapters.console) before that.
         log_level="info",
         log_config=uvicorn_log_config(),
     )
