@@ -317,3 +317,56 @@ def test_readiness_reads_every_table_in_one_statement(fresh_engine: Engine) -> N
 
     (statement,) = statements
     assert all(table.name in statement for table in metadata.sorted_tables)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs of its own (root only; skipped elsewhere, but never in CI)."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(  # noqa: S603 - fixed arguments
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],  # noqa: S607
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        message = f"cannot mount a small tmpfs: {mounted.stderr.decode().strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)  # noqa: S603, S607
+
+
+def test_readiness_is_503_when_the_sqlite_disk_is_full_and_200_once_there_is_room(
+    small_disk: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{small_disk / 'ledger.sqlite3'}")
+    try:
+        upgrade_schema(engine)
+        client = _client(engine)
+        assert client.get("/api/health/ready").status_code == 200
+
+        filler = small_disk / "filler"
+        with filler.open("wb") as fill:
+            try:
+                while True:
+                    fill.write(b"\0" * 65536)
+                    fill.flush()
+            except OSError:
+                pass  # the disk is full
+        full = client.get("/api/health/ready")
+        filler.unlink()
+        again = client.get("/api/health/ready")
+
+        assert full.status_code == 503
+        assert full.json()["error"] == "database not ready"
+        assert "disk holding the SQLite database is full" in full.json()["message"]
+        assert again.status_code == 200
+    finally:
+        engine.dispose()

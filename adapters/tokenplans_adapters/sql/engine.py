@@ -53,8 +53,10 @@ and win over ours, and driver options in the URL's query string reach the driver
 from __future__ import annotations
 
 import math
+import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -306,3 +308,28 @@ def _prepare_sqlite(engine: Engine, synchronous: str) -> None:
         # execution machinery for it.
         if connection.get_execution_options().get(WRITE_OPTION, False):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: Free space below which a SQLite file's disk counts as full for readiness: a commit
+#: needs room for its pages in the write-ahead log, and an account change writes a few.
+SQLITE_MIN_FREE_BYTES = 1 << 20
+
+
+def full_disk(engine: Engine) -> str | None:
+    """Why a SQLite file database cannot take writes (its disk is full), else ``None``.
+
+    Reads still succeed on a full disk, and a write-ahead log that was reset may even
+    take a small write, so no read or rolled-back write tells; the file system's free
+    space does, in one ``statvfs`` call. Server databases report a full disk themselves.
+    """
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    folder = Path(engine.url.database).resolve().parent
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None  # the read probes say what is wrong with a missing folder
+    free = stats.f_bavail * stats.f_frsize
+    if free >= SQLITE_MIN_FREE_BYTES:
+        return None
+    return f"the disk holding the SQLite database is full ({free} bytes free): writes fail"

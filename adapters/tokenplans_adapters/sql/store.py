@@ -61,7 +61,7 @@ from tokenplans.ports import (
     WriteConflictError,
 )
 
-from .engine import WRITE_OPTION
+from .engine import WRITE_OPTION, full_disk
 from .errors import raise_translated
 from .migrate import schema_problem
 from .rows import (
@@ -151,7 +151,8 @@ class SqlAccountStore:
     def check_ready(self) -> str | None:
         """``None`` when the database answers, its schema is at the revision this code
         expects and every table it serves from can be read; else the reason it is not
-        ready (schema missing or at another revision, a table missing or unreadable).
+        ready (schema missing or at another revision, a table missing or unreadable, the
+        disk of a SQLite file full).
         Raises :class:`StorageUnavailableError` when the database does not answer.
 
         Readiness is polled, so once the schema was found current each check is one
@@ -164,7 +165,7 @@ class SqlAccountStore:
             if problem is not None:
                 return problem
             self._schema_current = True
-        return self._unreadable_table()
+        return self._unreadable_table() or full_disk(self.engine)
 
     def _unreadable_table(self) -> str | None:
         """``None`` when one row (or none) of each table can be read, else which table
