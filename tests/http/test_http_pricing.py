@@ -183,6 +183,10 @@ def test_without_a_price_book_every_counted_token_is_one_credit() -> None:
             "cannot exceed prompt_tokens",
         ),
         ({"usage": {**ANTHROPIC, "input_tokens": None}}, "input_tokens is required"),
+        # Documented as an object (or null), so a string is refused even though no count
+        # is read from it (schemathesis found it accepted).
+        ({"usage": {**ANTHROPIC, "server_tool_use": "x"}}, "server_tool_use must be an object"),
+        ({"usage": {**OPENAI, "completion_tokens_details": 3}}, "must be an object or null"),
     ],
 )
 def test_a_malformed_priced_consume_is_422_and_charges_nothing(

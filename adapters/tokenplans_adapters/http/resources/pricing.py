@@ -76,7 +76,23 @@ def _provider_usage(value: dict[str, Any]) -> ModelUsage:
         )
     if model is None:
         raise InvalidRequestError("usage: model is required")
+    for name in _DETAIL_FIELDS[kind]:
+        if not isinstance(fields.get(name), dict | None):
+            raise InvalidRequestError(f"usage: {name} must be an object or null")
     return FORMATS[kind](fields, model)
+
+
+#: The nested objects of each provider's usage, as its SDK returns them: documented (an
+#: object or null) and refused as anything else, even the ones no count is read from.
+_DETAIL_FIELDS = {
+    "openai": [
+        "prompt_tokens_details",
+        "completion_tokens_details",
+        "input_tokens_details",
+        "output_tokens_details",
+    ],
+    "anthropic": ["output_tokens_details", "cache_creation", "server_tool_use"],
+}
 
 
 #: An estimate's fields, from the core's value.
@@ -171,12 +187,7 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
         "OpenAIUsage": _provider(
             "openai",
             ["prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens"],
-            [
-                "prompt_tokens_details",
-                "completion_tokens_details",
-                "input_tokens_details",
-                "output_tokens_details",
-            ],
+            _DETAIL_FIELDS["openai"],
         ),
         "AnthropicUsage": _provider(
             "anthropic",
@@ -186,7 +197,7 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
                 "cache_read_input_tokens",
                 "cache_creation_input_tokens",
             ],
-            ["output_tokens_details", "cache_creation", "server_tool_use"],
+            _DETAIL_FIELDS["anthropic"],
         ),
         "Estimate": {
             "type": "object",
