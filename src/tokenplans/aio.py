@@ -45,6 +45,7 @@ __all__ = [
     "AsyncTokenService",
     "OnReplay",
     "ThreadRunner",
+    "check_on_replay",
     "in_executor",
 ]
 

@@ -12,7 +12,7 @@ every refusal with the same JSON as tokenplans' own routes. It also serves the h
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Unpack, get_args
+from typing import Any, Unpack
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -34,7 +34,7 @@ from tokenplans import (
     ReserveOptions,
     TokenService,
 )
-from tokenplans.aio import AsyncReservation, AsyncTokenService, OnReplay
+from tokenplans.aio import AsyncReservation, AsyncTokenService, OnReplay, check_on_replay
 from tokenplans_adapters.http import (
     BearerBackend,
     PrincipalUser,
@@ -125,7 +125,7 @@ class TokenplansDependencies:
         :meth:`hold`'s."""
         cost, priced = _one_cost(amount, usage, "usage", ModelUsage)
         key_of = _constant(None) if idempotency_key is None else idempotency_key
-        policy = _on_replay(on_replay)
+        policy = check_on_replay(on_replay)  # when the route is declared, not on a request
         service = self.service
 
         async def charged(
@@ -182,7 +182,7 @@ class TokenplansDependencies:
         (``ttl_seconds``: :class:`~tokenplans.ReserveOptions`) are forwarded as given."""
         cost, priced = _one_cost(amount, estimate, "estimate", Estimate)
         id_of = _constant(None) if hold_id is None else hold_id
-        policy = _on_replay(on_replay)
+        policy = check_on_replay(on_replay)  # when the route is declared, not on a request
         service = self.service
 
         async def held(
@@ -196,13 +196,6 @@ class TokenplansDependencies:
                 yield reservation
 
         return held
-
-
-def _on_replay(on_replay: OnReplay) -> OnReplay:
-    """The replay policy, checked when the route is declared, not on its first request."""
-    if on_replay not in get_args(OnReplay):
-        raise ValueError(f"on_replay must be one of {get_args(OnReplay)}, got {on_replay!r}")
-    return on_replay
 
 
 def _one_cost(
