@@ -18,7 +18,16 @@ from tokenplans._services.clock import SystemClock
 from tokenplans._services.payments import PaymentService
 from tokenplans._services.tokens import Reservation, TokenService
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.commands import Consume, Grant, Reserve, ReserveOptions, SetPlan, Settle
+from tokenplans._values.checks import CheckReason, CheckResult
+from tokenplans._values.commands import (
+    Check,
+    Consume,
+    Grant,
+    Reserve,
+    ReserveOptions,
+    SetPlan,
+    Settle,
+)
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus
 from tokenplans._values.ledger import (
     DebitFacts,
@@ -56,6 +65,7 @@ from tokenplans.errors import (
     AuthenticationError,
     CatalogError,
     DuplicateRequestError,
+    FeatureNotInPlanError,
     GatewayError,
     HoldConflictError,
     HoldNotFoundError,
@@ -77,6 +87,7 @@ from tokenplans.errors import (
 from tokenplans.limits import (
     DEFAULT_HOLD_TTL_SECONDS,
     MAX_AMOUNT,
+    MAX_FEATURE_LENGTH,
     MAX_HOLD_ID_LENGTH,
     MAX_HOLD_TTL_SECONDS,
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -95,6 +106,7 @@ __all__ = [
     "DEFAULT_HOLD_TTL_SECONDS",
     "DEFAULT_MODEL",
     "MAX_AMOUNT",
+    "MAX_FEATURE_LENGTH",
     "MAX_HOLD_ID_LENGTH",
     "MAX_HOLD_TTL_SECONDS",
     "MAX_IDEMPOTENCY_KEY_LENGTH",
@@ -116,6 +128,9 @@ __all__ = [
     "AlreadyProcessedError",
     "AuthenticationError",
     "CatalogError",
+    "Check",
+    "CheckReason",
+    "CheckResult",
     "Checkout",
     "Clock",
     "Consume",
@@ -125,6 +140,7 @@ __all__ = [
     "EntryFacts",
     "EntryKind",
     "Estimate",
+    "FeatureNotInPlanError",
     "GatewayError",
     "Grant",
     "HistoryPage",

@@ -113,6 +113,7 @@ class AsyncTokenService(_Facade[TokenService]):
 
     account = _InThread(TokenService.account)
     usage = _InThread(TokenService.usage)
+    check = _InThread(TokenService.check)
     history = _InThread(TokenService.history)
     set_plan = _InThread(TokenService.set_plan)
     consume = _InThread(TokenService.consume)

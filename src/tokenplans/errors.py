@@ -23,6 +23,7 @@ __all__ = [
     "AuthenticationError",
     "CatalogError",
     "DuplicateRequestError",
+    "FeatureNotInPlanError",
     "GatewayError",
     "HoldConflictError",
     "HoldNotFoundError",
@@ -198,6 +199,17 @@ class PermissionDeniedError(TokenplansError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class FeatureNotInPlanError(TokenplansError):
+    """The account's plan does not list ``feature`` (see docs/quotas.md, "Plan
+    features"); ``plan`` is the account's plan id. Raised by a host's guard, such as the
+    FastAPI ``require_feature`` dependency; the core's ``check`` answers it as a value."""
+
+    def __init__(self, feature: str, plan: str) -> None:
+        super().__init__(f"feature {feature!r} is not in plan {plan!r}")
+        self.feature = feature
+        self.plan = plan
 
 
 class PaymentError(TokenplansError):

@@ -9,6 +9,7 @@ constants too.
 from tokenplans._values.limits import (
     DEFAULT_HOLD_TTL_SECONDS,
     MAX_AMOUNT,
+    MAX_FEATURE_LENGTH,
     MAX_GATEWAY_ID_LENGTH,
     MAX_HOLD_ID_LENGTH,
     MAX_HOLD_TTL_SECONDS,
@@ -19,6 +20,7 @@ from tokenplans._values.limits import (
     MAX_SUBJECT_LENGTH,
     MIN_HOLD_TTL_SECONDS,
     ORDER_REUSE_WINDOW,
+    check_feature,
     check_gateway_id,
     check_subject,
     is_storable_text,
@@ -28,6 +30,7 @@ from tokenplans._values.model_usage import MAX_MODEL_LENGTH, MAX_PRICE_VERSION_L
 __all__ = [
     "DEFAULT_HOLD_TTL_SECONDS",
     "MAX_AMOUNT",
+    "MAX_FEATURE_LENGTH",
     "MAX_GATEWAY_ID_LENGTH",
     "MAX_HOLD_ID_LENGTH",
     "MAX_HOLD_TTL_SECONDS",
@@ -41,6 +44,7 @@ __all__ = [
     "MAX_TOKENS",
     "MIN_HOLD_TTL_SECONDS",
     "ORDER_REUSE_WINDOW",
+    "check_feature",
     "check_gateway_id",
     "check_subject",
     "is_storable_text",

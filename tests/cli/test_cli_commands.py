@@ -96,10 +96,10 @@ def test_plans_prints_the_reference_catalog_by_default(
     assert main(["plans"]) == 0
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["id", "name", "price", "currency", "tokens", "term"]
-    assert lines[1].split() == ["basic", "Basic", "0", "INR", "1000", "-", "(default)"]
-    assert lines[2].split() == ["standard", "Standard", "2900", "INR", "10000", "30", "days"]
-    assert lines[3].split() == ["premium", "Premium", "9900", "INR", "50000", "30", "days"]
+    assert lines[0].split() == ["id", "name", "price", "currency", "tokens", "term", "features"]
+    assert lines[1].split() == ["basic", "Basic", "0", "INR", "1000", "-", "-", "(default)"]
+    assert lines[2].split() == ["standard", "Standard", "2900", "INR", "10000", "30", "days", "-"]
+    assert lines[3].split() == ["premium", "Premium", "9900", "INR", "50000", "30", "days", "-"]
 
 
 def test_plans_reads_the_configured_catalog_file_and_prints_json(

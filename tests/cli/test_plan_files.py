@@ -21,13 +21,22 @@ from tokenplans_adapters.main.plan_files import render_plan_file
 #: Any text a plan name can hold, quotes, backslashes and control characters included.
 names = st.text(max_size=30)
 currencies = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3)
+#: Feature names: printable ASCII without spaces, quotes and backslashes included.
+features = st.lists(
+    st.text(alphabet=[chr(code) for code in range(0x21, 0x7F)], min_size=1, max_size=20),
+    unique=True,
+    max_size=4,
+).map(tuple)
 
 
 @st.composite
 def named_catalogs(draw: st.DrawFn) -> PlanCatalog:
     catalog = draw(catalogs)
     return PlanCatalog(
-        tuple(attrs.evolve(plan, name=draw(names), currency=draw(currencies)) for plan in catalog)
+        tuple(
+            attrs.evolve(plan, name=draw(names), currency=draw(currencies), features=draw(features))
+            for plan in catalog
+        )
     )
 
 
@@ -49,6 +58,7 @@ def test_plans_prints_a_file_that_tokenplans_plans_file_accepts(
         '[free]\nname = "Free \\"forever\\""\nprice = 0\ntokens = 100\n\n'
         "[trial]\nprice = 0\ntokens = 5000\nduration_days = 14\n\n"
         '[pro]\nprice = 500\ntokens = 50000\nduration_days = 30\ncurrency = "USD"\n'
+        'features = ["gpt-4o", "export"]\n'
     )
     monkeypatch.setenv("TOKENPLANS_PLANS_FILE", str(source))
     assert main(["plans", "--format", file_format]) == 0
@@ -60,7 +70,8 @@ def test_plans_prints_a_file_that_tokenplans_plans_file_accepts(
 
     assert PlanCatalog.from_file(printed) == PlanCatalog.from_file(source)
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
-    assert ["trial", "Trial", "0", "INR", "5000", "14", "days"] in rows
+    assert ["trial", "Trial", "0", "INR", "5000", "14", "days", "-"] in rows
+    assert ["pro", "Pro", "500", "USD", "50000", "30", "days", "gpt-4o,export"] in rows
 
 
 def test_plans_json_is_the_json_plan_file(capsys: pytest.CaptureFixture[str]) -> None:

@@ -143,6 +143,37 @@ def test_a_downgrade_by_the_user_is_stored(
     assert stored == "basic"
 
 
+def _stored(engine: Engine, subject: str) -> tuple[object, int]:
+    """The account's version (``None``: no row) and its number of ledger rows."""
+    with engine.connect() as conn:
+        version = conn.execute(
+            text("SELECT version FROM tokenplans_accounts WHERE subject = :s"), {"s": subject}
+        ).scalar_one_or_none()
+        entries = conn.execute(
+            text("SELECT COUNT(*) FROM tokenplans_ledger_entries WHERE subject = :s"),
+            {"s": subject},
+        ).scalar_one()
+    return version, entries
+
+
+def test_a_check_writes_nothing_and_predicts_the_consume(
+    client: TestClient, subject: str, engine: Engine
+) -> None:
+    fresh = client.post("/api/tokens/check", headers=USER, json={"amount": 1000})
+    assert _stored(engine, subject) == (None, 0)  # a never-seen subject: no row made
+    client.post("/api/tokens/consume", headers=USER, json={"amount": 400})
+    before = _stored(engine, subject)
+
+    fits = client.post("/api/tokens/check", headers=USER, json={"amount": 600})
+    short = client.post(f"/api/admin/accounts/{subject}/check", headers=ADMIN, json={"amount": 601})
+
+    assert fresh.json()["allowed"] is True
+    assert _stored(engine, subject) == before
+    assert (fits.json()["allowed"], short.json()["reason"]) == (True, "insufficient_credits")
+    assert client.post("/api/tokens/consume", headers=USER, json={"amount": 601}).status_code == 402
+    assert client.post("/api/tokens/consume", headers=USER, json={"amount": 600}).status_code == 200
+
+
 @pytest.mark.parametrize(
     "url",
     [

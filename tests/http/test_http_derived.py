@@ -41,7 +41,10 @@ def test_every_usage_answer_and_schema_has_exactly_the_usage_fields() -> None:
         ).json(),
     }
 
-    assert set(answers["Usage"]) == set(schemas["Usage"]["properties"]) == USAGE_FIELDS
+    assert set(schemas["Usage"]["properties"]) == USAGE_FIELDS
+    # The usage answer adds the plan's features, and its schema says so.
+    assert set(answers["Usage"]) == set(schemas["UsageAnswer"]["properties"])
+    assert set(answers["Usage"]) == {*USAGE_FIELDS, "features"}
     for name, answer in answers.items():
         assert set(answer) >= USAGE_FIELDS, name
         assert set(schemas[name]["required"]) >= USAGE_FIELDS, name

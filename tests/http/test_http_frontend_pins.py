@@ -29,7 +29,8 @@ def test_usage_is_byte_for_byte_what_the_frontend_reads(
     assert answer.content == (
         b'{"plan":"basic","token_quota":1000,"token_used":120,"remaining":880,'
         b'"plan_end_at":null,"period_start":"2026-01-01T00:00:00Z",'
-        b'"period_end":"2026-02-01T00:00:00Z","token_held":0,"subject":"alice"}'
+        b'"period_end":"2026-02-01T00:00:00Z","token_held":0,"subject":"alice",'
+        b'"features":[]}'
     )
 
 

@@ -74,6 +74,7 @@ def test_a_new_user_reads_a_fresh_basic_account(client: TestClient) -> None:
         "plan_end_at": None,
         "token_held": 0,
         "subject": "alice",
+        "features": [],
         **JANUARY,
     }
 

@@ -103,9 +103,17 @@ def test_a_shape_renders_and_documents_every_field_in_its_order() -> None:
         "tokens": 100,
         "duration_days": None,
         "rank": 1,
+        "features": [],
     }
     assert shape.properties()["duration_days"] == {
         "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]
+    }
+    # A tuple is an array, each item bounded as the field says.
+    assert shape.json(attrs.evolve(plan, features=("gpt-4o",)))["features"] == ["gpt-4o"]
+    assert shape.properties()["features"]["items"] == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
     }
 
 

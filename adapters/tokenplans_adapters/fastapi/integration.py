@@ -27,6 +27,7 @@ from tokenplans import (
     AuthenticationError,
     DebitReceipt,
     Estimate,
+    FeatureNotInPlanError,
     IdentityProvider,
     ModelUsage,
     Principal,
@@ -35,6 +36,7 @@ from tokenplans import (
     TokenService,
 )
 from tokenplans.aio import AsyncReservation, AsyncTokenService, OnReplay, check_on_replay
+from tokenplans.limits import check_feature
 from tokenplans_adapters.http import (
     BearerBackend,
     PrincipalUser,
@@ -66,7 +68,10 @@ class TokenplansDependencies:
     - ``Depends(tp.hold(amount))`` (or ``hold(estimate=...)``): holds tokens for the
       endpoint and gives it the :class:`~tokenplans.aio.AsyncReservation` to settle with
       what it really used (``settle(n)`` or ``settle(usage=...)``); an endpoint that
-      raises, or returns without settling, has the hold released.
+      raises, or returns without settling, has the hold released;
+    - ``Depends(tp.require_feature(name))``: the caller's principal when its plan lists
+      the feature ``name``, else the 403 ``{"error": "feature not in plan", "feature":
+      ..., "plan": ...}`` and the endpoint does not run.
 
     ``service`` is the :class:`~tokenplans.aio.AsyncTokenService` they use, there for the
     host's own calls. The refusals are core errors: the host answers them as tokenplans
@@ -142,6 +147,26 @@ class TokenplansDependencies:
             return receipt
 
         return charged
+
+    def require_feature(self, name: str) -> Callable[..., Awaitable[Principal]]:
+        """A dependency that lets the endpoint run only for a caller whose plan lists the
+        feature ``name`` (``features`` in the plan catalog), and gives it the caller's
+        principal; any other caller gets the 403 ``feature not in plan`` (with the
+        ``feature`` and the caller's ``plan``). It reads the account (an unknown caller
+        reads as the default plan) and writes nothing. ``name`` is checked when the
+        route is declared."""
+        feature = check_feature(name)
+        service = self.service
+
+        async def featured(
+            principal: Principal = Depends(self.current_principal),  # noqa: B008
+        ) -> Principal:
+            result = await service.check(principal, feature=feature)
+            if not result.allowed:
+                raise FeatureNotInPlanError(feature, result.plan)
+            return principal
+
+        return featured
 
     def hold(
         self,

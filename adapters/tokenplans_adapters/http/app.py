@@ -33,7 +33,7 @@ from .middleware import (
     SubjectConcurrencyMiddleware,
 )
 from .readiness import DEFAULT_READINESS_TIMEOUT_SECONDS, DeadlineProbe
-from .resources import admin, documents, holds, meta, pricing, tokens
+from .resources import admin, checks, documents, holds, meta, pricing, tokens
 from .resources import payments as payment_resource
 from .routing import Resource
 from .state import ApiState
@@ -51,6 +51,7 @@ RESOURCES: Sequence[Resource] = (
     tokens.RESOURCE,
     admin.RESOURCE,
     holds.RESOURCE,
+    checks.RESOURCE,
     documents.RESOURCE,
 )
 

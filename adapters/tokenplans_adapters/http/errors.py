@@ -177,6 +177,10 @@ def _forbidden(_request: Request, exc: tokenplans.PermissionDeniedError) -> Resp
     return json_error(403, "forbidden", reason=exc.reason, message=str(exc))
 
 
+def _feature_not_in_plan(_request: Request, exc: tokenplans.FeatureNotInPlanError) -> Response:
+    return json_error(403, "feature not in plan", feature=exc.feature, plan=exc.plan)
+
+
 def _unknown_plan(_request: Request, exc: tokenplans.UnknownPlanError) -> Response:
     return json_error(400, "invalid plan", plan=exc.plan_id)
 
@@ -337,6 +341,7 @@ def _handles(handler: Callable[[Request, Any], Response]) -> Handler:
 EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
     tokenplans.AuthenticationError: _handles(_unauthorized),
     tokenplans.PermissionDeniedError: _handles(_forbidden),
+    tokenplans.FeatureNotInPlanError: _handles(_feature_not_in_plan),
     tokenplans.UnknownPlanError: _handles(_unknown_plan),
     tokenplans.UnknownModelError: _handles(_unknown_model),
     tokenplans.InsufficientTokensError: _handles(_insufficient),

@@ -54,6 +54,8 @@ def json_value(value: object) -> object:
         return iso(value)
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, tuple):
+        return [json_value(item) for item in value]
     return value
 
 
@@ -82,17 +84,17 @@ def _schema_of(
     said = description_of(field)
     if isinstance(kind, type) and kind in nested:
         return dict(nested[kind].schema)
-    if kind is bool:
-        return {"type": "boolean"}
+    if kind is bool or kind is datetime:
+        return {"type": "boolean"} if kind is bool else dict(TIME)
     if kind is int:
         schema: dict[str, Any] = {"type": "integer", "minimum": said.minimum or 0}
         if said.maximum is not None:
             schema["maximum"] = said.maximum
         return schema
-    if kind is datetime:
-        return dict(TIME)
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return {"type": "string", "enum": [member.value for member in kind]}
+    if typing.get_origin(kind) is tuple:  # tuple[X, ...]: an array; bounds are the items'
+        return {"type": "array", "items": _schema_of(field, typing.get_args(kind)[0], nested)}
     if kind is str:
         schema = {"type": "string"}
         if said.min_length is not None:
@@ -172,7 +174,7 @@ class Shape(Generic[T]):
 
 
 class Body(Generic[T]):
-    """A request body read into the command ``cls``. ``one_of`` names two fields of which
+    """A request body read into the command ``cls``. ``one_of`` names the fields of which
     exactly one must be sent (``amount`` and the call it is priced from); ``nested``
     reads the fields whose type is a value of its own."""
 
@@ -180,7 +182,7 @@ class Body(Generic[T]):
         self,
         cls: type[T],
         *,
-        one_of: tuple[str, str] | None = None,
+        one_of: tuple[str, ...] | None = None,
         nested: Mapping[type, Nested] | None = None,
     ) -> None:
         self.cls = cls
@@ -222,10 +224,9 @@ class Body(Generic[T]):
     def parse(self, data: object) -> T:
         """``data`` (parsed JSON) as the command, or 422 naming the field to fix."""
         given = check_object(data, self._checks)
-        if self.one_of is not None:
-            plain, priced = self.one_of
-            if (plain in given) == (priced in given):
-                raise InvalidRequestError(f"send {plain} or {priced}: exactly one of them")
+        if self.one_of is not None and sum(name in given for name in self.one_of) != 1:
+            *others, last = self.one_of
+            raise InvalidRequestError(f"send {', '.join(others)} or {last}: exactly one of them")
         for name, parse in self._parsers.items():
             if name in given:
                 given[name] = parse(given[name])

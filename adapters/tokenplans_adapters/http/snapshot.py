@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenplans import EntryFacts, Hold, Usage
+from tokenplans import EntryFacts, Hold, PlanCatalog, Usage
 from tokenplans.ports import FACT_CLASSES, facts_json
 
 from .openapi import nullable
@@ -31,11 +31,13 @@ __all__ = [
     "HOLD_DONE_FIELDS",
     "HOLD_IN_PROGRESS_FIELDS",
     "USAGE",
+    "USAGE_ANSWER_PROPERTIES",
     "USAGE_FIELDS",
     "USAGE_PROPERTIES",
     "entry_facts_json",
     "entry_snapshot_json",
     "iso",
+    "usage_answer_json",
     "usage_json",
 ]
 
@@ -67,6 +69,23 @@ HOLD_IN_PROGRESS_FIELDS = ("hold_id", "expires_at")
 def usage_json(usage: Usage) -> dict[str, Any]:
     """The original service's usage fields, plus the subject and the current period."""
     return USAGE.json(usage)
+
+
+def usage_answer_json(usage: Usage, catalog: PlanCatalog) -> dict[str, Any]:
+    """The usage answer (``GET /api/tokens/usage`` and the admin read): the usage fields
+    and the features of its plan (``catalog.features_of``)."""
+    return {**USAGE.json(usage), "features": list(catalog.features_of(usage.plan))}
+
+
+#: The usage answer's schema properties: the usage's and the plan's features.
+USAGE_ANSWER_PROPERTIES: dict[str, Any] = {
+    **USAGE_PROPERTIES,
+    "features": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "The features of the account's plan (`features` in the catalog).",
+    },
+}
 
 
 def entry_snapshot_json(usage: Usage) -> dict[str, Any]:

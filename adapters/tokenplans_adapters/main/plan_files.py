@@ -30,6 +30,8 @@ def plan_file(catalog: PlanCatalog) -> dict[str, dict[str, object]]:
             "currency": plan.currency,
             "tokens": plan.tokens,
             "duration_days": plan.duration_days,
+            # Only a plan that lists features says so: a file without any reads as before.
+            **({"features": list(plan.features)} if plan.features else {}),
         }
         for plan in catalog
     }
@@ -44,6 +46,9 @@ def _toml(catalog: PlanCatalog) -> str:
         for name, value in fields.items():
             if isinstance(value, str):
                 lines.append(f"{name} = {_toml_string(value, plan_id)}")
+            elif isinstance(value, list):
+                items = ", ".join(_toml_string(str(item), plan_id) for item in value)
+                lines.append(f"{name} = [{items}]")
             elif value is not None:
                 lines.append(f"{name} = {value}")
         tables.append("\n".join(lines) + "\n")

@@ -18,24 +18,28 @@ from collections.abc import Callable
 
 from tokenplans._ports import AccountStore, Clock
 from tokenplans._pricing.quotes import Pricer, UnitPricer
+from tokenplans._rules.checks import decide_check
 from tokenplans._rules.decisions import decide_debit, decide_grant, decide_plan_change
 from tokenplans._rules.permissions import check_can_debit, check_can_grant, check_can_read
 from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.commands import Consume, Grant, SetPlan, command_of
+from tokenplans._values.checks import CheckResult
+from tokenplans._values.commands import Check, Consume, Grant, SetPlan, command_of
 from tokenplans._values.ledger import DebitReceipt
 from tokenplans._values.limits import (
     check_amount,
     check_cursor,
+    check_feature,
     check_idempotency_key,
     check_page_size,
     check_subject,
 )
-from tokenplans._values.model_usage import ModelUsage
+from tokenplans._values.model_usage import Estimate, ModelUsage
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans._values.results import HistoryPage, PlanChange
+from tokenplans.errors import InvalidRequestError
 
-from .charges import at_least_one_credit, charge
+from .charges import at_least_one_credit, charge, hold_for
 from .holds import HoldUseCases, Reservation
 from .loop import AccountUpdater
 from .parts import whose
@@ -78,6 +82,43 @@ class TokenService(HoldUseCases):
         subject = whose(principal, subject)
         check_can_read(principal, subject)
         return Usage.of(self.account(subject))
+
+    def check(
+        self,
+        principal: Principal,
+        amount: int | Check | None = None,
+        *,
+        estimate: Estimate | None = None,
+        feature: str | None = None,
+        subject: str | None = None,
+    ) -> CheckResult:
+        """Whether a debit of ``amount`` credits, a reserve of what ``estimate`` can
+        cost (priced as :meth:`reserve` prices it), or the plan's ``feature`` is allowed
+        now: exactly one of the three, or a :class:`~tokenplans.Check`. Refusals are
+        answers, not errors (``allowed`` false, ``reason`` why); nothing is written and
+        an unknown subject reads as a fresh default account, as :meth:`usage` does. The
+        answer may be stale a moment later: only a consume or a reserve takes credits."""
+        command = command_of(Check, amount, estimate=estimate, feature=feature)
+        subject = whose(principal, subject)
+        check_can_read(principal, subject)
+        asked = [command.amount, command.estimate, command.feature]
+        if sum(value is not None for value in asked) != 1:
+            raise InvalidRequestError(
+                "check takes an amount, an estimate or a feature: exactly one of them"
+            )
+        requested: int | None = None
+        if command.feature is None:
+            requested, _priced = hold_for(self.pricer, command.amount, command.estimate)
+            at_least_one_credit("check", requested)
+        else:
+            check_feature(command.feature)
+        account = self.account(subject)
+        return decide_check(
+            account,
+            self.catalog.features_of(account.plan_id),
+            requested=requested,
+            feature=command.feature,
+        )
 
     def history(
         self,

@@ -25,6 +25,7 @@ from .described import described
 from .limits import (
     DEFAULT_HOLD_TTL_SECONDS,
     MAX_AMOUNT,
+    MAX_FEATURE_LENGTH,
     MAX_HOLD_ID_LENGTH,
     MAX_HOLD_TTL_SECONDS,
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -144,3 +145,20 @@ def command_of(kind: type[Command], first: object, **fields: Any) -> Command:
         return first
     make: Callable[..., Command] = kind
     return make(first, **fields)
+
+
+@attrs.frozen
+class Check:
+    """Ask, writing nothing, whether a debit of ``amount`` credits, a reserve of what an
+    ``estimate`` can cost, or a ``feature`` is allowed now (exactly one of the three)."""
+
+    amount: int | None = attrs.field(default=None, metadata=_AMOUNT)
+    estimate: Estimate | None = None
+    feature: str | None = attrs.field(
+        default=None,
+        metadata=described(
+            "A feature the account's plan must list.",
+            min_length=1,
+            max_length=MAX_FEATURE_LENGTH,
+        ),
+    )

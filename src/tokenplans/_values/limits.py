@@ -35,6 +35,9 @@ ORDER_REUSE_WINDOW = timedelta(hours=1)
 #: At most this many open orders per subject (for different plans, or made by racing
 #: requests); beyond, :class:`TooManyOrdersError` until the oldest one leaves the window.
 MAX_OPEN_ORDERS = 5
+#: A plan feature's name ("gpt-4o", "export", "openai/gpt-4.1"): printable ASCII without
+#: spaces, long enough for any model id a feature may be named after.
+MAX_FEATURE_LENGTH = 128
 
 
 def check_amount(amount: object) -> int:
@@ -153,3 +156,24 @@ def check_page_size(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
     return limit
+
+
+def is_feature_name(name: object) -> bool:
+    """Whether ``name`` may name a plan feature: 1 to :data:`MAX_FEATURE_LENGTH`
+    printable ASCII characters, no spaces."""
+    return (
+        isinstance(name, str)
+        and 1 <= len(name) <= MAX_FEATURE_LENGTH
+        and name.isascii()
+        and all("!" <= ch <= "~" for ch in name)
+    )
+
+
+def check_feature(name: object) -> str:
+    """A feature asked about: a feature name (see :func:`is_feature_name`)."""
+    if not is_feature_name(name):
+        raise InvalidRequestError(
+            f"feature must be 1 to {MAX_FEATURE_LENGTH} printable ASCII characters "
+            f"without spaces, got {name!r}"
+        )
+    return name  # type: ignore[return-value]  # is_feature_name checked it is a str

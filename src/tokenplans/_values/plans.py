@@ -13,6 +13,7 @@ import attrs
 from tokenplans.errors import CatalogError, UnknownPlanError
 
 from .described import described
+from .limits import MAX_FEATURE_LENGTH, is_feature_name
 
 #: The default catalog in the ``PLAN_CONFIGS`` shape of the FastAPI app tokenplans grew
 #: from, kept so that app's frontend and its numbers keep working.
@@ -35,7 +36,7 @@ REFERENCE_PLAN_CONFIGS: Mapping[str, Mapping[str, Any]] = {
 }
 
 _MAX_ID_LENGTH = 64
-_FIELDS = frozenset({"id", "name", "price", "currency", "tokens", "duration_days"})
+_FIELDS = frozenset({"id", "name", "price", "currency", "tokens", "duration_days", "features"})
 
 
 def _non_negative_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -72,6 +73,26 @@ def _currency(_instance: object, _attribute: attrs.Attribute[str], value: str) -
         raise CatalogError(f"currency must be a 3-letter ISO code like 'INR', got {value!r}")
 
 
+def _features(value: object) -> tuple[str, ...]:
+    """A plan's ``features`` as given (a list or tuple of names) as a tuple, in order."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise CatalogError(f"features must be a list of names, got {value!r}")
+    return tuple(value)
+
+
+def _feature_names(
+    _instance: object, _attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    for name in value:
+        if not is_feature_name(name):
+            raise CatalogError(
+                f"a feature is 1 to {MAX_FEATURE_LENGTH} printable ASCII characters "
+                f"without spaces, got {name!r}"
+            )
+    if len(set(value)) != len(value):
+        raise CatalogError(f"features are listed twice: {sorted(set(value))}")
+
+
 @attrs.frozen
 class Plan:
     """One tier of the catalog. ``rank`` is its position: higher means a better tier."""
@@ -85,6 +106,17 @@ class Plan:
     duration_days: int | None = attrs.field(validator=_term_days, metadata=described(minimum=1))
     rank: int = attrs.field(validator=_non_negative_int)
     currency: str = attrs.field(default="INR", validator=_currency)
+    features: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=_features,
+        validator=_feature_names,
+        metadata=described(
+            "What the plan unlocks besides credits (a model, an export): names a host "
+            "checks with `check` or `require_feature`.",
+            min_length=1,
+            max_length=MAX_FEATURE_LENGTH,
+        ),
+    )
 
     @property
     def is_free(self) -> bool:
@@ -182,6 +214,13 @@ class PlanCatalog:
                 return plan
         raise UnknownPlanError(plan_id)
 
+    def features_of(self, plan_id: str) -> tuple[str, ...]:
+        """The features an account on ``plan_id`` has: its plan's, or the default plan's
+        when that plan has left the catalog (the plan the account falls back to at its
+        next reset)."""
+        plan = self.get(plan_id) if plan_id in self else self.default_plan
+        return plan.features
+
     def __contains__(self, plan_id: object) -> bool:
         return any(plan.id == plan_id for plan in self.plans)
 
@@ -222,6 +261,7 @@ def _plan(key: str, entry: object, rank: int) -> Plan:
             duration_days=entry.get("duration_days"),
             rank=rank,
             currency=entry.get("currency", "INR"),
+            features=entry.get("features", ()),
         )
     except (CatalogError, TypeError) as error:
         raise CatalogError(f"plan {key!r}: {error}") from error

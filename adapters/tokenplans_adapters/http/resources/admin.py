@@ -18,7 +18,7 @@ from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import body, example, operation, response
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.shapes import Body
-from tokenplans_adapters.http.snapshot import usage_json
+from tokenplans_adapters.http.snapshot import usage_answer_json, usage_json
 from tokenplans_adapters.http.state import state_of
 
 from .tokens import CONSUME_BODY, PAGE_PARAMETERS, consume_from, ledger_of, set_plan_of
@@ -28,8 +28,9 @@ GRANT_COMMAND = Body(Grant)
 
 async def admin_usage(request: Request) -> JSONResponse:
     principal, subject = admin_of(request)
-    result = await in_thread(state_of(request).service.usage, principal, subject=subject)
-    return JSONResponse(usage_json(result))
+    service = state_of(request).service
+    result = await in_thread(service.usage, principal, subject=subject)
+    return JSONResponse(usage_answer_json(result, service.catalog))
 
 
 async def admin_set_plan(request: Request) -> JSONResponse:
@@ -84,7 +85,7 @@ RESOURCE = Resource(
             operation(
                 "adminGetUsage",
                 "Any account's usage (admin)",
-                response("Usage now.", "Usage"),
+                response("Usage now, and the plan's features.", "UsageAnswer"),
                 tag="admin",
                 parameters=[SUBJECT_PARAMETER],
                 failures=["403", "422", "503"],

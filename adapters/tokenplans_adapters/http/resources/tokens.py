@@ -52,10 +52,12 @@ from tokenplans_adapters.http.shapes import Body
 from tokenplans_adapters.http.snapshot import (
     ENTRY_FACT_PROPERTIES,
     ENTRY_SNAPSHOT_FIELDS,
+    USAGE_ANSWER_PROPERTIES,
     USAGE_PROPERTIES,
     entry_facts_json,
     entry_snapshot_json,
     iso,
+    usage_answer_json,
     usage_json,
 )
 from tokenplans_adapters.http.state import state_of
@@ -142,8 +144,9 @@ def page_json(page: HistoryPage) -> dict[str, Any]:
 
 async def usage(request: Request) -> JSONResponse:
     principal = principal_of(request)
-    result = await in_thread(state_of(request).service.usage, principal)
-    return JSONResponse(usage_json(result))
+    service = state_of(request).service
+    result = await in_thread(service.usage, principal)
+    return JSONResponse(usage_answer_json(result, service.catalog))
 
 
 async def set_plan(request: Request) -> JSONResponse:
@@ -242,6 +245,12 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
             "required": list(USAGE_PROPERTIES),
             "properties": dict(USAGE_PROPERTIES),
         },
+        "UsageAnswer": {
+            "type": "object",
+            "description": "The usage, and the features of the account's plan.",
+            "required": list(USAGE_ANSWER_PROPERTIES),
+            "properties": dict(USAGE_ANSWER_PROPERTIES),
+        },
         "SetPlanRequest": SET_PLAN_COMMAND.schema(
             examples=[{"plan": catalog.default_plan.id}], overrides={"plan": plan_id}
         ),
@@ -314,7 +323,7 @@ RESOURCE = Resource(
             operation(
                 "getUsage",
                 "The caller's usage",
-                response("Usage now, with due resets applied.", "Usage"),
+                response("Usage now, with due resets applied.", "UsageAnswer"),
                 tag="tokens",
                 failures=["503"],
             ),

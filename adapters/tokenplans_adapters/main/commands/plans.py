@@ -46,7 +46,7 @@ def _plans(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_table(catalog: PlanCatalog) -> None:
-    rows = [("id", "name", "price", "currency", "tokens", "term", "")]
+    rows = [("id", "name", "price", "currency", "tokens", "term", "features", "")]
     rows += [
         (
             plan.id,
@@ -55,6 +55,7 @@ def _print_table(catalog: PlanCatalog) -> None:
             plan.currency,
             str(plan.tokens),
             "-" if plan.duration_days is None else f"{plan.duration_days} days",
+            ",".join(plan.features) or "-",
             "(default)" if plan == catalog.default_plan else "",
         )
         for plan in catalog
