@@ -128,6 +128,7 @@ EXTRAS = {
     "server": True,
     "fastapi": False,
     "prices": False,
+    "metrics": False,
     "all": True,
 }
 #: What each extra makes importable, beyond the core and the package of adapters.
@@ -140,9 +141,15 @@ EXTRA_IMPORTS = {
     "jwt": ["tokenplans_adapters.jwt_identity"],
     "razorpay": ["tokenplans_adapters.razorpay.gateway"],
     "stripe": ["tokenplans_adapters.stripe.gateway"],
-    "server": ["tokenplans_adapters.main", "tokenplans_adapters.razorpay.gateway", "uvicorn"],
+    "server": [
+        "tokenplans_adapters.main",
+        "tokenplans_adapters.razorpay.gateway",
+        "tokenplans_adapters.metrics",
+        "uvicorn",
+    ],
     "fastapi": ["tokenplans_adapters.fastapi"],
     "prices": ["tokenplans_adapters.genai_prices"],
+    "metrics": ["tokenplans_adapters.metrics"],
     "all": [
         "tokenplans_adapters.main",
         "tokenplans_adapters.fastapi",

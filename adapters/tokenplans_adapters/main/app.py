@@ -36,6 +36,7 @@ from tokenplans_adapters.sql.engine import SQLITE_SYNCHRONOUS_LEVELS
 from tokenplans_adapters.stripe import OfflineStripe
 
 from .config import ConfigError, Settings
+from .metrics import build_metrics
 
 
 def build_catalog(settings: Settings) -> PlanCatalog:
@@ -101,14 +102,17 @@ def build_app(settings: Settings) -> Starlette:
     ``tokenplans db upgrade``, which ``tokenplans serve`` runs for you)."""
     catalog = build_catalog(settings)
     identity = build_identity(settings)
+    observed = build_metrics(settings)  # off: every step below a no-op
     engine = build_engine(settings)
+    observed.watch_engine(engine)
     store = SqlAccountStore(engine)
+    accounts = observed.count(store)
     clock = SystemClock()
-    service = TokenService(store, catalog, clock, pricer=build_pricer(settings))
+    service = TokenService(accounts, catalog, clock, pricer=build_pricer(settings))
     gateways = build_gateways(settings)
     closers: list[Callable[[], object]] = [engine.dispose]
     closers += [close for gateway in gateways.values() if (close := closer_of(gateway))]
-    return create_app(
+    app = create_app(
         service,
         identity,
         cors_origins=settings.cors_origins,
@@ -119,13 +123,18 @@ def build_app(settings: Settings) -> Starlette:
         readiness_timeout_seconds=settings.readiness_timeout_seconds,
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",
+        extra_routes=observed.routes,
+        extra_openapi_paths=observed.openapi_paths,
         payments=(
-            PaymentService(store, store, catalog, clock, gateways=gateways) if gateways else None
+            PaymentService(accounts, accounts, catalog, clock, gateways=gateways)
+            if gateways
+            else None
         ),
         # What the root made is released when the app shuts down: the engine's pool,
         # the payment clients' connections.
         on_shutdown=closers,
     )
+    return observed.instrument(app)
 
 
 def build_engine(settings: Settings, *, migrating: bool = False) -> Engine:

@@ -210,6 +210,11 @@ class Settings:
     # the offline Stripe stand-in (development; `serve --dev` turns it on)
     stripe_offline: bool = setting("TOKENPLANS_STRIPE_OFFLINE", default=False, kind=BOOLEAN)
 
+    # GET /metrics and the counting behind it, when the metrics extra is installed
+    metrics: bool = setting("TOKENPLANS_METRICS", default=True, kind=BOOLEAN)
+    # when set, GET /metrics answers only "Authorization: Bearer <this token>"
+    metrics_token: str | None = setting("TOKENPLANS_METRICS_TOKEN", secret=True)
+
     @classmethod
     def from_env(
         cls,

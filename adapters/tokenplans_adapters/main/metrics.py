@@ -1,0 +1,88 @@
+"""Wiring the metrics adapter into the server, when the ``metrics`` extra is installed and
+``TOKENPLANS_METRICS`` is not false (docs/metrics.md).
+
+Without the extra, or turned off, nothing is wrapped and no middleware is added: the
+request path costs exactly what it costs without metrics.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from .config import Settings
+
+__all__ = ["Observed", "build_metrics", "metrics_installed"]
+
+S = TypeVar("S")
+
+
+def metrics_installed() -> bool:
+    """Whether the ``metrics`` extra (prometheus-client) is installed."""
+    return importlib.util.find_spec("prometheus_client") is not None
+
+
+class Observed:
+    """What the composition root asks of metrics; each step does nothing when they are off."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.metrics: Any = None
+        self._token = settings.metrics_token
+        if settings.metrics and metrics_installed():
+            from tokenplans_adapters.metrics import Metrics  # noqa: PLC0415 - the extra
+
+            self.metrics = Metrics()
+
+    @property
+    def enabled(self) -> bool:
+        return self.metrics is not None
+
+    def count(self, store: S) -> S:
+        """``store`` with its commits and conflicts counted."""
+        if self.metrics is None:
+            return store
+        from tokenplans_adapters.metrics import counting_store  # noqa: PLC0415
+
+        return counting_store(store, self.metrics)
+
+    def watch_engine(self, engine: Engine) -> None:
+        """Time ``engine``'s pool checkouts."""
+        if self.metrics is not None:
+            from tokenplans_adapters.metrics import time_pool_checkouts  # noqa: PLC0415
+
+            time_pool_checkouts(engine, self.metrics)
+
+    @property
+    def routes(self) -> Sequence[BaseRoute]:
+        """``GET /metrics``, when on."""
+        if self.metrics is None:
+            return ()
+        from tokenplans_adapters.metrics import metrics_route  # noqa: PLC0415
+
+        return (metrics_route(self.metrics, token=self._token),)
+
+    @property
+    def openapi_paths(self) -> Mapping[str, Any]:
+        if self.metrics is None:
+            return {}
+        from tokenplans_adapters.metrics import metrics_openapi  # noqa: PLC0415
+
+        return metrics_openapi(token=self._token is not None)
+
+    def instrument(self, app: Starlette) -> Starlette:
+        """``app`` with its requests counted and timed (the outermost middleware)."""
+        if self.metrics is not None:
+            from tokenplans_adapters.metrics import RequestMetricsMiddleware  # noqa: PLC0415
+
+            app.add_middleware(RequestMetricsMiddleware, metrics=self.metrics, routes=app.routes)
+        return app
+
+
+def build_metrics(settings: Settings) -> Observed:
+    """The server's metrics as configured (off: every step a no-op)."""
+    return Observed(settings)
