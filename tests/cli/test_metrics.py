@@ -218,9 +218,7 @@ def test_the_outbox_and_deliveries_plug_in() -> None:
     metrics.count_delivery("failed")
     metrics.count_delivery("delivered")
 
-    families = {
-        f.name: f for f in text_string_to_metric_families(metrics.exposition().decode())
-    }
+    families = {f.name: f for f in text_string_to_metric_families(metrics.exposition().decode())}
 
     assert families["tokenplans_outbox_backlog"].samples[0].value == 4
     assert families["tokenplans_outbox_oldest_age_seconds"].samples[0].value == 12.5
