@@ -8,7 +8,11 @@ request path costs exactly what it costs without metrics.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping, Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -17,7 +21,10 @@ from starlette.routing import BaseRoute
 
 from .config import Settings
 
-__all__ = ["Observed", "build_metrics", "metrics_installed"]
+__all__ = ["MULTIPROCESS_VARIABLE", "Observed", "build_metrics", "metrics_installed", "shared_by"]
+
+#: prometheus_client's multiprocess mode: the folder every worker writes its values to.
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 S = TypeVar("S")
 
@@ -86,3 +93,27 @@ class Observed:
 def build_metrics(settings: Settings) -> Observed:
     """The server's metrics as configured (off: every step a no-op)."""
     return Observed(settings)
+
+
+@contextmanager
+def shared_by(settings: Settings, workers: int) -> Iterator[str | None]:
+    """For ``serve --workers N`` (N > 1) with metrics on: prometheus_client's
+    multiprocess mode, so that a scrape answered by any worker sums every worker's
+    counts (a per-worker registry would answer whichever worker the connection reached).
+    The workers write their values to a new folder named by ``PROMETHEUS_MULTIPROC_DIR``
+    (or the operator's own, if that is set already, which is left as it is), removed when
+    the server stops. Yields the folder (``None``: one process, its own registry)."""
+    if workers <= 1 or not settings.metrics or not metrics_installed():
+        yield None
+        return
+    given = os.environ.get(MULTIPROCESS_VARIABLE)
+    if given:
+        yield given
+        return
+    folder = tempfile.mkdtemp(prefix="tokenplans-metrics-")
+    os.environ[MULTIPROCESS_VARIABLE] = folder
+    try:
+        yield folder
+    finally:
+        os.environ.pop(MULTIPROCESS_VARIABLE, None)
+        shutil.rmtree(folder, ignore_errors=True)

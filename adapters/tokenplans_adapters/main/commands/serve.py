@@ -25,6 +25,7 @@ from tokenplans_adapters.main.app import (
 from tokenplans_adapters.main.config import Settings
 from tokenplans_adapters.main.dev import DEV_FILE, dev_secrets_for, dev_settings, ignored_in_dev
 from tokenplans_adapters.main.engines import masked
+from tokenplans_adapters.main.metrics import shared_by
 
 from .base import CommandError, Commands, bounded, say
 from .db import upgrade_apart
@@ -94,20 +95,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         _warn_about_payments(settings)
         if connections:
             say(f"database {masked(settings.database_url)}: {connections}")
-    uvicorn.run(
-        "tokenplans_adapters.main.asgi:create",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        # uvicorn's own liveness timeout (5 s) is kept: a worker killed while it is pinged
-        # is noticed when the ping times out, so a longer one leaves it dead that long
-        # (60 s did). Start-up needs no more: a worker answers pings from a thread it
-        # starts before it imports the app, and the spawned child imports only the
-        # console script's small module (tokenplans_adapters.console) before that.
-        log_level="info",
-        log_config=uvicorn_log_config(),
-    )
+    # Several workers count into one folder, so that any worker's /metrics sums them all.
+    with shared_by(settings, args.workers):
+        uvicorn.run(
+            "tokenplans_adapters.main.asgi:create",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            # uvicorn's own liveness timeout (5 s) is kept: a worker killed while it is
+            # pinged is noticed when the ping times out, so a longer one leaves it dead that
+            # long (60 s did). Start-up needs no more: a worker answers pings from a thread
+            # it starts before it imports the app, and the spawned child imports only the
+            # console script's small module (tokenplans_adapters.console) before that.
+            log_level="info",
+            log_config=uvicorn_log_config(),
+        )
     return 0
 
 
