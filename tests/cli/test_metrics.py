@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from db_backends import SQL_BACKENDS, backend_param
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from tokenplans import EntryKind, PlanCatalog, Principal, TokenService
@@ -19,7 +22,12 @@ from tokenplans.ports import Commit, WriteConflictError
 from tokenplans.testing import InMemoryStore, SettableClock
 from tokenplans_adapters.jwt_identity import mint_token
 from tokenplans_adapters.main import Settings, build_app
-from tokenplans_adapters.metrics import Metrics, OutboxStats, counting_store
+from tokenplans_adapters.metrics import (
+    Metrics,
+    OutboxStats,
+    counting_store,
+    time_pool_checkouts,
+)
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, upgrade_schema
 
 SECRET = "metrics-secret-that-is-long-enough-0123456789abcdef"
@@ -195,24 +203,33 @@ def test_conflicts_are_counted_once_each_and_the_retried_commit_once() -> None:
     assert _counted(metrics, "tokenplans_ledger_entries_total", kind="debited") == 1
 
 
-def test_with_a_row_lock_entries_count_when_their_transaction_commits(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'locked.sqlite3'}"
-    upgrade_schema(url)
+@pytest.mark.parametrize("backend", [backend_param(b) for b in SQL_BACKENDS])
+def test_with_a_row_lock_entries_count_when_their_transaction_commits(
+    backend: str, engine_for: Callable[[str], Engine]
+) -> None:
+    engine = make_engine(engine_for(backend).url.render_as_string(hide_password=False))
     metrics = Metrics()
-    store = counting_store(SqlAccountStore(make_engine(url)), metrics)
+    time_pool_checkouts(engine, metrics)
+    store = counting_store(SqlAccountStore(engine), metrics)
     service = TokenService(store, _catalog(), SettableClock())
-    threads = [
-        threading.Thread(target=service.consume, args=(Principal("alice"), 1)) for _ in range(8)
-    ]
+    subject = Principal(f"metrics-{uuid.uuid4()}")
+    threads = [threading.Thread(target=service.consume, args=(subject, 1)) for _ in range(8)]
 
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        used = service.usage(subject).token_used
+    finally:
+        engine.dispose()
 
     assert callable(store.locked)  # the capability is still seen
+    assert used == 8
     assert _counted(metrics, "tokenplans_ledger_entries_total", kind="debited") == 8
-    assert service.usage(Principal("alice")).token_used == 8
+    assert _counted(metrics, "tokenplans_ledger_entries_total", kind="opened") == 1
+    assert _counted(metrics, "tokenplans_commits_total") == 8
+    assert _counted(metrics, "tokenplans_db_pool_wait_seconds_count") >= 9
 
 
 def test_the_outbox_and_deliveries_plug_in() -> None:
