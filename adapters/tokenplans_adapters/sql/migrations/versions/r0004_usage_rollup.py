@@ -51,7 +51,7 @@ def spending_by_day(dialect: str) -> str:
     and ordered as the table's): what the backfill inserts."""
     day = _DAY[dialect]
     model = "COALESCE(model, '')"
-    tokens = ", ".join(f"SUM(COALESCE({name}, 0))" for name in _COUNTS[2:])
+    tokens = ", ".join(f"SUM(COALESCE({name}, 0)) AS {name}" for name in _COUNTS[2:])
     return (
         f"SELECT subject, {day} AS day, {model} AS model, "  # noqa: S608 - constants only
         f"SUM(COALESCE(amount, 0)) AS credits, COUNT(*) AS calls, {tokens} "
