@@ -369,19 +369,17 @@ class SqlAccountStore:
         if keys:
             query = query.group_by(*keys).order_by(*keys)
 
+        width = len(keys)
+
         def read(conn: Connection) -> list[UsageRow]:
             rows = []
             for row in conn.execute(query):
-                m = row._mapping
-                if m["calls"] is None:  # no row in range: the sums of nothing
+                counts = row[width:]
+                if counts[1] is None:  # no row in range: the sums of nothing
                     continue
-                rows.append(
-                    UsageRow(
-                        m["day"] if by_day else None,
-                        m["model"] if by_model else None,
-                        **{name: int(m[name]) for name in USAGE_COUNTS},
-                    )
-                )
+                day = row[0] if by_day else None
+                model = row[width - 1] if by_model else None
+                rows.append(UsageRow(day, model, *(int(count) for count in counts)))
             return rows
 
         return self._read(read)

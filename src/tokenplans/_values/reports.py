@@ -69,10 +69,8 @@ NOTHING = UsageRow(None, None, 0, 0, 0, 0)
 
 def total_of(rows: Iterable[UsageRow]) -> UsageRow:
     """The sum of ``rows``, neither by day nor by model."""
-    total = NOTHING
-    for row in rows:
-        total = total.plus(attrs.evolve(row, day=None, model=None))
-    return total
+    listed = tuple(rows)
+    return UsageRow(None, None, *(sum(getattr(r, name) for r in listed) for name in COUNT_FIELDS))
 
 
 @attrs.frozen

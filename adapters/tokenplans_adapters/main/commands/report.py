@@ -16,7 +16,7 @@ from tokenplans_adapters.sql import SqlAccountStore
 
 from .base import CommandError, Commands
 
-_READER = Principal("tokenplans-report", frozenset({ADMIN_SCOPE}))
+_READER = Principal("tokenplans-report", frozenset({ADMIN_SCOPE}))  # type: ignore[arg-type]
 
 
 def _day(value: str) -> date:
