@@ -19,6 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+from doc_blocks import DOCS, first_fenced
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text
@@ -427,3 +429,28 @@ def test_a_fresh_sqlite_database_reports_nothing_before_any_spending(tmp_path: P
     assert report.rows == ()
     assert report.totals == UsageRow(None, None, 0, 0, 0, 0)
     engine.dispose()
+
+
+# -- the documentation's examples ---------------------------------------------------------
+
+
+def test_the_documented_sql_query_reads_the_rollup_on_every_database(
+    sql_store: SqlAccountStore,
+) -> None:
+    service = service_over(sql_store, SettableClock(datetime(2026, 12, 5, 9, tzinfo=UTC)))
+    model = f"doc-{uuid.uuid4().hex}"
+    service.consume(Principal(new_subject()), usage=ModelUsage(model, 30, 12))
+    query = first_fenced(DOCS / "reports.md", "sql")
+    with sql_store.engine.connect() as conn:
+        rows = {_as_text(row[0]): (int(row[1]), int(row[2])) for row in conn.execute(text(query))}
+    assert rows[model] == (42, 1)
+
+
+def test_the_documented_python_example_runs(
+    store: AccountStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = service_over(store, SettableClock(datetime(2026, 12, 1, 9, tzinfo=UTC)))
+    principal = Principal(new_subject())
+    service.consume(principal, usage=ModelUsage("gpt-4o", 100, 20, cache_read_tokens=5))
+    exec(first_fenced(DOCS / "reports.md", "python"), {"service": service, "principal": principal})  # noqa: S102
+    assert capsys.readouterr().out.splitlines() == ["2026-12-01 gpt-4o 125 1 100", "125"]
