@@ -54,7 +54,7 @@ class Commit:
       holds at most one write per hold.
 
     A store that keeps the daily usage rollup (:class:`UsageReports`) adds what the
-    entries spend (``tokenplans._values.reports.daily_usage(entries)``: each debit's and
+    entries spend (``tokenplans.ports.daily_usage(entries)``: each debit's and
     settle's credits, one call and its tokens, by subject, UTC day and model) to its
     rows in the same transaction, without losing a concurrent commit's addition.
     """

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from .accounts import Account, Usage
+from .accounts import Usage
 from .ledger import EntryKind, LedgerEntry
 from .model_usage import TOKEN_KINDS
 
@@ -61,10 +61,6 @@ class UsageRow:
         mine, theirs = self.counts(), other.counts()
         summed: dict[str, Any] = {name: mine[name] + theirs[name] for name in mine}
         return attrs.evolve(self, **summed)
-
-
-#: A row of zeros, neither by day nor by model: the totals of an empty report.
-NOTHING = UsageRow(None, None, 0, 0, 0, 0)
 
 
 def total_of(rows: Iterable[UsageRow]) -> UsageRow:
@@ -227,7 +223,3 @@ def comes_after(spender: Spender, after: tuple[int, str] | None) -> bool:
     return spender.totals.credits < credits or (
         spender.totals.credits == credits and spender.subject > subject
     )
-
-
-def on_plan(account: Account, plan: str | None) -> bool:
-    return plan is None or account.plan_id == plan
