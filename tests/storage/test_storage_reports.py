@@ -353,6 +353,7 @@ def test_the_backfills_sums_of_the_ledger_are_the_rows_the_commits_wrote(
     user = Principal(subject)
     service.consume(user, 3)
     service.consume(user, usage=ModelUsage("Model-A", 1, 2, 3, 4, 5))
+    service.consume(user, usage=ModelUsage("model-a", 1, 1))  # another model, byte for byte
     clock.advance(microseconds=1)
     service.consume(user, usage=ModelUsage("model-a", 10, 20))
     service.reserve(user, 40, hold_id="h")
@@ -370,7 +371,7 @@ def test_the_backfills_sums_of_the_ledger_are_the_rows_the_commits_wrote(
         ).all()
     backfilled = {(_as_date(row[0]), _as_text(row[1])): [int(v) for v in row[2:]] for row in summed}
     assert written == backfilled == ledger_sums(whole_ledger(sql_store, subject))
-    assert len(written) == 3  # "" and Model-A on the first day, model-a on the second
+    assert len(written) == 4  # "", Model-A and model-a on the first day, model-a on the second
 
 
 def _as_date(value: object) -> date:

@@ -48,9 +48,14 @@ _DAY = {
 
 def spending_by_day(dialect: str) -> str:
     """A ``SELECT`` of the rollup's rows as the stored ledgers sum to (its columns named
-    and ordered as the table's): what the backfill inserts."""
+    and ordered as the table's): what the backfill inserts. Models are grouped byte for
+    byte, as the rollup keys them: MySQL/MariaDB's collation of the ledger's ``model``
+    column folds case (``gpt-4o`` and ``GPT-4o`` would be one group), so there they are
+    grouped as binary."""
     day = _DAY[dialect]
     model = "COALESCE(model, '')"
+    if dialect in ("mysql", "mariadb"):
+        model = f"CAST({model} AS BINARY)"
     tokens = ", ".join(f"SUM(COALESCE({name}, 0)) AS {name}" for name in _COUNTS[2:])
     return (
         f"SELECT subject, {day} AS day, {model} AS model, "  # noqa: S608 - constants only
