@@ -3,7 +3,8 @@
 
 The commit is a compare-and-write in one transaction: a conditional
 ``UPDATE tokenplans_accounts ... WHERE subject = :s AND version = :expected`` (or an
-``INSERT`` when no account is expected), then the ledger entries and the commit's
+``INSERT`` when no account is expected), then the ledger entries, what they spend added
+to the daily usage rollup (:func:`.statements.add_usage`, an upsert), and the commit's
 records, each by its kind's writer (:func:`.statements.write_record`). Whoever loses a race finds
 the guard false (0 rows) or a unique key taken, and gets :class:`WriteConflictError`
 with the transaction rolled back, so it wrote nothing; the service decides again on a
