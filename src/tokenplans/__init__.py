@@ -58,6 +58,15 @@ from tokenplans._values.payments import (
 )
 from tokenplans._values.plans import REFERENCE_PLAN_CONFIGS, Plan, PlanCatalog
 from tokenplans._values.principal import ADMIN_SCOPE, Principal
+from tokenplans._values.reports import (
+    MAX_REPORT_DAYS,
+    UNPRICED_MODEL,
+    AccountsPage,
+    Spender,
+    SpendersPage,
+    UsageReport,
+    UsageRow,
+)
 from tokenplans._values.results import HistoryPage, PlanChange
 from tokenplans.errors import (
     AccountBusyError,
@@ -115,6 +124,7 @@ __all__ = [
     "MAX_OPEN_ORDERS",
     "MAX_PAGE_SIZE",
     "MAX_PRICE_VERSION_LENGTH",
+    "MAX_REPORT_DAYS",
     "MAX_SUBJECT_LENGTH",
     "MAX_TOKENS",
     "MIN_HOLD_TTL_SECONDS",
@@ -122,9 +132,11 @@ __all__ = [
     "REFERENCE_PLAN_CONFIGS",
     "TOKEN_KINDS",
     "UNIT_PRICE_VERSION",
+    "UNPRICED_MODEL",
     "Account",
     "AccountBusyError",
     "AccountStore",
+    "AccountsPage",
     "AlreadyProcessedError",
     "AuthenticationError",
     "CatalogError",
@@ -182,6 +194,8 @@ __all__ = [
     "ReserveOptions",
     "SetPlan",
     "Settle",
+    "Spender",
+    "SpendersPage",
     "StorageUnavailableError",
     "SystemClock",
     "TokenService",
@@ -192,6 +206,8 @@ __all__ = [
     "UnknownModelError",
     "UnknownPlanError",
     "Usage",
+    "UsageReport",
+    "UsageRow",
     "WebhookOutcome",
     "WebhookStatus",
     "check_subject",

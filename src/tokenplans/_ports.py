@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -28,6 +28,7 @@ from tokenplans._values.payments import (
 )
 from tokenplans._values.principal import Principal
 from tokenplans._values.records import Record
+from tokenplans._values.reports import Spender, UsageRow
 
 
 @attrs.frozen
@@ -51,6 +52,11 @@ class Commit:
       id — already stored is a conflict), or replaces the stored hold, compare-and-write on
       its status (a stored status other than ``previous`` is a conflict). A commit
       holds at most one write per hold.
+
+    A store that keeps the daily usage rollup (:class:`UsageReports`) adds what the
+    entries spend (``tokenplans.ports.daily_usage(entries)``: each debit's and
+    settle's credits, one call and its tokens, by subject, UTC day and model) to its
+    rows in the same transaction, without losing a concurrent commit's addition.
     """
 
     account: Account
@@ -140,6 +146,52 @@ class RowLockingStore(Protocol):
         (a :class:`WriteConflictError` above all) leaves it. :meth:`AccountStore.commit`
         keeps its compare-and-write inside the block, so the lock only spares retries:
         correctness never depends on it."""
+        ...
+
+
+@runtime_checkable
+class UsageReports(Protocol):
+    """An optional capability of an :class:`AccountStore`: the daily usage rollup, kept
+    by :meth:`AccountStore.commit` (see :class:`Commit`), and read here at a cost that
+    grows with the days, models and subjects read, never with the ledger. The services
+    check ``isinstance(store, UsageReports)``; ``TokenService.usage_report`` and
+    ``top_spenders`` need it."""
+
+    def usage_rows(
+        self, *, start: date, end: date, subject: str | None, by_day: bool, by_model: bool
+    ) -> Sequence[UsageRow]:
+        """The rollup's sums from ``start`` to ``end`` (UTC days, both included) for
+        ``subject`` (``None``: every subject), one row per day and/or model as asked
+        (neither: one row of totals), the other key ``None``; in day then model order,
+        only where something was spent (no row at all when nothing was)."""
+        ...
+
+    def top_spenders(
+        self, *, start: date, end: date, limit: int, after: tuple[int, str] | None = None
+    ) -> Sequence[Spender]:
+        """Up to ``limit`` subjects with their totals from ``start`` to ``end``, by
+        credits descending then subject, only those after ``after`` (the last row's
+        credits and subject: a keyset cursor) when given."""
+        ...
+
+
+@runtime_checkable
+class AccountDirectory(Protocol):
+    """An optional capability of an :class:`AccountStore`: listing the stored accounts
+    (for admins), one indexed range read per page whatever the number of accounts."""
+
+    def list_accounts(
+        self,
+        *,
+        limit: int,
+        after: str | None = None,
+        plan: str | None = None,
+        or_ended_by: datetime | None = None,
+    ) -> Sequence[Account]:
+        """Up to ``limit`` stored snapshots in subject order, only subjects after
+        ``after`` when given; with ``plan``, only those stored on it, and with
+        ``or_ended_by`` also those whose term ends at or before that instant (the
+        roll-forward moves them to the default plan)."""
         ...
 
 

@@ -124,6 +124,10 @@ class AsyncTokenService(_Facade[TokenService]):
     holds = _InThread(TokenService.holds)
     hold = _InThread(TokenService.hold)
     sweep_expired_holds = _InThread(TokenService.sweep_expired_holds)
+    usage_report = _InThread(TokenService.usage_report)
+    usage_report_all = _InThread(TokenService.usage_report_all)
+    top_spenders = _InThread(TokenService.top_spenders)
+    list_accounts = _InThread(TokenService.list_accounts)
 
     @property
     def catalog(self) -> PlanCatalog:

@@ -13,6 +13,7 @@ callers find it with ``isinstance``, never by looking a name up.
 """
 
 from tokenplans._ports import (
+    AccountDirectory,
     AccountStore,
     BlockingHint,
     Clock,
@@ -25,6 +26,7 @@ from tokenplans._ports import (
     RowLockingStore,
     Stamped,
     SupportsClose,
+    UsageReports,
 )
 from tokenplans._pricing.quotes import (
     MAX_RATE,
@@ -58,6 +60,7 @@ from tokenplans._values.payments import (
     PaymentStatus,
 )
 from tokenplans._values.records import Record
+from tokenplans._values.reports import DailyUsage, daily_usage
 from tokenplans.errors import (
     AuthenticationError,
     GatewayError,
@@ -71,6 +74,7 @@ __all__ = [
     "MAX_GATEWAY_ID_LENGTH",
     "MAX_RATE",
     "TOKENS_PER_RATE",
+    "AccountDirectory",
     "AccountStore",
     "AuthenticationError",
     "BlockingHint",
@@ -79,6 +83,7 @@ __all__ = [
     "ClockedStore",
     "Commit",
     "Confirmation",
+    "DailyUsage",
     "DebitReceipt",
     "EventKind",
     "GatewayDescription",
@@ -105,9 +110,11 @@ __all__ = [
     "Stamped",
     "StorageUnavailableError",
     "SupportsClose",
+    "UsageReports",
     "WriteConflictError",
     "check_gateway_id",
     "credits_for",
+    "daily_usage",
     "decimal_text",
     "estimate_by_pricing",
     "facts_from_json",

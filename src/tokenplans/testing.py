@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import assert_never
 
 import attrs
@@ -22,6 +22,15 @@ from tokenplans._values.ledger import DebitReceipt, LedgerEntry
 from tokenplans._values.payments import HandledEvent, Payment, PaymentStatus
 from tokenplans._values.principal import Principal
 from tokenplans._values.records import Record
+from tokenplans._values.reports import (
+    DailyUsage,
+    Spender,
+    UsageRow,
+    comes_after,
+    daily_usage,
+    report_rows,
+    spender_rows,
+)
 from tokenplans.errors import AuthenticationError, WriteConflictError
 
 
@@ -38,6 +47,8 @@ class InMemoryStore:
         self._events: set[str] = set()
         self._holds: dict[tuple[str, str, str], Hold] = {}  # by (subject, caller, id)
         self._open: dict[str, dict[HoldKey, Hold]] = {}  # by subject: what outstanding reads
+        # The daily usage rollup, by (subject, UTC day, model); see UsageReports.
+        self._usage: dict[tuple[str, date, str], DailyUsage] = {}
 
     def load(self, subject: str) -> Account | None:
         return self._accounts.get(subject)
@@ -54,6 +65,58 @@ class InMemoryStore:
                 write()
             self._accounts[subject] = commit.account
             self._ledgers.setdefault(subject, []).extend(commit.entries)
+            self._add_usage(commit.entries)
+
+    def _add_usage(self, entries: Sequence[LedgerEntry]) -> None:
+        """Add what ``entries`` spend to the rollup (the lock is held)."""
+        for spent in daily_usage(entries):
+            before = self._usage.get(spent.key)
+            self._usage[spent.key] = spent if before is None else before.plus(spent)
+
+    # -- reports (the UsageReports and AccountDirectory capabilities) ---------------
+
+    def usage_rows(
+        self, *, start: date, end: date, subject: str | None, by_day: bool, by_model: bool
+    ) -> Sequence[UsageRow]:
+        with self._lock:
+            rows = [
+                row
+                for row in self._usage.values()
+                if start <= row.day <= end and (subject is None or row.subject == subject)
+            ]
+        return report_rows(rows, by_day=by_day, by_model=by_model)
+
+    def top_spenders(
+        self, *, start: date, end: date, limit: int, after: tuple[int, str] | None = None
+    ) -> Sequence[Spender]:
+        with self._lock:
+            rows = [row for row in self._usage.values() if start <= row.day <= end]
+        return [s for s in spender_rows(rows) if comes_after(s, after)][: max(0, limit)]
+
+    def list_accounts(
+        self,
+        *,
+        limit: int,
+        after: str | None = None,
+        plan: str | None = None,
+        or_ended_by: datetime | None = None,
+    ) -> Sequence[Account]:
+        with self._lock:
+            listed = [
+                account
+                for subject, account in self._accounts.items()
+                if (after is None or subject > after)
+                and (
+                    plan is None
+                    or account.plan_id == plan
+                    or (
+                        or_ended_by is not None
+                        and account.plan_end_at is not None
+                        and account.plan_end_at <= or_ended_by
+                    )
+                )
+            ]
+        return sorted(listed, key=lambda a: a.subject)[: max(0, limit)]
 
     def _stage(self, record: Record) -> Callable[[], None]:
         """Check ``record`` by its kind's conflict rule (see :class:`Commit`) and return

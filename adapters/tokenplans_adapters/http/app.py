@@ -33,7 +33,7 @@ from .middleware import (
     SubjectConcurrencyMiddleware,
 )
 from .readiness import DEFAULT_READINESS_TIMEOUT_SECONDS, DeadlineProbe
-from .resources import admin, checks, documents, holds, meta, pricing, tokens
+from .resources import admin, checks, documents, holds, meta, pricing, reports, tokens
 from .resources import payments as payment_resource
 from .routing import Resource
 from .state import ApiState
@@ -50,6 +50,7 @@ RESOURCES: Sequence[Resource] = (
     pricing.RESOURCE,
     tokens.RESOURCE,
     admin.RESOURCE,
+    reports.RESOURCE,
     holds.RESOURCE,
     checks.RESOURCE,
     documents.RESOURCE,

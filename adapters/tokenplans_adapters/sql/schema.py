@@ -26,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Index,
@@ -260,3 +261,25 @@ payment_events = Table(
     metadata,
     Column("event_id", ExactText(), primary_key=True),
 )
+
+#: The daily usage rollup: per subject, UTC day and model (``""`` for debits and settles
+#: of a plain amount), the credits spent, the calls (debits and settles) and their tokens
+#: by kind. Every commit adds its spending entries to it in its own transaction, so a
+#: report reads these rows, never the ledger (docs/reports.md documents the columns for
+#: plain SQL). The primary key serves one subject's reports (a range of days); the
+#: (day, subject) index serves every subject's (the top spenders).
+usage_daily = Table(
+    "tokenplans_usage_daily",
+    metadata,
+    Column("subject", ExactText(), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("model", ExactText(MAX_MODEL_LENGTH), primary_key=True),
+    Column("credits", BigInteger, nullable=False),
+    Column("calls", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+)
+Index(None, usage_daily.c.day, usage_daily.c.subject)

@@ -6,6 +6,8 @@ costs more than running it on SQLite: the hot paths' statements are module const
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -20,16 +22,21 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from tokenplans.ports import (
+    DailyUsage,
     DebitReceipt,
     HandledEvent,
     HoldStatus,
     HoldWrite,
+    LedgerEntry,
     Payment,
     Record,
     WriteConflictError,
+    daily_usage,
 )
 
 from .rows import hold_values, payment_values, receipt_values
@@ -42,6 +49,7 @@ from .schema import (
     metadata,
     payment_events,
     payments,
+    usage_daily,
 )
 
 
@@ -193,3 +201,43 @@ def _upsert_payment(conn: Connection, payment: Payment) -> None:
     result = conn.execute(update(payments).where(payments.c.id == payment.id).values(**values))
     if result.rowcount == 0:
         conn.execute(insert(payments).values(**values))
+
+
+# -- the daily usage rollup ----------------------------------------------------------
+
+#: The rollup's numbers: what an upsert adds to a stored row.
+USAGE_COUNTS = tuple(
+    column.name for column in usage_daily.columns if column.name not in ("subject", "day", "model")
+)
+
+
+def add_usage(conn: Connection, entries: Sequence[LedgerEntry]) -> None:
+    """Add what a commit's ``entries`` spend to the daily rollup, in the commit's
+    transaction: one upsert per (subject, day, model), in key order. The database adds
+    to the stored numbers itself (``ON CONFLICT DO UPDATE`` on PostgreSQL and SQLite,
+    ``ON DUPLICATE KEY UPDATE`` on MySQL/MariaDB), so two commits adding to one row
+    never lose an addition."""
+    rows = daily_usage(entries)
+    if rows:
+        conn.execute(_upsert_usage(conn.dialect.name), [usage_values(row) for row in rows])
+
+
+def usage_values(row: DailyUsage) -> dict[str, Any]:
+    return {"subject": row.subject, "day": row.day, "model": row.model, **row.counts()}
+
+
+@cache
+def _upsert_usage(dialect: str) -> Insert:
+    table = usage_daily
+    if dialect in ("mysql", "mariadb"):
+        mine = mysql.insert(table)
+        return mine.on_duplicate_key_update(
+            {name: table.c[name] + mine.inserted[name] for name in USAGE_COUNTS}
+        )
+    if dialect not in ("postgresql", "sqlite"):
+        raise ValueError(f"no rollup upsert for the {dialect} dialect")
+    theirs = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return theirs.on_conflict_do_update(
+        index_elements=[table.c.subject, table.c.day, table.c.model],
+        set_={name: table.c[name] + theirs.excluded[name] for name in USAGE_COUNTS},
+    )

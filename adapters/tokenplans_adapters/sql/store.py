@@ -3,7 +3,8 @@
 
 The commit is a compare-and-write in one transaction: a conditional
 ``UPDATE tokenplans_accounts ... WHERE subject = :s AND version = :expected`` (or an
-``INSERT`` when no account is expected), then the ledger entries and the commit's
+``INSERT`` when no account is expected), then the ledger entries, what they spend added
+to the daily usage rollup (:func:`.statements.add_usage`, an upsert), and the commit's
 records, each by its kind's writer (:func:`.statements.write_record`). Whoever loses a race finds
 the guard false (0 rows) or a unique key taken, and gets :class:`WriteConflictError`
 with the transaction rolled back, so it wrote nothing; the service decides again on a
@@ -38,14 +39,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Literal, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, and_, func, insert, or_, select, text, update
 from sqlalchemy import exc as sa_exc
 
-from tokenplans import Account
+from tokenplans import Account, Spender, UsageRow
 from tokenplans.ports import (
     Commit,
     DebitReceipt,
@@ -74,7 +75,15 @@ from .rows import (
     payment_values,
     receipt_from_row,
 )
-from .schema import holds, ledger_entries, metadata, payment_events, payments
+from .schema import (
+    accounts,
+    holds,
+    ledger_entries,
+    metadata,
+    payment_events,
+    payments,
+    usage_daily,
+)
 from .statements import (
     DATABASE_NOW,
     ENTRY_AT,
@@ -87,6 +96,8 @@ from .statements import (
     OPEN_HOLDS,
     READ_EVERY_TABLE,
     UPDATE_ACCOUNT,
+    USAGE_COUNTS,
+    add_usage,
     mark_event,
     read_database_now,
     read_one_row,
@@ -280,6 +291,7 @@ class SqlAccountStore:
                     raise WriteConflictError(f"account {account.subject!r} changed since the read")
             if commit.entries:
                 conn.execute(INSERT_ENTRIES, [entry_values(e) for e in commit.entries])
+                add_usage(conn, commit.entries)  # the daily usage rollup (docs/reports.md)
             for record in commit.records:
                 write_record(conn, record)
 
@@ -341,6 +353,84 @@ class SqlAccountStore:
             .limit(max(0, limit))
         )
         return self._read(lambda conn: list(conn.execute(query).scalars()))
+
+    # -- reports (the UsageReports and AccountDirectory capabilities) ---------------
+
+    def usage_rows(
+        self, *, start: date, end: date, subject: str | None, by_day: bool, by_model: bool
+    ) -> Sequence[UsageRow]:
+        # One subject: a range scan of the primary key (subject, day, model); every
+        # subject: of the (day, subject) index. Either way rollup rows, never the ledger.
+        keys = [usage_daily.c.day] if by_day else []
+        keys += [usage_daily.c.model] if by_model else []
+        where = [usage_daily.c.day >= start, usage_daily.c.day <= end]
+        if subject is not None:
+            where.append(usage_daily.c.subject == subject)
+        query = select(*keys, *_SUMS).where(*where)
+        if keys:
+            query = query.group_by(*keys).order_by(*keys)
+
+        width = len(keys)
+
+        def read(conn: Connection) -> list[UsageRow]:
+            rows = []
+            for row in conn.execute(query):
+                counts = row[width:]
+                if counts[1] is None:  # no row in range: the sums of nothing
+                    continue
+                day = row[0] if by_day else None
+                model = row[width - 1] if by_model else None
+                rows.append(UsageRow(day, model, *(int(count) for count in counts)))
+            return rows
+
+        return self._read(read)
+
+    def top_spenders(
+        self, *, start: date, end: date, limit: int, after: tuple[int, str] | None = None
+    ) -> Sequence[Spender]:
+        credits = _SUMS[0]
+        query = (
+            select(usage_daily.c.subject, *_SUMS)
+            .where(usage_daily.c.day >= start, usage_daily.c.day <= end)
+            .group_by(usage_daily.c.subject)
+        )
+        if after is not None:
+            spent, subject = after
+            query = query.having(
+                or_(credits < spent, and_(credits == spent, usage_daily.c.subject > subject))
+            )
+        query = query.order_by(credits.desc(), usage_daily.c.subject).limit(max(0, limit))
+
+        def read(conn: Connection) -> list[Spender]:
+            return [
+                Spender(
+                    row._mapping["subject"],
+                    UsageRow(None, None, **{n: int(row._mapping[n]) for n in USAGE_COUNTS}),
+                )
+                for row in conn.execute(query)
+            ]
+
+        return self._read(read)
+
+    def list_accounts(
+        self,
+        *,
+        limit: int,
+        after: str | None = None,
+        plan: str | None = None,
+        or_ended_by: datetime | None = None,
+    ) -> Sequence[Account]:
+        # Keyset pagination on the primary key: one range scan per page.
+        query = select(accounts)
+        if after is not None:
+            query = query.where(accounts.c.subject > after)
+        if plan is not None:
+            on_plan = accounts.c.plan_id == plan
+            if or_ended_by is not None:
+                on_plan = or_(on_plan, accounts.c.plan_end_at <= or_ended_by)
+            query = query.where(on_plan)
+        query = query.order_by(accounts.c.subject).limit(max(0, limit))
+        return self._read(lambda conn: [account_from_row(row) for row in conn.execute(query)])
 
     # -- payments ------------------------------------------------------------------
 
@@ -428,6 +518,10 @@ class SqlAccountStore:
             raise_translated(error)
         except sa_exc.TimeoutError as error:
             raise StorageUnavailableError(f"no database connection free: {error}") from error
+
+
+#: The rollup's numbers summed, labelled by their columns (credits first).
+_SUMS = [func.sum(usage_daily.c[name]).label(name) for name in USAGE_COUNTS]
 
 
 @attrs.define

@@ -43,11 +43,12 @@ from .charges import at_least_one_credit, charge, hold_for
 from .holds import HoldUseCases, Reservation
 from .loop import AccountUpdater
 from .parts import whose
+from .reports import ReportUseCases
 
 __all__ = ["Reservation", "TokenService"]
 
 
-class TokenService(HoldUseCases):
+class TokenService(HoldUseCases, ReportUseCases):
     """Plans and quotas for many subjects, over one store, one catalog and one clock.
 
     ``pricer`` prices the model calls passed as ``usage=`` or ``estimate=``; without one,
