@@ -122,6 +122,7 @@ EXTRAS = {
     "postgres": False,
     "mysql": False,
     "http": False,
+    "portal": False,
     "jwt": False,
     "razorpay": False,
     "stripe": False,
@@ -137,10 +138,17 @@ EXTRA_IMPORTS = {
     "postgres": ["tokenplans_adapters.sql", "psycopg"],
     "mysql": ["tokenplans_adapters.sql", "pymysql"],
     "http": ["tokenplans_adapters.http"],
+    # .assets loads every template and the stylesheet: the wheel must ship them
+    "portal": ["tokenplans_adapters.portal.assets"],
     "jwt": ["tokenplans_adapters.jwt_identity"],
     "razorpay": ["tokenplans_adapters.razorpay.gateway"],
     "stripe": ["tokenplans_adapters.stripe.gateway"],
-    "server": ["tokenplans_adapters.main", "tokenplans_adapters.razorpay.gateway", "uvicorn"],
+    "server": [
+        "tokenplans_adapters.main",
+        "tokenplans_adapters.razorpay.gateway",
+        "tokenplans_adapters.portal.assets",
+        "uvicorn",
+    ],
     "fastapi": ["tokenplans_adapters.fastapi"],
     "prices": ["tokenplans_adapters.genai_prices"],
     "all": [
