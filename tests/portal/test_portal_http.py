@@ -227,7 +227,8 @@ def test_the_page_shows_the_plan_the_bar_the_chart_and_the_ledger() -> None:
     assert "Without a model" in page
     assert "call-1" in page
     assert "Reserved" in page
-    assert page.count('<rect class="series') == 3  # two days, three models
+    # two days, three models: three parts in each drawing (the wide one and the narrow one)
+    assert page.count('<rect class="series') == 6
     assert "Upgrade to Pro" in page
     assert "://" not in page  # nothing from anywhere else
 

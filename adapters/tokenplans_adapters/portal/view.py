@@ -20,8 +20,10 @@ NAMED_MODELS = 6
 NO_MODEL = "Without a model"
 OTHER_MODELS = "Other models"
 CHART_DAYS = 30
-#: The chart's drawing box (SVG user units; it scales to the page's width).
-CHART_WIDTH, CHART_HEIGHT = 480, 200
+#: The chart's drawing boxes (SVG user units, about a pixel each): one for wide screens,
+#: one for phones, so its labels stay readable at both (the stylesheet shows one).
+WIDE = (960, 260)
+NARROW = (360, 220)
 _PLOT_LEFT, _PLOT_TOP, _PLOT_BOTTOM = 46, 12, 26
 BAR_WIDTH = 1000
 
@@ -157,9 +159,17 @@ def ranked_models(rows: Iterable[ReportRow]) -> list[tuple[str, int]]:
     return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
 
 
-def chart(rows: Sequence[ReportRow], end: date, days: int = CHART_DAYS) -> Chart:
+def chart(
+    rows: Sequence[ReportRow],
+    end: date,
+    days: int = CHART_DAYS,
+    *,
+    size: tuple[int, int] = WIDE,
+) -> Chart:
     """Credits per UTC day for the ``days`` days ending with ``end``, stacked by model:
-    the :data:`NAMED_MODELS` biggest by name, the others together."""
+    the :data:`NAMED_MODELS` biggest by name, the others together; drawn in a box of
+    ``size`` (width, height)."""
+    width, height = size
     start = end - timedelta(days=days - 1)
     ranked = ranked_models(rows)
     named = [label for label, _ in ranked[:NAMED_MODELS]]
@@ -173,8 +183,8 @@ def chart(rows: Sequence[ReportRow], end: date, days: int = CHART_DAYS) -> Chart
         column = per_day.setdefault(row.day, {})
         column[index] = column.get(index, 0) + row.credits
     top = _nice_ceiling(max((sum(c.values()) for c in per_day.values()), default=0))
-    right = CHART_WIDTH - 8
-    bottom = CHART_HEIGHT - _PLOT_BOTTOM
+    right = width - 8
+    bottom = height - _PLOT_BOTTOM
     plot_height = bottom - _PLOT_TOP
     slot = (right - _PLOT_LEFT) / days
     bars: list[Bar] = []
@@ -184,15 +194,15 @@ def chart(rows: Sequence[ReportRow], end: date, days: int = CHART_DAYS) -> Chart
         for index, credits in sorted(per_day.get(day, {}).items()):
             if credits <= 0:
                 continue
-            height = plot_height * credits / top
-            y -= height
+            tall = plot_height * credits / top
+            y -= tall
             label = named[index] if index < other else OTHER_MODELS
             bars.append(
                 Bar(
                     round(_PLOT_LEFT + offset * slot + slot * 0.15, 2),
                     round(y, 2),
                     round(slot * 0.7, 2),
-                    round(height, 2),
+                    round(tall, 2),
                     index,
                     f"{day:%d %b}: {label}, {credits:,} credits",
                 )
@@ -214,8 +224,8 @@ def chart(rows: Sequence[ReportRow], end: date, days: int = CHART_DAYS) -> Chart
         f"; most on {series[0].label} ({series[0].credits:,})" if series else ""
     )
     return Chart(
-        CHART_WIDTH,
-        CHART_HEIGHT,
+        width,
+        height,
         _PLOT_LEFT,
         right,
         _PLOT_TOP,
@@ -264,6 +274,11 @@ def when(moment: datetime | None) -> str:
     if moment is None:
         return "never"
     return f"{moment.astimezone(UTC):%-d %b %Y, %H:%M} UTC"
+
+
+def short(moment: datetime) -> str:
+    """A time in a table: ``14 Mar 09:30``."""
+    return f"{moment.astimezone(UTC):%-d %b %H:%M}"
 
 
 def until(moment: datetime, now: datetime) -> str:
