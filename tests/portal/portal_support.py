@@ -41,12 +41,13 @@ CATALOG = PlanCatalog.from_mapping(
 )
 
 
-def identity() -> StaticIdentity:
+def identity(**more: Principal) -> StaticIdentity:
     return StaticIdentity(
         {
             "alice-token": Principal("alice"),
             "bob-token": Principal("bob"),
             "root-token": Principal("root", frozenset({ADMIN_SCOPE})),
+            **more,
         }
     )
 
@@ -56,14 +57,22 @@ class Built:
     app: Starlette
     service: TokenService
     clock: SettableClock
-    store: InMemoryStore
+    store: Any
     gateway: OfflineGateway
     portal: Portal
 
 
-def build(*, offline_payments: bool = True, **options: Any) -> Built:
+def build(
+    *,
+    offline_payments: bool = True,
+    store: Any = None,
+    users: dict[str, Principal] | None = None,
+    **options: Any,
+) -> Built:
+    """The app with the page over ``store`` (default: in memory), its clock at
+    :data:`START`; ``users`` adds bearer tokens."""
     clock = SettableClock(START)
-    store = InMemoryStore()
+    store = InMemoryStore() if store is None else store
     service = TokenService(store, CATALOG, clock)
     gateway = OfflineGateway("portal-tests-gateway-secret")
     payments = PaymentService(store, store, CATALOG, clock, gateway)
@@ -78,7 +87,7 @@ def build(*, offline_payments: bool = True, **options: Any) -> Built:
     )
     app = create_app(
         service,
-        identity(),
+        identity(**(users or {})),
         payments=payments,
         extra_routes=portal.routes(),
         extra_openapi_paths=portal.openapi_paths(),
