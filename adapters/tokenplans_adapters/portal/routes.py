@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, quote
 import attrs
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute
 
 from tokenplans import (
     ADMIN_SCOPE,
@@ -114,10 +115,12 @@ class Portal:
 
     # -- wiring --------------------------------------------------------------------
 
-    def routes(self) -> list[Any]:
+    def routes(self) -> list[BaseRoute]:
+        """The page's routes, for ``create_app(extra_routes=...)``."""
         return self.resource.all_routes()
 
     def openapi_paths(self) -> dict[str, dict[str, Any]]:
+        """Their OpenAPI paths, for ``create_app(extra_openapi_paths=...)``."""
         paths: dict[str, dict[str, Any]] = {}
         for op in self.resource.operations:
             paths.setdefault(op.path, {})[op.method.lower()] = dict(op.spec)
@@ -230,7 +233,8 @@ class Portal:
             "holds": service.holds(_HOLD_READER, subject=subject),
             "entries": service.history(principal, limit=RECENT_ENTRIES).entries,
             "upgrades": upgrades,
-            # Filled when credit lots and packs exist (docs: usage-page.md).
+            # Credit lots (live, in burn order: source, amount, remaining, expires_at, ...)
+            # and the catalog's packs, once they exist: account.html lists them as given.
             "lots": [],
             "packs": [],
             "when": view.when,
