@@ -47,6 +47,21 @@ def test_the_page_is_served_with_a_key_derived_from_the_jwt_secret(workdir: Path
     assert "/api/tokens/portal-link" in document["paths"]
 
 
+def test_links_point_at_the_configured_base_url_without_its_api(workdir: Path) -> None:
+    settings = _settings(
+        workdir,
+        TOKENPLANS_JWT_SECRET=SECRET,
+        TOKENPLANS_BASE_URL="https://tokens.example.com/billing/api",
+    )
+    token = mint_token("alice", secret=SECRET)
+    with TestClient(build_app(settings)) as client:
+        link = client.post(
+            "/api/tokens/portal-link", headers={"Authorization": f"Bearer {token}"}
+        ).json()["url"]
+
+    assert link.startswith("https://tokens.example.com/billing/account/open?token=")
+
+
 def test_without_a_secret_to_sign_with_there_is_no_page(workdir: Path) -> None:
     settings = _settings(
         workdir, TOKENPLANS_JWT_PUBLIC_KEY=PUBLIC_KEY, TOKENPLANS_JWT_ALGORITHMS="EdDSA"

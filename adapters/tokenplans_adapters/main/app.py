@@ -175,10 +175,18 @@ def build_portal(
             session_ttl_seconds=settings.portal_session_ttl_seconds,
             frame_ancestors=settings.portal_frame_ancestors,
             offline_payer=payer,
-            base_url=settings.base_url or "",
+            base_url=_server_url(settings.base_url),
         ),
         payments=payments,
     )
+
+
+def _server_url(api_base_url: str | None) -> str:
+    """Where the page's links point: ``TOKENPLANS_BASE_URL`` (the API's URL, which ends in
+    ``/api`` as ``GET /`` reports it) without that ``/api``; "" (each request's own URL)
+    when it is unset."""
+    url = (api_base_url or "").rstrip("/")
+    return url.removesuffix("/api")
 
 
 def _offline_payer(gateway: OfflineGateway) -> Callable[[str], dict[str, str]]:
