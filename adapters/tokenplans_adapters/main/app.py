@@ -30,12 +30,13 @@ from tokenplans import (
 from tokenplans.ports import SupportsClose
 from tokenplans_adapters.http import create_app
 from tokenplans_adapters.jwt_identity import JwtIdentity
+from tokenplans_adapters.portal import Portal, PortalOptions
 from tokenplans_adapters.razorpay import OfflineGateway
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, server_pool
 from tokenplans_adapters.sql.engine import SQLITE_SYNCHRONOUS_LEVELS
 from tokenplans_adapters.stripe import OfflineStripe
 
-from .config import ConfigError, Settings
+from .config import MIN_SECRET_BYTES, ConfigError, Settings
 from .metrics import build_metrics
 
 
@@ -112,6 +113,10 @@ def build_app(settings: Settings) -> Starlette:
     gateways = build_gateways(settings)
     closers: list[Callable[[], object]] = [engine.dispose]
     closers += [close for gateway in gateways.values() if (close := closer_of(gateway))]
+    payments = (
+        PaymentService(accounts, accounts, catalog, clock, gateways=gateways) if gateways else None
+    )
+    portal = build_portal(settings, service, payments)
     app = create_app(
         service,
         identity,
@@ -123,18 +128,85 @@ def build_app(settings: Settings) -> Starlette:
         readiness_timeout_seconds=settings.readiness_timeout_seconds,
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",
-        extra_routes=observed.routes,
-        extra_openapi_paths=observed.openapi_paths,
-        payments=(
-            PaymentService(accounts, accounts, catalog, clock, gateways=gateways)
-            if gateways
-            else None
-        ),
+        payments=payments,
+        extra_routes=[*observed.routes, *(portal.routes() if portal else ())],
+        extra_openapi_paths={
+            **observed.openapi_paths,
+            **(portal.openapi_paths() if portal else {}),
+        },
         # What the root made is released when the app shuts down: the engine's pool,
         # the payment clients' connections.
         on_shutdown=closers,
     )
     return observed.instrument(app)
+
+
+def portal_secret(settings: Settings) -> str | None:
+    """What the usage page signs its links and sessions with: ``TOKENPLANS_PORTAL_SECRET``,
+    else a key derived from the JWT secret (whoever holds it can mint a token for any
+    subject already, so a page link grants nothing more), else ``None``: no page."""
+    if settings.portal_secret:
+        return settings.portal_secret
+    if settings.jwt_secret and not settings.has_public_key_identity:
+        return hmac.new(
+            settings.jwt_secret.encode(), b"tokenplans usage page", hashlib.sha256
+        ).hexdigest()
+    return None
+
+
+def build_portal(
+    settings: Settings, service: TokenService, payments: PaymentService | None
+) -> Portal | None:
+    """The usage page's routes (``GET /account`` and its links), or ``None`` without a
+    secret to sign them. Raises :class:`ConfigError` for a setting that cannot work."""
+    secret = portal_secret(settings)
+    if secret is None:
+        return None
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"TOKENPLANS_PORTAL_SECRET is {len(secret.encode())} bytes; at least "
+            f"{MIN_SECRET_BYTES} are needed"
+        )
+    payer: Callable[[str], dict[str, str]] | None = None
+    if settings.portal_offline_payments:
+        gateway = payments.gateway if payments is not None else None
+        if not isinstance(gateway, OfflineGateway):
+            raise ConfigError(
+                "TOKENPLANS_PORTAL_OFFLINE_PAYMENTS needs the offline payment gateway (no "
+                "Razorpay keys, and a JWT or offline payment secret): it lets the page pay "
+                "orders without money, for development only"
+            )
+        payer = _offline_payer(gateway)
+    return Portal(
+        service,
+        PortalOptions(
+            secret,
+            link_ttl_seconds=settings.portal_link_ttl_seconds,
+            session_ttl_seconds=settings.portal_session_ttl_seconds,
+            frame_ancestors=settings.portal_frame_ancestors,
+            offline_payer=payer,
+            base_url=_server_url(settings.base_url),
+        ),
+        payments=payments,
+    )
+
+
+def _server_url(api_base_url: str | None) -> str:
+    """Where the page's links point: ``TOKENPLANS_BASE_URL`` (the API's URL, which ends in
+    ``/api`` as ``GET /`` reports it) without that ``/api``; "" (each request's own URL)
+    when it is unset."""
+    url = (api_base_url or "").rstrip("/")
+    return url.removesuffix("/api")
+
+
+def _offline_payer(gateway: OfflineGateway) -> Callable[[str], dict[str, str]]:
+    """What the page's offline checkout posts for an order: the proof Razorpay Checkout
+    would hand the browser, signed by the offline gateway."""
+
+    def pay(order_id: str) -> dict[str, str]:
+        return gateway.checkout_proof(order_id, gateway.new_payment_id())
+
+    return pay
 
 
 def build_engine(settings: Settings, *, migrating: bool = False) -> Engine:

@@ -31,6 +31,7 @@ from tokenplans_adapters.http.app import (
     DEFAULT_MAX_BODY_BYTES,
 )
 from tokenplans_adapters.http.readiness import DEFAULT_READINESS_TIMEOUT_SECONDS
+from tokenplans_adapters.portal import DEFAULT_LINK_TTL_SECONDS, DEFAULT_SESSION_TTL_SECONDS
 from tokenplans_adapters.razorpay import DEFAULT_API_URL as DEFAULT_RAZORPAY_API_URL
 from tokenplans_adapters.sql.engine import (
     DEFAULT_CALL_TIMEOUT_S,
@@ -171,6 +172,25 @@ class Settings:
     )
     max_concurrent_per_subject: int = setting(  # 0: no limit
         "TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT", default=0, kind=NATURAL
+    )
+    # -- the usage page (GET /account; docs/usage-page.md). Its secret signs links and
+    # sessions; unset, one is derived from the JWT secret, and with neither the page is off.
+    portal_secret: str | None = setting("TOKENPLANS_PORTAL_SECRET", secret=True)
+    portal_link_ttl_seconds: int = setting(
+        "TOKENPLANS_PORTAL_LINK_TTL_SECONDS", default=DEFAULT_LINK_TTL_SECONDS, kind=POSITIVE
+    )
+    portal_session_ttl_seconds: int = setting(
+        "TOKENPLANS_PORTAL_SESSION_TTL_SECONDS",
+        default=DEFAULT_SESSION_TTL_SECONDS,
+        kind=POSITIVE,
+    )
+    # the origins that may embed the page in a frame (none: 'none', X-Frame-Options DENY)
+    portal_frame_ancestors: tuple[str, ...] = setting(
+        "TOKENPLANS_PORTAL_FRAME_ANCESTORS", default=(), kind=CSV
+    )
+    # the page's checkout pays offline orders itself (development: `serve --dev` sets it)
+    portal_offline_payments: bool = setting(
+        "TOKENPLANS_PORTAL_OFFLINE_PAYMENTS", default=False, kind=BOOLEAN
     )
     # -- catalog
     plans_file: Path | None = setting("TOKENPLANS_PLANS_FILE", kind=PATH)

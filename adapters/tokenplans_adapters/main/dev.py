@@ -111,6 +111,10 @@ def dev_settings(settings: Settings, dev: DevSecrets) -> Settings:
         stripe_secret_key=None,
         stripe_webhook_secret=dev.payment_secret,
         stripe_offline=True,
+        # The usage page signs with a key derived from the dev JWT secret, and its
+        # checkout pays offline orders itself.
+        portal_secret=None,
+        portal_offline_payments=True,
     )
 
 
@@ -124,5 +128,6 @@ def ignored_in_dev(settings: Settings) -> list[str]:
         "the webhook secret": settings.razorpay_webhook_secret,
         "the offline payment secret": settings.offline_payment_secret,
         "the Stripe keys": settings.stripe_secret_key or settings.stripe_webhook_secret,
+        "the usage page's secret": settings.portal_secret,
     }
     return [name for name, value in configured.items() if value]

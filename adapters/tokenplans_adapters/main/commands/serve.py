@@ -9,7 +9,7 @@ import os
 import shlex
 import socket
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from tokenplans import ADMIN_SCOPE, PaymentGateway, Pricer
 from tokenplans_adapters.jwt_identity import mint_token
@@ -21,11 +21,13 @@ from tokenplans_adapters.main.app import (
     closer_of,
     offline_payment_secret,
     pool_limits,
+    portal_secret,
 )
 from tokenplans_adapters.main.config import Settings
 from tokenplans_adapters.main.dev import DEV_FILE, dev_secrets_for, dev_settings, ignored_in_dev
 from tokenplans_adapters.main.engines import masked
 from tokenplans_adapters.main.metrics import shared_by
+from tokenplans_adapters.portal import Signer
 
 from .base import CommandError, Commands, bounded, say
 from .db import upgrade_apart
@@ -207,6 +209,7 @@ def _print_dev_banner(
     admin = mint_token(
         DEV_ADMIN, secret=settings.jwt_secret, scopes=[ADMIN_SCOPE], ttl=DEV_TOKEN_TTL
     )
+    page = _dev_portal_link(settings, url)
     curl = shlex.join(["curl", "-H", f"Authorization: Bearer {user}", f"{url}/api/tokens/usage"])
     ignoring = f" (ignoring {', '.join(ignored)})" if ignored else ""
     print(
@@ -215,6 +218,7 @@ def _print_dev_banner(
                 "tokenplans development server (do not use this mode in production)",
                 f"  API:      {url}",
                 f"  docs:     {url}/docs",
+                *([f"  usage page ({DEV_USER}, link valid 24 h):", f"    {page}"] if page else []),
                 f"  database: {masked(settings.database_url)}",
                 *([f"            {connections}"] if connections else []),
                 f"  prices:   {prices}",
@@ -234,6 +238,15 @@ def _print_dev_banner(
         ),
         flush=True,
     )
+
+
+def _dev_portal_link(settings: Settings, url: str) -> str | None:
+    """A link that opens the usage page as the dev user, valid as long as its token."""
+    secret = portal_secret(settings)
+    if secret is None:  # pragma: no cover - dev_settings always gives a JWT secret
+        return None
+    expires_at = datetime.now(UTC) + DEV_TOKEN_TTL
+    return f"{url}/account/open?token={Signer(secret).sign('link', DEV_USER, expires_at)}"
 
 
 def display_host(host: str) -> str:
