@@ -178,7 +178,10 @@ def test_a_portal_link_opens_the_page_with_the_right_numbers(
     built, base = served
     usage = built.service.usage(Principal("alice"))
     report = built.service.usage_report(
-        Principal("alice"), start=START.date() - timedelta(days=29), end=START.date()
+        Principal("alice"),
+        start=START.date() - timedelta(days=29),
+        end=START.date(),
+        group_by=("day", "model"),
     )
     per_day = {row.day for row in report.rows}
     browser = _Recorded(chromium, base)
