@@ -46,6 +46,7 @@ from tokenplans._values.ledger import (
     facts_from_json,
     facts_json,
 )
+from tokenplans._values.lots import lots_from_json, lots_json
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.payments import (
     CheckoutStart,
@@ -112,5 +113,7 @@ __all__ = [
     "estimate_by_pricing",
     "facts_from_json",
     "facts_json",
+    "lots_from_json",
+    "lots_json",
     "parse_rate",
 ]

@@ -28,11 +28,12 @@ from functools import partial
 
 import attrs
 
-from tokenplans._values.accounts import Account
+from tokenplans._values.accounts import Account, with_lots
 from tokenplans._values.expiring import Expiry
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus, HoldWrite
 from tokenplans._values.ledger import Change, EntryKind, HoldFacts, ledger_change
 from tokenplans._values.limits import MAX_OPEN_HOLDS
+from tokenplans._values.lots import burn, reserve
 from tokenplans._values.model_usage import PricedCall
 from tokenplans.errors import (
     AlreadyProcessedError,
@@ -43,6 +44,7 @@ from tokenplans.errors import (
 )
 
 from .decisions import Decision
+from .lots import give_back, hold_draws
 from .quota import for_call
 
 
@@ -65,7 +67,7 @@ def _expire(account: Account, hold: Hold) -> Change:
         message=f"hold {hold.hold_id} expired: {hold.amount} released",
         amount=hold.amount,
         facts=HoldFacts(hold.hold_id),
-        token_held=account.token_held - hold.amount,
+        **with_lots(give_back(account.all_lots, hold_draws(hold))[0]),
     )
 
 
@@ -104,6 +106,7 @@ def decide_reserve(
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
     if sum(hold.is_open for hold in holds.values()) >= MAX_OPEN_HOLDS:
         raise TooManyHoldsError(MAX_OPEN_HOLDS)
+    lots, draws, _ = reserve(account.all_lots, amount)
     hold = Hold(
         subject=account.subject,
         caller=actor,
@@ -112,6 +115,8 @@ def decide_reserve(
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
         request=request,
+        # On an account with only its plan lot every credit is the plan lot's: no draws.
+        draws=draws if account.lots else (),
     )
     change = ledger_change(
         account,
@@ -120,10 +125,10 @@ def decide_reserve(
         message=f"hold {hold_id} placed: {amount} until {hold.expires_at.isoformat()}"
         + for_call(priced),
         amount=amount,
-        facts=HoldFacts(hold_id),
+        facts=HoldFacts(hold_id, draws=hold.draws),
         actor=actor,
         priced=priced,
-        token_held=account.token_held + amount,
+        **with_lots(lots),
     )
     return Decision(change, hold, (HoldWrite(hold, None),))
 
@@ -152,6 +157,16 @@ def decide_settle(
     late = hold.status is HoldStatus.EXPIRED
     held = 0 if late else hold.amount
     overage = max(0, amount - held - account.remaining)
+    # The hold's lots turn held into used in its draws' order; the excess draws free
+    # credits in burn order, up to what the account has remaining; the rest is overage,
+    # on the plan lot (docs/credit-lots.md).
+    lots, excess = (
+        (account.all_lots, amount)
+        if late
+        else give_back(account.all_lots, hold_draws(hold), amount)
+    )
+    lots, extra, _ = burn(lots, excess - overage)
+    lots[0] = attrs.evolve(lots[0], used=lots[0].used + overage)
     settled = attrs.evolve(
         hold,
         status=HoldStatus.SETTLED,
@@ -170,11 +185,10 @@ def decide_settle(
             + for_call(priced)
         ),
         amount=amount,
-        facts=HoldFacts(hold_id, overage),
+        facts=HoldFacts(hold_id, overage, draws=extra if account.lots else ()),
         actor=actor,
         priced=priced,
-        token_used=account.token_used + amount,
-        token_held=account.token_held - held,
+        **with_lots(lots),
     )
     return Decision(change, settled, (HoldWrite(settled, hold.status),))
 
@@ -203,7 +217,7 @@ def decide_release(
         amount=hold.amount,
         facts=HoldFacts(hold_id),
         actor=actor,
-        token_held=account.token_held - hold.amount,
+        **with_lots(give_back(account.all_lots, hold_draws(hold))[0]),
     )
     return Decision(change, released, (HoldWrite(released, HoldStatus.OPEN),))
 
