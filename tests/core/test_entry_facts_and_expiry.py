@@ -21,8 +21,8 @@ from tokenplans import (
 from tokenplans._rules.expiry import lapse_in_order
 from tokenplans._rules.quota import open_account
 from tokenplans._values.expiring import Expiry
-from tokenplans._values.lots import Draw
 from tokenplans._values.ledger import FACTS_OF_KIND, Change, ledger_change
+from tokenplans._values.lots import Draw
 from tokenplans.ports import FACT_CLASSES, facts_from_json, facts_json
 
 CATALOG = PlanCatalog.default()

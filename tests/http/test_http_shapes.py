@@ -103,6 +103,8 @@ def test_a_shape_renders_and_documents_every_field_in_its_order() -> None:
         "tokens": 100,
         "duration_days": None,
         "rank": 1,
+        "rollover_max": None,
+        "rollover_periods": None,
     }
     assert shape.properties()["duration_days"] == {
         "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]

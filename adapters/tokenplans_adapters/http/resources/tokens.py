@@ -52,11 +52,13 @@ from tokenplans_adapters.http.shapes import Body
 from tokenplans_adapters.http.snapshot import (
     ENTRY_FACT_PROPERTIES,
     ENTRY_SNAPSHOT_FIELDS,
+    USAGE_FIELDS,
     USAGE_PROPERTIES,
     entry_facts_json,
     entry_snapshot_json,
     iso,
     usage_json,
+    usage_with_lots_json,
 )
 from tokenplans_adapters.http.state import state_of
 
@@ -143,7 +145,7 @@ def page_json(page: HistoryPage) -> dict[str, Any]:
 async def usage(request: Request) -> JSONResponse:
     principal = principal_of(request)
     result = await in_thread(state_of(request).service.usage, principal)
-    return JSONResponse(usage_json(result))
+    return JSONResponse(usage_with_lots_json(result))
 
 
 async def set_plan(request: Request) -> JSONResponse:
@@ -239,7 +241,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
     return {
         "Usage": {
             "type": "object",
-            "required": list(USAGE_PROPERTIES),
+            "required": list(USAGE_FIELDS),
             "properties": dict(USAGE_PROPERTIES),
         },
         "SetPlanRequest": SET_PLAN_COMMAND.schema(
@@ -247,7 +249,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
         ),
         "SetPlanResponse": {
             "type": "object",
-            "required": ["status", "message", *USAGE_PROPERTIES],
+            "required": ["status", "message", *USAGE_FIELDS],
             "properties": {
                 "status": {"const": "ok"},
                 "message": {"type": "string"},
@@ -261,7 +263,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
         ),
         "ConsumeResponse": {
             "type": "object",
-            "required": ["amount", "replayed", "idempotency_key", *USAGE_PROPERTIES],
+            "required": ["amount", "replayed", "idempotency_key", *USAGE_FIELDS],
             "properties": {
                 **USAGE_PROPERTIES,
                 "amount": CHARGED,
