@@ -69,7 +69,7 @@ def _object_json(item: object) -> dict[str, Any]:
     property :data:`_SHOWN_AFTER` names for its class."""
     shown: dict[str, Any] = {}
     extra = _SHOWN_AFTER.get(type(item).__name__)
-    for field in attrs.fields(type(item)):
+    for field in attrs.fields(type(item)):  # type: ignore[arg-type]
         shown[field.name] = json_value(getattr(item, field.name))
         if extra is not None and field.name == extra[0]:
             shown[extra[1]] = getattr(item, extra[1])
@@ -120,9 +120,9 @@ def _schema_of(
         return dict(nested[kind].schema)
     args = typing.get_args(kind)
     if typing.get_origin(kind) is tuple and len(args) == 2 and args[1] is Ellipsis:  # noqa: PLR2004
-        schema = _items_schema(args[0])
+        items = _items_schema(args[0])
         description = description_of(field).description
-        return schema if description is None else {**schema, "description": description}
+        return items if description is None else {**items, "description": description}
     if kind is bool:
         return {"type": "boolean"}
     if kind is int:

@@ -251,13 +251,10 @@ def decide_grant_lot(
     the ``lot_id`` left: the same grant again); the same id for another grant, or the id
     of another live lot, is a :class:`LotConflictError`."""
     expires_at = expires_at_of(expires, account, now)
-    shown = (
-        "period"
-        if expires in (None, "period")
-        else expires
-        if expires == "never"
-        else utc_text(expires_at)
-    )  # type: ignore[arg-type]
+    if expires in (None, "period") or expires_at is None:
+        shown = "period" if expires in (None, "period") else "never"
+    else:
+        shown = utc_text(expires_at)
     request = f"lot {amount} {shown} {priority}"
     if first is not None and lot_id is not None:
         if first.request != request:

@@ -108,16 +108,34 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=moment.year + total // 12, month=total % 12 + 1)
 
 
-def _plan_lot_changed(account: Account, **changes: int) -> dict[str, object]:
+def _plan_lot_changed(account: Account, **changes: Any) -> dict[str, Any]:
     """The snapshot fields with the plan lot changed by ``changes``, the others kept."""
     return with_lots([attrs.evolve(account.plan_lot, **changes), *account.lots])
+
+
+def _renewed_plan_side(account: Account, tokens: int, end: datetime) -> dict[str, Any]:
+    """A renewal's plan side: the plan lot grows by the plan's tokens, and the carry-over
+    lots that were to end with the term end with the extended one (exempt, like the plan
+    lot: a renewal keeps what an upgrade carried over)."""
+    ending = account.plan_end_at
+    return with_lots(
+        [
+            attrs.evolve(account.plan_lot, amount=account.plan_lot.amount + tokens),
+            *(
+                attrs.evolve(lot, expires_at=end)
+                if _is_carry_over(lot) and ending is not None and lot.expires_at == ending
+                else lot
+                for lot in account.lots
+            ),
+        ]
+    )
 
 
 def _is_carry_over(lot: Lot) -> bool:
     return lot.source is LotSource.CARRY_OVER
 
 
-def _new_period(account: Account, at: datetime, **changes: int) -> dict[str, object]:
+def _new_period(account: Account, at: datetime, **changes: Any) -> dict[str, Any]:
     """The snapshot fields at a period boundary ``at`` (a reset, a term's end): the plan
     lot changed by ``changes``, and the carry-over lots due by then lapse with it, their
     held credits staying held on the plan lot (their holds close against it), as a
@@ -297,7 +315,7 @@ def _without_carry_overs(account: Account) -> list[Lot]:
     return [lot for lot in account.lots if not _is_carry_over(lot)]
 
 
-def _plan_side_used(account: Account, *, reset_used: bool) -> dict[str, object]:
+def _plan_side_used(account: Account, *, reset_used: bool) -> dict[str, Any]:
     """``reset_used`` on the plan side: the plan lot and the carry-over lots."""
     if not reset_used:
         return with_lots(account.all_lots)
@@ -309,14 +327,14 @@ def _plan_side_used(account: Account, *, reset_used: bool) -> dict[str, object]:
     )
 
 
-def _downgraded(account: Account, target: Plan, *, reset_used: bool) -> dict[str, object]:
+def _downgraded(account: Account, target: Plan, *, reset_used: bool) -> dict[str, Any]:
     """A downgrade's plan side: the plan lot and the carry-over lots keep at most the
     target's tokens between them (cut from the carry-over lots first); the other lots
     are not touched."""
     lots = _plan_side_used(account, reset_used=reset_used)["lots"]
     plan = attrs.evolve(account.plan_lot, used=0 if reset_used else account.plan_lot.used)
-    carries = [lot for lot in lots if _is_carry_over(lot)]  # type: ignore[attr-defined]
-    others = [lot for lot in lots if not _is_carry_over(lot)]  # type: ignore[attr-defined]
+    carries = [lot for lot in lots if _is_carry_over(lot)]
+    others = [lot for lot in lots if not _is_carry_over(lot)]
     cut = max(0, plan.amount + sum(lot.amount for lot in carries) - target.tokens)
     kept = []
     for lot in carries:
@@ -425,7 +443,7 @@ def renew(
         message=f"renewed {plan.id} until {utc_text(end)}",
         actor=actor,
         facts=_paid_by(payment_id),
-        **_plan_lot_changed(account, amount=account.plan_lot.amount + plan.tokens),
+        **_renewed_plan_side(account, plan.tokens, end),
         period_start=start,
         period_end=end,
         plan_end_at=end,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
@@ -126,7 +127,7 @@ class Usage:
 _ACCOUNT_NAME = {"plan": "plan_id", "lots": "live_lots"}
 
 
-def with_lots(lots: list[Lot]) -> dict[str, object]:
+def with_lots(lots: list[Lot]) -> dict[str, Any]:
     """The snapshot fields of an account whose lots are ``lots`` (the plan lot among
     them): the counters are their sums, and the others are stored in burn order, those
     that no longer count left out."""
