@@ -70,7 +70,8 @@ def test_an_account_with_only_its_plan_lot_reads_as_before_lots() -> None:
         850,
     )
     stored = store.load("alice")
-    assert stored is not None and stored.lots == ()  # nothing stored beside the counters
+    assert stored is not None
+    assert stored.lots == ()  # nothing stored beside the counters
     assert hold.draws == ()  # every credit is the plan lot's: no draws recorded
     assert all(
         entry.facts is None or not getattr(entry.facts, "draws", ()) for entry in _ledger(store)
@@ -197,7 +198,7 @@ def _steps(draw: st.DrawFn) -> list[tuple[str, int]]:
 
 
 @given(steps=_steps(), rollover=st.integers(0, 800), periods=st.integers(1, 3))
-def test_lazy_reads_equal_step_by_step_and_every_draw_follows_the_burn_order(
+def test_lazy_reads_equal_step_by_step_and_every_draw_follows_the_burn_order(  # noqa: PLR0912
     steps: list[tuple[str, int]], rollover: int, periods: int
 ) -> None:
     configs = {
@@ -219,7 +220,7 @@ def test_lazy_reads_equal_step_by_step_and_every_draw_follows_the_burn_order(
     for n, (kind, amount) in enumerate(steps):
         for service, clock in ((lazy, lazy_clock), (eager, eager_clock)):
             if kind == "wait":
-                for day in range(amount // 50 + 1):  # the eager one reads every day
+                for _day in range(amount // 50 + 1):  # the eager one reads every day
                     clock.advance(days=1)
                     if service is eager:
                         service.usage(ALICE)
@@ -249,7 +250,7 @@ def test_lazy_reads_equal_step_by_step_and_every_draw_follows_the_burn_order(
                     service.set_plan(ADMIN, "pro", subject="alice")
                 elif kind == "down":
                     service.set_plan(ADMIN, "free", subject="alice")
-            except Exception as error:  # noqa: BLE001 - both must refuse alike
+            except Exception as error:  # both must refuse alike
                 if type(error).__name__ not in {
                     "InsufficientTokensError",
                     "HoldNotFoundError",
@@ -266,7 +267,8 @@ def test_lazy_reads_equal_step_by_step_and_every_draw_follows_the_burn_order(
         assert account is None or fold(_ledger(store)) == account
         if account is not None:
             for lot in account.all_lots:
-                assert lot.used >= 0 and lot.held >= 0
+                assert lot.used >= 0
+                assert lot.held >= 0
                 if lot.source in (LotSource.PROMOTIONAL, LotSource.ROLLOVER):
                     assert lot.used + lot.held <= lot.amount
             _check_spent(_ledger(store))

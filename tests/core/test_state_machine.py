@@ -269,10 +269,14 @@ class Model:
             for key, h in a.holds.items():
                 if h.status == "open" and h.expires <= now:
                     events.append((h.expires, 1, "\x00".join(key), h))
-            for lot in a.lots:
-                if lot.source != "plan" and lot.status == "active" and lot.expires is not None:
-                    if lot.expires <= now:
-                        events.append((lot.expires, 2, lot.name, lot))
+            events += [
+                (lot.expires, 2, lot.name, lot)
+                for lot in a.lots
+                if lot.source != "plan"
+                and lot.status == "active"
+                and lot.expires is not None
+                and lot.expires <= now
+            ]
             if not events:
                 return a
             _at, kind, _name, thing = min(events, key=lambda e: e[:3])
@@ -629,7 +633,9 @@ class QuotaMachine(RuleBasedStateMachine):
         reset_used=st.booleans(),
         by_admin=st.booleans(),
     )
-    def set_plan(self, subject: str, index: int, reset_used: bool, by_admin: bool) -> None:
+    def set_plan(  # noqa: PLR0912, PLR0915 - the model's plan change, rule by rule
+        self, subject: str, index: int, reset_used: bool, by_admin: bool
+    ) -> None:
         target = self.model.plans[index % len(self.model.plans)]
         now = self.now
         account = self.model.at(subject, now)
@@ -664,10 +670,7 @@ class QuotaMachine(RuleBasedStateMachine):
             carried_held = sum(lot.held for lot in side)
             others = [lot for lot in account.lots if lot not in side]
             account.lots = [ModelLot("plan", "plan", target["tokens"])]
-            if days is None:
-                ends = first_of_next_month(now)
-            else:
-                ends = now + timedelta(days=days)
+            ends = first_of_next_month(now) if days is None else now + timedelta(days=days)
             if carried or carried_held:
                 account.made += 1
                 name = f"carry-{account.made}"
@@ -897,7 +900,8 @@ class QuotaMachine(RuleBasedStateMachine):
                 if lot.source == "promotional"
             ]
             for lot in usage.lots:
-                assert lot.used >= 0 and lot.held >= 0
+                assert lot.used >= 0
+                assert lot.held >= 0
                 if lot.source.value == "promotional":
                     assert lot.used + lot.held <= lot.amount
             open_now = self.service.holds(ADMIN, subject=subject)

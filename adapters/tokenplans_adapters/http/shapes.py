@@ -111,7 +111,7 @@ def _optional(hint: object) -> tuple[object, bool]:
     return hint, False
 
 
-def _schema_of(
+def _schema_of(  # noqa: PLR0911 - one return per kind of value
     field: attrs.Attribute[Any], kind: object, nested: Mapping[type, Nested]
 ) -> dict[str, Any]:
     """The schema of one value of ``kind`` (``None`` aside), with the field's bounds."""

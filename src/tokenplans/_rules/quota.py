@@ -340,9 +340,9 @@ def _downgraded(account: Account, target: Plan, *, reset_used: bool) -> dict[str
     for lot in carries:
         part = min(cut, lot.amount)
         cut -= part
-        lot = attrs.evolve(lot, amount=lot.amount - part)
-        if lot.amount or lot.used or lot.held:
-            kept.append(lot)
+        cut_lot = attrs.evolve(lot, amount=lot.amount - part)
+        if cut_lot.amount or cut_lot.used or cut_lot.held:
+            kept.append(cut_lot)
     plan = attrs.evolve(plan, amount=plan.amount - min(cut, plan.amount))
     return with_lots([plan, *kept, *others])
 

@@ -122,7 +122,8 @@ class Plan:
             or not 1 <= periods <= MAX_ROLLOVER_PERIODS
         ):
             raise CatalogError(
-                f"rollover periods must be an integer from 1 to {MAX_ROLLOVER_PERIODS}, got {periods!r}"
+                f"rollover periods must be an integer from 1 to {MAX_ROLLOVER_PERIODS}, "
+                f"got {periods!r}"
             )
 
     @property
