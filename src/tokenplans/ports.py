@@ -46,7 +46,7 @@ from tokenplans._values.ledger import (
     facts_from_json,
     facts_json,
 )
-from tokenplans._values.lots import lots_from_json, lots_json
+from tokenplans._values.lots import draws_of, lots_from_json, lots_json
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.payments import (
     CheckoutStart,
@@ -110,6 +110,7 @@ __all__ = [
     "check_gateway_id",
     "credits_for",
     "decimal_text",
+    "draws_of",
     "estimate_by_pricing",
     "facts_from_json",
     "facts_json",

@@ -22,6 +22,7 @@ from tokenplans.ports import (
     LedgerEntry,
     Payment,
     PaymentStatus,
+    draws_of,
     facts_from_json,
     facts_json,
     lots_from_json,
@@ -39,13 +40,14 @@ _HOLD_FIELDS = tuple(
 
 def account_values(account: Account) -> dict[str, Any]:
     values = {name: getattr(account, name) for name in _ACCOUNT_FIELDS if name != "subject"}
-    return {**values, "lots": lots_json(account.lots)}
+    return {**values, "lots": lots_json(account.lots) if account.lots else None}
 
 
 def account_from_row(row: Row[Any] | Mapping[Any, Any]) -> Account:
     m = row._mapping if isinstance(row, Row) else row
     values = {name: m[name] for name in _ACCOUNT_FIELDS}
-    return Account(**{**values, "lots": lots_from_json(m["lots"])})
+    stored = m["lots"]
+    return Account(**{**values, "lots": lots_from_json(stored) if stored else ()})
 
 
 #: An entry's own plain columns: every LedgerEntry field but the snapshot after it, the
@@ -155,6 +157,6 @@ def hold_from_row(row: Row[Any]) -> Hold:
             **values,
             "status": HoldStatus(m["status"]),
             "late": bool(m["late"]),
-            "draws": m["draws"] or (),
+            "draws": draws_of(m["draws"]) if m["draws"] else (),
         }
     )

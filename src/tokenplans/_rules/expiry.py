@@ -26,7 +26,7 @@ from tokenplans._values.records import Record
 
 from .holds import hold_expiry
 from .lots import lot_expiries_due
-from .quota import next_boundary, roll_forward, steps_monthly
+from .quota import roll_forward, steps_monthly
 
 
 @attrs.frozen
@@ -79,10 +79,10 @@ def lapse_in_order(
         current = change.account
         # The account's own lots lapse too, each at its instant: read from the snapshot
         # as it is by then (a rollover made by a reset on the way lapses in its turn).
-        due = pending[:1] + lot_expiries_due(current, now)
+        due = pending[:1] + lot_expiries_due(current, now) if current.lots else pending[:1]
         following = min(due, key=lambda e: (e.at, e.key)) if due else None
         until = now if following is None else following.at
-        boundary = next_boundary(current)
+        boundary = current.period_end if current.plan_end_at is None else current.plan_end_at
         if boundary <= until:
             # Resets due first (one at its very instant too), one at a time where idle
             # months matter (rollover, lots expiring between them), else all at once.

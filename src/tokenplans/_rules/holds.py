@@ -25,6 +25,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import attrs
 
@@ -33,7 +34,7 @@ from tokenplans._values.expiring import Expiry
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus, HoldWrite
 from tokenplans._values.ledger import Change, EntryKind, HoldFacts, ledger_change
 from tokenplans._values.limits import MAX_OPEN_HOLDS
-from tokenplans._values.lots import burn, reserve
+from tokenplans._values.lots import Draw, burn, reserve
 from tokenplans._values.model_usage import PricedCall
 from tokenplans.errors import (
     AlreadyProcessedError,
@@ -67,8 +68,15 @@ def _expire(account: Account, hold: Hold) -> Change:
         message=f"hold {hold.hold_id} expired: {hold.amount} released",
         amount=hold.amount,
         facts=HoldFacts(hold.hold_id),
-        **with_lots(give_back(account.all_lots, hold_draws(hold))[0]),
+        **_given_back(account, hold),
     )
+
+
+def _given_back(account: Account, hold: Hold) -> dict[str, Any]:
+    """The snapshot fields with the hold's credits back to its lots, nothing used."""
+    if not account.lots and not hold.draws:  # only the plan lot: only the counter moves
+        return {"token_held": account.token_held - hold.amount}
+    return with_lots(give_back(account.all_lots, hold_draws(hold))[0])
 
 
 # -- decisions ---------------------------------------------------------------------------
@@ -106,7 +114,12 @@ def decide_reserve(
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
     if sum(hold.is_open for hold in holds.values()) >= MAX_OPEN_HOLDS:
         raise TooManyHoldsError(MAX_OPEN_HOLDS)
-    lots, draws, _ = reserve(account.all_lots, amount)
+    draws: tuple[Draw, ...] = ()
+    if account.lots:
+        lots, draws, _ = reserve(account.all_lots, amount)
+        counters = with_lots(lots)
+    else:  # only the plan lot: every credit is its own, no draws
+        counters = {"token_held": account.token_held + amount}
     hold = Hold(
         subject=account.subject,
         caller=actor,
@@ -116,7 +129,7 @@ def decide_reserve(
         expires_at=now + timedelta(seconds=ttl_seconds),
         request=request,
         # On an account with only its plan lot every credit is the plan lot's: no draws.
-        draws=draws if account.lots else (),
+        draws=draws,
     )
     change = ledger_change(
         account,
@@ -128,7 +141,7 @@ def decide_reserve(
         facts=HoldFacts(hold_id, draws=hold.draws),
         actor=actor,
         priced=priced,
-        **with_lots(lots),
+        **counters,
     )
     return Decision(change, hold, (HoldWrite(hold, None),))
 
@@ -160,13 +173,21 @@ def decide_settle(
     # The hold's lots turn held into used in its draws' order; the excess draws free
     # credits in burn order, up to what the account has remaining; the rest is overage,
     # on the plan lot (docs/credit-lots.md).
-    lots, excess = (
-        (account.all_lots, amount)
-        if late
-        else give_back(account.all_lots, hold_draws(hold), amount)
-    )
-    lots, extra, _ = burn(lots, excess - overage)
-    lots[0] = attrs.evolve(lots[0], used=lots[0].used + overage)
+    extra: tuple[Draw, ...] = ()
+    if not account.lots and not hold.draws:  # only the plan lot: only the counters move
+        counters: dict[str, Any] = {
+            "token_used": account.token_used + amount,
+            "token_held": account.token_held - held,
+        }
+    else:
+        lots, excess = (
+            (account.all_lots, amount)
+            if late
+            else give_back(account.all_lots, hold_draws(hold), amount)
+        )
+        lots, extra, _ = burn(lots, excess - overage)
+        lots[0] = attrs.evolve(lots[0], used=lots[0].used + overage)
+        counters = with_lots(lots)
     settled = attrs.evolve(
         hold,
         status=HoldStatus.SETTLED,
@@ -188,7 +209,7 @@ def decide_settle(
         facts=HoldFacts(hold_id, overage, draws=extra if account.lots else ()),
         actor=actor,
         priced=priced,
-        **with_lots(lots),
+        **counters,
     )
     return Decision(change, settled, (HoldWrite(settled, hold.status),))
 
@@ -217,7 +238,7 @@ def decide_release(
         amount=hold.amount,
         facts=HoldFacts(hold_id),
         actor=actor,
-        **with_lots(give_back(account.all_lots, hold_draws(hold))[0]),
+        **_given_back(account, hold),
     )
     return Decision(change, released, (HoldWrite(released, HoldStatus.OPEN),))
 

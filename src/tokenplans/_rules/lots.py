@@ -143,6 +143,8 @@ def _lapse(account: Account, lot_id: str, at: datetime) -> Change:
 
 def lot_expiries_due(account: Account, now: datetime) -> list[Expiry]:
     """The expiries of the account's active lots due by ``now``."""
+    if not account.lots:
+        return []
     return [
         lot_expiry(lot)
         for lot in account.lots

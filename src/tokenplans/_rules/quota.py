@@ -110,7 +110,13 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 def _plan_lot_changed(account: Account, **changes: Any) -> dict[str, Any]:
     """The snapshot fields with the plan lot changed by ``changes``, the others kept."""
+    if not account.lots:  # only the plan lot: its fields are the counters
+        return {_COUNTER_OF[name]: value for name, value in changes.items()}
     return with_lots([attrs.evolve(account.plan_lot, **changes), *account.lots])
+
+
+#: A plan lot's field, as the counter that holds it on an account with no other lots.
+_COUNTER_OF = {"amount": "token_quota", "used": "token_used", "held": "token_held"}
 
 
 def _renewed_plan_side(account: Account, tokens: int, end: datetime) -> dict[str, Any]:
@@ -140,6 +146,8 @@ def _new_period(account: Account, at: datetime, **changes: Any) -> dict[str, Any
     lot changed by ``changes``, and the carry-over lots due by then lapse with it, their
     held credits staying held on the plan lot (their holds close against it), as a
     period's allowance lapses."""
+    if not account.lots:
+        return _plan_lot_changed(account, **changes)
     due = [
         lot
         for lot in account.lots
@@ -378,12 +386,13 @@ def debit(
     (no change). ``priced``: the model call the amount is the price of."""
     if amount > account.remaining:
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
-    lots, draws, _ = burn(account.all_lots, amount)
-    facts = None
-    if account.lots:
+    if not account.lots:  # only the plan lot: every credit is its own, no draws
+        counters: dict[str, Any] = {"token_used": account.token_used + amount}
+        facts = None if idempotency_key is None else DebitFacts(idempotency_key)
+    else:
+        lots, draws, _ = burn(account.all_lots, amount)
+        counters = with_lots(lots)
         facts = DebitFacts(idempotency_key, draws)
-    elif idempotency_key is not None:
-        facts = DebitFacts(idempotency_key)
     return ledger_change(
         account,
         EntryKind.DEBITED,
@@ -393,7 +402,7 @@ def debit(
         actor=actor,
         priced=priced,
         facts=facts,
-        **with_lots(lots),
+        **counters,
     )
 
 

@@ -68,12 +68,13 @@ class Account:
     @property
     def plan_lot(self) -> Lot:
         """The period's allowance: the counters less the other lots'."""
+        others = self.lots
         return Lot(
-            lot_id=PLAN_LOT_ID,
-            source=LotSource.PLAN,
-            amount=self.token_quota - sum(lot.amount for lot in self.lots),
-            used=self.token_used - sum(lot.used for lot in self.lots),
-            held=self.token_held - sum(lot.held for lot in self.lots),
+            PLAN_LOT_ID,
+            LotSource.PLAN,
+            self.token_quota - sum(lot.amount for lot in others) if others else self.token_quota,
+            self.token_used - sum(lot.used for lot in others) if others else self.token_used,
+            self.token_held - sum(lot.held for lot in others) if others else self.token_held,
             effective_at=self.period_start,
             expires_at=self.period_end if self.plan_end_at is None else self.plan_end_at,
         )
@@ -86,6 +87,8 @@ class Account:
     @property
     def live_lots(self) -> tuple[Lot, ...]:
         """The lots that count, in burn order."""
+        if not self.lots:
+            return (self.plan_lot,)
         return tuple(in_burn_order(self.all_lots))
 
     @property

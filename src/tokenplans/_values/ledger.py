@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from .accounts import Account, Usage
-from .lots import Draw, draws_field
+from .lots import Draw, draws_field, draws_of
 from .model_usage import PricedCall
 
 
@@ -167,7 +167,11 @@ def facts_json(facts: EntryFacts | None) -> dict[str, Any] | None:
 
 def facts_from_json(kind: EntryKind, stored: Mapping[str, Any] | None) -> EntryFacts | None:
     """The facts of a ``kind`` entry, from what :func:`facts_json` made of them."""
-    return None if stored is None else FACTS_OF_KIND[kind](**stored)
+    if stored is None:
+        return None
+    if "draws" in stored:
+        stored = {**stored, "draws": draws_of(stored["draws"])}
+    return FACTS_OF_KIND[kind](**stored)
 
 
 @attrs.frozen

@@ -69,7 +69,7 @@ class Draw:
     amount: int
 
 
-def _draws(value: Iterable[Draw | Mapping[str, Any]]) -> tuple[Draw, ...]:
+def draws_of(value: Iterable[Draw | Mapping[str, Any]]) -> tuple[Draw, ...]:
     """Draws as given, or as JSON made them (objects with ``lot_id`` and ``amount``)."""
     return tuple(
         d if isinstance(d, Draw) else Draw(str(d["lot_id"]), int(d["amount"])) for d in value
@@ -77,8 +77,9 @@ def _draws(value: Iterable[Draw | Mapping[str, Any]]) -> tuple[Draw, ...]:
 
 
 def draws_field() -> Any:
-    """An entry's or a hold's draws: a tuple of :class:`Draw`, read from JSON too."""
-    return attrs.field(default=(), converter=_draws)
+    """An entry's or a hold's draws: a tuple of :class:`Draw` (:func:`draws_of` reads them
+    from JSON)."""
+    return attrs.field(default=())
 
 
 @attrs.frozen
