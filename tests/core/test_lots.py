@@ -298,3 +298,24 @@ def _check_spent(entries) -> None:  # type: ignore[no-untyped-def]
         else:
             made += max(entry.quota_delta, 0) + max(-entry.used_delta, 0)
         assert spent <= made
+
+
+def test_a_purchased_lot_is_made_once_per_payment_and_a_refund_voids_its_remainder() -> None:
+    from tokenplans._rules.lots import purchase_lot, refund_lot  # noqa: PLC0415
+
+    service, _, _ = _service()
+    service.consume(ALICE, 100)
+    account = service.account("alice")
+    bought = purchase_lot(
+        account, JAN_15, payment_id="pay_1", credits=5000, expires_at=None, pack_id="p5k"
+    )
+    assert [e.kind for e in bought.entries] == [EntryKind.LOT_PURCHASED]
+    again = purchase_lot(bought.account, JAN_15, payment_id="pay_1", credits=5000, expires_at=None)
+    assert again.entries == ()  # the same payment again: nothing more
+    lot = next(lot for lot in bought.account.live_lots if lot.lot_id == "pay_1")
+    assert (lot.source, lot.amount, lot.created_by) == (LotSource.PURCHASED, 5000, "p5k")
+    assert lot == bought.account.live_lots[-1]  # purchased, never expiring: burns last
+    refunded = refund_lot(bought.account, JAN_15, payment_id="pay_1")
+    assert [e.kind for e in refunded.entries] == [EntryKind.LOT_VOIDED]
+    assert refunded.account.token_quota == 1000
+    assert refund_lot(refunded.account, JAN_15, payment_id="pay_1").entries == ()

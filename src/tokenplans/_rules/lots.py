@@ -180,3 +180,49 @@ def system_lot_id(source: LotSource, version: int) -> str:
     its source and the version of the entry that made it. Ids given by callers have no
     ``:``, so they never collide."""
     return f"{source.value}:{version}"
+
+
+def purchase_lot(
+    account: Account,
+    now: datetime,
+    *,
+    payment_id: str,
+    credits: int,
+    expires_at: datetime | None,
+    priority: int = 0,
+    pack_id: str | None = None,
+    actor: str | None = None,
+) -> Change:
+    """A paid pack's ``purchased`` lot, as a confirmed payment makes it: its ``lot_id``
+    is the payment's id, so a payment confirmed twice (verify and webhook racing) cannot
+    make two; the caller commits it with the payment marked paid, in one commit. It
+    first repays the plan lot's overage, like any new lot; no lot cap applies."""
+    lot = Lot(
+        lot_id=payment_id,
+        source=LotSource.PURCHASED,
+        amount=credits,
+        priority=priority,
+        effective_at=now,
+        expires_at=expires_at,
+        created_by=pack_id or payment_id,
+    )
+    if any(existing.lot_id == payment_id for existing in account.lots):
+        return Change(account)  # already bought: nothing more
+    until = "never expiring" if expires_at is None else f"until {expires_at.isoformat()}"
+    return add_lot(
+        account,
+        lot,
+        now,
+        kind=EntryKind.LOT_PURCHASED,
+        message=f"bought {credits} as lot {payment_id}, {until}",
+        actor=actor,
+    )
+
+
+def refund_lot(account: Account, now: datetime, *, payment_id: str) -> Change:
+    """A refunded pack: its lot is voided (its free remainder forfeited, what was used
+    stays used); nothing when the lot is gone or already voided or expired."""
+    found = next((lot for lot in account.lots if lot.lot_id == payment_id), None)
+    if found is None or found.status is not LotStatus.ACTIVE:
+        return Change(account)
+    return forfeit(account, payment_id, now, voided=True)
