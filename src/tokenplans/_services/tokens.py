@@ -263,7 +263,8 @@ class TokenService(HoldUseCases):
     def void_lot(self, principal: Principal, lot_id: str, *, subject: str) -> Usage:
         """Admin only: void the subject's lot ``lot_id``: its free remainder is forfeited
         (a ``lot_voided`` entry); used credits stay used, held ones are forfeited when
-        their holds close. Voiding it again changes nothing."""
+        their holds close. Voiding a lot still listed (expired or voided, its holds still
+        open) changes nothing; one that left the account is :class:`LotNotFoundError`."""
         check_can_grant(principal)
         subject = check_subject(subject)
         if not isinstance(lot_id, str) or not 1 <= len(lot_id) <= 255:  # noqa: PLR2004
