@@ -98,8 +98,9 @@ def next_boundary(account: Account) -> datetime:
 
 def steps_monthly(account: Account, catalog: PlanCatalog) -> bool:
     """Whether idle months must each be their own reset: the plan rolls unused credits
-    over, or the account has other lots, whose expiries fall between the resets."""
-    return bool(account.lots) or _plan_or_default(catalog, account.plan_id).rolls_over
+    over (each month's reset makes a lot). Otherwise a run of idle months is one reset:
+    lot expiries between them are lapsed in their turn by the roll-forward's loop."""
+    return _plan_or_default(catalog, account.plan_id).rolls_over
 
 
 def add_months(moment: datetime, months: int) -> datetime:
