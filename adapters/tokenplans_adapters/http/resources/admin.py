@@ -161,7 +161,7 @@ RESOURCE = Resource(
                 response("Usage after the void, with the lots.", "Usage"),
                 tag="admin",
                 parameters=[SUBJECT_PARAMETER, LOT_ID_PARAMETER],
-                failures=["403", "404", "503"],
+                failures=["403", "404", "422", "503"],
             ),
         ),
         Operation(
