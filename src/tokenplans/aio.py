@@ -118,6 +118,8 @@ class AsyncTokenService(_Facade[TokenService]):
     set_plan = _InThread(TokenService.set_plan)
     consume = _InThread(TokenService.consume)
     grant = _InThread(TokenService.grant)
+    void_lot = _InThread(TokenService.void_lot)
+    lots = _InThread(TokenService.lots)
     reserve = _InThread(TokenService.reserve)
     settle = _InThread(TokenService.settle)
     release = _InThread(TokenService.release)

@@ -31,6 +31,8 @@ __all__ = [
     "IdempotencyConflictError",
     "InsufficientTokensError",
     "InvalidRequestError",
+    "LotConflictError",
+    "LotNotFoundError",
     "PaymentError",
     "PaymentNotFoundError",
     "PermissionDeniedError",
@@ -40,6 +42,7 @@ __all__ = [
     "StorageUnavailableError",
     "TokenplansError",
     "TooManyHoldsError",
+    "TooManyLotsError",
     "TooManyOrdersError",
     "UnknownModelError",
     "UnknownPlanError",
@@ -190,6 +193,33 @@ class TooManyHoldsError(TokenplansError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"the account already has {limit} open holds")
+        self.limit = limit
+
+
+class LotNotFoundError(TokenplansError, LookupError):
+    """No live lot with this id on the subject's account (the plan lot is never one to
+    void)."""
+
+    def __init__(self, lot_id: str) -> None:
+        super().__init__(f"no lot {lot_id!r}")
+        self.lot_id = lot_id
+
+
+class LotConflictError(TokenplansError):
+    """A grant under a ``lot_id`` already used for another grant (another amount, expiry
+    or priority); nothing was changed."""
+
+    def __init__(self, lot_id: str, message: str) -> None:
+        super().__init__(message)
+        self.lot_id = lot_id
+
+
+class TooManyLotsError(TokenplansError):
+    """The account already has ``limit`` live lots (the plan lot counts); a grant must
+    wait until some expire, or be voided."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the account already has {limit} live lots")
         self.limit = limit
 
 

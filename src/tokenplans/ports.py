@@ -48,6 +48,7 @@ from tokenplans._values.ledger import (
     facts_from_json,
     facts_json,
 )
+from tokenplans._values.lots import draws_of, lots_from_json, lots_json
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.payments import (
     CheckoutStart,
@@ -116,8 +117,11 @@ __all__ = [
     "credits_for",
     "daily_usage",
     "decimal_text",
+    "draws_of",
     "estimate_by_pricing",
     "facts_from_json",
     "facts_json",
+    "lots_from_json",
+    "lots_json",
     "parse_rate",
 ]

@@ -22,6 +22,7 @@ from tokenplans._rules.expiry import lapse_in_order
 from tokenplans._rules.quota import open_account
 from tokenplans._values.expiring import Expiry
 from tokenplans._values.ledger import FACTS_OF_KIND, Change, ledger_change
+from tokenplans._values.lots import Draw
 from tokenplans.ports import FACT_CLASSES, facts_from_json, facts_json
 
 CATALOG = PlanCatalog.default()
@@ -30,10 +31,14 @@ _JSON_SCALARS = {str, int, bool, type(None)}
 
 
 def test_every_facts_class_is_json_scalars_named_apart_from_the_common_fields() -> None:
+    """JSON scalars, and one list: ``draws``, the lots a change drew from."""
     common = {field.name for field in attrs.fields(LedgerEntry)}
     assert set(FACTS_OF_KIND.values()) == set(FACT_CLASSES)
     for facts in FACT_CLASSES:
         for name, hint in typing.get_type_hints(facts).items():
+            if name == "draws":
+                assert hint == tuple[Draw, ...], (facts, name)
+                continue
             assert set(typing.get_args(hint) or (hint,)) <= _JSON_SCALARS, (facts, name)
             assert name not in common, (facts, name)
 

@@ -46,6 +46,8 @@ from tokenplans import (
     InsufficientTokensError,
     InvalidRequestError,
     LedgerEntry,
+    LotConflictError,
+    LotNotFoundError,
     PermissionDeniedError,
     PlanCatalog,
     Principal,
@@ -82,18 +84,49 @@ class ModelHold:
     settled: int | None = None
     overage: int = 0
     late: bool = False
+    #: (lot name, amount) in the order the credits were taken.
+    draws: list[tuple[str, int]] = attrs.field(factory=list)
+
+
+#: The burn order among lots otherwise equal (docs/credit-lots.md).
+SOURCE_RANK = {"plan": 0, "carry_over": 1, "promotional": 3}
+
+
+@attrs.define
+class ModelLot:
+    """A batch of credits. The plan lot's ``expires`` is the account's period or term end
+    (read from the account); carry-over and promotional lots keep their own."""
+
+    name: str
+    source: str
+    amount: int
+    used: int = 0
+    held: int = 0
+    priority: int = 0
+    expires: datetime | None = None
+    effective: datetime | None = None
+    status: str = "active"
+
+    @property
+    def free(self) -> int:
+        return max(0, self.amount - self.used - self.held)
+
+    @property
+    def counts(self) -> bool:
+        return self.source == "plan" or self.status == "active" or self.held > 0
 
 
 @attrs.define
 class ModelAccount:
     plan: str
-    quota: int
-    used: int
     start: datetime
     end: datetime
     term_end: datetime | None
+    #: The plan lot first, then the others in the order they were made.
+    lots: list[ModelLot]
     #: By (caller, hold id): ids are scoped to the caller who placed the hold.
     holds: dict[tuple[str, str], ModelHold] = attrs.field(factory=dict)
+    made: int = 0
 
     def hold_for(self, principal: Principal, subject: str, hold_id: str) -> ModelHold | None:
         """The hold an id names for ``principal``: its own; an admin acting for the
@@ -107,12 +140,92 @@ class ModelAccount:
         return None
 
     @property
+    def plan_lot(self) -> ModelLot:
+        return self.lots[0]
+
+    def lot(self, name: str) -> ModelLot:
+        return next((lot for lot in self.lots if lot.name == name), self.plan_lot)
+
+    def expiry_of(self, lot: ModelLot) -> datetime | None:
+        if lot.source == "plan":
+            return self.term_end or self.end
+        return lot.expires
+
+    def in_burn_order(self) -> list[ModelLot]:
+        def key(lot: ModelLot) -> tuple[Any, ...]:
+            expires = self.expiry_of(lot)
+            effective = lot.effective or self.start
+            return (
+                lot.priority,
+                expires is None,
+                expires or self.start,
+                SOURCE_RANK[lot.source],
+                effective,
+                lot.name,
+            )
+
+        return sorted(self.lots, key=key)
+
+    def take(self, amount: int, into: str) -> list[tuple[str, int]]:
+        """Up to ``amount`` free credits in burn order, into ``used`` or ``held``."""
+        draws = []
+        for lot in self.in_burn_order():
+            if amount == 0:
+                break
+            part = min(amount, lot.free) if lot.status == "active" else 0
+            if part:
+                setattr(lot, into, getattr(lot, into) + part)
+                draws.append((lot.name, part))
+                amount -= part
+        return draws
+
+    def give_back(self, hold: ModelHold, used: int) -> int:
+        """The hold's credits back to its lots (held into used up to ``used``); what is
+        freed on a lot that expired or was voided is forfeited. Returns ``used`` left."""
+        for name, part in hold.draws:
+            lot = self.lot(name)
+            taken = min(part, used)
+            used -= taken
+            lot.held -= part
+            lot.used += taken
+            if lot.status != "active":
+                lot.amount -= part - taken
+        return used
+
+    def tidy(self) -> None:
+        self.lots = [lot for lot in self.lots if lot.counts]
+
+    @property
+    def quota(self) -> int:
+        return sum(lot.amount for lot in self.lots)
+
+    @property
+    def used(self) -> int:
+        return sum(lot.used for lot in self.lots)
+
+    @property
     def held(self) -> int:
         return sum(h.amount for h in self.holds.values() if h.status == "open")
 
     @property
     def remaining(self) -> int:
         return max(0, self.quota - self.used - self.held)
+
+    def side(self) -> list[ModelLot]:
+        """The plan side: the plan lot and the carry-over lots."""
+        return [lot for lot in self.lots if lot.source in ("plan", "carry_over")]
+
+    def new_period(self, at: datetime, tokens: int) -> None:
+        """A reset or a term's end at ``at``: a fresh allowance; carry-over lots due by
+        then lapse with it, their held credits staying held on the plan lot."""
+        plan = self.plan_lot
+        plan.amount, plan.used = tokens, 0
+        for lot in list(self.lots):
+            if lot.source == "carry_over" and lot.expires is not None and lot.expires <= at:
+                plan.held += lot.held
+                self.lots.remove(lot)
+                for hold in self.holds.values():
+                    hold.draws = [("plan" if n == lot.name else n, a) for n, a in hold.draws]
 
 
 class Model:
@@ -126,6 +239,8 @@ class Model:
         self.accounts: dict[str, ModelAccount] = {}
         # Keyed by (subject, caller, key): a user's keys and its admin's are apart.
         self.receipts: dict[tuple[str, str, str], DebitReceipt] = {}
+        # A grant's lot id: what it was granted with, and its answer.
+        self.lot_grants: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def plan(self, plan_id: str) -> dict[str, Any]:
         return next(p for p in self.plans if p["id"] == plan_id)
@@ -134,34 +249,53 @@ class Model:
         return [p["id"] for p in self.plans].index(plan_id)
 
     def at(self, subject: str, now: datetime) -> ModelAccount:
-        """The account as of ``now``, stepping through every boundary and hold expiry one at
-        a time (they commute: an expiry frees held tokens, a boundary resets the counters)."""
+        """The account as of ``now``, stepping through every boundary, hold expiry and lot
+        expiry one at a time, in time order (a boundary first at one instant, then holds,
+        then lots)."""
         if subject not in self.accounts:
             self.accounts[subject] = ModelAccount(
                 self.default["id"],
-                self.default["tokens"],
-                0,
                 first_of_month(now),
                 first_of_next_month(now),
                 None,
+                [ModelLot("plan", "plan", self.default["tokens"])],
             )
         a = self.accounts[subject]
         while True:
-            due = [h for h in a.holds.values() if h.status == "open" and h.expires <= now]
-            if due:
-                min(due, key=lambda h: h.expires).status = "expired"
-                continue
-            if a.term_end is not None:
-                if now < a.term_end:
-                    return a
+            boundary = a.term_end or a.end
+            events: list[tuple[datetime, int, str, Any]] = []
+            if boundary <= now:
+                events.append((boundary, 0, "", None))
+            for key, h in a.holds.items():
+                if h.status == "open" and h.expires <= now:
+                    events.append((h.expires, 1, "\x00".join(key), h))
+            events += [
+                (lot.expires, 2, lot.name, lot)
+                for lot in a.lots
+                if lot.source != "plan"
+                and lot.status == "active"
+                and lot.expires is not None
+                and lot.expires <= now
+            ]
+            if not events:
+                return a
+            _at, kind, _name, thing = min(events, key=lambda e: e[:3])
+            if kind == 1:
+                thing.status = "expired"
+                a.give_back(thing, 0)
+            elif kind == 2:
+                thing.amount -= thing.free
+                thing.status = "expired"
+            elif a.term_end is not None:
                 ended = a.term_end
-                a.plan, a.quota, a.used = self.default["id"], self.default["tokens"], 0
+                a.plan = self.default["id"]
+                a.new_period(ended, self.default["tokens"])
                 a.start, a.end, a.term_end = first_of_month(ended), first_of_next_month(ended), None
             else:
-                if now < a.end:
-                    return a
+                ended = a.end
+                a.new_period(ended, self.plan(a.plan)["tokens"])
                 a.start, a.end = a.end, first_of_next_month(a.end)
-                a.quota, a.used = self.plan(a.plan)["tokens"], 0
+            a.tidy()
 
 
 # --------------------------------------------------------------------------- ledger checks
@@ -309,7 +443,7 @@ class QuotaMachine(RuleBasedStateMachine):
             self.unchanged(subject, before)
         else:
             receipt = self.service.consume(principal, amount, idempotency_key=key, subject=subject)
-            account.used += amount
+            account.take(amount, "used")
             assert not receipt.replayed
             assert (receipt.usage.token_used, receipt.usage.remaining) == (
                 account.used,
@@ -390,7 +524,10 @@ class QuotaMachine(RuleBasedStateMachine):
             hold = call()
             assert (hold.status, hold.amount, hold.replayed) == (HoldStatus.OPEN, amount, False)
             assert hold.expires_at == self.now + timedelta(seconds=ttl)
-            account.holds[(principal.subject, hold_id)] = ModelHold(amount, hold.expires_at)
+            draws = account.take(amount, "held")
+            account.holds[(principal.subject, hold_id)] = ModelHold(
+                amount, hold.expires_at, draws=draws
+            )
 
     @rule(
         subject=st.sampled_from(SUBJECTS),
@@ -438,8 +575,11 @@ class QuotaMachine(RuleBasedStateMachine):
             held = 0 if late else hold.amount
             overage = max(0, amount - held - account.remaining)
             settled = call()
+            excess = amount if late else account.give_back(hold, amount)
             hold.status, hold.settled, hold.overage, hold.late = "settled", amount, overage, late
-            account.used += amount
+            account.take(excess - overage, "used")
+            account.plan_lot.used += overage
+            account.tidy()
             assert (settled.status, settled.settled, settled.overage, settled.late) == (
                 HoldStatus.SETTLED,
                 amount,
@@ -476,6 +616,8 @@ class QuotaMachine(RuleBasedStateMachine):
         else:
             assert call().status is HoldStatus.RELEASED
             hold.status = "released"
+            account.give_back(hold, 0)
+            account.tidy()
 
     @rule(subject=st.sampled_from(SUBJECTS), hold_id=st.sampled_from(HOLD_IDS), later=st.booleans())
     def clock_lands_on_a_hold_expiry(self, subject: str, hold_id: str, later: bool) -> None:
@@ -491,7 +633,9 @@ class QuotaMachine(RuleBasedStateMachine):
         reset_used=st.booleans(),
         by_admin=st.booleans(),
     )
-    def set_plan(self, subject: str, index: int, reset_used: bool, by_admin: bool) -> None:
+    def set_plan(  # noqa: PLR0912, PLR0915 - the model's plan change, rule by rule
+        self, subject: str, index: int, reset_used: bool, by_admin: bool
+    ) -> None:
         target = self.model.plans[index % len(self.model.plans)]
         now = self.now
         account = self.model.at(subject, now)
@@ -519,10 +663,29 @@ class QuotaMachine(RuleBasedStateMachine):
             principal, target["id"], reset_used=reset_used, subject=subject
         )
         days = target.get("duration_days")
+        side = account.side()
         if target_rank > current_rank:
             expected = f"upgraded to {target['id']} with carry-over"
-            account.quota = target["tokens"] + max(0, account.quota - account.used)
-            account.used = 0
+            carried = max(0, sum(lot.amount - lot.used for lot in side))
+            carried_held = sum(lot.held for lot in side)
+            others = [lot for lot in account.lots if lot not in side]
+            account.lots = [ModelLot("plan", "plan", target["tokens"])]
+            ends = first_of_next_month(now) if days is None else now + timedelta(days=days)
+            if carried or carried_held:
+                account.made += 1
+                name = f"carry-{account.made}"
+                account.lots.append(
+                    ModelLot(name, "carry_over", carried, 0, carried_held, 0, ends, now)
+                )
+                names = {lot.name for lot in side}
+                for h in account.holds.values():
+                    if h.status == "open":
+                        merged: dict[str, int] = {}
+                        for n, part in h.draws:
+                            moved = name if n in names else n
+                            merged[moved] = merged.get(moved, 0) + part
+                        h.draws = list(merged.items())
+            account.lots += others
             if days is None:
                 account.start, account.end = first_of_month(now), first_of_next_month(now)
                 account.term_end = None
@@ -532,11 +695,19 @@ class QuotaMachine(RuleBasedStateMachine):
             assert result.usage.remaining >= remaining_before  # an upgrade never lowers it
         elif target_rank == current_rank:
             expected = "plan confirmed"
-            account.used = 0 if reset_used else account.used
+            for lot in side:
+                lot.used = 0 if reset_used else lot.used
         else:
             expected = f"downgraded to {target['id']}"
-            account.quota = min(target["tokens"], account.quota)
-            account.used = 0 if reset_used else account.used
+            for lot in side:
+                lot.used = 0 if reset_used else lot.used
+            cut = max(0, sum(lot.amount for lot in side) - target["tokens"])
+            for lot in side[1:]:
+                part = min(cut, lot.amount)
+                cut, lot.amount = cut - part, lot.amount - part
+                if not (lot.amount or lot.used or lot.held):
+                    account.lots.remove(lot)
+            account.plan_lot.amount -= min(cut, account.plan_lot.amount)
             if days is None:
                 account.start, account.end = first_of_month(now), first_of_next_month(now)
                 account.term_end = None
@@ -553,8 +724,104 @@ class QuotaMachine(RuleBasedStateMachine):
             return
         usage = self.service.grant(ADMIN, amount, subject=subject)
         account = self.model.at(subject, self.now)
-        account.quota += amount
+        account.plan_lot.amount += amount
         assert usage.token_quota == account.quota
+
+    @rule(
+        subject=st.sampled_from(SUBJECTS),
+        amount=st.integers(1, 3000),
+        expires=st.sampled_from(["period", "never", "hours", "past"]),
+        hours=st.integers(1, 24 * 70),
+        priority=st.sampled_from([0, 1, 1000]),
+        lot_id=st.sampled_from(["p1", "p2", None]),
+    )
+    def grant_lot(
+        self,
+        *,
+        subject: str,
+        amount: int,
+        expires: str,
+        hours: int,
+        priority: int,
+        lot_id: str | None,
+    ) -> None:
+        now = self.now
+        account = self.model.at(subject, now)
+        before = self.store.load(subject)
+        when = {
+            "period": ("period", account.end),
+            "never": ("never", None),
+            "hours": ((now + timedelta(hours=hours)).isoformat(), now + timedelta(hours=hours)),
+            "past": (now.isoformat(), now),
+        }
+        given, expires_at = when[expires]
+
+        def call() -> Any:
+            return self.service.grant(
+                ADMIN, amount, subject=subject, expires=given, priority=priority, lot_id=lot_id
+            )
+
+        if expires == "past":
+            with pytest.raises(InvalidRequestError):
+                call()
+            self.unchanged(subject, before)
+            return
+        request = (amount, expires_at if expires == "hours" else expires, priority)
+        first = None if lot_id is None else self.model.lot_grants.get((subject, lot_id))
+        if first is not None and first[0] != request:
+            with pytest.raises(LotConflictError):
+                call()
+            self.unchanged(subject, before)
+            return
+        if first is not None:
+            assert call() == first[1]
+            self.unchanged(subject, before)
+            return
+        usage = call()
+        stored = self.store.load(subject)
+        assert stored is not None
+        lot = ModelLot(
+            # A lot without an id is named by the version of its entry (the last one).
+            lot_id or f"promotional:{stored.version}",
+            "promotional",
+            amount,
+            priority=priority,
+            expires=expires_at,
+            effective=now,
+        )
+        plan = account.plan_lot
+        debt = min(plan.used, max(0, plan.used + plan.held - plan.amount), amount)
+        plan.used -= debt
+        lot.used += debt
+        account.lots.append(lot)
+        if lot_id is not None:
+            self.model.lot_grants[(subject, lot_id)] = (request, usage)
+        assert (usage.token_quota, usage.token_used) == (account.quota, account.used)
+
+    @rule(subject=st.sampled_from(SUBJECTS), lot_id=st.sampled_from(["p1", "p2"]))
+    def void_lot(self, subject: str, lot_id: str) -> None:
+        account = self.model.at(subject, self.now)
+        before = self.store.load(subject)
+        found = next((lot for lot in account.lots[1:] if lot.name == lot_id), None)
+        if found is None:
+            with pytest.raises(LotNotFoundError):
+                self.service.void_lot(ADMIN, lot_id, subject=subject)
+            self.unchanged(subject, before)
+            return
+        self.service.void_lot(ADMIN, lot_id, subject=subject)
+        if found.status != "active":
+            self.unchanged(subject, before)
+            return
+        found.amount -= found.free
+        found.status = "voided"
+        account.tidy()
+
+    @rule(subject=st.sampled_from(SUBJECTS), later=st.booleans())
+    def clock_lands_on_a_lot_expiry(self, subject: str, later: bool) -> None:
+        account = self.model.at(subject, self.now)
+        ends = [lot.expires for lot in account.lots[1:] if lot.expires is not None]
+        if ends:
+            self.clock.set(min(ends) + (timedelta(seconds=1) if later else timedelta(0)))
 
     @rule(subject=st.sampled_from(SUBJECTS), payment=st.integers(1, 10**6))
     def paid_renewal(self, subject: str, payment: int) -> None:
@@ -577,11 +844,15 @@ class QuotaMachine(RuleBasedStateMachine):
             return
         update_directly(self.service, subject, decide)
         if account.term_end is not None and account.term_end > now:
+            old = account.term_end
             account.term_end = account.end = account.term_end + timedelta(days=days)
+            for lot in account.lots:
+                if lot.source == "carry_over" and lot.expires == old:
+                    lot.expires = account.term_end
         else:
             account.start = now
             account.term_end = account.end = now + timedelta(days=days)
-        account.quota += plan["tokens"]
+        account.plan_lot.amount += plan["tokens"]
 
     # -- invariants ------------------------------------------------------------------
 
@@ -611,6 +882,28 @@ class QuotaMachine(RuleBasedStateMachine):
                 model.term_end,
             )
             assert usage.remaining >= 0
+            # Every live lot, in burn order, as the model has it.
+            assert [
+                (lot.source.value, lot.amount, lot.used, lot.held, lot.priority, lot.status.value)
+                for lot in usage.lots
+            ] == [
+                (lot.source, lot.amount, lot.used, lot.held, lot.priority, lot.status)
+                for lot in model.in_burn_order()
+            ]
+            assert [
+                (lot.lot_id, lot.expires_at)
+                for lot in usage.lots
+                if lot.source.value == "promotional"
+            ] == [
+                (lot.name, lot.expires)
+                for lot in model.in_burn_order()
+                if lot.source == "promotional"
+            ]
+            for lot in usage.lots:
+                assert lot.used >= 0
+                assert lot.held >= 0
+                if lot.source.value == "promotional":
+                    assert lot.used + lot.held <= lot.amount
             open_now = self.service.holds(ADMIN, subject=subject)
             assert {h.key: h.amount for h in open_now} == {
                 key: h.amount for key, h in model.holds.items() if h.status == "open"

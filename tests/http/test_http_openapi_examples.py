@@ -99,6 +99,15 @@ def test_every_documented_example_is_accepted(
     if "hold_id" in params["path"]:
         owner = params["path"]["subject"] if admin else "alice"
         service.reserve(Principal(owner), 500, hold_id=params["path"]["hold_id"])
+    if "lot_id" in params["path"]:
+        admin_principal = Principal("root", frozenset({"tokenplans:admin"}))
+        service.grant(
+            admin_principal,
+            500,
+            subject=params["path"]["subject"],
+            lot_id=params["path"]["lot_id"],
+            expires="never",
+        )
     url = path
     for name, value in params["path"].items():
         url = url.replace(f"{{{name}}}", quote(value, safe=""))

@@ -104,6 +104,8 @@ def test_a_shape_renders_and_documents_every_field_in_its_order() -> None:
         "duration_days": None,
         "rank": 1,
         "features": [],
+        "rollover_max": None,
+        "rollover_periods": None,
     }
     assert shape.properties()["duration_days"] == {
         "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]

@@ -259,6 +259,18 @@ def _too_many_holds(_request: Request, exc: tokenplans.TooManyHoldsError) -> Res
     return json_error(409, "too many open holds", limit=exc.limit, message=str(exc))
 
 
+def _lot_not_found(_request: Request, exc: tokenplans.LotNotFoundError) -> Response:
+    return json_error(404, "lot not found", lot_id=exc.lot_id)
+
+
+def _lot_conflict(_request: Request, exc: tokenplans.LotConflictError) -> Response:
+    return json_error(409, "lot conflict", lot_id=exc.lot_id, message=str(exc))
+
+
+def _too_many_lots(_request: Request, exc: tokenplans.TooManyLotsError) -> Response:
+    return json_error(409, "too many lots", limit=exc.limit, message=str(exc))
+
+
 def _invalid_request(_request: Request, exc: Exception) -> Response:
     return json_error(422, "invalid request", message=str(exc))
 
@@ -349,6 +361,9 @@ EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
     tokenplans.HoldNotFoundError: _handles(_hold_not_found),
     tokenplans.HoldConflictError: _handles(_hold_conflict),
     tokenplans.TooManyHoldsError: _handles(_too_many_holds),
+    tokenplans.LotNotFoundError: _handles(_lot_not_found),
+    tokenplans.LotConflictError: _handles(_lot_conflict),
+    tokenplans.TooManyLotsError: _handles(_too_many_lots),
     tokenplans.RequestInProgressError: _handles(_in_progress),
     tokenplans.AlreadyProcessedError: _handles(_already_processed),
     tokenplans.InvalidRequestError: _handles(_invalid_request),

@@ -55,8 +55,44 @@ def json_value(value: object) -> object:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
+        if value and all(attrs.has(type(item)) for item in value):
+            return [_object_json(item) for item in value]
         return [json_value(item) for item in value]
     return value
+
+
+#: Properties an item shows beside its fields (a lot's ``remaining``), after the field
+#: named first.
+_SHOWN_AFTER: Mapping[str, tuple[str, str]] = {"Lot": ("held", "remaining")}
+
+
+def _object_json(item: object) -> dict[str, Any]:
+    """A value inside a list (a lot, a draw) as a JSON object: its fields, and the
+    property :data:`_SHOWN_AFTER` names for its class."""
+    shown: dict[str, Any] = {}
+    extra = _SHOWN_AFTER.get(type(item).__name__)
+    for field in attrs.fields(type(item)):  # type: ignore[arg-type]
+        shown[field.name] = json_value(getattr(item, field.name))
+        if extra is not None and field.name == extra[0]:
+            shown[extra[1]] = getattr(item, extra[1])
+    return shown
+
+
+def _items_schema(kind: type) -> dict[str, Any]:
+    """The schema of a list of ``kind`` values (attrs classes), as :func:`_object_json`
+    shows them."""
+    properties: dict[str, Any] = {}
+    hints = typing.get_type_hints(kind)
+    extra = _SHOWN_AFTER.get(kind.__name__)
+    for field in attrs.fields(kind):
+        inner, null = _optional(hints[field.name])
+        properties[field.name] = _property(field, inner, {}, null=null)
+        if extra is not None and field.name == extra[0]:
+            properties[extra[1]] = {"type": "integer", "minimum": 0}
+    return {
+        "type": "array",
+        "items": {"type": "object", "properties": properties, "required": list(properties)},
+    }
 
 
 @attrs.frozen
@@ -77,13 +113,22 @@ def _optional(hint: object) -> tuple[object, bool]:
     return hint, False
 
 
-def _schema_of(
+def _schema_of(  # noqa: PLR0911 - one return per kind of value
     field: attrs.Attribute[Any], kind: object, nested: Mapping[type, Nested]
 ) -> dict[str, Any]:
     """The schema of one value of ``kind`` (``None`` aside), with the field's bounds."""
     said = description_of(field)
     if isinstance(kind, type) and kind in nested:
         return dict(nested[kind].schema)
+    args = typing.get_args(kind)
+    if (
+        typing.get_origin(kind) is tuple
+        and len(args) == 2  # noqa: PLR2004
+        and args[1] is Ellipsis
+        and attrs.has(args[0])
+    ):  # a list of values of their own (a usage's lots): objects
+        items = _items_schema(args[0])
+        return items if said.description is None else {**items, "description": said.description}
     if kind is bool or kind is datetime:
         return {"type": "boolean"} if kind is bool else dict(TIME)
     if kind is int:

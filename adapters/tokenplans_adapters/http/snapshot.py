@@ -39,9 +39,13 @@ __all__ = [
     "iso",
     "usage_answer_json",
     "usage_json",
+    "usage_with_lots_json",
 ]
 
-USAGE: Shape[Usage] = Shape(Usage, last=("subject",))
+USAGE: Shape[Usage] = Shape(Usage, last=("subject",), omit=("lots",))
+#: The whole usage, ``lots`` included (shown only by an account with lots beyond its
+#: plan lot: an account with only its plan lot answers exactly as before lots).
+_WITH_LOTS: Shape[Usage] = Shape(Usage, last=("subject",))
 #: The usage answer's fields, in the order it renders them.
 USAGE_FIELDS: tuple[str, ...] = USAGE.names
 #: The snapshot fields a ledger entry shows of the account after it: not the subject
@@ -50,12 +54,21 @@ ENTRY_SNAPSHOT_FIELDS: tuple[str, ...] = tuple(
     name for name in USAGE_FIELDS if name not in {"subject", "period_start", "period_end"}
 )
 #: The usage schema's properties, for every schema that answers a usage.
-USAGE_PROPERTIES: dict[str, Any] = USAGE.properties()
+USAGE_PROPERTIES: dict[str, Any] = {
+    **USAGE.properties(),
+    "lots": {
+        **_WITH_LOTS.properties(("lots",))["lots"],
+        "description": (
+            "The live credit lots, in burn order (the plan lot among them); present only "
+            "when the account has lots beyond its plan lot (docs/credit-lots.md)."
+        ),
+    },
+}
 
 HOLD: Shape[Hold] = Shape(
     Hold,
     lead=("hold_id", "caller", "status"),
-    omit=("subject", "request", "replayed", "priced"),
+    omit=("subject", "request", "replayed", "priced", "draws"),
     rename={"caller": "placed_by"},
 )
 #: What a 409 ``hold conflict`` shows of the hold as it is (what won).
@@ -71,10 +84,21 @@ def usage_json(usage: Usage) -> dict[str, Any]:
     return USAGE.json(usage)
 
 
+def usage_with_lots_json(usage: Usage) -> dict[str, Any]:
+    """The usage: :func:`usage_json`, and the live lots in burn order when there are any
+    beyond the plan lot (with only its plan lot an account answers exactly as before
+    lots; its numbers are the top-level fields)."""
+    shown = USAGE.json(usage)
+    if len(usage.lots) > 1:
+        shown["lots"] = _WITH_LOTS.json(usage, ("lots",))["lots"]
+    return shown
+
+
 def usage_answer_json(usage: Usage, catalog: PlanCatalog) -> dict[str, Any]:
-    """The usage answer (``GET /api/tokens/usage`` and the admin read): the usage fields
-    and the features of its plan (``catalog.features_of``)."""
-    return {**USAGE.json(usage), "features": list(catalog.features_of(usage.plan))}
+    """The usage answer (``GET /api/tokens/usage`` and the admin read): the usage fields,
+    its lots (:func:`usage_with_lots_json`) and the features of its plan
+    (``catalog.features_of``)."""
+    return {**usage_with_lots_json(usage), "features": list(catalog.features_of(usage.plan))}
 
 
 #: The usage answer's schema properties: the usage's and the plan's features.

@@ -22,8 +22,11 @@ from tokenplans.ports import (
     LedgerEntry,
     Payment,
     PaymentStatus,
+    draws_of,
     facts_from_json,
     facts_json,
+    lots_from_json,
+    lots_json,
 )
 
 #: The snapshot's fields, read from the value.
@@ -36,12 +39,15 @@ _HOLD_FIELDS = tuple(
 
 
 def account_values(account: Account) -> dict[str, Any]:
-    return {name: getattr(account, name) for name in _ACCOUNT_FIELDS if name != "subject"}
+    values = {name: getattr(account, name) for name in _ACCOUNT_FIELDS if name != "subject"}
+    return {**values, "lots": lots_json(account.lots) if account.lots else None}
 
 
 def account_from_row(row: Row[Any] | Mapping[Any, Any]) -> Account:
     m = row._mapping if isinstance(row, Row) else row
-    return Account(**{name: m[name] for name in _ACCOUNT_FIELDS})
+    values = {name: m[name] for name in _ACCOUNT_FIELDS}
+    stored = m["lots"]
+    return Account(**{**values, "lots": lots_from_json(stored) if stored else ()})
 
 
 #: An entry's own plain columns: every LedgerEntry field but the snapshot after it, the
@@ -139,10 +145,18 @@ def payment_from_row(row: Row[Any]) -> Payment:
 
 def hold_values(hold: Hold) -> dict[str, Any]:
     values = {name: getattr(hold, name) for name in _HOLD_FIELDS}
-    return {**values, "status": hold.status.value}
+    draws = [attrs.asdict(draw) for draw in hold.draws] or None
+    return {**values, "status": hold.status.value, "draws": draws}
 
 
 def hold_from_row(row: Row[Any]) -> Hold:
     m = row._mapping
     values = {name: m[name] for name in _HOLD_FIELDS}
-    return Hold(**{**values, "status": HoldStatus(m["status"]), "late": bool(m["late"])})
+    return Hold(
+        **{
+            **values,
+            "status": HoldStatus(m["status"]),
+            "late": bool(m["late"]),
+            "draws": draws_of(m["draws"]) if m["draws"] else (),
+        }
+    )

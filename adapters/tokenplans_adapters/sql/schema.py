@@ -134,6 +134,9 @@ def snapshot_columns() -> list[Column[Any]]:
         Column("period_end", UtcDateTime(), nullable=False),
         Column("plan_end_at", UtcDateTime(), nullable=True),
         Column("token_held", BigInteger, nullable=False, server_default="0"),
+        # The account's credit lots beside its plan lot, as one JSON array (NULL for none:
+        # an account with only its plan lot reads and writes what it did before lots).
+        Column("lots", facts_type(), nullable=True),
     ]
 
 
@@ -233,6 +236,9 @@ holds = Table(
     # What was asked for beyond the amount (a digest of the estimated call); NULL for a
     # plain amount and for holds placed before it was recorded.
     Column("request", String(64), nullable=True),
+    # The lots the held credits came from, as a JSON array of {lot_id, amount}; NULL when
+    # they all came from the plan lot.
+    Column("draws", facts_type(), nullable=True),
 )
 Index(None, holds.c.subject, holds.c.status, holds.c.created_at)
 Index(None, holds.c.status, holds.c.expires_at)

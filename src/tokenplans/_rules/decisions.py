@@ -7,22 +7,39 @@ facts always give the same decision.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import attrs
 
-from tokenplans._values.accounts import Account, Usage
-from tokenplans._values.ledger import CONSUMED, GRANTED, Change, DebitReceipt, plan_request
+from tokenplans._values.accounts import Account, Usage, utc_text
+from tokenplans._values.holds import Hold, HoldKey
+from tokenplans._values.ledger import (
+    CONSUMED,
+    GRANTED,
+    Change,
+    DebitReceipt,
+    EntryKind,
+    plan_request,
+)
+from tokenplans._values.lots import MAX_LIVE_LOTS, PLAN_LOT_ID, Lot, LotSource, LotStatus
 from tokenplans._values.model_usage import ModelUsage, PricedCall
 from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans._values.records import Record
 from tokenplans._values.results import PlanChange
-from tokenplans.errors import IdempotencyConflictError
+from tokenplans.errors import (
+    IdempotencyConflictError,
+    InvalidRequestError,
+    LotConflictError,
+    LotNotFoundError,
+    TooManyLotsError,
+)
 
+from .lots import add_lot, forfeit, move_plan_holds, system_lot_id
 from .permissions import check_can_change_plan
-from .quota import change_plan, debit, grant
+from .quota import carry_over_id, change_plan, debit, grant
 
 T = TypeVar("T")
 
@@ -47,6 +64,7 @@ def decide_plan_change(
     reset_used: bool,
     idempotency_key: str | None = None,
     first: DebitReceipt | None = None,
+    holds: Mapping[HoldKey, Hold] | None = None,
 ) -> Decision[PlanChange]:
     """Change the plan, or replay ``first`` (the receipt stored for the key, if any: a
     retry of a change made, whatever the account did since)."""
@@ -73,7 +91,20 @@ def decide_plan_change(
     message = change.entries[-1].message
     usage = Usage.of(change.account)
     receipt = _receipt(change, idempotency_key, actor=principal.subject, amount=0, request=request)
-    return Decision(change, PlanChange(message, usage), receipt)
+    moved = holds_moved(account, change, holds or {})
+    return Decision(change, PlanChange(message, usage), (*receipt, *moved))
+
+
+def holds_moved(
+    before: Account, change: Change, holds: Mapping[HoldKey, Hold]
+) -> tuple[Record, ...]:
+    """The open holds an upgrade moved to its carry-over lot, rewritten (their plan-lot
+    credits are the carry-over lot's now)."""
+    carried = carry_over_id(before)
+    if not any(lot.lot_id == carried for lot in change.account.lots):
+        return ()
+    side = [PLAN_LOT_ID, *(lot.lot_id for lot in before.lots if lot.source is LotSource.CARRY_OVER)]
+    return move_plan_holds(holds, side, carried)
 
 
 def decide_debit(
@@ -177,3 +208,95 @@ def _receipt(
 
 def _call_of(priced: PricedCall | None) -> ModelUsage | None:
     return None if priced is None else priced.usage
+
+
+#: The caller a grant's lot id is remembered under: lot ids are unique per subject,
+#: whoever grants (no principal has an empty subject).
+LOT_CALLER = ""
+
+
+def expires_at_of(expires: str | None, account: Account, now: datetime) -> datetime | None:
+    """A grant's ``expires``: ``"period"`` (the default: the current period's end),
+    ``"never"``, or an aware ISO 8601 instant after ``now``."""
+    if expires is None or expires == "period":
+        return account.period_end
+    if expires == "never":
+        return None
+    try:
+        moment = datetime.fromisoformat(expires)
+    except ValueError:
+        raise InvalidRequestError(
+            'expires must be "period", "never" or an ISO 8601 instant'
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidRequestError("expires must carry its offset (e.g. 2027-01-01T00:00:00Z)")
+    moment = moment.astimezone(UTC)
+    if moment <= now:
+        raise InvalidRequestError(f"expires {utc_text(moment)} is not in the future")
+    return moment
+
+
+def decide_grant_lot(
+    account: Account,
+    now: datetime,
+    *,
+    amount: int,
+    expires: str | None,
+    priority: int,
+    lot_id: str | None,
+    actor: str,
+    first: DebitReceipt | None = None,
+) -> Decision[Usage]:
+    """Grant ``amount`` as a promotional lot of its own, or replay ``first`` (the receipt
+    the ``lot_id`` left: the same grant again); the same id for another grant, or the id
+    of another live lot, is a :class:`LotConflictError`."""
+    expires_at = expires_at_of(expires, account, now)
+    if expires in (None, "period") or expires_at is None:
+        shown = "period" if expires in (None, "period") else "never"
+    else:
+        shown = utc_text(expires_at)
+    request = f"lot {amount} {shown} {priority}"
+    if first is not None and lot_id is not None:
+        if first.request != request:
+            raise LotConflictError(
+                lot_id, f"lot {lot_id!r} was granted with other fields ({first.request})"
+            )
+        return Decision(None, first.usage)
+    if lot_id is not None and any(lot.lot_id == lot_id for lot in account.lots):
+        raise LotConflictError(lot_id, f"lot {lot_id!r} exists already")
+    if len(account.live_lots) >= MAX_LIVE_LOTS:
+        raise TooManyLotsError(MAX_LIVE_LOTS)
+    chosen = lot_id or system_lot_id(LotSource.PROMOTIONAL, account.version + 1)
+    lot = Lot(
+        lot_id=chosen,
+        source=LotSource.PROMOTIONAL,
+        amount=amount,
+        priority=priority,
+        effective_at=now,
+        expires_at=expires_at,
+        created_by=actor,
+    )
+    until = "never expiring" if expires_at is None else f"until {utc_text(expires_at)}"
+    change = add_lot(
+        account,
+        lot,
+        now,
+        kind=EntryKind.LOT_GRANTED,
+        message=f"granted {amount} as lot {chosen}, {until}",
+        actor=actor,
+    )
+    receipts = _receipt(change, lot_id, actor=LOT_CALLER, amount=amount, request=request)
+    return Decision(change, Usage.of(change.account), receipts)
+
+
+def decide_void(account: Account, now: datetime, *, lot_id: str, actor: str) -> Decision[Usage]:
+    """Void the live lot ``lot_id``: its free remainder is forfeited, what is used stays
+    used, and what open holds hold is forfeited when they close. Voiding a lot that has
+    expired or was voided changes nothing."""
+    found = next((lot for lot in account.lots if lot.lot_id == lot_id), None)
+    if found is None:
+        raise LotNotFoundError(lot_id)
+    if found.status is not LotStatus.ACTIVE:
+        return Decision(None, Usage.of(account))
+    change = forfeit(account, lot_id, now, voided=True, actor=actor)
+    return Decision(change, Usage.of(change.account))

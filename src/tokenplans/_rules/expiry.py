@@ -25,7 +25,8 @@ from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.records import Record
 
 from .holds import hold_expiry
-from .quota import roll_forward
+from .lots import lot_expiries_due
+from .quota import roll_forward, steps_monthly
 
 
 @attrs.frozen
@@ -40,9 +41,10 @@ class Rolled:
 
 
 def may_have_outstanding(account: Account) -> bool:
-    """Whether the snapshot can have anything outstanding, so that it is worth the read:
-    an account holds open holds only while ``token_held > 0`` (every hold holds at least
-    one credit)."""
+    """Whether the snapshot can have anything outstanding stored beside it, so that it is
+    worth the read: an account holds open holds only while ``token_held > 0`` (every
+    hold holds at least one credit). Its other credit lots are part of the snapshot
+    itself (read with it, in the same row)."""
     return account.token_held > 0
 
 
@@ -70,12 +72,26 @@ def lapse_in_order(
 ) -> tuple[Change, tuple[Record, ...]]:
     """The roll-forward to ``now`` with every expiry due by then (``at <= now``) lapsing
     at its instant, in (instant, key) order; and what the lapses write."""
-    due = sorted((e for e in expiries if e.at <= now), key=lambda e: (e.at, e.key))
+    pending = sorted((e for e in expiries if e.at <= now), key=lambda e: (e.at, e.key))
     change = Change(account)
     writes: list[Record] = []
-    for expiry in due:
-        change = change.then(partial(roll_forward, catalog=catalog, now=expiry.at))
-        change = change.then(expiry.lapse)
-        writes.extend(expiry.writes)
-    change = change.then(partial(roll_forward, catalog=catalog, now=now))
-    return change, tuple(writes)
+    while True:
+        current = change.account
+        # The account's own lots lapse too, each at its instant: read from the snapshot
+        # as it is by then (a rollover made by a reset on the way lapses in its turn).
+        due = pending[:1] + lot_expiries_due(current, now) if current.lots else pending[:1]
+        following = min(due, key=lambda e: (e.at, e.key)) if due else None
+        until = now if following is None else following.at
+        boundary = current.period_end if current.plan_end_at is None else current.plan_end_at
+        if boundary <= until:
+            # Resets due first (one at its very instant too), one at a time where idle
+            # months matter (rollover, lots expiring between them), else all at once.
+            step = boundary if steps_monthly(current, catalog) else until
+            change = change.then(partial(roll_forward, catalog=catalog, now=step))
+            continue
+        if following is None:
+            return change, tuple(writes)
+        change = change.then(following.lapse)
+        writes.extend(following.writes)
+        if pending and following is pending[0]:
+            pending.pop(0)

@@ -25,14 +25,16 @@ import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import attrs
 
-from tokenplans._values.accounts import Account
+from tokenplans._values.accounts import Account, with_lots
 from tokenplans._values.expiring import Expiry
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus, HoldWrite
 from tokenplans._values.ledger import Change, EntryKind, HoldFacts, ledger_change
 from tokenplans._values.limits import MAX_OPEN_HOLDS
+from tokenplans._values.lots import Draw, burn, reserve
 from tokenplans._values.model_usage import PricedCall
 from tokenplans.errors import (
     AlreadyProcessedError,
@@ -43,6 +45,7 @@ from tokenplans.errors import (
 )
 
 from .decisions import Decision
+from .lots import give_back, hold_draws
 from .quota import for_call
 
 
@@ -65,8 +68,15 @@ def _expire(account: Account, hold: Hold) -> Change:
         message=f"hold {hold.hold_id} expired: {hold.amount} released",
         amount=hold.amount,
         facts=HoldFacts(hold.hold_id),
-        token_held=account.token_held - hold.amount,
+        **_given_back(account, hold),
     )
+
+
+def _given_back(account: Account, hold: Hold) -> dict[str, Any]:
+    """The snapshot fields with the hold's credits back to its lots, nothing used."""
+    if not account.lots and not hold.draws:  # only the plan lot: only the counter moves
+        return {"token_held": account.token_held - hold.amount}
+    return with_lots(give_back(account.all_lots, hold_draws(hold))[0])
 
 
 # -- decisions ---------------------------------------------------------------------------
@@ -104,6 +114,12 @@ def decide_reserve(
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
     if sum(hold.is_open for hold in holds.values()) >= MAX_OPEN_HOLDS:
         raise TooManyHoldsError(MAX_OPEN_HOLDS)
+    draws: tuple[Draw, ...] = ()
+    if account.lots:
+        lots, draws, _ = reserve(account.all_lots, amount)
+        counters = with_lots(lots)
+    else:  # only the plan lot: every credit is its own, no draws
+        counters = {"token_held": account.token_held + amount}
     hold = Hold(
         subject=account.subject,
         caller=actor,
@@ -112,6 +128,8 @@ def decide_reserve(
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
         request=request,
+        # On an account with only its plan lot every credit is the plan lot's: no draws.
+        draws=draws,
     )
     change = ledger_change(
         account,
@@ -120,10 +138,10 @@ def decide_reserve(
         message=f"hold {hold_id} placed: {amount} until {hold.expires_at.isoformat()}"
         + for_call(priced),
         amount=amount,
-        facts=HoldFacts(hold_id),
+        facts=HoldFacts(hold_id, draws=hold.draws),
         actor=actor,
         priced=priced,
-        token_held=account.token_held + amount,
+        **counters,
     )
     return Decision(change, hold, (HoldWrite(hold, None),))
 
@@ -152,6 +170,24 @@ def decide_settle(
     late = hold.status is HoldStatus.EXPIRED
     held = 0 if late else hold.amount
     overage = max(0, amount - held - account.remaining)
+    # The hold's lots turn held into used in its draws' order; the excess draws free
+    # credits in burn order, up to what the account has remaining; the rest is overage,
+    # on the plan lot (docs/credit-lots.md).
+    extra: tuple[Draw, ...] = ()
+    if not account.lots and not hold.draws:  # only the plan lot: only the counters move
+        counters: dict[str, Any] = {
+            "token_used": account.token_used + amount,
+            "token_held": account.token_held - held,
+        }
+    else:
+        lots, excess = (
+            (account.all_lots, amount)
+            if late
+            else give_back(account.all_lots, hold_draws(hold), amount)
+        )
+        lots, extra, _ = burn(lots, excess - overage)
+        lots[0] = attrs.evolve(lots[0], used=lots[0].used + overage)
+        counters = with_lots(lots)
     settled = attrs.evolve(
         hold,
         status=HoldStatus.SETTLED,
@@ -170,11 +206,10 @@ def decide_settle(
             + for_call(priced)
         ),
         amount=amount,
-        facts=HoldFacts(hold_id, overage),
+        facts=HoldFacts(hold_id, overage, draws=extra if account.lots else ()),
         actor=actor,
         priced=priced,
-        token_used=account.token_used + amount,
-        token_held=account.token_held - held,
+        **counters,
     )
     return Decision(change, settled, (HoldWrite(settled, hold.status),))
 
@@ -203,7 +238,7 @@ def decide_release(
         amount=hold.amount,
         facts=HoldFacts(hold_id),
         actor=actor,
-        token_held=account.token_held - hold.amount,
+        **_given_back(account, hold),
     )
     return Decision(change, released, (HoldWrite(released, HoldStatus.OPEN),))
 

@@ -14,12 +14,13 @@ confirmed* (not when the order was made):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 import attrs
 
 from tokenplans._values.accounts import Account, Usage
+from tokenplans._values.holds import Hold, HoldKey
 from tokenplans._values.ledger import Change, PaymentFacts
 from tokenplans._values.limits import MAX_OPEN_ORDERS, ORDER_REUSE_WINDOW
 from tokenplans._values.payments import HandledEvent, Payment, PaymentOutcome, PaymentStatus
@@ -27,7 +28,7 @@ from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans._values.records import Record
 from tokenplans.errors import PaymentError, TooManyOrdersError
 
-from .decisions import Decision
+from .decisions import Decision, holds_moved
 from .quota import change_plan, grant, renew
 
 _SECOND = timedelta(seconds=1)
@@ -108,6 +109,7 @@ def decide_confirmation(
     actor: str,
     event_id: str | None,
     catalog: PlanCatalog,
+    holds: Mapping[HoldKey, Hold] | None = None,
 ) -> Decision[PaymentOutcome]:
     """Mark ``payment`` (as just read) paid and apply it, or change nothing when it is paid
     already or its event (``event_seen``) was handled by a racing delivery."""
@@ -123,4 +125,5 @@ def decide_confirmation(
     )
     outcome = PaymentOutcome(paid, Usage.of(change.account), True, change.entries[-1].message)
     records: tuple[Record, ...] = (paid,) if event_id is None else (paid, HandledEvent(event_id))
+    records += holds_moved(account, change, holds or {})
     return Decision(change, outcome, records)

@@ -11,17 +11,23 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from tokenplans._values.accounts import Account, utc_text
+import attrs
+
+from tokenplans._values.accounts import Account, utc_text, with_lots
 from tokenplans._values.ledger import (
     Change,
     DebitFacts,
     EntryKind,
+    LotFacts,
     PaymentFacts,
     ledger_change,
 )
+from tokenplans._values.lots import PLAN_LOT_ID, Lot, LotSource, burn
 from tokenplans._values.model_usage import PricedCall
 from tokenplans._values.plans import Plan, PlanCatalog
 from tokenplans.errors import InsufficientTokensError, InvalidRequestError
+
+from .lots import system_lot_id
 
 
 def month_start(moment: datetime) -> datetime:
@@ -78,7 +84,79 @@ def roll_forward(account: Account, catalog: PlanCatalog, now: datetime) -> Chang
         else:
             if now < current.period_end:
                 return change
-            change = change.then(lambda before: _reset_period(before, catalog, now))
+            change = change.then(
+                lambda before: _reset_period(
+                    before, catalog, before.period_end if steps_monthly(before, catalog) else now
+                )
+            )
+
+
+def next_boundary(account: Account) -> datetime:
+    """The instant of the account's next period reset or term expiry."""
+    return account.period_end if account.plan_end_at is None else account.plan_end_at
+
+
+def steps_monthly(account: Account, catalog: PlanCatalog) -> bool:
+    """Whether idle months must each be their own reset: the plan rolls unused credits
+    over (each month's reset makes a lot). Otherwise a run of idle months is one reset:
+    lot expiries between them are lapsed in their turn by the roll-forward's loop."""
+    return _plan_or_default(catalog, account.plan_id).rolls_over
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` (a month's start) moved ``months`` calendar months on."""
+    total = moment.month - 1 + months
+    return moment.replace(year=moment.year + total // 12, month=total % 12 + 1)
+
+
+def _plan_lot_changed(account: Account, **changes: Any) -> dict[str, Any]:
+    """The snapshot fields with the plan lot changed by ``changes``, the others kept."""
+    if not account.lots:  # only the plan lot: its fields are the counters
+        return {_COUNTER_OF[name]: value for name, value in changes.items()}
+    return with_lots([attrs.evolve(account.plan_lot, **changes), *account.lots])
+
+
+#: A plan lot's field, as the counter that holds it on an account with no other lots.
+_COUNTER_OF = {"amount": "token_quota", "used": "token_used", "held": "token_held"}
+
+
+def _renewed_plan_side(account: Account, tokens: int, end: datetime) -> dict[str, Any]:
+    """A renewal's plan side: the plan lot grows by the plan's tokens, and the carry-over
+    lots that were to end with the term end with the extended one (exempt, like the plan
+    lot: a renewal keeps what an upgrade carried over)."""
+    ending = account.plan_end_at
+    return with_lots(
+        [
+            attrs.evolve(account.plan_lot, amount=account.plan_lot.amount + tokens),
+            *(
+                attrs.evolve(lot, expires_at=end)
+                if _is_carry_over(lot) and ending is not None and lot.expires_at == ending
+                else lot
+                for lot in account.lots
+            ),
+        ]
+    )
+
+
+def _is_carry_over(lot: Lot) -> bool:
+    return lot.source is LotSource.CARRY_OVER
+
+
+def _new_period(account: Account, at: datetime, **changes: Any) -> dict[str, Any]:
+    """The snapshot fields at a period boundary ``at`` (a reset, a term's end): the plan
+    lot changed by ``changes``, and the carry-over lots due by then lapse with it, their
+    held credits staying held on the plan lot (their holds close against it), as a
+    period's allowance lapses."""
+    if not account.lots:
+        return _plan_lot_changed(account, **changes)
+    due = [
+        lot
+        for lot in account.lots
+        if _is_carry_over(lot) and lot.expires_at is not None and lot.expires_at <= at
+    ]
+    plan = attrs.evolve(account.plan_lot, **changes)
+    plan = attrs.evolve(plan, held=plan.held + sum(lot.held for lot in due))
+    return with_lots([plan, *(lot for lot in account.lots if lot not in due)])
 
 
 def _expire_term(account: Account, catalog: PlanCatalog) -> Change:
@@ -92,8 +170,7 @@ def _expire_term(account: Account, catalog: PlanCatalog) -> Change:
         ended,
         message=f"{account.plan_id} term ended; back on {fallback.id}",
         plan_id=fallback.id,
-        token_quota=fallback.tokens,
-        token_used=0,
+        **_new_period(account, ended, amount=fallback.tokens, used=0),
         period_start=month_start(ended),
         period_end=next_month_start(ended),
         plan_end_at=None,
@@ -103,16 +180,43 @@ def _expire_term(account: Account, catalog: PlanCatalog) -> Change:
 def _reset_period(account: Account, catalog: PlanCatalog, now: datetime) -> Change:
     # A plan dropped from the catalog since the account joined it falls back to the default.
     plan = _plan_or_default(catalog, account.plan_id)
-    return ledger_change(
+    old = account.plan_lot
+    reset = ledger_change(
         account,
         EntryKind.PERIOD_RESET,
         account.period_end,
         message="new calendar month",
         plan_id=plan.id,
-        token_quota=plan.tokens,
-        token_used=0,
+        **_new_period(account, account.period_end, amount=plan.tokens, used=0),
         period_start=month_start(now),
         period_end=next_month_start(now),
+    )
+    rolled = min(plan.rollover_max or 0, old.remaining)
+    if rolled <= 0 or plan.rollover_periods is None:
+        return reset
+    return reset.then(
+        lambda before: _roll_over(before, rolled, account.period_end, plan.rollover_periods or 1)
+    )
+
+
+def _roll_over(account: Account, amount: int, at: datetime, periods: int) -> Change:
+    """A rollover lot of ``amount``, made at the reset instant ``at`` and expiring at the
+    end of the ``periods``-th period after the one that ended."""
+    lot = Lot(
+        lot_id=system_lot_id(LotSource.ROLLOVER, account.version + 1),
+        source=LotSource.ROLLOVER,
+        amount=amount,
+        effective_at=at,
+        expires_at=add_months(at, periods),
+    )
+    return ledger_change(
+        account,
+        EntryKind.ROLLED_OVER,
+        at,
+        message=f"{amount} unused rolled over until {utc_text(lot.expires_at or at)}",
+        amount=amount,
+        facts=LotFacts(lot.lot_id),
+        **with_lots([*account.all_lots, lot]),
     )
 
 
@@ -154,12 +258,16 @@ def change_plan(
             now,
             message=f"upgraded to {target.id} with carry-over",
             plan_id=target.id,
-            token_quota=target.tokens + max(0, account.token_quota - account.token_used),
-            token_used=0,
+            **with_lots(
+                [
+                    _fresh_plan_lot(target),
+                    *_carry_over(account, now, term["period_end"]),
+                    *_without_carry_overs(account),
+                ]
+            ),
             **term,
             **why,
         )
-    used = 0 if reset_used else account.token_used
     if target.rank == current.rank:
         return ledger_change(
             account,
@@ -167,7 +275,7 @@ def change_plan(
             now,
             message="plan confirmed",
             plan_id=target.id,
-            token_used=used,
+            **_plan_side_used(account, reset_used=reset_used),
             **why,
         )
     term = _calendar_month(now) if target.duration_days is None else {}
@@ -179,11 +287,78 @@ def change_plan(
         plan_id=target.id,
         # Never more than the account had: a lower tier with more tokens (a paid plan
         # below an assigned trial) must not be a way to its tokens without paying.
-        token_quota=min(target.tokens, account.token_quota),
-        token_used=used,
+        **_downgraded(account, target, reset_used=reset_used),
         **term,
         **why,
     )
+
+
+def _fresh_plan_lot(plan: Plan) -> Lot:
+    """A plan lot with the plan's tokens, nothing used or held (its instants are the
+    account's period, see :attr:`Account.plan_lot`)."""
+    return Lot(lot_id=PLAN_LOT_ID, source=LotSource.PLAN, amount=plan.tokens)
+
+
+def _carry_over(account: Account, now: datetime, expires_at: datetime) -> list[Lot]:
+    """An upgrade's carry-over lot: what the plan lot and the carry-over lots of earlier
+    upgrades still back, ``max(0, amount - used)``, holding their held credits (their open
+    holds move to it whole); none when that is nothing at all."""
+    side = [account.plan_lot, *filter(_is_carry_over, account.lots)]
+    amount = max(0, sum(lot.amount - lot.used for lot in side))
+    held = sum(lot.held for lot in side)
+    if amount == 0 and held == 0:
+        return []
+    return [
+        Lot(
+            lot_id=carry_over_id(account),
+            source=LotSource.CARRY_OVER,
+            amount=amount,
+            held=held,
+            effective_at=now,
+            expires_at=expires_at,
+        )
+    ]
+
+
+def _without_carry_overs(account: Account) -> list[Lot]:
+    return [lot for lot in account.lots if not _is_carry_over(lot)]
+
+
+def _plan_side_used(account: Account, *, reset_used: bool) -> dict[str, Any]:
+    """``reset_used`` on the plan side: the plan lot and the carry-over lots."""
+    if not reset_used:
+        return with_lots(account.all_lots)
+    return with_lots(
+        [
+            attrs.evolve(lot, used=0) if lot.is_plan or _is_carry_over(lot) else lot
+            for lot in account.all_lots
+        ]
+    )
+
+
+def _downgraded(account: Account, target: Plan, *, reset_used: bool) -> dict[str, Any]:
+    """A downgrade's plan side: the plan lot and the carry-over lots keep at most the
+    target's tokens between them (cut from the carry-over lots first); the other lots
+    are not touched."""
+    lots = _plan_side_used(account, reset_used=reset_used)["lots"]
+    plan = attrs.evolve(account.plan_lot, used=0 if reset_used else account.plan_lot.used)
+    carries = [lot for lot in lots if _is_carry_over(lot)]
+    others = [lot for lot in lots if not _is_carry_over(lot)]
+    cut = max(0, plan.amount + sum(lot.amount for lot in carries) - target.tokens)
+    kept = []
+    for lot in carries:
+        part = min(cut, lot.amount)
+        cut -= part
+        cut_lot = attrs.evolve(lot, amount=lot.amount - part)
+        if cut_lot.amount or cut_lot.used or cut_lot.held:
+            kept.append(cut_lot)
+    plan = attrs.evolve(plan, amount=plan.amount - min(cut, plan.amount))
+    return with_lots([plan, *kept, *others])
+
+
+def carry_over_id(account: Account) -> str:
+    """The id of the carry-over lot an upgrade of ``account`` makes."""
+    return system_lot_id(LotSource.CARRY_OVER, account.version + 1)
 
 
 def _paid_by(payment_id: str | None) -> PaymentFacts | None:
@@ -212,6 +387,13 @@ def debit(
     (no change). ``priced``: the model call the amount is the price of."""
     if amount > account.remaining:
         raise InsufficientTokensError(requested=amount, remaining=account.remaining)
+    if not account.lots:  # only the plan lot: every credit is its own, no draws
+        counters: dict[str, Any] = {"token_used": account.token_used + amount}
+        facts = None if idempotency_key is None else DebitFacts(idempotency_key)
+    else:
+        lots, draws, _ = burn(account.all_lots, amount)
+        counters = with_lots(lots)
+        facts = DebitFacts(idempotency_key, draws)
     return ledger_change(
         account,
         EntryKind.DEBITED,
@@ -220,8 +402,8 @@ def debit(
         amount=amount,
         actor=actor,
         priced=priced,
-        facts=None if idempotency_key is None else DebitFacts(idempotency_key),
-        token_used=account.token_used + amount,
+        facts=facts,
+        **counters,
     )
 
 
@@ -242,7 +424,7 @@ def grant(account: Account, amount: int, now: datetime, *, actor: str | None = N
         message=f"granted {amount}",
         amount=amount,
         actor=actor,
-        token_quota=account.token_quota + amount,
+        **_plan_lot_changed(account, amount=account.plan_lot.amount + amount),
     )
 
 
@@ -271,7 +453,7 @@ def renew(
         message=f"renewed {plan.id} until {utc_text(end)}",
         actor=actor,
         facts=_paid_by(payment_id),
-        token_quota=account.token_quota + plan.tokens,
+        **_renewed_plan_side(account, plan.tokens, end),
         period_start=start,
         period_end=end,
         plan_end_at=end,

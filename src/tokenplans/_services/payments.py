@@ -273,9 +273,9 @@ class PaymentService:
                 raise PaymentNotFoundError(payment.order_id)
             return current, event_id is not None and self._payments.event_seen(event_id)
 
-        return self._accounts.update(
+        return self._accounts.update_holding(
             payment.subject,
-            lambda account, now, facts: decide_confirmation(
+            lambda account, holds, now, facts: decide_confirmation(
                 account,
                 now,
                 payment=facts[0],
@@ -284,8 +284,9 @@ class PaymentService:
                 actor=actor,
                 event_id=event_id,
                 catalog=self.catalog,
+                holds=holds,
             ),
-            fetch,
+            lambda _holds: fetch(),
         )
 
     def _fail(self, payment: Payment, event: GatewayEvent) -> WebhookOutcome:

@@ -19,7 +19,14 @@ from collections.abc import Callable
 from tokenplans._ports import AccountStore, Clock
 from tokenplans._pricing.quotes import Pricer, UnitPricer
 from tokenplans._rules.checks import decide_check
-from tokenplans._rules.decisions import decide_debit, decide_grant, decide_plan_change
+from tokenplans._rules.decisions import (
+    LOT_CALLER,
+    decide_debit,
+    decide_grant,
+    decide_grant_lot,
+    decide_plan_change,
+    decide_void,
+)
 from tokenplans._rules.permissions import check_can_debit, check_can_grant, check_can_read
 from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.checks import CheckResult
@@ -33,11 +40,12 @@ from tokenplans._values.limits import (
     check_page_size,
     check_subject,
 )
+from tokenplans._values.lots import Lot, check_lot_id, check_priority
 from tokenplans._values.model_usage import Estimate, ModelUsage
 from tokenplans._values.plans import PlanCatalog
 from tokenplans._values.principal import Principal
 from tokenplans._values.results import HistoryPage, PlanChange
-from tokenplans.errors import InvalidRequestError
+from tokenplans.errors import InvalidRequestError, LotNotFoundError
 
 from .charges import at_least_one_credit, charge, hold_for
 from .holds import HoldUseCases, Reservation
@@ -163,9 +171,10 @@ class TokenService(HoldUseCases, ReportUseCases):
         check_can_read(principal, subject)
         key = check_idempotency_key(command.idempotency_key)
         target = self.catalog.get(command.plan)
-        return self._accounts.update(
+        first_receipt = self._first_receipt(subject, principal, key)
+        return self._accounts.update_holding(
             subject,
-            lambda account, now, first: decide_plan_change(
+            lambda account, holds, now, first: decide_plan_change(
                 account,
                 now,
                 principal=principal,
@@ -174,8 +183,9 @@ class TokenService(HoldUseCases, ReportUseCases):
                 reset_used=command.reset_used,
                 idempotency_key=key,
                 first=first,
+                holds=holds,
             ),
-            self._first_receipt(subject, principal, key),
+            lambda _holds: first_receipt(),
         )
 
     def consume(
@@ -221,16 +231,34 @@ class TokenService(HoldUseCases, ReportUseCases):
         *,
         subject: str | None = None,
         idempotency_key: str | None = None,
+        expires: str | None = None,
+        priority: int | None = None,
+        lot_id: str | None = None,
     ) -> Usage:
         """Admin only: add ``amount`` tokens (or a :class:`~tokenplans.Grant`'s) to the
         subject's quota for this period; they lapse with it. With a key, a retry returns
         the usage just after the first grant and grants nothing (keys as for
-        :meth:`consume`)."""
-        command = command_of(Grant, amount, idempotency_key=idempotency_key)
+        :meth:`consume`).
+
+        With ``expires`` (``"period"``, ``"never"`` or an ISO 8601 instant), ``priority``
+        (0-1000, lower burns first) or ``lot_id`` (yours: the same grant again replays,
+        another under the id is a :class:`LotConflictError`), the grant is a promotional
+        lot of its own, which plan changes and resets never touch (docs/credit-lots.md);
+        at most 100 live lots per account (:class:`TooManyLotsError`)."""
+        command = command_of(
+            Grant,
+            amount,
+            idempotency_key=idempotency_key,
+            expires=expires,
+            priority=priority,
+            lot_id=lot_id,
+        )
         subject = whose(principal, subject)
         check_can_grant(principal)
         granted = check_amount(command.amount)
         key = check_idempotency_key(command.idempotency_key)
+        if command.makes_lot:
+            return self._grant_lot(principal, subject, command, granted)
         return self._accounts.update(
             subject,
             lambda account, now, first: decide_grant(
@@ -243,6 +271,57 @@ class TokenService(HoldUseCases, ReportUseCases):
             ),
             self._first_receipt(subject, principal, key),
         )
+
+    def _grant_lot(self, principal: Principal, subject: str, command: Grant, granted: int) -> Usage:
+        lot_id = None if command.lot_id is None else check_lot_id(command.lot_id)
+        priority = 0 if command.priority is None else check_priority(command.priority)
+        if command.idempotency_key is not None:
+            raise InvalidRequestError(
+                "a grant of a lot of its own is made idempotent by its lot_id, "
+                "not an idempotency_key"
+            )
+
+        def fetch() -> DebitReceipt | None:
+            if lot_id is None:
+                return None
+            return self.store.find_receipt(subject, LOT_CALLER, lot_id)
+
+        return self._accounts.update(
+            subject,
+            lambda account, now, first: decide_grant_lot(
+                account,
+                now,
+                amount=granted,
+                expires=command.expires,
+                priority=priority,
+                lot_id=lot_id,
+                actor=principal.subject,
+                first=first,
+            ),
+            fetch,
+        )
+
+    def void_lot(self, principal: Principal, lot_id: str, *, subject: str) -> Usage:
+        """Admin only: void the subject's lot ``lot_id``: its free remainder is forfeited
+        (a ``lot_voided`` entry); used credits stay used, held ones are forfeited when
+        their holds close. Voiding a lot still listed (expired or voided, its holds still
+        open) changes nothing; one that left the account is :class:`LotNotFoundError`."""
+        check_can_grant(principal)
+        subject = check_subject(subject)
+        if not isinstance(lot_id, str) or not 1 <= len(lot_id) <= 255:  # noqa: PLR2004
+            raise LotNotFoundError(str(lot_id)[:255])
+        return self._accounts.update(
+            subject,
+            lambda account, now, _: decide_void(
+                account, now, lot_id=lot_id, actor=principal.subject
+            ),
+            no_receipt,
+        )
+
+    def lots(self, principal: Principal, *, subject: str | None = None) -> tuple[Lot, ...]:
+        """The subject's live lots as of now, in burn order (the plan lot among them).
+        Writes nothing."""
+        return self.usage(principal, subject=subject).lots
 
     def _first_receipt(
         self, subject: str, principal: Principal, key: str | None

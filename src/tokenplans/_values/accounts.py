@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
+
+from .lots import PLAN_LOT_ID, Lot, LotSource, in_burn_order
 
 
 def _utc(_instance: object, attribute: attrs.Attribute[datetime], value: object) -> None:
@@ -44,6 +47,11 @@ class Account:
     ``[period_start, period_end)`` is the current period: a calendar month while the
     account has no paid term (``plan_end_at is None``), else the term itself.
     ``token_held`` is the sum of the account's open holds: reserved, not yet used.
+
+    The counters are sums over the account's live credit lots: its plan lot (the
+    period's allowance, which is what the counters hold beyond the others) and ``lots``,
+    the others (carry-over, rollover, promotional, purchased), which an account with only
+    its plan lot does not have (docs/credit-lots.md).
     """
 
     subject: str
@@ -55,6 +63,33 @@ class Account:
     plan_end_at: datetime | None = attrs.field(validator=_utc_or_none)
     version: int = attrs.field(validator=_count)
     token_held: int = attrs.field(default=0, validator=_count)
+    lots: tuple[Lot, ...] = ()
+
+    @property
+    def plan_lot(self) -> Lot:
+        """The period's allowance: the counters less the other lots'."""
+        others = self.lots
+        return Lot(
+            PLAN_LOT_ID,
+            LotSource.PLAN,
+            self.token_quota - sum(lot.amount for lot in others) if others else self.token_quota,
+            self.token_used - sum(lot.used for lot in others) if others else self.token_used,
+            self.token_held - sum(lot.held for lot in others) if others else self.token_held,
+            effective_at=self.period_start,
+            expires_at=self.period_end if self.plan_end_at is None else self.plan_end_at,
+        )
+
+    @property
+    def all_lots(self) -> list[Lot]:
+        """Every lot that counts, the plan lot first, then the others as stored."""
+        return [self.plan_lot, *self.lots]
+
+    @property
+    def live_lots(self) -> tuple[Lot, ...]:
+        """The lots that count, in burn order."""
+        if not self.lots:
+            return (self.plan_lot,)
+        return tuple(in_burn_order(self.all_lots))
 
     @property
     def remaining(self) -> int:
@@ -76,6 +111,7 @@ class Usage:
     period_start: datetime
     period_end: datetime
     token_held: int = 0
+    lots: tuple[Lot, ...] = ()
 
     @classmethod
     def of(cls, account: Account) -> Usage:
@@ -91,4 +127,17 @@ class Usage:
 
 
 #: Usage fields whose Account attribute has another name.
-_ACCOUNT_NAME = {"plan": "plan_id"}
+_ACCOUNT_NAME = {"plan": "plan_id", "lots": "live_lots"}
+
+
+def with_lots(lots: list[Lot]) -> dict[str, Any]:
+    """The snapshot fields of an account whose lots are ``lots`` (the plan lot among
+    them): the counters are their sums, and the others are stored in burn order, those
+    that no longer count left out."""
+    kept = [lot for lot in lots if lot.counts or lot.is_plan]
+    return {
+        "token_quota": sum(lot.amount for lot in kept),
+        "token_used": sum(lot.used for lot in kept),
+        "token_held": sum(lot.held for lot in kept),
+        "lots": tuple(in_burn_order(lot for lot in kept if not lot.is_plan)),
+    }

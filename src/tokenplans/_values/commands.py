@@ -31,6 +31,7 @@ from .limits import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MIN_HOLD_TTL_SECONDS,
 )
+from .lots import MAX_LOT_ID_LENGTH, MAX_PRIORITY
 from .model_usage import Estimate, ModelUsage
 
 _AMOUNT = described(minimum=1, maximum=MAX_AMOUNT)
@@ -127,6 +128,38 @@ class Grant:
 
     amount: int = attrs.field(metadata=_AMOUNT)
     idempotency_key: str | None = _idempotency_key("grants")
+    expires: str | None = attrs.field(
+        default=None,
+        metadata=described(
+            'When the granted credits lapse: "period" (the end of the current period), '
+            '"never", or an ISO 8601 instant in the future. With expires, priority or '
+            "lot_id the grant is a promotional lot of its own, which plan changes and "
+            "resets never touch; without any, the plan lot grows for this period.",
+            min_length=1,
+            max_length=64,
+        ),
+    )
+    priority: int | None = attrs.field(
+        default=None,
+        metadata=described(
+            "The lot's priority, 0 (the default) to 1000: lower burns first.",
+            maximum=MAX_PRIORITY,
+        ),
+    )
+    lot_id: str | None = attrs.field(
+        default=None,
+        metadata=described(
+            "Yours (letters, digits, '-', '_', '.'), unique per subject: the same grant "
+            "again changes nothing; another grant under it is a conflict.",
+            min_length=1,
+            max_length=MAX_LOT_ID_LENGTH,
+        ),
+    )
+
+    @property
+    def makes_lot(self) -> bool:
+        """Whether the grant is a lot of its own (any of its lot fields given)."""
+        return (self.expires, self.priority, self.lot_id) != (None, None, None)
 
 
 Command = TypeVar("Command")

@@ -18,6 +18,7 @@ import attrs
 
 from .described import described
 from .limits import MAX_AMOUNT, MAX_HOLD_ID_LENGTH
+from .lots import Draw, draws_field
 from .model_usage import PricedCall
 
 
@@ -78,6 +79,9 @@ class Hold:
         metadata=described("When it was settled, released or expired; null while open."),
     )
     request: str | None = None
+    #: The lots the held credits came from, in burn order; none recorded when they all
+    #: came from the plan lot (docs/credit-lots.md).
+    draws: tuple[Draw, ...] = draws_field()
     replayed: bool = attrs.field(default=False, eq=False)
     priced: PricedCall | None = attrs.field(default=None, eq=False)
 

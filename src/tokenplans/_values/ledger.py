@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from .accounts import Account, Usage
+from .lots import Draw, draws_field, draws_of
 from .model_usage import PricedCall
 
 
@@ -40,13 +41,21 @@ class EntryKind(enum.StrEnum):
     HOLD_SETTLED = "hold_settled"
     HOLD_RELEASED = "hold_released"
     HOLD_EXPIRED = "hold_expired"
+    LOT_GRANTED = "lot_granted"
+    LOT_PURCHASED = "lot_purchased"
+    LOT_EXPIRED = "lot_expired"
+    LOT_VOIDED = "lot_voided"
+    ROLLED_OVER = "rolled_over"
 
 
 @attrs.frozen
 class DebitFacts:
-    """A debit's: the idempotency key it was made with (a debit without one has none)."""
+    """A debit's: the idempotency key it was made with (a debit without one has none),
+    and the lots it drew from, in burn order (none recorded when the account has only its
+    plan lot: then every credit is the plan lot's)."""
 
-    idempotency_key: str
+    idempotency_key: str | None = None
+    draws: tuple[Draw, ...] = draws_field()
 
 
 @attrs.frozen
@@ -56,6 +65,16 @@ class HoldFacts:
 
     hold_id: str
     overage: int | None = None
+    draws: tuple[Draw, ...] = draws_field()
+
+
+@attrs.frozen
+class LotFacts:
+    """A lot entry's: the lot granted, purchased, expired, voided or rolled over into,
+    and the draws of credits it repaid (a plan lot's overage debt) when it was made."""
+
+    lot_id: str
+    draws: tuple[Draw, ...] = draws_field()
 
 
 @attrs.frozen
@@ -68,7 +87,7 @@ class PaymentFacts:
 
 #: The facts an entry may carry, one class per kind of fact. Their fields are JSON
 #: scalars (text, integers, booleans or ``None``): stores keep them as one JSON value.
-EntryFacts = DebitFacts | HoldFacts | PaymentFacts
+EntryFacts = DebitFacts | HoldFacts | PaymentFacts | LotFacts
 
 #: Which facts each kind carries. A kind not named carries none; an entry of a named kind
 #: may carry none too (a debit without an idempotency key, a plan change nobody paid for).
@@ -81,10 +100,15 @@ FACTS_OF_KIND: Mapping[EntryKind, type[EntryFacts]] = {
     EntryKind.HOLD_SETTLED: HoldFacts,
     EntryKind.HOLD_RELEASED: HoldFacts,
     EntryKind.HOLD_EXPIRED: HoldFacts,
+    EntryKind.LOT_GRANTED: LotFacts,
+    EntryKind.LOT_PURCHASED: LotFacts,
+    EntryKind.LOT_EXPIRED: LotFacts,
+    EntryKind.LOT_VOIDED: LotFacts,
+    EntryKind.ROLLED_OVER: LotFacts,
 }
 
 #: Every facts class, in the order the HTTP ledger shows their fields.
-FACT_CLASSES: tuple[type[EntryFacts], ...] = (DebitFacts, PaymentFacts, HoldFacts)
+FACT_CLASSES: tuple[type[EntryFacts], ...] = (DebitFacts, PaymentFacts, HoldFacts, LotFacts)
 
 
 def _facts_fit_the_kind(entry: LedgerEntry, _field: object, facts: EntryFacts | None) -> None:
@@ -129,13 +153,25 @@ class LedgerEntry:
 
 
 def facts_json(facts: EntryFacts | None) -> dict[str, Any] | None:
-    """The facts as a JSON object, field by field (``None`` for none): what stores keep."""
-    return None if facts is None else attrs.asdict(facts, recurse=False)
+    """The facts as a JSON object, field by field (``None`` for none): what stores keep.
+    Draws are a list of ``{lot_id, amount}`` objects, left out when there are none."""
+    if facts is None:
+        return None
+    shown = attrs.asdict(facts, recurse=False)
+    if "draws" in shown:
+        draws = shown.pop("draws")
+        if draws:
+            shown["draws"] = [attrs.asdict(draw) for draw in draws]
+    return shown
 
 
 def facts_from_json(kind: EntryKind, stored: Mapping[str, Any] | None) -> EntryFacts | None:
     """The facts of a ``kind`` entry, from what :func:`facts_json` made of them."""
-    return None if stored is None else FACTS_OF_KIND[kind](**stored)
+    if stored is None:
+        return None
+    if "draws" in stored:
+        stored = {**stored, "draws": draws_of(stored["draws"])}
+    return FACTS_OF_KIND[kind](**stored)
 
 
 @attrs.frozen

@@ -36,7 +36,13 @@ REFERENCE_PLAN_CONFIGS: Mapping[str, Mapping[str, Any]] = {
 }
 
 _MAX_ID_LENGTH = 64
-_FIELDS = frozenset({"id", "name", "price", "currency", "tokens", "duration_days", "features"})
+_FIELDS = frozenset(
+    {"id", "name", "price", "currency", "tokens", "duration_days", "features", "rollover"}
+)
+#: The fields of a plan's ``rollover`` table.
+_ROLLOVER_FIELDS = frozenset({"max", "periods"})
+#: At most this many periods a rollover lot lasts.
+MAX_ROLLOVER_PERIODS = 120
 
 
 def _non_negative_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -117,6 +123,46 @@ class Plan:
             max_length=MAX_FEATURE_LENGTH,
         ),
     )
+    rollover_max: int | None = attrs.field(
+        default=None,
+        metadata=described(
+            "At a calendar reset, up to this many unused allowance credits roll over into "
+            "a rollover lot; null: none."
+        ),
+    )
+    rollover_periods: int | None = attrs.field(
+        default=None,
+        metadata=described(
+            "How many periods after its own a rollover lot lasts; null with rollover_max.",
+            minimum=1,
+        ),
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if (self.rollover_max is None) != (self.rollover_periods is None):
+            raise CatalogError("rollover needs both max and periods")
+        if self.rollover_max is not None and (
+            isinstance(self.rollover_max, bool)
+            or not isinstance(self.rollover_max, int)
+            or self.rollover_max < 0
+        ):
+            raise CatalogError(
+                f"rollover max must be a non-negative integer, got {self.rollover_max!r}"
+            )
+        periods = self.rollover_periods
+        if periods is not None and (
+            isinstance(periods, bool)
+            or not isinstance(periods, int)
+            or not 1 <= periods <= MAX_ROLLOVER_PERIODS
+        ):
+            raise CatalogError(
+                f"rollover periods must be an integer from 1 to {MAX_ROLLOVER_PERIODS}, "
+                f"got {periods!r}"
+            )
+
+    @property
+    def rolls_over(self) -> bool:
+        return bool(self.rollover_max)
 
     @property
     def is_free(self) -> bool:
@@ -240,6 +286,19 @@ def _entry_id(entry: object, key: str | None) -> str:
     return plan_id
 
 
+def _rollover(table: object) -> dict[str, Any]:
+    """A plan's ``rollover = {max = N, periods = k}``, as the plan's two fields."""
+    if table is None:
+        return {}
+    if not isinstance(table, Mapping):
+        raise CatalogError(f"rollover must be a table {{max, periods}}, got {table!r}")
+    unknown = sorted(set(table) - _ROLLOVER_FIELDS)
+    missing = sorted(_ROLLOVER_FIELDS - set(table))
+    if unknown or missing:
+        raise CatalogError(f"rollover takes max and periods (unknown {unknown}, missing {missing})")
+    return {"rollover_max": table["max"], "rollover_periods": table["periods"]}
+
+
 def _plan(key: str, entry: object, rank: int) -> Plan:
     plan_id = _entry_id(entry, key)
     if not isinstance(entry, Mapping):  # pragma: no cover - _entry_id refused it already
@@ -262,6 +321,7 @@ def _plan(key: str, entry: object, rank: int) -> Plan:
             rank=rank,
             currency=entry.get("currency", "INR"),
             features=entry.get("features", ()),
+            **_rollover(entry.get("rollover")),
         )
     except (CatalogError, TypeError) as error:
         raise CatalogError(f"plan {key!r}: {error}") from error

@@ -18,7 +18,7 @@ from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import body, example, operation, response
 from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.shapes import Body
-from tokenplans_adapters.http.snapshot import usage_answer_json, usage_json
+from tokenplans_adapters.http.snapshot import usage_answer_json, usage_with_lots_json
 from tokenplans_adapters.http.state import state_of
 
 from .tokens import CONSUME_BODY, PAGE_PARAMETERS, consume_from, ledger_of, set_plan_of
@@ -42,7 +42,15 @@ async def admin_grant(request: Request) -> JSONResponse:
     command = await GRANT_COMMAND.read(request)
     service = state_of(request).service
     result = await in_thread(service.grant, principal, command, subject=subject)
-    return JSONResponse(usage_json(result))
+    return JSONResponse(usage_with_lots_json(result))
+
+
+async def admin_void_lot(request: Request) -> JSONResponse:
+    principal, subject = admin_of(request)
+    lot_id: str = request.path_params["lot_id"]
+    service = state_of(request).service
+    result = await in_thread(service.void_lot, principal, lot_id, subject=subject)
+    return JSONResponse(usage_with_lots_json(result))
 
 
 async def admin_consume(request: Request) -> JSONResponse:
@@ -68,6 +76,15 @@ SUBJECT_PARAMETER = {
     "example": "user-42",
 }
 _ACCOUNT = "/api/admin/accounts/{subject}"
+#: The ``{lot_id}`` path parameter of the void route.
+LOT_ID_PARAMETER = {
+    "name": "lot_id",
+    "in": "path",
+    "required": True,
+    "description": "The lot's id, percent-encoded. Decoded exactly once.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "example": "spring-promo",
+}
 
 
 def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
@@ -117,10 +134,35 @@ RESOURCE = Resource(
                 parameters=[SUBJECT_PARAMETER],
                 request=body(
                     "GrantRequest",
-                    "How many tokens.",
-                    {"grant": example("Tokens", {"amount": 500})},
+                    "How many tokens; with expires, priority or lot_id, a promotional lot "
+                    "of its own (docs/credit-lots.md).",
+                    {
+                        "grant": example("Tokens", {"amount": 500}),
+                        "lot": example(
+                            "A promotional lot",
+                            {
+                                "amount": 5000,
+                                "expires": "2027-01-31T00:00:00Z",
+                                "priority": 10,
+                                "lot_id": "spring-promo",
+                            },
+                        ),
+                    },
                 ),
-                failures=["403", "409", "503"],
+                failures=["403", "409", "422", "503"],
+            ),
+        ),
+        Operation(
+            "POST",
+            f"{_ACCOUNT}/lots/{{lot_id}}/void",
+            admin_void_lot,
+            operation(
+                "adminVoidLot",
+                "Void a credit lot: its free remainder is forfeited (admin)",
+                response("Usage after the void, with the lots.", "Usage"),
+                tag="admin",
+                parameters=[SUBJECT_PARAMETER, LOT_ID_PARAMETER],
+                failures=["403", "404", "422", "503"],
             ),
         ),
         Operation(

@@ -51,6 +51,7 @@ from tokenplans_adapters.http.routing import Operation, Resource
 from tokenplans_adapters.http.shapes import Body
 from tokenplans_adapters.http.snapshot import (
     HOLD,
+    USAGE_FIELDS,
     USAGE_PROPERTIES,
     usage_json,
 )
@@ -222,7 +223,7 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
         },
         "HoldAnswer": {
             "type": "object",
-            "required": [*_HOLD_PROPERTIES, "replayed", *USAGE_PROPERTIES],
+            "required": [*_HOLD_PROPERTIES, "replayed", *USAGE_FIELDS],
             "properties": {
                 **USAGE_PROPERTIES,
                 **_HOLD_PROPERTIES,
@@ -235,7 +236,7 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
         },
         "HoldList": {
             "type": "object",
-            "required": ["holds", *USAGE_PROPERTIES],
+            "required": ["holds", *USAGE_FIELDS],
             "properties": {
                 **USAGE_PROPERTIES,
                 "holds": {"type": "array", "items": ref("Hold")},

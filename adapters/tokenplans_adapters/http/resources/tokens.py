@@ -53,6 +53,7 @@ from tokenplans_adapters.http.snapshot import (
     ENTRY_FACT_PROPERTIES,
     ENTRY_SNAPSHOT_FIELDS,
     USAGE_ANSWER_PROPERTIES,
+    USAGE_FIELDS,
     USAGE_PROPERTIES,
     entry_facts_json,
     entry_snapshot_json,
@@ -242,13 +243,13 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
     return {
         "Usage": {
             "type": "object",
-            "required": list(USAGE_PROPERTIES),
+            "required": list(USAGE_FIELDS),
             "properties": dict(USAGE_PROPERTIES),
         },
         "UsageAnswer": {
             "type": "object",
             "description": "The usage, and the features of the account's plan.",
-            "required": list(USAGE_ANSWER_PROPERTIES),
+            "required": [*USAGE_FIELDS, "features"],
             "properties": dict(USAGE_ANSWER_PROPERTIES),
         },
         "SetPlanRequest": SET_PLAN_COMMAND.schema(
@@ -256,7 +257,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
         ),
         "SetPlanResponse": {
             "type": "object",
-            "required": ["status", "message", *USAGE_PROPERTIES],
+            "required": ["status", "message", *USAGE_FIELDS],
             "properties": {
                 "status": {"const": "ok"},
                 "message": {"type": "string"},
@@ -270,7 +271,7 @@ def _schemas(catalog: PlanCatalog) -> dict[str, Any]:
         ),
         "ConsumeResponse": {
             "type": "object",
-            "required": ["amount", "replayed", "idempotency_key", *USAGE_PROPERTIES],
+            "required": ["amount", "replayed", "idempotency_key", *USAGE_FIELDS],
             "properties": {
                 **USAGE_PROPERTIES,
                 "amount": CHARGED,
