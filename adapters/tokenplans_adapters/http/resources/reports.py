@@ -40,7 +40,7 @@ from tokenplans_adapters.http.bodies import query_int, query_text
 from tokenplans_adapters.http.offload import in_thread
 from tokenplans_adapters.http.openapi import COUNT, JSON, errors, nullable, ref
 from tokenplans_adapters.http.routing import Operation, Resource
-from tokenplans_adapters.http.snapshot import USAGE_PROPERTIES, usage_json
+from tokenplans_adapters.http.snapshot import USAGE_FIELDS, USAGE_PROPERTIES, usage_with_lots_json
 from tokenplans_adapters.http.state import state_of
 
 from .admin import SUBJECT_PARAMETER
@@ -115,7 +115,7 @@ def spenders_json(page: SpendersPage) -> dict[str, Any]:
 
 def accounts_json(page: AccountsPage) -> dict[str, Any]:
     return {
-        "accounts": [usage_json(usage) for usage in page.accounts],
+        "accounts": [usage_with_lots_json(usage) for usage in page.accounts],
         "next_cursor": page.next_cursor,
     }
 
@@ -389,7 +389,7 @@ def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "required": list(USAGE_PROPERTIES),
+                        "required": list(USAGE_FIELDS),
                         "properties": dict(USAGE_PROPERTIES),
                     },
                 },
