@@ -19,6 +19,7 @@ from tokenplans._services.payments import PaymentService
 from tokenplans._services.tokens import Reservation, TokenService
 from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.commands import Consume, Grant, Reserve, ReserveOptions, SetPlan, Settle
+from tokenplans._values.events import DEFAULT_THRESHOLDS, Event, EventPage, EventType
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus
 from tokenplans._values.ledger import (
     DebitFacts,
@@ -94,6 +95,7 @@ __all__ = [
     "ADMIN_SCOPE",
     "DEFAULT_HOLD_TTL_SECONDS",
     "DEFAULT_MODEL",
+    "DEFAULT_THRESHOLDS",
     "MAX_AMOUNT",
     "MAX_HOLD_ID_LENGTH",
     "MAX_HOLD_TTL_SECONDS",
@@ -125,6 +127,9 @@ __all__ = [
     "EntryFacts",
     "EntryKind",
     "Estimate",
+    "Event",
+    "EventPage",
+    "EventType",
     "GatewayError",
     "Grant",
     "HistoryPage",

@@ -114,6 +114,7 @@ class AsyncTokenService(_Facade[TokenService]):
     account = _InThread(TokenService.account)
     usage = _InThread(TokenService.usage)
     history = _InThread(TokenService.history)
+    events = _InThread(TokenService.events)
     set_plan = _InThread(TokenService.set_plan)
     consume = _InThread(TokenService.consume)
     grant = _InThread(TokenService.grant)

@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tokenplans.ports import (
     DebitReceipt,
+    Event,
     HandledEvent,
     HoldStatus,
     HoldWrite,
@@ -32,6 +33,7 @@ from tokenplans.ports import (
     WriteConflictError,
 )
 
+from .outbox import insert_event
 from .rows import hold_values, payment_values, receipt_values
 from .schema import (
     UtcDateTime,
@@ -151,6 +153,8 @@ def write_record(conn: Connection, record: Record) -> None:
         _upsert_payment(conn, record)
     elif isinstance(record, HoldWrite):
         _write_hold(conn, record)
+    elif isinstance(record, Event):
+        insert_event(conn, record)
     else:
         mark_event(conn, record)
 
