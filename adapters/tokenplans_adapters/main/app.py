@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from tokenplans_adapters.razorpay import OfflineGateway
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, server_pool
 from tokenplans_adapters.sql.engine import SQLITE_SYNCHRONOUS_LEVELS
 from tokenplans_adapters.stripe import OfflineStripe
+from tokenplans_adapters.webhooks import DeliveryWorker, check_target
 
 from .config import ConfigError, Settings
 
@@ -104,10 +106,20 @@ def build_app(settings: Settings) -> Starlette:
     engine = build_engine(settings)
     store = SqlAccountStore(engine)
     clock = SystemClock()
-    service = TokenService(store, catalog, clock, pricer=build_pricer(settings))
+    thresholds = settings.event_thresholds
+    service = TokenService(
+        store, catalog, clock, pricer=build_pricer(settings), thresholds=thresholds
+    )
     gateways = build_gateways(settings)
     closers: list[Callable[[], object]] = [engine.dispose]
     closers += [close for gateway in gateways.values() if (close := closer_of(gateway))]
+    starters: list[Callable[[], object]] = []
+    if settings.webhook_worker:
+        # Each server process delivers webhooks from a thread of its own, started with
+        # the app and stopped before the engine is disposed (docs/events.md).
+        worker = DeliveryWorker(store, settings.delivery)
+        starters.append(worker.start)
+        closers.insert(0, worker.stop)
     return create_app(
         service,
         identity,
@@ -120,11 +132,15 @@ def build_app(settings: Settings) -> Starlette:
         base_url=settings.base_url or "",  # "": derived from each request
         title="tokenplans",
         payments=(
-            PaymentService(store, store, catalog, clock, gateways=gateways) if gateways else None
+            PaymentService(store, store, catalog, clock, gateways=gateways, thresholds=thresholds)
+            if gateways
+            else None
         ),
         # What the root made is released when the app shuts down: the engine's pool,
         # the payment clients' connections.
         on_shutdown=closers,
+        on_startup=starters,
+        webhook_target=partial(check_target, allow_private=settings.webhook_allow_private_targets),
     )
 
 
