@@ -100,7 +100,9 @@ def _checked_events(value: object) -> tuple[str, ...] | None:
     unknown = [v for v in value if not isinstance(v, str) or v not in _EVENT_TYPES]
     if unknown:
         raise InvalidRequestError(f"unknown event type(s): {unknown!r}")
-    return tuple(dict.fromkeys(value))
+    if len(set(value)) != len(value):
+        raise InvalidRequestError("events must not repeat a type")
+    return tuple(value)
 
 
 async def create_webhook(request: Request) -> JSONResponse:
