@@ -89,7 +89,7 @@ class DeliverySettings:
     @property
     def lease_seconds(self) -> float:
         """How long a claim is held: the request's timeout and a margin to record it."""
-        return self.timeout_seconds + 30.0
+        return self.timeout_seconds + 10.0
 
     def retry_at(self, attempts: int, now: datetime) -> datetime | None:
         """When to try again after the ``attempts``-th failed attempt, or ``None``."""
