@@ -315,6 +315,10 @@ class SqlOutbox:
             .order_by(d.c.position)
             .limit(max(0, limit))
         )
+        # An idle poll reads only: no write transaction (SQLite's write lock) unless
+        # something is due.
+        if self._read(lambda conn: conn.execute(due.limit(1)).first()) is None:
+            return []
         if self._dialect != "sqlite":
             due = due.with_for_update(skip_locked=True)
         until = now + timedelta(seconds=lease_seconds)
