@@ -19,8 +19,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This folder's http.py (the HTTP benchmark) would shadow the standard library's http.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+# Run as a script, this folder is sys.path[0], and its http.py (the HTTP benchmark) would
+# shadow the standard library's http: drop it.
+sys.path.pop(0)
 
 import os
 import statistics
