@@ -90,8 +90,9 @@ def test_a_grant_or_an_upgrade_re_arms_and_a_plan_change_is_an_event() -> None:
     service.consume(Principal("alice"), quota * 7 // 10)
     assert _crossings(store) == [80, 80]
     service.set_plan(ADMIN, "premium", subject="alice")
-    types = [e.type for e in store.events(limit=200).events]
-    assert types.count(EventType.PLAN_CHANGED) == 1
+    [changed] = [e for e in store.events(limit=200).events if e.type is EventType.PLAN_CHANGED]
+    assert changed.data["previous_plan"] == "basic"
+    assert changed.data["usage"]["plan"] == "premium"
 
 
 def test_a_refused_or_forbidden_change_emits_nothing() -> None:

@@ -82,16 +82,22 @@ def events_of(
     entries: Sequence[LedgerEntry],
     records: Sequence[Record],
     thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
+    stored: Account | None = None,
 ) -> tuple[Event, ...]:
     """The events one commit emits, in the order of its entries, then its paid payments
-    (each dated by the entry or the payment behind it)."""
+    (each dated by the entry or the payment behind it). ``stored`` is the snapshot the
+    first entry was applied to (``None``: read from the entry's deltas)."""
     events: list[Event] = []
+    previous = stored
     for entry in entries:
         after = entry.after
+        before = before_entry(entry) if previous is None else previous
+        previous = after
         kind_event = _ENTRY_EVENTS.get(entry.kind)
         if kind_event is not None:
-            events.append(_entry_event(kind_event, entry, _entry_data(kind_event, entry)))
-        for threshold in crossed(before_entry(entry), after, thresholds):
+            data = _entry_data(kind_event, entry, before)
+            events.append(_entry_event(kind_event, entry, data))
+        for threshold in crossed(before, after, thresholds):
             data = {"threshold": threshold}
             events.append(_entry_event(EventType.THRESHOLD_CROSSED, entry, data, str(threshold)))
     last = entries[-1] if entries else None
@@ -154,11 +160,10 @@ def _after(entry: LedgerEntry) -> dict[str, Any]:
     return {"version": entry.version, "usage": usage_json(entry.after)}
 
 
-def _entry_data(kind: EventType, entry: LedgerEntry) -> dict[str, Any]:
-    before = before_entry(entry)
+def _entry_data(kind: EventType, entry: LedgerEntry, before: Account) -> dict[str, Any]:
     match kind:
         case EventType.PLAN_CHANGED | EventType.TERM_EXPIRED:
-            data: dict[str, Any] = {"message": entry.message}
+            data: dict[str, Any] = {"previous_plan": before.plan_id, "message": entry.message}
             if isinstance(entry.facts, PaymentFacts):
                 data["payment_id"] = entry.facts.payment_id
             return data

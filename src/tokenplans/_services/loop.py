@@ -168,7 +168,7 @@ class AccountUpdater:
             account=decision.change.account,
             expected_version=0 if stored is None else stored.version,
             entries=entries,
-            records=records + events_of(entries, records, self.thresholds),
+            records=records + events_of(entries, records, self.thresholds, stored),
         )
         if commit.entries or commit.records:
             self.store.commit(commit)
