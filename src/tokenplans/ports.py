@@ -7,7 +7,8 @@ every name is re-exported from its one definition, so a port implementer finds a
 needs in one import. The values a store reads and writes (``Hold``, ``LedgerEntry``,
 ``Payment``...), the port protocols and the errors a port raises are the very objects
 :mod:`tokenplans` and :mod:`tokenplans.errors` publish, repeated here on purpose.
-An optional capability (:class:`RowLockingStore`, :class:`ClockedStore`, :class:`BlockingHint`,
+An optional capability (:class:`RowLockingStore`, :class:`ClockedStore`,
+:class:`EventStore`, :class:`BlockingHint`,
 :class:`KnowsCredentials`, :class:`SupportsClose`) is a ``runtime_checkable`` protocol:
 callers find it with ``isinstance``, never by looking a name up.
 """

@@ -297,7 +297,7 @@ class InMemoryStore:
     def _route(self) -> None:
         for event in self._outbox[self._routed :]:
             for endpoint in self._endpoints.values():
-                if endpoint.enabled and endpoint.wants(event.type.value):
+                if endpoint.wants(event.type.value):
                     self._deliveries[(endpoint.id, event.id)] = Delivery(
                         endpoint_id=endpoint.id,
                         event_id=event.id,

@@ -159,7 +159,16 @@ def test_an_endpoint_failing_for_a_day_is_disabled_once(
     tried = len(hook.received)
     clock.advance(timedelta(days=2))
     worker.run_until_idle()
+    later = new_subject()
+    _cross(store, clock, later)  # while disabled: kept for the endpoint, not sent
+    worker.run_until_idle()
     assert len(hook.received) == tried  # nothing more goes to a disabled endpoint
+    # A retry re-enables it: the retried delivery and what waited meanwhile go out.
+    hook.status = 204
+    first = store.deliveries(endpoint.id)[-1]
+    assert store.retry_delivery(endpoint.id, first.event_id, clock.now()) is not None
+    worker.run_until_idle()
+    assert [p["data"]["threshold"] for p in _mine(hook, {later})] == [80, 100]  # type: ignore[index]
 
 
 def test_a_private_target_is_refused_unless_allowed(

@@ -174,12 +174,8 @@ class SqlOutbox:
             .values(position=bindparam("b_position")),
             [{"b_seq": row.seq, "b_position": position} for position, row in numbered],
         )
-        endpoints = [
-            _endpoint_from_row(row)
-            for row in conn.execute(
-                select(webhook_endpoints).where(webhook_endpoints.c.enabled.is_(True))
-            )
-        ]
+        # Disabled endpoints too: their deliveries wait, and go once one is re-enabled.
+        endpoints = [_endpoint_from_row(row) for row in conn.execute(select(webhook_endpoints))]
         deliveries = [
             {
                 "endpoint_id": endpoint.id,
