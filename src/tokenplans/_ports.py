@@ -278,11 +278,12 @@ class EventStore(Protocol):
         self, now: datetime, *, limit: int, lease_seconds: float
     ) -> Sequence[Claim]:
         """Route the events committed since the last call to the endpoints that want
-        them (disabled ones too: their deliveries wait for a re-enabling), then lease up to ``limit`` deliveries that are due to this caller until
-        ``now + lease_seconds``: for each enabled endpoint and subject only the oldest
-        pending delivery, so a subject's events arrive in order while other subjects'
-        go on; a delivery leased to a caller is claimed by no other until its lease
-        lapses (a worker that died mid-delivery)."""
+        them (disabled ones too: their deliveries wait for a re-enabling), then lease up
+        to ``limit`` deliveries that are due to this caller until ``now + lease_seconds``:
+        for each enabled endpoint and subject only the oldest pending delivery, so a
+        subject's events arrive in order while other subjects' go on; a delivery leased
+        to a caller is claimed by no other until its lease lapses (a worker that died
+        mid-delivery)."""
         ...
 
     def finish_delivery(self, claim: Claim, attempt: Attempt) -> bool:
