@@ -28,6 +28,7 @@ from tokenplans._values.commands import (
     SetPlan,
     Settle,
 )
+from tokenplans._values.events import DEFAULT_THRESHOLDS, Event, EventPage, EventType
 from tokenplans._values.holds import Hold, HoldKey, HoldStatus
 from tokenplans._values.ledger import (
     DebitFacts,
@@ -119,6 +120,7 @@ __all__ = [
     "ADMIN_SCOPE",
     "DEFAULT_HOLD_TTL_SECONDS",
     "DEFAULT_MODEL",
+    "DEFAULT_THRESHOLDS",
     "MAX_AMOUNT",
     "MAX_FEATURE_LENGTH",
     "MAX_HOLD_ID_LENGTH",
@@ -159,6 +161,9 @@ __all__ = [
     "EntryFacts",
     "EntryKind",
     "Estimate",
+    "Event",
+    "EventPage",
+    "EventType",
     "FeatureNotInPlanError",
     "GatewayError",
     "Grant",

@@ -15,6 +15,15 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from tokenplans._values.accounts import Account
+from tokenplans._values.events import (
+    Attempt,
+    Backlog,
+    Claim,
+    Delivery,
+    Event,
+    EventPage,
+    WebhookEndpoint,
+)
 from tokenplans._values.expiring import Outstanding
 from tokenplans._values.holds import Hold
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
@@ -51,7 +60,10 @@ class Commit:
     - :class:`HoldWrite`: inserts a new hold (``previous is None``; a key — subject, caller,
       id — already stored is a conflict), or replaces the stored hold, compare-and-write on
       its status (a stored status other than ``previous`` is a conflict). A commit
-      holds at most one write per hold.
+      holds at most one write per hold;
+    - :class:`~tokenplans.Event`: appended to the outbox (an id already stored is a
+      conflict), to be read by :meth:`EventStore.events` and delivered to the webhook
+      endpoints it matches.
 
     A store that keeps the daily usage rollup (:class:`UsageReports`) adds what the
     entries spend (``tokenplans.ports.daily_usage(entries)``: each debit's and
@@ -253,16 +265,90 @@ class PaymentStore(Protocol):
         ...
 
     def update_payment(
-        self, payment: Payment, *, expected_status: PaymentStatus, event_id: str | None = None
+        self,
+        payment: Payment,
+        *,
+        expected_status: PaymentStatus,
+        event_id: str | None = None,
+        events: Sequence[Event] = (),
     ) -> None:
         """Replace a payment whose account does not change (a failure), compare-and-write
-        on its status, marking ``event_id`` handled in the same transaction. Raises
+        on its status, marking ``event_id`` handled and appending ``events`` to the
+        outbox (as :class:`Commit` does) in the same transaction. Raises
         :class:`WriteConflictError`, writing nothing, if the stored status is not
         ``expected_status`` or the event id is already marked."""
         ...
 
     def event_seen(self, event_id: str) -> bool:
         """Whether a payment-provider event id has been marked handled."""
+        ...
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """An optional capability of an :class:`AccountStore`: the outbox its commits append
+    events to, the webhook endpoints they are delivered to and each delivery's attempts
+    (docs/events.md). A worker delivers; the stores only keep what happened. Times are
+    the worker's clock's (an aware UTC datetime)."""
+
+    def events(self, *, after: int = 0, limit: int = 100) -> EventPage:
+        """Up to ``limit`` committed events with a position above ``after``, in outbox
+        order: the order their changes committed in, without gaps, so a consumer that
+        passes each page's ``next_after`` back never skips an event committed late."""
+        ...
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Store a new endpoint (an id already stored is a conflict). It receives the
+        events committed after it was added."""
+        ...
+
+    def endpoints(self) -> Sequence[WebhookEndpoint]:
+        """Every endpoint, oldest first."""
+        ...
+
+    def find_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        """The endpoint with this id, or ``None``."""
+        ...
+
+    def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Delete the endpoint and its deliveries; ``False`` when there was none."""
+        ...
+
+    def deliveries(
+        self, endpoint_id: str, *, before: int | None = None, limit: int = 50
+    ) -> Sequence[Delivery]:
+        """The endpoint's deliveries, newest event first, those with a position below
+        ``before`` when given."""
+        ...
+
+    def retry_delivery(self, endpoint_id: str, event_id: str, now: datetime) -> Delivery | None:
+        """Make the delivery pending again, due at ``now`` (and the endpoint enabled and
+        no longer failing); ``None`` when the endpoint has no delivery of that event."""
+        ...
+
+    def claim_deliveries(
+        self, now: datetime, *, limit: int, lease_seconds: float
+    ) -> Sequence[Claim]:
+        """Route the events committed since the last call to the endpoints that want
+        them (disabled ones too: their deliveries wait for a re-enabling), then lease up
+        to ``limit`` deliveries that are due to this caller until ``now + lease_seconds``:
+        for each enabled endpoint and subject only the oldest pending delivery, so a
+        subject's events arrive in order while other subjects' go on; a delivery leased
+        to a caller is claimed by no other until its lease lapses (a worker that died
+        mid-delivery)."""
+        ...
+
+    def finish_delivery(self, claim: Claim, attempt: Attempt) -> bool:
+        """Record the attempt of a claimed delivery: delivered, due again at
+        ``attempt.retry_at``, or failed for good; the endpoint's failure streak with it.
+        ``True`` when this attempt disabled the endpoint (it failed continuously for
+        ``attempt.disable_after_seconds``: said once). A claim whose lease was taken
+        over records nothing."""
+        ...
+
+    def outbox_backlog(self, now: datetime) -> Backlog:
+        """The pending deliveries and the age of the oldest one's event: one cheap read
+        (for metrics)."""
         ...
 
 

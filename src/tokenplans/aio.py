@@ -115,6 +115,7 @@ class AsyncTokenService(_Facade[TokenService]):
     usage = _InThread(TokenService.usage)
     check = _InThread(TokenService.check)
     history = _InThread(TokenService.history)
+    events = _InThread(TokenService.events)
     set_plan = _InThread(TokenService.set_plan)
     consume = _InThread(TokenService.consume)
     grant = _InThread(TokenService.grant)

@@ -7,7 +7,8 @@ every name is re-exported from its one definition, so a port implementer finds a
 needs in one import. The values a store reads and writes (``Hold``, ``LedgerEntry``,
 ``Payment``...), the port protocols and the errors a port raises are the very objects
 :mod:`tokenplans` and :mod:`tokenplans.errors` publish, repeated here on purpose.
-An optional capability (:class:`RowLockingStore`, :class:`ClockedStore`, :class:`BlockingHint`,
+An optional capability (:class:`RowLockingStore`, :class:`ClockedStore`,
+:class:`EventStore`, :class:`BlockingHint`,
 :class:`KnowsCredentials`, :class:`SupportsClose`) is a ``runtime_checkable`` protocol:
 callers find it with ``isinstance``, never by looking a name up.
 """
@@ -19,6 +20,7 @@ from tokenplans._ports import (
     Clock,
     ClockedStore,
     Commit,
+    EventStore,
     IdentityProvider,
     KnowsCredentials,
     PaymentGateway,
@@ -38,6 +40,17 @@ from tokenplans._pricing.quotes import (
     decimal_text,
     estimate_by_pricing,
     parse_rate,
+)
+from tokenplans._values.events import (
+    Attempt,
+    Backlog,
+    Claim,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    EventPage,
+    EventType,
+    WebhookEndpoint,
 )
 from tokenplans._values.expiring import Outstanding
 from tokenplans._values.holds import Hold, HoldStatus, HoldWrite
@@ -77,16 +90,25 @@ __all__ = [
     "TOKENS_PER_RATE",
     "AccountDirectory",
     "AccountStore",
+    "Attempt",
     "AuthenticationError",
+    "Backlog",
     "BlockingHint",
     "CheckoutStart",
+    "Claim",
     "Clock",
     "ClockedStore",
     "Commit",
     "Confirmation",
     "DailyUsage",
     "DebitReceipt",
+    "Delivery",
+    "DeliveryStatus",
+    "Event",
     "EventKind",
+    "EventPage",
+    "EventStore",
+    "EventType",
     "GatewayDescription",
     "GatewayError",
     "GatewayEvent",
@@ -112,6 +134,7 @@ __all__ = [
     "StorageUnavailableError",
     "SupportsClose",
     "UsageReports",
+    "WebhookEndpoint",
     "WriteConflictError",
     "check_gateway_id",
     "credits_for",

@@ -1,12 +1,13 @@
 """In-memory ports for tests (yours and ours): a store, a settable clock, a static identity.
 
-``InMemoryStore`` is the model implementation of :class:`~tokenplans.ports.AccountStore`
-and :class:`~tokenplans.ports.PaymentStore`: every SQL store is held to it by the storage
-contract suite.
+``InMemoryStore`` is the model implementation of :class:`~tokenplans.ports.AccountStore`,
+:class:`~tokenplans.ports.PaymentStore` and :class:`~tokenplans.ports.EventStore`: every
+SQL store is held to it by the storage contract suite.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -16,6 +17,16 @@ import attrs
 
 from tokenplans._ports import Commit
 from tokenplans._values.accounts import Account, Usage, as_utc
+from tokenplans._values.events import (
+    Attempt,
+    Backlog,
+    Claim,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    EventPage,
+    WebhookEndpoint,
+)
 from tokenplans._values.expiring import Outstanding
 from tokenplans._values.holds import Hold, HoldKey, HoldWrite
 from tokenplans._values.ledger import DebitReceipt, LedgerEntry
@@ -49,6 +60,14 @@ class InMemoryStore:
         self._open: dict[str, dict[HoldKey, Hold]] = {}  # by subject: what outstanding reads
         # The daily usage rollup, by (subject, UTC day, model); see UsageReports.
         self._usage: dict[tuple[str, date, str], DailyUsage] = {}
+        # The outbox: events in commit order (position = index + 1), how many of them
+        # were routed to endpoints, the endpoints, their deliveries and leases.
+        self._outbox: list[Event] = []
+        self._outbox_ids: set[str] = set()
+        self._routed = 0
+        self._endpoints: dict[str, WebhookEndpoint] = {}
+        self._deliveries: dict[tuple[str, str], Delivery] = {}
+        self._leases: dict[tuple[str, str], tuple[str, datetime]] = {}
 
     def load(self, subject: str) -> Account | None:
         return self._accounts.get(subject)
@@ -129,7 +148,19 @@ class InMemoryStore:
             return self._stage_event(record.event_id)
         if isinstance(record, HoldWrite):
             return self._stage_hold(record)
+        if isinstance(record, Event):
+            return self._stage_outbox(record)
         assert_never(record)
+
+    def _stage_outbox(self, event: Event) -> Callable[[], None]:
+        if event.id in self._outbox_ids:
+            raise WriteConflictError(f"event {event.id!r} already in the outbox")
+
+        def append() -> None:
+            self._outbox_ids.add(event.id)
+            self._outbox.append(attrs.evolve(event, position=len(self._outbox) + 1))
+
+        return append
 
     def _stage_hold(self, write: HoldWrite) -> Callable[[], None]:
         hold = attrs.evolve(write.hold, replayed=False, priced=None)
@@ -225,18 +256,173 @@ class InMemoryStore:
         return sorted(mine, key=lambda p: (p.created_at, p.id), reverse=True)[:limit]
 
     def update_payment(
-        self, payment: Payment, *, expected_status: PaymentStatus, event_id: str | None = None
+        self,
+        payment: Payment,
+        *,
+        expected_status: PaymentStatus,
+        event_id: str | None = None,
+        events: Sequence[Event] = (),
     ) -> None:
         with self._lock:
             stored = self._payments.get(payment.id)
             if stored is None or stored.status != expected_status:
                 raise WriteConflictError(f"payment {payment.id!r} changed since the read")
+            writes = [self._stage_outbox(event) for event in events]
             if event_id is not None:
-                self._stage_event(event_id)()
+                writes.append(self._stage_event(event_id))
+            for write in writes:
+                write()
             self._payments[payment.id] = payment
 
     def event_seen(self, event_id: str) -> bool:
         return event_id in self._events
+
+    # -- events ---------------------------------------------------------------------
+
+    def events(self, *, after: int = 0, limit: int = 100) -> EventPage:
+        with self._lock:
+            page = tuple(self._outbox[max(0, after) : max(0, after) + max(0, limit)])
+        return EventPage(page, page[-1].position or after if page else after)
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        with self._lock:
+            if endpoint.id in self._endpoints:
+                raise WriteConflictError(f"endpoint {endpoint.id!r} already exists")
+            self._endpoints[endpoint.id] = endpoint
+
+    def endpoints(self) -> Sequence[WebhookEndpoint]:
+        with self._lock:
+            return sorted(self._endpoints.values(), key=lambda e: (e.created_at, e.id))
+
+    def find_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        return self._endpoints.get(endpoint_id)
+
+    def delete_endpoint(self, endpoint_id: str) -> bool:
+        with self._lock:
+            if self._endpoints.pop(endpoint_id, None) is None:
+                return False
+            for key in [k for k in self._deliveries if k[0] == endpoint_id]:
+                del self._deliveries[key]
+                self._leases.pop(key, None)
+            return True
+
+    def deliveries(
+        self, endpoint_id: str, *, before: int | None = None, limit: int = 50
+    ) -> Sequence[Delivery]:
+        with self._lock:
+            mine = [
+                d
+                for (endpoint, _), d in self._deliveries.items()
+                if endpoint == endpoint_id and (before is None or d.position < before)
+            ]
+        return sorted(mine, key=lambda d: d.position, reverse=True)[: max(0, limit)]
+
+    def retry_delivery(self, endpoint_id: str, event_id: str, now: datetime) -> Delivery | None:
+        with self._lock:
+            key = (endpoint_id, event_id)
+            stored = self._deliveries.get(key)
+            endpoint = self._endpoints.get(endpoint_id)
+            if stored is None or endpoint is None:
+                return None
+            again = attrs.evolve(stored, status=DeliveryStatus.PENDING, next_attempt_at=now)
+            self._deliveries[key] = again
+            self._endpoints[endpoint_id] = attrs.evolve(
+                endpoint, enabled=True, disabled_at=None, failing_since=None
+            )
+            return again
+
+    def claim_deliveries(
+        self, now: datetime, *, limit: int, lease_seconds: float
+    ) -> Sequence[Claim]:
+        with self._lock:
+            self._route()
+            heads: dict[tuple[str, str], Delivery] = {}
+            for delivery in sorted(self._deliveries.values(), key=lambda d: d.position):
+                endpoint = self._endpoints[delivery.endpoint_id]
+                key = (delivery.endpoint_id, delivery.subject)
+                if delivery.status is DeliveryStatus.PENDING and endpoint.enabled:
+                    heads.setdefault(key, delivery)
+            claims: list[Claim] = []
+            until = now + timedelta(seconds=lease_seconds)
+            for head in sorted(heads.values(), key=lambda d: d.position):
+                key = (head.endpoint_id, head.event_id)
+                lease = self._leases.get(key)
+                if head.next_attempt_at > now or (lease is not None and lease[1] > now):
+                    continue
+                token = secrets.token_hex(8)
+                self._leases[key] = (token, until)
+                event = self._outbox[head.position - 1]
+                claims.append(Claim(head, event, self._endpoints[head.endpoint_id], token, until))
+                if len(claims) >= limit:
+                    break
+            return claims
+
+    def _route(self) -> None:
+        for event in self._outbox[self._routed :]:
+            for endpoint in self._endpoints.values():
+                if endpoint.wants(event.type.value):
+                    self._deliveries[(endpoint.id, event.id)] = Delivery(
+                        endpoint_id=endpoint.id,
+                        event_id=event.id,
+                        event_type=event.type.value,
+                        subject=event.subject,
+                        position=event.position or 0,
+                        status=DeliveryStatus.PENDING,
+                        attempts=0,
+                        next_attempt_at=event.created_at,
+                    )
+        self._routed = len(self._outbox)
+
+    def finish_delivery(self, claim: Claim, attempt: Attempt) -> bool:
+        with self._lock:
+            key = (claim.delivery.endpoint_id, claim.delivery.event_id)
+            lease = self._leases.get(key)
+            stored = self._deliveries.get(key)
+            endpoint = self._endpoints.get(key[0])
+            if lease is None or lease[0] != claim.token or stored is None or endpoint is None:
+                return False
+            del self._leases[key]
+            status = (
+                DeliveryStatus.DELIVERED
+                if attempt.delivered
+                else DeliveryStatus.PENDING
+                if attempt.retry_at is not None
+                else DeliveryStatus.FAILED
+            )
+            self._deliveries[key] = attrs.evolve(
+                stored,
+                status=status,
+                attempts=stored.attempts + 1,
+                last_attempt_at=attempt.at,
+                last_status_code=attempt.status_code,
+                last_error=attempt.error,
+                next_attempt_at=attempt.retry_at or stored.next_attempt_at,
+                delivered_at=attempt.at if attempt.delivered else None,
+            )
+            if attempt.delivered:
+                self._endpoints[key[0]] = attrs.evolve(endpoint, failing_since=None)
+                return False
+            since = endpoint.failing_since or attempt.at
+            disable = endpoint.enabled and (
+                (attempt.at - since).total_seconds() >= attempt.disable_after_seconds
+            )
+            self._endpoints[key[0]] = attrs.evolve(
+                endpoint,
+                failing_since=since,
+                enabled=endpoint.enabled and not disable,
+                disabled_at=attempt.at if disable else endpoint.disabled_at,
+            )
+            return disable
+
+    def outbox_backlog(self, now: datetime) -> Backlog:
+        with self._lock:
+            pending = [
+                d
+                for d in self._deliveries.values()
+                if d.status is DeliveryStatus.PENDING and self._endpoints[d.endpoint_id].enabled
+            ]
+            oldest = min((self._outbox[d.position - 1].created_at for d in pending), default=now)
+        return Backlog(len(pending), max(0.0, (now - oldest).total_seconds()))
 
     def _find(self, order_id: str) -> Payment | None:
         return next((p for p in self._payments.values() if p.order_id == order_id), None)

@@ -16,14 +16,17 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import attrs
 import pytest
 from http_support import ALICE, GATEWAY_SECRET, ROOT, build_app, build_full_app
 from starlette.testclient import TestClient
 
-from tokenplans import Pricer, Principal
+from tokenplans import EventType, Pricer, Principal, TokenService
+from tokenplans.ports import Commit, Event, EventStore, WebhookEndpoint
 from tokenplans_adapters.genai_prices import GenaiPricesPricer
 
 _OPERATION_ID = re.compile(r"^[a-z][A-Za-z0-9]*$")
@@ -108,6 +111,8 @@ def test_every_documented_example_is_accepted(
             lot_id=params["path"]["lot_id"],
             expires="never",
         )
+    if "webhook_id" in params["path"]:
+        _webhook_for(service, params["path"])
     url = path
     for name, value in params["path"].items():
         url = url.replace(f"{{{name}}}", quote(value, safe=""))
@@ -131,6 +136,25 @@ def test_every_documented_example_is_accepted(
         assert 200 <= response.status_code < 300, response.text
     else:
         assert response.status_code == expected, response.text
+
+
+def _webhook_for(service: TokenService, path: Mapping[str, str]) -> None:
+    """The endpoint a prefilled ``{webhook_id}`` names, with a delivery of the event a
+    prefilled ``{event_id}`` names."""
+    store = service.store
+    assert isinstance(store, EventStore)
+    now = datetime.now(UTC)
+    store.add_endpoint(
+        WebhookEndpoint(path["webhook_id"], "https://example.com/hook", "whsec_" + "A" * 32, now)
+    )
+    if "event_id" in path:
+        service.consume(Principal("alice"), 1)
+        account = service.store.load("alice")
+        assert account is not None
+        event = Event(path["event_id"], EventType.PERIOD_RESET, now, "alice", {})
+        moved = attrs.evolve(account, version=account.version + 1)
+        service.store.commit(Commit(moved, account.version, (), (event,)))
+        store.claim_deliveries(now, limit=10, lease_seconds=1)
 
 
 def test_every_request_body_and_path_parameter_has_an_example() -> None:

@@ -33,7 +33,7 @@ from .middleware import (
     SubjectConcurrencyMiddleware,
 )
 from .readiness import DEFAULT_READINESS_TIMEOUT_SECONDS, DeadlineProbe
-from .resources import admin, checks, documents, holds, meta, pricing, reports, tokens
+from .resources import admin, checks, documents, holds, meta, pricing, reports, tokens, webhooks
 from .resources import payments as payment_resource
 from .routing import Resource
 from .state import ApiState
@@ -54,6 +54,7 @@ RESOURCES: Sequence[Resource] = (
     holds.RESOURCE,
     checks.RESOURCE,
     documents.RESOURCE,
+    webhooks.RESOURCE,
 )
 
 
@@ -73,6 +74,8 @@ def create_app(
     extra_openapi_paths: Mapping[str, Any] = {},
     payments: PaymentService | None = None,
     on_shutdown: Sequence[Callable[[], object]] = (),
+    on_startup: Sequence[Callable[[], object]] = (),
+    webhook_target: Callable[[str], None] | None = None,
 ) -> Starlette:
     """The tokenplans HTTP API over ``service``, authenticating with ``identity``.
 
@@ -94,6 +97,9 @@ def create_app(
     (:class:`~.middleware.SubjectConcurrencyMiddleware`). ``on_shutdown``
     runs, in order, when the app's lifespan ends (the composition root closes its engine
     and clients so); a mounted app receives no lifespan, so its host closes them.
+    ``on_startup`` runs when the lifespan starts (the composition root's webhook worker).
+    ``webhook_target`` checks a new webhook endpoint's URL (raising ``ValueError`` to
+    refuse it; see :mod:`.resources.webhooks`).
     """
     if max_body_bytes < 0:
         raise ValueError(f"max_body_bytes must be >= 0, got {max_body_bytes}")
@@ -137,7 +143,7 @@ def create_app(
         routes=routes,
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=_closing(on_shutdown),
+        lifespan=_closing(on_shutdown, on_startup),
     )
     # Every 503 logs its cause through this, at most once per cause per 10 s.
     app.state.unavailable_log = CauseLog(logger)
@@ -148,17 +154,21 @@ def create_app(
         base_url=base_url,
         openapi=document,
         payments=payments,
+        webhook_target=webhook_target,
     )
     return app
 
 
 def _closing(
     closers: Sequence[Callable[[], object]],
+    starters: Sequence[Callable[[], object]] = (),
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """A lifespan that opens nothing and calls ``closers`` when it ends."""
+    """A lifespan that calls ``starters`` when it starts and ``closers`` when it ends."""
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        for start in starters:
+            start()
         try:
             yield
         finally:

@@ -27,7 +27,13 @@ from tokenplans import InvalidRequestError
 
 from .refusals import UnsupportedMediaTypeError, escaped
 
-_JSON_TYPE_NAMES = {int: "an integer", bool: "a boolean", str: "a string", dict: "an object"}
+_JSON_TYPE_NAMES = {
+    int: "an integer",
+    bool: "a boolean",
+    str: "a string",
+    dict: "an object",
+    list: "an array",
+}
 
 #: Our bodies nest one level and a payment provider's webhook about five; anything this deep is not
 #: a request of ours, and Python's parser recurses once per level.

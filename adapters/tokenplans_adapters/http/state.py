@@ -23,6 +23,9 @@ class ApiState:
     base_url: str
     openapi: dict[str, Any]
     payments: PaymentService | None = None
+    #: Raises ``ValueError`` (why) for a URL a webhook may not be sent to; ``None``
+    #: checks the scheme only (the composition root passes its target check).
+    webhook_target: Callable[[str], None] | None = None
 
 
 def state_of(request: Request) -> ApiState:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from tokenplans_adapters.razorpay import OfflineGateway
 from tokenplans_adapters.sql import SqlAccountStore, make_engine, server_pool
 from tokenplans_adapters.sql.engine import SQLITE_SYNCHRONOUS_LEVELS
 from tokenplans_adapters.stripe import OfflineStripe
+from tokenplans_adapters.webhooks import DeliveryWorker, check_target
 
 from .config import MIN_SECRET_BYTES, ConfigError, Settings
 from .metrics import build_metrics
@@ -109,12 +111,25 @@ def build_app(settings: Settings) -> Starlette:
     store = SqlAccountStore(engine)
     accounts = observed.count(store)
     clock = SystemClock()
-    service = TokenService(accounts, catalog, clock, pricer=build_pricer(settings))
+    thresholds = settings.event_thresholds
+    service = TokenService(
+        accounts, catalog, clock, pricer=build_pricer(settings), thresholds=thresholds
+    )
     gateways = build_gateways(settings)
     closers: list[Callable[[], object]] = [engine.dispose]
     closers += [close for gateway in gateways.values() if (close := closer_of(gateway))]
+    starters: list[Callable[[], object]] = []
+    if settings.webhook_worker:
+        # Each server process delivers webhooks from a thread of its own, started with
+        # the app and stopped before the engine is disposed (docs/events.md).
+        worker = DeliveryWorker(store, settings.delivery, on_outcome=observed.count_delivery)
+        starters.append(worker.start)
+        closers.insert(0, worker.stop)
+    observed.watch_outbox(lambda: store.outbox_backlog(clock.now()))
     payments = (
-        PaymentService(accounts, accounts, catalog, clock, gateways=gateways) if gateways else None
+        PaymentService(accounts, accounts, catalog, clock, gateways=gateways, thresholds=thresholds)
+        if gateways
+        else None
     )
     portal = build_portal(settings, service, payments)
     app = create_app(
@@ -137,6 +152,8 @@ def build_app(settings: Settings) -> Starlette:
         # What the root made is released when the app shuts down: the engine's pool,
         # the payment clients' connections.
         on_shutdown=closers,
+        on_startup=starters,
+        webhook_target=partial(check_target, allow_private=settings.webhook_allow_private_targets),
     )
     return observed.instrument(app)
 

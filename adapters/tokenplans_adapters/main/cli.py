@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from tokenplans import CatalogError, PriceBookError, StorageUnavailableError, is_storable_text
 from tokenplans_adapters.jwt_identity import JwtConfigError
 
-from .commands import db, dev_pay, holds, lots, plans, report, serve, tokens
+from .commands import db, dev_pay, events, holds, lots, plans, report, serve, tokens
 from .commands.base import EXIT_CONFIG, EXIT_UNAVAILABLE, CommandError, Handler, Parser
 from .config import ConfigError, Settings
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from TOKENPLANS_* environment variables and .env.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (serve, tokens, plans, db, dev_pay, holds, lots, report):
+    for command in (serve, tokens, plans, db, dev_pay, holds, lots, report, events):
         command.add(commands)
     return parser
 

@@ -40,6 +40,8 @@ from tokenplans_adapters.sql.engine import (
     DEFAULT_SQLITE_SYNCHRONOUS,
 )
 from tokenplans_adapters.stripe import DEFAULT_API_URL as DEFAULT_STRIPE_API_URL
+from tokenplans_adapters.webhooks import DEFAULT_RETRY_SCHEDULE, DeliverySettings
+from tokenplans_adapters.webhooks.worker import parse_schedule
 
 DEFAULT_DATABASE_URL = "sqlite:///./tokenplans.sqlite3"
 MIN_SECRET_BYTES = 32
@@ -98,7 +100,33 @@ def _integer(minimum: int = 1) -> Kind:
     return Kind(read, lambda value: "" if value is None else str(value))
 
 
+def _read_percentages(values: _Values, names: tuple[str, ...], default: Any) -> Any:
+    text = values.get(*names)
+    if not text:
+        return default
+    parts = _csv(text)
+    if not all(p.isascii() and p.isdecimal() and 1 <= int(p) <= 1000 for p in parts):  # noqa: PLR2004
+        raise ConfigError(f"{names[0]} must be whole percentages 1-1000, comma-separated")
+    return tuple(sorted({int(p) for p in parts}))
+
+
+def _read_seconds(values: _Values, names: tuple[str, ...], default: Any) -> Any:
+    text = values.get(*names)
+    if not text:
+        return default
+    try:
+        return parse_schedule(text)
+    except ValueError as error:
+        raise ConfigError(f"{names[0]}: {error}") from error
+
+
+def _write_numbers(value: Any) -> str:
+    return ",".join(f"{number:g}" for number in value)
+
+
 TEXT = Kind(_read_text, lambda value: value or "")
+PERCENTAGES = Kind(_read_percentages, _write_numbers)
+SECONDS_LIST = Kind(_read_seconds, _write_numbers)
 CSV = Kind(_read_csv, ",".join)
 PATH = Kind(_read_path, lambda value: "" if value is None else str(value))
 BOOLEAN = Kind(_read_boolean, lambda value: "true" if value else "false")
@@ -229,6 +257,23 @@ class Settings:
     stripe_cancel_url: str | None = setting("TOKENPLANS_STRIPE_CANCEL_URL")
     # the offline Stripe stand-in (development; `serve --dev` turns it on)
     stripe_offline: bool = setting("TOKENPLANS_STRIPE_OFFLINE", default=False, kind=BOOLEAN)
+    # events and webhooks (docs/events.md)
+    event_thresholds: tuple[int, ...] = setting(
+        "TOKENPLANS_EVENT_THRESHOLDS", default=(80, 100), kind=PERCENTAGES
+    )
+    webhook_worker: bool = setting("TOKENPLANS_WEBHOOK_WORKER", default=True, kind=BOOLEAN)
+    webhook_allow_private_targets: bool = setting(
+        "TOKENPLANS_WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False, kind=BOOLEAN
+    )
+    webhook_retry_schedule: tuple[float, ...] = setting(
+        "TOKENPLANS_WEBHOOK_RETRY_SCHEDULE", default=DEFAULT_RETRY_SCHEDULE, kind=SECONDS_LIST
+    )
+    webhook_timeout_seconds: int = setting(
+        "TOKENPLANS_WEBHOOK_TIMEOUT_SECONDS", default=10, kind=POSITIVE
+    )
+    webhook_disable_after_seconds: int = setting(
+        "TOKENPLANS_WEBHOOK_DISABLE_AFTER_SECONDS", default=86400, kind=POSITIVE
+    )
 
     # GET /metrics and the counting behind it, when the metrics extra is installed
     metrics: bool = setting("TOKENPLANS_METRICS", default=True, kind=BOOLEAN)
@@ -263,6 +308,16 @@ class Settings:
             environment |= dict.fromkeys(others, "")
             environment[first] = variables.kind.write(getattr(self, field.name))
         return environment
+
+    @property
+    def delivery(self) -> DeliverySettings:
+        """How the webhook worker delivers, from the webhook settings."""
+        return DeliverySettings(
+            retry_schedule=self.webhook_retry_schedule,
+            timeout_seconds=self.webhook_timeout_seconds,
+            disable_after_seconds=self.webhook_disable_after_seconds,
+            allow_private_targets=self.webhook_allow_private_targets,
+        )
 
     @property
     def has_razorpay_keys(self) -> bool:

@@ -11,13 +11,15 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
+
+from tokenplans.ports import Backlog
 
 from .config import Settings
 
@@ -56,6 +58,23 @@ class Observed:
         from tokenplans_adapters.metrics import counting_store  # noqa: PLC0415
 
         return counting_store(store, self.metrics)
+
+    def watch_outbox(self, backlog: Callable[[], Backlog]) -> None:
+        """Report the outbox's backlog and its oldest event's age at each scrape."""
+        if self.metrics is None:
+            return
+        from tokenplans_adapters.metrics import OutboxStats  # noqa: PLC0415
+
+        def read() -> OutboxStats:
+            now = backlog()
+            return OutboxStats(now.pending, now.oldest_age_seconds if now.pending else None)
+
+        self.metrics.watch_outbox(read)
+
+    def count_delivery(self, outcome: str) -> None:
+        """Count one webhook delivery attempt by how it ended (``delivered``, ...)."""
+        if self.metrics is not None:
+            self.metrics.count_delivery(str(outcome))
 
     def watch_engine(self, engine: Engine) -> None:
         """Time ``engine``'s pool checkouts."""

@@ -30,6 +30,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -60,6 +61,8 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 _MYSQL = ("mysql", "mariadb")
 #: The longest subject, key or id the core accepts, in characters.
 ID_LENGTH = max(MAX_SUBJECT_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH)
+#: Event and webhook endpoint ids (``evt_`` / ``wh_`` and 26 characters).
+EVENT_ID_LENGTH = 64
 _UTF8_MAX_BYTES = 4
 
 
@@ -289,3 +292,70 @@ usage_daily = Table(
     Column("reasoning_tokens", BigInteger, nullable=False),
 )
 Index(None, usage_daily.c.day, usage_daily.c.subject)
+#: The outbox (docs/events.md): each event appended in the transaction of the change that
+#: emitted it, in ``seq`` order, and given its ``position`` in the feed (gap-free, in
+#: commit order) when it is routed to the webhook endpoints.
+events = Table(
+    "tokenplans_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("event_id", ExactText(EVENT_ID_LENGTH), nullable=False, unique=True),
+    Column("position", BigInteger, nullable=True, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("subject", ExactText(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("data", JSON(), nullable=False),
+)
+
+#: One row (``id`` 1): the last position given, locked while events are routed.
+outbox_state = Table(
+    "tokenplans_outbox_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_position", BigInteger, nullable=False),
+)
+
+webhook_endpoints = Table(
+    "tokenplans_webhook_endpoints",
+    metadata,
+    Column("id", ExactText(EVENT_ID_LENGTH), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("events", JSON(none_as_null=True), nullable=True),
+    Column("description", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_at", UtcDateTime(), nullable=True),
+    Column("failing_since", UtcDateTime(), nullable=True),
+)
+
+webhook_deliveries = Table(
+    "tokenplans_webhook_deliveries",
+    metadata,
+    Column("endpoint_id", ExactText(EVENT_ID_LENGTH), primary_key=True),
+    Column("event_id", ExactText(EVENT_ID_LENGTH), primary_key=True),
+    Column("event_type", String(64), nullable=False),
+    Column("subject", ExactText(), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("event_created_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", BigInteger, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("last_attempt_at", UtcDateTime(), nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Column("lease_token", String(32), nullable=True),
+    Column("leased_until", UtcDateTime(), nullable=True),
+)
+Index(None, webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at)
+# Each endpoint and subject's oldest pending delivery (named: the generated name is
+# longer than MySQL's 64 characters).
+Index(
+    "ix_tokenplans_webhook_deliveries_head",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.subject,
+    webhook_deliveries.c.status,
+    webhook_deliveries.c.position,
+)
+Index(None, webhook_deliveries.c.endpoint_id, webhook_deliveries.c.position)

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from tokenplans.ports import (
     DailyUsage,
     DebitReceipt,
+    Event,
     HandledEvent,
     HoldStatus,
     HoldWrite,
@@ -39,6 +40,7 @@ from tokenplans.ports import (
     daily_usage,
 )
 
+from .outbox import insert_event
 from .rows import hold_values, payment_values, receipt_values
 from .schema import (
     UtcDateTime,
@@ -159,6 +161,8 @@ def write_record(conn: Connection, record: Record) -> None:
         _upsert_payment(conn, record)
     elif isinstance(record, HoldWrite):
         _write_hold(conn, record)
+    elif isinstance(record, Event):
+        insert_event(conn, record)
     else:
         mark_event(conn, record)
 

@@ -50,6 +50,7 @@ from tokenplans import Account, Spender, UsageRow
 from tokenplans.ports import (
     Commit,
     DebitReceipt,
+    Event,
     HandledEvent,
     Hold,
     HoldStatus,
@@ -65,6 +66,7 @@ from tokenplans.ports import (
 from .engine import WRITE_OPTION, full_disk
 from .errors import raise_translated
 from .migrate import schema_problem
+from .outbox import SqlOutbox, insert_event
 from .rows import (
     account_from_row,
     account_values,
@@ -111,9 +113,10 @@ T = TypeVar("T")
 ClockSource = Literal["database", "process"]
 
 
-class SqlAccountStore:
+class SqlAccountStore(SqlOutbox):
     """Accounts, ledgers, receipts and payments in the ``tokenplans_`` tables of ``engine``:
-    one class for both storage ports, since a confirmed payment commits with its account.
+    one class for both storage ports, since a confirmed payment commits with its account,
+    and the outbox of events with its webhook deliveries (:class:`.outbox.SqlOutbox`).
 
     Thread-safe (the engine's pool hands each call its own connection); create the
     schema first with :func:`tokenplans_adapters.sql.upgrade_schema`.
@@ -131,6 +134,7 @@ class SqlAccountStore:
         self.engine = engine
         self.clock_source: ClockSource = clock_source
         dialect = engine.dialect.name
+        self._dialect = dialect
         database_clock = clock_source == "database"
         self._load_stamped = stamped_load(dialect, database_clock=database_clock, lock=False)
         self._lock_stamped = stamped_load(dialect, database_clock=database_clock, lock=True)
@@ -455,7 +459,12 @@ class SqlAccountStore:
         return self._read(lambda conn: [payment_from_row(row) for row in conn.execute(query)])
 
     def update_payment(
-        self, payment: Payment, *, expected_status: PaymentStatus, event_id: str | None = None
+        self,
+        payment: Payment,
+        *,
+        expected_status: PaymentStatus,
+        event_id: str | None = None,
+        events: Sequence[Event] = (),
     ) -> None:
         with self._write() as conn:
             result = conn.execute(
@@ -467,6 +476,8 @@ class SqlAccountStore:
                 raise WriteConflictError(f"payment {payment.id!r} changed since the read")
             if event_id is not None:
                 mark_event(conn, HandledEvent(event_id))
+            for event in events:
+                insert_event(conn, event)
 
     def event_seen(self, event_id: str) -> bool:
         query = select(payment_events.c.event_id).where(payment_events.c.event_id == event_id)

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TypeVar
 
 from tokenplans._ports import AccountStore, Clock, ClockedStore, Commit, RowLockingStore
 from tokenplans._rules.decisions import Decision
+from tokenplans._rules.events import check_thresholds, events_of
 from tokenplans._rules.expiry import Rolled, may_have_outstanding, roll_forward_with_expiry
 from tokenplans._rules.quota import open_account
 from tokenplans._values.accounts import Account, as_utc
+from tokenplans._values.events import DEFAULT_THRESHOLDS
 from tokenplans._values.expiring import Outstanding
 from tokenplans._values.holds import Hold, HoldKey
 from tokenplans._values.limits import check_subject
@@ -31,11 +33,19 @@ class AccountUpdater:
     """Reads, rolls forward and changes accounts of one store, by one catalog and clock."""
 
     def __init__(
-        self, store: AccountStore, catalog: PlanCatalog, clock: Clock, *, max_attempts: int = 100
+        self,
+        store: AccountStore,
+        catalog: PlanCatalog,
+        clock: Clock,
+        *,
+        max_attempts: int = 100,
+        thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.clock = clock
+        #: The usage thresholds (percent of the quota) whose crossing is an event.
+        self.thresholds = check_thresholds(thresholds)
         self._max_attempts = max_attempts
         # A store that can lock the account row decides inside the lock (see
         # RowLockingStore; isinstance only sees that the name exists, so a ``locked``
@@ -150,11 +160,15 @@ class AccountUpdater:
         decision = decide(current.change.account, current.holds, now, fetch(current.holds))
         if decision.change is None:
             return decision.result
+        entries = current.change.entries + decision.change.entries
+        records = one_write_per_hold(current.writes + decision.records)
+        # The events this change emits, committed with it (docs/events.md): a change that
+        # loses its race or rolls back emits nothing; the next attempt derives them again.
         commit = Commit(
             account=decision.change.account,
             expected_version=0 if stored is None else stored.version,
-            entries=current.change.entries + decision.change.entries,
-            records=one_write_per_hold(current.writes + decision.records),
+            entries=entries,
+            records=records + events_of(entries, records, self.thresholds, stored),
         )
         if commit.entries or commit.records:
             self.store.commit(commit)

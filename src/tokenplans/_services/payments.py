@@ -24,8 +24,11 @@ from types import MappingProxyType
 import attrs
 
 from tokenplans._ports import AccountStore, Clock, PaymentGateway, PaymentStore
+from tokenplans._rules.events import payment_event
 from tokenplans._rules.payments import check_purchase, decide_confirmation, open_order_for
 from tokenplans._rules.permissions import check_can_read
+from tokenplans._values.accounts import utc_text
+from tokenplans._values.events import DEFAULT_THRESHOLDS
 from tokenplans._values.limits import check_subject
 from tokenplans._values.payments import (
     Checkout,
@@ -79,6 +82,7 @@ class PaymentService:
         gateways: Mapping[str, PaymentGateway] | None = None,
         new_id: Callable[[], str] = new_payment_id,
         max_attempts: int = 100,
+        thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
     ) -> None:
         if (gateway is None) == (gateways is None):
             raise TypeError("give one gateway, or gateways by their names, not both")
@@ -97,7 +101,9 @@ class PaymentService:
         #: The gateways by provider name, the default one first.
         self.gateways: Mapping[str, PaymentGateway] = MappingProxyType(by_name)
         self._payments = payments
-        self._accounts = AccountUpdater(accounts, catalog, clock, max_attempts=max_attempts)
+        self._accounts = AccountUpdater(
+            accounts, catalog, clock, max_attempts=max_attempts, thresholds=thresholds
+        )
         self._new_id = new_id
 
     @property
@@ -308,8 +314,13 @@ class PaymentService:
                 updated_at=self._accounts.now(),
             )
             try:
+                # payment.failed goes out with the failure, in its transaction.
+                cause = event_id if event_id is not None else utc_text(failed.updated_at)
                 self._payments.update_payment(
-                    failed, expected_status=current.status, event_id=event_id
+                    failed,
+                    expected_status=current.status,
+                    event_id=event_id,
+                    events=(payment_event(failed, cause=cause),),
                 )
             except WriteConflictError:
                 if event_id is not None and self._payments.event_seen(event_id):

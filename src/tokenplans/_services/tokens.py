@@ -14,9 +14,9 @@ shared update loop: it fetches the facts, a pure rule decides.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from tokenplans._ports import AccountStore, Clock
+from tokenplans._ports import AccountStore, Clock, EventStore
 from tokenplans._pricing.quotes import Pricer, UnitPricer
 from tokenplans._rules.checks import decide_check
 from tokenplans._rules.decisions import (
@@ -27,10 +27,16 @@ from tokenplans._rules.decisions import (
     decide_plan_change,
     decide_void,
 )
-from tokenplans._rules.permissions import check_can_debit, check_can_grant, check_can_read
+from tokenplans._rules.permissions import (
+    check_can_debit,
+    check_can_grant,
+    check_can_read,
+    check_is_admin,
+)
 from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.checks import CheckResult
 from tokenplans._values.commands import Check, Consume, Grant, SetPlan, command_of
+from tokenplans._values.events import DEFAULT_THRESHOLDS, EventPage
 from tokenplans._values.ledger import DebitReceipt
 from tokenplans._values.limits import (
     check_amount,
@@ -60,7 +66,9 @@ class TokenService(HoldUseCases, ReportUseCases):
     """Plans and quotas for many subjects, over one store, one catalog and one clock.
 
     ``pricer`` prices the model calls passed as ``usage=`` or ``estimate=``; without one,
-    every counted token costs one credit (:class:`UnitPricer`).
+    every counted token costs one credit (:class:`UnitPricer`). ``thresholds`` are the
+    percentages of the quota whose crossing is a ``usage.threshold_crossed`` event
+    (docs/events.md).
     """
 
     def __init__(
@@ -71,12 +79,15 @@ class TokenService(HoldUseCases, ReportUseCases):
         *,
         pricer: Pricer | None = None,
         max_attempts: int = 100,
+        thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.clock = clock
         self.pricer = UnitPricer() if pricer is None else pricer
-        self._accounts = AccountUpdater(store, catalog, clock, max_attempts=max_attempts)
+        self._accounts = AccountUpdater(
+            store, catalog, clock, max_attempts=max_attempts, thresholds=thresholds
+        )
 
     # -- reads ---------------------------------------------------------------------
 
@@ -146,6 +157,18 @@ class TokenService(HoldUseCases, ReportUseCases):
         entries = self.store.history(check_subject(subject), before_version=before, limit=limit)
         more = len(entries) == limit and entries[-1].version > 1
         return HistoryPage(entries, str(entries[-1].version) if more else None)
+
+    def events(self, principal: Principal, *, after: int = 0, limit: int = 100) -> EventPage:
+        """The outbox's events (an admin's read), oldest first: up to ``limit`` (1-200)
+        with a position above ``after``; pass the page's ``next_after`` back for more.
+        Raises :class:`TypeError` when the store keeps no outbox."""
+        check_is_admin(principal, "read the events")
+        check_page_size(limit)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidRequestError(f"after must be a non-negative integer, got {after!r}")
+        if not isinstance(self.store, EventStore):
+            raise TypeError(f"{type(self.store).__name__} keeps no outbox of events")
+        return self.store.events(after=after, limit=limit)
 
     # -- changes -------------------------------------------------------------------
 

@@ -6,12 +6,13 @@ Each store writes each record kind with one writer and one conflict rule (see
 
 from __future__ import annotations
 
+from .events import Event
 from .holds import HoldWrite
 from .ledger import DebitReceipt
 from .payments import HandledEvent, Payment
 
 #: A record written atomically with an account change.
-Record = DebitReceipt | Payment | HandledEvent | HoldWrite
+Record = DebitReceipt | Payment | HandledEvent | HoldWrite | Event
 
 
 def one_write_per_hold(records: tuple[Record, ...]) -> tuple[Record, ...]:

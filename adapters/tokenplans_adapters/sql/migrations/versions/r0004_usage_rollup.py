@@ -22,7 +22,7 @@ from alembic import op
 from tokenplans_adapters.sql.schema import ExactText
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
