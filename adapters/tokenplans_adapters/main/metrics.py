@@ -8,6 +8,7 @@ request path costs exactly what it costs without metrics.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from tokenplans import StorageUnavailableError
 from tokenplans.ports import Backlog
 
 from .config import Settings
@@ -29,6 +31,8 @@ __all__ = ["MULTIPROCESS_VARIABLE", "Observed", "build_metrics", "metrics_instal
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 S = TypeVar("S")
+
+logger = logging.getLogger("tokenplans.metrics")
 
 
 def metrics_installed() -> bool:
@@ -65,8 +69,14 @@ class Observed:
             return
         from tokenplans_adapters.metrics import OutboxStats  # noqa: PLC0415
 
-        def read() -> OutboxStats:
-            now = backlog()
+        def read() -> OutboxStats | None:
+            try:
+                now = backlog()
+            except StorageUnavailableError:
+                # The database is down (or not upgraded yet): /metrics still answers,
+                # without the outbox gauges, since that is when metrics matter most.
+                logger.warning("the outbox backlog could not be read", exc_info=True)
+                return None
             return OutboxStats(now.pending, now.oldest_age_seconds if now.pending else None)
 
         self.metrics.watch_outbox(read)

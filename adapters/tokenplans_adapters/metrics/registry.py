@@ -61,19 +61,29 @@ class OutboxStats:
 class _OutboxCollector(Collector):
     """Reads the outbox when scraped (a gauge of *now*, the same from any worker)."""
 
-    def __init__(self, read: Callable[[], OutboxStats]) -> None:
+    def __init__(self, read: Callable[[], OutboxStats | None]) -> None:
         self._read = read
+
+    @staticmethod
+    def describe() -> list[GaugeMetricFamily]:
+        """The gauges without their values: what registering reads, so that registering
+        never reads the outbox (the database may not be there yet)."""
+        return [
+            GaugeMetricFamily(
+                "tokenplans_outbox_backlog", "Events waiting to be delivered to some endpoint."
+            ),
+            GaugeMetricFamily(
+                "tokenplans_outbox_oldest_age_seconds",
+                "Age of the oldest event waiting to be delivered (0 when none waits).",
+            ),
+        ]
 
     def collect(self) -> Iterable[Metric]:
         stats = self._read()
-        backlog = GaugeMetricFamily(
-            "tokenplans_outbox_backlog", "Events waiting to be delivered to some endpoint."
-        )
+        if stats is None:  # unreadable now: the scrape goes on without these gauges
+            return []
+        backlog, age = self.describe()
         backlog.add_metric([], stats.backlog)
-        age = GaugeMetricFamily(
-            "tokenplans_outbox_oldest_age_seconds",
-            "Age of the oldest event waiting to be delivered (0 when none waits).",
-        )
         age.add_metric([], stats.oldest_age_seconds or 0.0)
         return [backlog, age]
 
@@ -142,7 +152,7 @@ class Metrics:
 
     # -- plug-in points --------------------------------------------------------------
 
-    def watch_outbox(self, read: Callable[[], OutboxStats]) -> None:
+    def watch_outbox(self, read: Callable[[], OutboxStats | None]) -> None:
         """Report the outbox's backlog and age, read by ``read`` at each scrape."""
         collector = _OutboxCollector(read)
         self._scraped.append(collector)

@@ -22,15 +22,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import attrs
-import httpx
 
 from tokenplans import StorageUnavailableError
 from tokenplans.ports import Attempt, Claim, EventStore
 
 from .signing import signature_headers
 from .targets import TargetRefused, check_target
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("tokenplans.webhooks")
 
@@ -121,11 +124,10 @@ class DeliveryWorker:
     ) -> None:
         self.store = store
         self.settings = settings or DeliverySettings()
-        self._client = client or httpx.Client(
-            timeout=httpx.Timeout(self.settings.timeout_seconds),
-            follow_redirects=False,
-            headers={"user-agent": "tokenplans-webhooks"},
-        )
+        # Made on the first delivery: a server with no endpoint never loads httpx (about
+        # 5 MiB of each worker's memory).
+        self._client = client
+        self._client_lock = threading.Lock()
         self._owns_client = client is None
         self._now = now
         self._on_outcome = on_outcome
@@ -181,8 +183,21 @@ class DeliveryWorker:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False)
-        if self._owns_client:
+        if self._owns_client and self._client is not None:
             self._client.close()
+
+    def _http(self) -> httpx.Client:
+        """The worker's HTTP client, made on first use."""
+        with self._client_lock:
+            if self._client is None:
+                import httpx  # noqa: PLC0415 - see __init__
+
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(self.settings.timeout_seconds),
+                    follow_redirects=False,
+                    headers={"user-agent": "tokenplans-webhooks"},
+                )
+            return self._client
 
     # -- one delivery ----------------------------------------------------------------
 
@@ -233,8 +248,10 @@ class DeliveryWorker:
             "content-type": "application/json",
             **signature_headers(endpoint.secret, event.id, timestamp, body),
         }
+        import httpx  # noqa: PLC0415 - loaded by the first delivery (see __init__)
+
         try:
-            response = self._client.post(endpoint.url, content=body, headers=headers)
+            response = self._http().post(endpoint.url, content=body, headers=headers)
         except httpx.HTTPError as error:
             return None, f"{type(error).__name__}: {error}"[:_MAX_ERROR]
         error_text = None if response.is_success else f"HTTP {response.status_code}"
