@@ -20,15 +20,16 @@ Printed per server and endpoint: requests/s (best round), p99 (of that round), t
 server process's CPU per request (user + system, from ``/proc/<pid>/stat``, median of
 the rounds), the database's CPU per request (PostgreSQL: the backend processes of the
 benchmark's database, sampled from ``/proc`` every 50 ms, so a backend living shorter
-than that is missed; MariaDB: the whole ``mariadbd`` process, which other clients of the
-server also use), connections opened per 1,000 requests (PostgreSQL: its exact
+than that is missed; MariaDB: the whole server process listening on the URL's port, which
+other clients of the server also use), connections opened per 1,000 requests (PostgreSQL: its exact
 ``pg_stat_database.sessions``; MariaDB: new connection ids of the database seen in the
 process list, a lower bound), and tokenplans' share of its floor, by requests/s and by
 CPU per request (the server's plus the database's). The CPU figures are what to compare
 on a busy machine: requests/s move with whatever else runs, CPU per request much less.
 
 Options: ``--duration SECONDS`` per measurement (default 5), ``--connections`` (64),
-``--rounds`` (3), ``--databases sqlite,postgres,mysql``, ``--against PATH``.
+``--rounds`` (3), ``--databases sqlite,postgres,mysql``, ``--against PATH``, ``--checkout
+PATH`` (the code served as "tokenplans": this checkout by default).
 """
 
 from __future__ import annotations
@@ -174,6 +175,8 @@ def tokenplans_server(
 
 
 FLOORS = {"sqlite": "floor_sqlite.py", "postgres": "floor_postgres.py", "mysql": "floor_mysql.py"}
+#: Storage threads of each floor: as many as ``tokenplans serve`` runs by default there.
+FLOOR_THREADS = {"sqlite": 8, "postgres": 10, "mysql": 8}
 
 
 def floor_server(database: str, target: str, cpus: str | None) -> tuple[list[str], dict[str, str]]:
@@ -181,7 +184,7 @@ def floor_server(database: str, target: str, cpus: str | None) -> tuple[list[str
     if database == "mysql":
         target = target.partition("?")[0]
     command = [sys.executable, str(HERE / "floors" / FLOORS[database]), str(port), target]
-    return pinned(command, cpus), {"PORT": str(port)}
+    return pinned(command, cpus), {"PORT": str(port), "FLOOR_THREADS": str(FLOOR_THREADS[database])}
 
 
 # -- the database's side ----------------------------------------------------------------
@@ -203,6 +206,7 @@ class DatabaseWatch:
         self._thread: threading.Thread | None = None
         self._seen: dict[int, tuple[int, int]] = {}  # PostgreSQL backend -> (first, last)
         self._ids: set[int] = set()  # MariaDB connection ids
+        self._server_pid: int | None = None
 
     def __enter__(self) -> DatabaseWatch:
         self._start_sessions = self._sessions()
@@ -226,7 +230,7 @@ class DatabaseWatch:
         )
         sessions = self._sessions()
         self.connects = (
-            sessions - self._start_sessions
+            sessions - self._start_sessions - 1  # the session that read the first count
             if sessions is not None and self._start_sessions is not None
             else len(self._ids - self._initial_ids)
         )
@@ -259,7 +263,7 @@ class DatabaseWatch:
             row = connection.execute(
                 "SELECT sessions FROM pg_stat_database WHERE datname = %s", (self.name,)
             ).fetchone()
-        return None if row is None else int(row[0]) - 1  # not this one
+        return None if row is None else int(row[0])
 
     def _mysql_ids(self) -> set[int]:
         if self.database != "mysql":
@@ -284,10 +288,24 @@ class DatabaseWatch:
             connection.close()
 
     def _server_ticks(self) -> int:
+        """CPU of the MariaDB server the URL names: the process listening on its port."""
         if self.database != "mysql":
             return 0
-        pids = [p for p in _processes() if _comm(p) in ("mariadbd", "mysqld")]
-        return sum(cpu_ticks(pid) for pid in pids)
+        if self._server_pid is None:
+            from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+            port = make_url(self.url).port or 3306
+            listing = subprocess.run(  # noqa: S603
+                ["ss", "-Hltnp", f"sport = :{port}"],  # noqa: S607 - iproute2's ss
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            found = re.search(r"pid=(\d+)", listing)
+            if found is None:
+                raise SystemExit(f"no process listens on port {port} (ss -ltnp)")
+            self._server_pid = int(found.group(1))
+        return cpu_ticks(self._server_pid)
 
 
 def _processes() -> list[int]:
@@ -553,6 +571,9 @@ def main() -> None:
     parser.add_argument(
         "--against", type=Path, help="another checkout to serve in the same rounds ('against')"
     )
+    parser.add_argument(
+        "--checkout", type=Path, default=CHECKOUT, help="the code 'tokenplans' serves (this one)"
+    )
     parser.add_argument("--json", type=Path, help="also write the summary rows here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -568,7 +589,8 @@ def main() -> None:
     wanted = args.databases.split(",")
     databases = [(name, url) for name, url in databases if name in wanted]
     servers: list[tuple[str, Path | None]] = [
-        (name, CHECKOUT if name == "tokenplans" else None) for name in args.servers.split(",")
+        (name, args.checkout.resolve() if name == "tokenplans" else None)
+        for name in args.servers.split(",")
     ]
     if args.against is not None:
         servers.insert(1, ("against", args.against.resolve()))

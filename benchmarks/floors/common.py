@@ -5,8 +5,8 @@ JWT -> subject (with a cache of verified tokens, as tokenplans has); ``GET
 /api/tokens/usage`` = one primary-key read and the period's reset check; ``POST
 /api/tokens/consume`` = one transaction with a conditional ``UPDATE`` (enough left, period
 not over) and a ledger ``INSERT``. Storage runs in a few threads (one hop off the event
-loop, each thread with its own connection). A driver module gives ``connect()`` and
-whether its database has ``UPDATE ... RETURNING``.
+loop, each thread with its own connection, as many threads as tokenplans runs). A driver
+module gives ``connect()`` and whether its database has ``UPDATE ... RETURNING``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 SECRET = "benchmark-secret-that-is-long-enough-0123456789"
-THREADS = 4
+#: Storage threads (``FLOOR_THREADS`` overrides): ``benchmarks/http.py`` gives each floor
+#: as many as tokenplans runs on the same database, so both commit as many at once.
+THREADS = int(os.environ.get("FLOOR_THREADS", "8"))
 QUOTA, PERIOD_S = 1000, 30 * 86400
 COLUMNS = "plan, token_quota, token_used, period_end"
 READ = f"SELECT {COLUMNS} FROM floor_accounts WHERE subject = %s"  # noqa: S608 - constants
