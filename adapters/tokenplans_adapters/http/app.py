@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 
 from tokenplans import IdentityProvider, PaymentService, TokenService
 
-from . import openapi
+from . import offload, openapi
 from .auth import BearerBackend
 from .errors import EXCEPTION_HANDLERS, CauseLog, logger
 from .middleware import (
@@ -71,6 +71,7 @@ def create_app(
     extra_openapi_paths: Mapping[str, Any] = {},
     payments: PaymentService | None = None,
     on_shutdown: Sequence[Callable[[], object]] = (),
+    store_threads: int | None = None,
 ) -> Starlette:
     """The tokenplans HTTP API over ``service``, authenticating with ``identity``.
 
@@ -92,6 +93,9 @@ def create_app(
     (:class:`~.middleware.SubjectConcurrencyMiddleware`). ``on_shutdown``
     runs, in order, when the app's lifespan ends (the composition root closes its engine
     and clients so); a mounted app receives no lifespan, so its host closes them.
+    ``store_threads`` sets how many threads the process runs storage calls on
+    (:func:`~.offload.use_threads`; ``None``: as it is, 40 by default); give as many as
+    the store's connection pool has connections.
     """
     if max_body_bytes < 0:
         raise ValueError(f"max_body_bytes must be >= 0, got {max_body_bytes}")
@@ -101,6 +105,8 @@ def create_app(
         raise ValueError(
             f"max_concurrent_per_subject must be >= 0, got {max_concurrent_per_subject}"
         )
+    if store_threads is not None:
+        offload.use_threads(store_threads)
     served = list(RESOURCES)
     routes: list[BaseRoute] = [route for resource in served for route in resource.all_routes()]
     routes += extra_routes

@@ -125,6 +125,7 @@ def build_app(settings: Settings) -> Starlette:
         # What the root made is released when the app shuts down: the engine's pool,
         # the payment clients' connections.
         on_shutdown=closers,
+        store_threads=store_threads(settings),
     )
 
 
@@ -151,11 +152,31 @@ def build_engine(settings: Settings, *, migrating: bool = False) -> Engine:
     }
     pool = pool_limits(settings)
     if pool is None:
-        return make_engine(settings.database_url, **waits)
+        if make_url(settings.database_url).database in (None, "", ":memory:"):
+            return make_engine(settings.database_url, **waits)  # one connection, no pool
+        # A SQLite file: as many connections as storage threads, none more.
+        return make_engine(
+            settings.database_url, pool_size=store_threads(settings), max_overflow=0, **waits
+        )
     pool_size, max_overflow = pool
     return make_engine(
         settings.database_url, pool_size=pool_size, max_overflow=max_overflow, **waits
     )
+
+
+#: Storage threads (and connections) per process on SQLite by default.
+SQLITE_STORE_THREADS = 40
+
+
+def store_threads(settings: Settings) -> int:
+    """How many threads each server process runs storage calls on: as many as its pool
+    keeps connections (``TOKENPLANS_DB_POOL_SIZE``, else the engine's default for a server
+    database and :data:`SQLITE_STORE_THREADS` for SQLite), so that in steady state no
+    thread waits for a connection and none is opened per request."""
+    pool = pool_limits(settings)
+    if pool is not None:
+        return pool[0]
+    return settings.db_pool_size or SQLITE_STORE_THREADS
 
 
 def pool_limits(settings: Settings) -> tuple[int, int] | None:

@@ -123,8 +123,8 @@ class Settings:
     database_url: str = setting(
         "TOKENPLANS_DATABASE_URL", "DATABASE_URL", default=DEFAULT_DATABASE_URL
     )
-    # A PostgreSQL or MySQL/MariaDB pool per process (None: the engine's default for the
-    # backend); SQLite's pool is sized to the server's threads and ignores both.
+    # The connection pool per process (None: the engine's default for the backend, 8 on
+    # SQLite), which is also how many threads run storage calls; SQLite has no overflow.
     db_pool_size: int | None = setting("TOKENPLANS_DB_POOL_SIZE", kind=POSITIVE)
     db_max_overflow: int | None = setting("TOKENPLANS_DB_MAX_OVERFLOW", kind=NATURAL)
     # Bounded waits on PostgreSQL and MySQL/MariaDB, in seconds: opening a connection, one

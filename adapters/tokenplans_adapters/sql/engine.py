@@ -16,7 +16,7 @@
   (and their PRAGMAs run again) per request under load.
 * **MySQL/MariaDB**: ``utf8mb4``, ``READ COMMITTED`` (the compare-and-write needs no
   snapshot, and it avoids REPEATABLE READ's gap locks, which turn concurrent ledger
-  inserts into deadlocks), ``pool_pre_ping`` and a pool of 5 connections plus 10 more
+  inserts into deadlocks), ``pool_pre_ping`` and a pool of 8 connections, none more
   under load (:data:`SERVER_POOLS`). On a **MariaDB Galera** node
   (``wsrep_on``, checked on connect) each session also gets ``wsrep_sync_wait=1``: a
   read first waits until this node has applied every write the cluster had committed
@@ -24,7 +24,14 @@
   (without it, such a read can be stale, and the compare-and-write would decide on an
   old version, fail, and retry). A stronger server-wide setting is kept as it is.
 * **PostgreSQL**: its default ``READ COMMITTED``, ``pool_pre_ping`` and a pool of 10
-  connections plus 20 more under load.
+  connections, none more under load.
+
+A server database's pool has no overflow by default: an overflow connection is opened
+for one request and closed after it, and under steady load that was a new connection
+(a PostgreSQL backend forked, authenticated, and torn down: more database CPU than the
+request itself) for 6-17 % of requests. The server runs its storage calls on as many
+threads as the pool has connections, so no thread waits for one in steady state
+(``docs/performance.md``).
 
 **Bounded waits** (PostgreSQL and MySQL/MariaDB): a silent partition (packets dropped,
 no reset) must become a :class:`~tokenplans.StorageUnavailableError` (503), not a
@@ -67,12 +74,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 #: The execution option a store sets on a connection that will write (SQLite only uses it).
 WRITE_OPTION = "tokenplans_write"
 SQLITE_BUSY_TIMEOUT_S = 30.0
-#: The HTTP API runs the store on 40 threads (``tokenplans_adapters.http.offload``, sized like
-#: anyio's default thread pool, which FastAPI hosts use).
+#: A SQLite file's pool by default: ``tokenplans_adapters.http.offload`` runs the store on
+#: 40 threads unless told otherwise (sized like anyio's default thread pool, which FastAPI
+#: hosts use); ``tokenplans serve`` runs fewer and sizes the pool to them.
 SQLITE_POOL_SIZE = 40
 #: A server database's pool per process: the connections it keeps open (``pool_size``),
-#: and how many more it may open under load (``max_overflow``), by backend.
-SERVER_POOLS = {"postgresql": (10, 20), "mysql": (5, 10), "mariadb": (5, 10)}
+#: and how many more it may open under load (``max_overflow``; none: see above), by backend.
+SERVER_POOLS = {"postgresql": (10, 0), "mysql": (8, 0), "mariadb": (8, 0)}
 #: SQLite's ``PRAGMA synchronous`` levels we accept, and the default: in WAL mode, FULL
 #: syncs the log at every commit, so a commit acknowledged survives a power loss; NORMAL
 #: syncs only at checkpoints (a commit survives the process being killed, not the machine
