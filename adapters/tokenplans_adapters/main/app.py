@@ -126,6 +126,7 @@ def build_app(settings: Settings) -> Starlette:
         # the payment clients' connections.
         on_shutdown=closers,
         store_threads=store_threads(settings),
+        slow_request_ms=settings.slow_request_ms,
     )
 
 

@@ -29,6 +29,7 @@ from tokenplans_adapters.http.app import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_CORS_ORIGINS,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_SLOW_REQUEST_MS,
 )
 from tokenplans_adapters.http.readiness import DEFAULT_READINESS_TIMEOUT_SECONDS
 from tokenplans_adapters.razorpay import DEFAULT_API_URL as DEFAULT_RAZORPAY_API_URL
@@ -171,6 +172,10 @@ class Settings:
     )
     max_concurrent_per_subject: int = setting(  # 0: no limit
         "TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT", default=0, kind=NATURAL
+    )
+    # A request taking this long or more is logged (0: none).
+    slow_request_ms: int = setting(
+        "TOKENPLANS_SLOW_REQUEST_MS", default=DEFAULT_SLOW_REQUEST_MS, kind=NATURAL
     )
     # -- catalog
     plans_file: Path | None = setting("TOKENPLANS_PLANS_FILE", kind=PATH)
