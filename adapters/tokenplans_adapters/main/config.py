@@ -173,6 +173,8 @@ class Settings:
     max_concurrent_per_subject: int = setting(  # 0: no limit
         "TOKENPLANS_MAX_CONCURRENT_PER_SUBJECT", default=0, kind=NATURAL
     )
+    # uvicorn's line per request (off: errors and slow requests are logged instead).
+    access_log: bool = setting("TOKENPLANS_ACCESS_LOG", default=False, kind=BOOLEAN)
     # A request taking this long or more is logged (0: none).
     slow_request_ms: int = setting(
         "TOKENPLANS_SLOW_REQUEST_MS", default=DEFAULT_SLOW_REQUEST_MS, kind=NATURAL
