@@ -165,8 +165,9 @@ def build_engine(settings: Settings, *, migrating: bool = False) -> Engine:
     )
 
 
-#: Storage threads (and connections) per process on SQLite by default.
-SQLITE_STORE_THREADS = 40
+#: Storage threads (and connections) per process on SQLite by default: it has one writer
+#: at a time, and a few threads keep the event loop fed; 40 cost more CPU per request.
+SQLITE_STORE_THREADS = 8
 
 
 def store_threads(settings: Settings) -> int:
