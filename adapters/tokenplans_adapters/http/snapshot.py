@@ -53,7 +53,7 @@ USAGE_PROPERTIES: dict[str, Any] = USAGE.properties()
 HOLD: Shape[Hold] = Shape(
     Hold,
     lead=("hold_id", "caller", "status"),
-    omit=("subject", "request", "replayed", "priced"),
+    omit=("subject", "request", "replayed", "priced", "usage"),
     rename={"caller": "placed_by"},
 )
 #: What a 409 ``hold conflict`` shows of the hold as it is (what won).
