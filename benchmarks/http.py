@@ -8,8 +8,9 @@ endpoints must: JWT -> subject with a cache of verified tokens, GET usage = one
 primary-key read with the reset check, POST consume = one transaction with a conditional
 ``UPDATE`` and a ledger ``INSERT``) and the real server (one uvicorn worker), and drives
 each with ``wrk`` (requests rotate over 64 subjects, each granted plenty of tokens
-first, so consume never runs dry). ``--against PATH`` also serves another checkout's
-code (its ``src`` and ``adapters``) in the same rounds: a before/after in one run.
+first, so consume never runs dry). ``--against [NAME=]PATH`` (repeatable) also serves
+another checkout's code (its ``src`` and ``adapters``) in the same rounds: a before and
+after, or each step of a series, in one run.
 
 Each server is pinned to one core with ``taskset`` (the last CPU; ``wrk`` gets the
 others) where ``taskset`` exists and there are at least two CPUs: unpinned, a server
@@ -75,7 +76,10 @@ TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 USAGE = ("GET", "/api/tokens/usage", "")
 CONSUME = ("POST", "/api/tokens/consume", '{"amount": 1}')
+HOLD_PAIR = ("POST", "/api/tokens/holds", "pair")
 ENDPOINTS = (("GET usage", USAGE), ("POST consume", CONSUME))
+#: tokenplans only (the floors have no holds): a reserve, then a settle of that hold.
+HOLD_ENDPOINTS = (("hold pair", HOLD_PAIR),)
 
 LUA = """
 local tokens = {%(tokens)s}
@@ -89,10 +93,48 @@ end
 """
 
 
+#: Reserves and settles: each thread reserves a new hold (its id names the subject's token),
+#: and settles a hold whose reserve was answered whenever it has one.
+PAIR_LUA = """
+local tokens = {%(tokens)s}
+local counter = 0
+local open = {}
+local prefix = ""
+local headers = {["Content-Type"] = "application/json"}
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("prefix", "%(nonce)s-" .. threads)
+end
+init = function(args)
+  prefix = wrk.thread:get("prefix")
+end
+request = function()
+  local hold = table.remove(open)
+  if hold ~= nil then
+    local index = tonumber(string.match(hold, "-(%%d+)$"))
+    headers["Authorization"] = "Bearer " .. tokens[index]
+    return wrk.format("POST", "/api/tokens/holds/" .. hold .. "/settle", headers, '{"amount": 1}')
+  end
+  counter = counter + 1
+  local index = (counter %% #tokens) + 1
+  headers["Authorization"] = "Bearer " .. tokens[index]
+  local id = prefix .. "-" .. counter .. "-" .. index
+  return wrk.format("POST", "/api/tokens/holds", headers,
+    '{"amount": 2, "hold_id": "' .. id .. '"}')
+end
+response = function(status, headers, body)
+  if status == 201 then
+    table.insert(open, string.match(body, '"hold_id":"([^"]+)"'))
+  end
+end
+"""
+
+
 @dataclass(frozen=True)
 class Result:
     database: str
-    server: str  # "floor", "tokenplans" or "against"
+    server: str  # "floor", "tokenplans", or the name of another checkout
     endpoint: str
     rps: float
     p99_ms: float
@@ -380,15 +422,14 @@ def wrk(
 ) -> Wrk:
     method, path, body = endpoint
     script = workdir / f"{method}-{path.strip('/').replace('/', '-')}.lua"
-    script.write_text(
-        LUA
-        % {
-            "tokens": ", ".join(f'"{token}"' for token in subject_tokens),
-            "method": method,
-            "path": path,
-            "body": json.dumps(body) if body else "nil",
-        }
-    )
+    listed = ", ".join(f'"{token}"' for token in subject_tokens)
+    if endpoint == HOLD_PAIR:
+        script.write_text(PAIR_LUA % {"tokens": listed, "nonce": f"h{time.time_ns()}"})
+    else:
+        body_lua = json.dumps(body) if body else "nil"
+        script.write_text(
+            LUA % {"tokens": listed, "method": method, "path": path, "body": body_lua}
+        )
     threads = min(connections, 2)
     command = [
         shutil.which("wrk") or "wrk",
@@ -447,7 +488,7 @@ def measure(
     subject_tokens = tokens(prefix)
     prepare_accounts(url, prefix)
     results = []
-    for name, endpoint in ENDPOINTS:
+    for name, endpoint in ENDPOINTS + (() if server == "floor" else HOLD_ENDPOINTS):
         # Warm-up: pools, caches, the verified tokens.
         wrk(url, endpoint, subject_tokens, connections=16, duration=1, workdir=workdir, cpus=cpus)
         before = cpu_ticks(pid)
@@ -491,7 +532,7 @@ def _line(r: Result) -> str:
     connects = "" if r.connects_per_1000 is None else f"  {r.connects_per_1000:.1f} conn/1000"
     bad = f"  non-2xx {r.non_2xx} errors {r.errors}" if r.non_2xx or r.errors else ""
     return (
-        f"{r.database:8} {r.server:10} {r.endpoint:13} {r.rps:7.0f} req/s  p99 {r.p99_ms:6.1f} ms"
+        f"{r.database:8} {r.server:12} {r.endpoint:13} {r.rps:7.0f} req/s  p99 {r.p99_ms:6.1f} ms"
         f"  cpu {r.cpu_ms:.3f}{db} ms/req{connects}{bad}"
     )
 
@@ -522,17 +563,20 @@ def summary(results: list[Result]) -> list[dict[str, object]]:
     return rows
 
 
+#: The order the report lists servers in: the floor, the other checkouts, this one.
+SERVER_ORDER: tuple[str, ...] = ("floor", "against", "tokenplans")
+
+
 def _order(key: tuple[str, str, str]) -> tuple[int, str, int]:
     databases = ("sqlite", "postgres", "mysql")
-    servers = ("floor", "against", "tokenplans")
-    return databases.index(key[0]), key[2], servers.index(key[1])
+    return databases.index(key[0]), key[2], SERVER_ORDER.index(key[1])
 
 
 def report(rows: list[dict[str, object]]) -> None:
     floors = {(r["database"], r["endpoint"]): r for r in rows if r["server"] == "floor"}
     print()
     print(
-        f"{'database':9}{'endpoint':14}{'server':11}{'req/s':>8}{'p99 ms':>8}{'cpu ms':>8}"
+        f"{'database':9}{'endpoint':14}{'server':13}{'req/s':>8}{'p99 ms':>8}{'cpu ms':>8}"
         f"{'db ms':>8}{'conn/1k':>8}{'share':>7}{'cpu share':>10}"
     )
     for r in rows:
@@ -544,11 +588,22 @@ def report(rows: list[dict[str, object]]) -> None:
         db = "-" if r["db_cpu_ms"] is None else f"{r['db_cpu_ms']:.3f}"
         conn = "-" if r["connects_per_1000"] is None else f"{r['connects_per_1000']:.1f}"
         print(
-            f"{r['database']:9}{r['endpoint']:14}{r['server']:11}{r['rps']:>8.0f}"
+            f"{r['database']:9}{r['endpoint']:14}{r['server']:13}{r['rps']:>8.0f}"
             f"{r['p99_ms']:>8.1f}{r['cpu_ms']:>8.3f}{db:>8}{conn:>8}{share:>7.2f}{cpu_share:>10.2f}"
         )
         if r["non_2xx"] or r["errors"]:
             print(f"{'':23}non-2xx {r['non_2xx']}, socket errors {r['errors']}")
+    consumes = {(r["database"], r["server"]): r for r in rows if r["endpoint"] == "POST consume"}
+    for r in rows:
+        consume = consumes.get((r["database"], r["server"]))
+        if r["endpoint"] != "hold pair" or consume is None:
+            continue
+        by_cpu = 2 * _total(r) / _total(consume)
+        by_rate = 2 * float(consume["rps"]) / float(r["rps"])  # type: ignore[arg-type]
+        print(
+            f"{r['database']:9}{r['server']:13} a reserve + settle pair costs {by_cpu:.2f}"
+            f" consumes of CPU ({by_rate:.2f} by req/s)"
+        )
     print(
         "\nreq/s and p99: the best round; cpu ms: the server process's CPU per request, db"
         " ms: the database's (medians of the rounds); conn/1k: connections opened per 1,000"
@@ -569,7 +624,11 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgres,mysql")
     parser.add_argument("--servers", default="floor,tokenplans", help="floor,tokenplans")
     parser.add_argument(
-        "--against", type=Path, help="another checkout to serve in the same rounds ('against')"
+        "--against",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="another checkout to serve in the same rounds (repeatable; NAME labels it)",
     )
     parser.add_argument(
         "--checkout", type=Path, default=CHECKOUT, help="the code 'tokenplans' serves (this one)"
@@ -592,8 +651,11 @@ def main() -> None:
         (name, args.checkout.resolve() if name == "tokenplans" else None)
         for name in args.servers.split(",")
     ]
-    if args.against is not None:
-        servers.insert(1, ("against", args.against.resolve()))
+    for index, against in enumerate(args.against):
+        name, _, path = against.rpartition("=")
+        servers.insert(1 + index, (name or "against", Path(path).resolve()))
+    global SERVER_ORDER  # noqa: PLW0603 - the report's order of servers
+    SERVER_ORDER = tuple(name for name, _ in servers)
     print(
         f"CPUs: {os.cpu_count()}; server pinned to CPU {server_cpus}, wrk to {wrk_cpus}; "
         f"{args.connections} connections; {args.duration:g} s per measurement; "
