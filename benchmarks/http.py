@@ -22,7 +22,8 @@ server process's CPU per request (user + system, from ``/proc/<pid>/stat``, medi
 the rounds), the database's CPU per request (PostgreSQL: the backend processes of the
 benchmark's database, sampled from ``/proc`` every 50 ms, so a backend living shorter
 than that is missed; MariaDB: the whole server process listening on the URL's port, which
-other clients of the server also use), connections opened per 1,000 requests (PostgreSQL: its exact
+other clients of the server also use), the server's peak RSS after its loads,
+connections opened per 1,000 requests (PostgreSQL: its exact
 ``pg_stat_database.sessions``; MariaDB: new connection ids of the database seen in the
 process list, a lower bound), and tokenplans' share of its floor, by requests/s and by
 CPU per request (the server's plus the database's). The CPU figures are what to compare
@@ -524,7 +525,14 @@ def measure(
         )
         results.append(result)
         print(f"  {_line(result)}", flush=True)
+    print(f"  {database:8} {server:12} peak RSS {peak_rss_mib(pid)} MiB", flush=True)
     return results
+
+
+def peak_rss_mib(pid: int) -> int:
+    """The process's peak resident memory so far (``VmHWM``), in MiB (Linux)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(_find(r"VmHWM:\s+(\d+) kB", status)) // 1024
 
 
 def _line(r: Result) -> str:
