@@ -29,6 +29,7 @@ from tokenplans_adapters.main.app import (
     build_engine,
     store_threads,
 )
+from tokenplans_adapters.main.asgi import create
 from tokenplans_adapters.main.cli import main
 from tokenplans_adapters.main.commands import serve
 
@@ -84,13 +85,19 @@ def test_the_storage_threads_are_as_many_as_the_pool_keeps_connections(
         engine.dispose()
 
 
-def test_the_app_runs_its_storage_calls_on_that_many_threads(workdir: Any) -> None:
+def test_the_server_s_app_runs_its_storage_calls_on_that_many_threads(
+    workdir: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ASGI factory every ``tokenplans serve`` worker calls sizes the process's pool
+    of storage threads (an app built in a test process leaves it alone)."""
+    monkeypatch.setenv("TOKENPLANS_DATABASE_URL", "sqlite:///./threads.sqlite3")
+    monkeypatch.setenv("TOKENPLANS_JWT_SECRET", SECRET)
+    monkeypatch.setenv("TOKENPLANS_DB_POOL_SIZE", "3")
     saved = offload.threads()
     try:
-        settings = Settings(
-            database_url="sqlite:///./threads.sqlite3", jwt_secret=SECRET, db_pool_size=3
-        )
-        app = build_app(settings)
+        build_app(Settings.from_env(env_file=None))
+        assert offload.threads() == saved
+        create()
         assert offload.threads() == 3
 
         async def threads_used() -> set[int]:
@@ -105,21 +112,8 @@ def test_the_app_runs_its_storage_calls_on_that_many_threads(workdir: Any) -> No
             return set(await asyncio.gather(*(offload.in_thread(call) for _ in range(12))))
 
         assert len(asyncio.run(threads_used())) == 3
-        del app
     finally:
         offload.use_threads(saved)
-
-
-def test_a_bad_pool_size_is_refused_in_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("TOKENPLANS_DB_POOL_SIZE", "0")
-
-    assert main(["db", "upgrade"]) == 2
-
-    assert capsys.readouterr().err == (
-        "tokenplans: error: TOKENPLANS_DB_POOL_SIZE must be a positive integer, got '0'\n"
-    )
 
 
 @pytest.fixture

@@ -125,7 +125,6 @@ def build_app(settings: Settings) -> Starlette:
         # What the root made is released when the app shuts down: the engine's pool,
         # the payment clients' connections.
         on_shutdown=closers,
-        store_threads=store_threads(settings),
         slow_request_ms=settings.slow_request_ms,
     )
 
@@ -171,7 +170,8 @@ SQLITE_STORE_THREADS = 8
 
 
 def store_threads(settings: Settings) -> int:
-    """How many threads each server process runs storage calls on: as many as its pool
+    """How many threads each server process runs storage calls on (the ASGI factory,
+    :func:`~tokenplans_adapters.main.asgi.create`, sets them): as many as its pool
     keeps connections (``TOKENPLANS_DB_POOL_SIZE``, else the engine's default for a server
     database and :data:`SQLITE_STORE_THREADS` for SQLite), so that in steady state no
     thread waits for a connection and none is opened per request."""
