@@ -119,3 +119,16 @@ def pytest_terminal_summary(
         f"run them against local servers with: {variables} {command}",
         yellow=True,
     )
+
+
+@pytest.fixture(autouse=True)
+def _storage_threads_restored() -> Iterator[None]:
+    """Each test leaves the process's pool of storage threads as it found it: the server's
+    ASGI factory sizes that pool (``tokenplans_adapters.http.offload.use_threads``), and a
+    test that calls it must not shrink the pool under the tests that hold 20 calls in
+    flight."""
+    from tokenplans_adapters.http import offload  # noqa: PLC0415 - adapters, not every suite's
+
+    threads = offload.threads()
+    yield
+    offload.use_threads(threads)

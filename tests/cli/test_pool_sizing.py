@@ -10,7 +10,9 @@ schema upgrade (a separate process) is replaced by a no-op where the URL points 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,11 +21,17 @@ import uvicorn
 from sqlalchemy import Engine
 from sqlalchemy.pool import QueuePool
 
+from tokenplans_adapters.http import offload
 from tokenplans_adapters.main import Settings
-from tokenplans_adapters.main.app import build_engine
+from tokenplans_adapters.main.app import (
+    SQLITE_STORE_THREADS,
+    build_app,
+    build_engine,
+    store_threads,
+)
+from tokenplans_adapters.main.asgi import create
 from tokenplans_adapters.main.cli import main
 from tokenplans_adapters.main.commands import serve
-from tokenplans_adapters.sql.engine import SQLITE_POOL_SIZE
 
 POSTGRES = "postgresql+psycopg://app:pw@127.0.0.1:1/app"
 MYSQL = "mysql+pymysql://app:pw@127.0.0.1:1/app"
@@ -37,7 +45,7 @@ def limits(engine: Engine) -> tuple[int, int]:
     return pool.size(), pool._max_overflow
 
 
-@pytest.mark.parametrize(("url", "default"), [(POSTGRES, (10, 20)), (MYSQL, (5, 10))])
+@pytest.mark.parametrize(("url", "default"), [(POSTGRES, (10, 0)), (MYSQL, (8, 0))])
 def test_a_server_database_gets_the_configured_pool_or_its_default(
     url: str, default: tuple[int, int]
 ) -> None:
@@ -53,26 +61,59 @@ def test_a_server_database_gets_the_configured_pool_or_its_default(
             engine.dispose()
 
 
-def test_sqlite_keeps_its_pool_sized_to_the_threads(workdir: Any) -> None:
-    engine = build_engine(
-        Settings(database_url="sqlite:///./pool.sqlite3", db_pool_size=3, db_max_overflow=0)
-    )
+@pytest.mark.parametrize(
+    ("url", "pool_size", "threads"),
+    [
+        (POSTGRES, None, 10),
+        (POSTGRES, 4, 4),
+        (MYSQL, None, 8),
+        ("sqlite:///./pool.sqlite3", None, SQLITE_STORE_THREADS),
+        ("sqlite:///./pool.sqlite3", 3, 3),
+    ],
+)
+def test_the_storage_threads_are_as_many_as_the_pool_keeps_connections(
+    workdir: Any, url: str, pool_size: int | None, threads: int
+) -> None:
+    """So that in steady state no storage thread waits for a connection, and no request
+    opens one: the pool has no overflow to open."""
+    settings = Settings(database_url=url, db_pool_size=pool_size)
+    engine = build_engine(settings)
     try:
-        assert limits(engine)[0] == SQLITE_POOL_SIZE
+        assert store_threads(settings) == threads
+        assert limits(engine) == (threads, 0)
     finally:
         engine.dispose()
 
 
-def test_a_bad_pool_size_is_refused_in_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_the_server_s_app_runs_its_storage_calls_on_that_many_threads(
+    workdir: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TOKENPLANS_DB_POOL_SIZE", "0")
+    """The ASGI factory every ``tokenplans serve`` worker calls sizes the process's pool
+    of storage threads (an app built in a test process leaves it alone)."""
+    monkeypatch.setenv("TOKENPLANS_DATABASE_URL", "sqlite:///./threads.sqlite3")
+    monkeypatch.setenv("TOKENPLANS_JWT_SECRET", SECRET)
+    monkeypatch.setenv("TOKENPLANS_DB_POOL_SIZE", "3")
+    saved = offload.threads()
+    try:
+        build_app(Settings.from_env(env_file=None))
+        assert offload.threads() == saved
+        create()
+        assert offload.threads() == 3
 
-    assert main(["db", "upgrade"]) == 2
+        async def threads_used() -> set[int]:
+            # Twelve calls, each waiting until two others have come: three threads are
+            # enough for all (in four groups), and with more each would get its own.
+            gate = threading.Barrier(3, timeout=30)
 
-    assert capsys.readouterr().err == (
-        "tokenplans: error: TOKENPLANS_DB_POOL_SIZE must be a positive integer, got '0'\n"
-    )
+            def call() -> int:
+                gate.wait()
+                return threading.get_ident()
+
+            return set(await asyncio.gather(*(offload.in_thread(call) for _ in range(12))))
+
+        assert len(asyncio.run(threads_used())) == 3
+    finally:
+        offload.use_threads(saved)
 
 
 @pytest.fixture
@@ -121,8 +162,8 @@ def test_serve_with_one_worker_and_the_defaults_says_the_defaults(
     assert main(["serve", "--port", "18769"]) == 0
 
     assert (
-        "up to 30 connections per worker (TOKENPLANS_DB_POOL_SIZE 10 + "
-        "TOKENPLANS_DB_MAX_OVERFLOW 20)\n"
+        "up to 10 connections per worker (TOKENPLANS_DB_POOL_SIZE 10 + "
+        "TOKENPLANS_DB_MAX_OVERFLOW 0)\n"
     ) in capsys.readouterr().err
     workers = Settings.from_env(served[0], env_file=None)
     assert (workers.db_pool_size, workers.db_max_overflow) == (None, None)
@@ -140,8 +181,8 @@ def test_the_dev_banner_says_the_connections_too(
     out = capsys.readouterr().out
     assert "  database: mysql+pymysql://app:***@127.0.0.1:1/app\n" in out
     assert (
-        "            up to 15 connections per worker (TOKENPLANS_DB_POOL_SIZE 5 + "
-        "TOKENPLANS_DB_MAX_OVERFLOW 10) x 2 workers = up to 30\n"
+        "            up to 8 connections per worker (TOKENPLANS_DB_POOL_SIZE 8 + "
+        "TOKENPLANS_DB_MAX_OVERFLOW 0) x 2 workers = up to 16\n"
     ) in out
 
 

@@ -63,6 +63,38 @@ def _one(hold_id: str, action: str = "", prefix: str = HOLDS) -> str:
     return f"{path}/{action}" if action else path
 
 
+class CountingStore(InMemoryStore):
+    """An in-memory store that counts the account reads made through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+
+    def load(self, subject: str) -> Any:
+        self.loads += 1
+        return super().load(subject)
+
+
+def test_a_hold_answer_shows_the_usage_its_change_left_without_reading_the_account_again() -> None:
+    """Each answer of a reserve, settle, release and read shows the usage as the change
+    (or read) left it, from that change: one read of the account per request."""
+    store = CountingStore()
+    with TestClient(build_app(store)) as client:
+        steps = [
+            ("post", HOLDS, {"amount": 300, "hold_id": "a"}, _usage("alice", 0, 300)),
+            ("get", _one("a"), None, _usage("alice", 0, 300)),
+            ("post", _one("a", "settle"), {"amount": 120}, _usage("alice", 120, 0)),
+            ("post", HOLDS, {"amount": 50, "hold_id": "b"}, _usage("alice", 120, 50)),
+            ("post", _one("b", "release"), {}, _usage("alice", 120, 0)),
+        ]
+        for method, path, body, usage in steps:
+            before = store.loads
+            response = client.request(method, path, headers=ALICE, json=body)
+            assert response.status_code in (200, 201), response.json()
+            assert {name: response.json()[name] for name in usage} == usage
+            assert store.loads - before == 1, (method, path)
+
+
 # -- reserve ----------------------------------------------------------------------
 
 

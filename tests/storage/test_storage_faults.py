@@ -266,6 +266,68 @@ def test_a_connection_killed_mid_commit_is_unavailable_writes_nothing_and_recove
         engine.dispose()
 
 
+def _kill_pooled_connection(engine: Engine, admin: Engine) -> None:
+    """End the one pooled connection of ``engine`` from the server's side, as a restart or
+    an idle timeout would, while the pool still holds it."""
+    with engine.connect() as conn:
+        victim = _backend_id(conn)
+    with admin.begin() as killer:
+        if engine.dialect.name == "postgresql":
+            killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": victim})
+        else:
+            killer.exec_driver_sql(f"KILL {int(victim)}")
+
+
+@pytest.mark.parametrize("backend", SERVERS)
+def test_a_pooled_connection_that_died_while_idle_is_replaced_before_a_write_uses_it(
+    backend: str, engine_for: EngineFor
+) -> None:
+    """No ping per checkout, but one for a connection idle long enough: a write after a
+    quiet spell never meets the connection the database dropped meanwhile."""
+    admin = engine_for(backend)
+    engine = make_engine(admin.url, pool_size=1, max_overflow=0, ping_after_idle=0.2)
+    try:
+        tokens = service_over(SqlAccountStore(engine, clock_source="process"))
+        subject = new_subject()
+        tokens.consume(Principal(subject), 10)
+        _kill_pooled_connection(engine, admin)
+        time.sleep(0.3)  # the connection sits idle past ping_after_idle
+
+        receipt = tokens.consume(Principal(subject), 20)
+
+        assert receipt.usage.token_used == 30
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SERVERS)
+def test_without_a_ping_a_dead_pooled_connection_fails_one_write_then_the_pool_recovers(
+    backend: str, engine_for: EngineFor
+) -> None:
+    """What a connection that dies while in steady use costs (no ping then): the write
+    that meets it is a 503 and changes nothing; the pool drops it, and the retry with
+    the same key applies once."""
+    admin = engine_for(backend)
+    engine = make_engine(admin.url, pool_size=1, max_overflow=0, ping_after_idle=None)
+    try:
+        store = SqlAccountStore(engine, clock_source="process")
+        tokens = service_over(store)
+        subject = new_subject()
+        tokens.consume(Principal(subject), 10)
+        _kill_pooled_connection(engine, admin)
+
+        with pytest.raises(StorageUnavailableError):
+            tokens.consume(Principal(subject), 20, idempotency_key="k")
+        tokens.consume(Principal(subject), 20, idempotency_key="k")
+        tokens.consume(Principal(subject), 20, idempotency_key="k")
+
+        after = store.load(subject)
+        assert after is not None
+        assert after.token_used == 30
+    finally:
+        engine.dispose()
+
+
 class PowerCut(Exception):
     """The failure injected between writing the snapshot and writing its entries."""
 

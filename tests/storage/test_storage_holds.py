@@ -91,6 +91,34 @@ def test_reserve_settle_release_and_expiry_round_trip_on_every_store(store: Acco
     assert kinds.count(EntryKind.HOLD_EXPIRED) == 2
 
 
+def test_every_hold_answer_carries_the_usage_its_request_left_on_every_store(
+    store: AccountStore,
+) -> None:
+    """The answers' usage is the account as the change (or read) left it: what reading
+    the usage right after shows, with nothing else changing the account."""
+    clock = SettableClock(MID_JANUARY)
+    tokens = service_over(store, clock)
+    user = Principal(new_subject())
+
+    answers = [
+        tokens.reserve(user, 300, hold_id="a"),
+        tokens.reserve(user, 300, hold_id="a"),  # a replay changes nothing
+        tokens.hold(user, "a"),
+        tokens.settle(user, "a", 120),
+        tokens.settle(user, "a", 120),
+        tokens.reserve(user, 50, hold_id="b", ttl_seconds=1),
+    ]
+    clock.advance(seconds=5)
+    answers.append(tokens.release(user, "b"))  # expired meanwhile: as it is
+
+    for answer in answers[:-1]:
+        assert answer.usage is not None
+    held = [(a.usage.token_used, a.usage.token_held) for a in answers if a.usage]
+    assert held == [(0, 300), (0, 300), (0, 300), (120, 0), (120, 0), (120, 50), (120, 0)]
+    assert answers[-1].usage == tokens.usage(user)
+    assert store.find_hold(user.subject, "a").usage is None  # type: ignore[union-attr]
+
+
 def test_a_receipt_remembers_token_held_on_every_store(store: AccountStore) -> None:
     tokens = service_over(store)
     user = Principal(new_subject())

@@ -206,14 +206,22 @@ def test_mysql_defaults_are_read_committed_and_utf8mb4(engine_for: EngineFor) ->
     with engine.connect() as conn:
         assert conn.get_isolation_level() == "READ COMMITTED"
         assert conn.exec_driver_sql("SELECT @@character_set_client").scalar() == "utf8mb4"
-    assert engine.pool._pre_ping  # type: ignore[attr-defined]
+    # No ping per checkout (only after idling: test_storage_faults), no overflow.
+    assert not engine.pool._pre_ping  # type: ignore[attr-defined]
+    assert engine.pool.size() == 8  # type: ignore[attr-defined]
+    assert engine.pool._max_overflow == 0  # type: ignore[attr-defined]
+    assert engine.pool._recycle == 3600  # type: ignore[attr-defined]
 
 
 @pytest.mark.postgres
-def test_postgres_defaults_pre_ping_and_a_pool_of_ten(engine_for: EngineFor) -> None:
+def test_postgres_defaults_a_pool_of_ten_without_overflow_or_a_ping_per_checkout(
+    engine_for: EngineFor,
+) -> None:
     engine = engine_for("postgres")
-    assert engine.pool._pre_ping  # type: ignore[attr-defined]
+    assert not engine.pool._pre_ping  # type: ignore[attr-defined]
     assert engine.pool.size() == 10  # type: ignore[attr-defined]
+    assert engine.pool._max_overflow == 0  # type: ignore[attr-defined]
+    assert engine.pool._recycle == 3600  # type: ignore[attr-defined]
     with engine.connect() as conn:
         assert conn.get_isolation_level() == "READ COMMITTED"
 

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 
 from tokenplans import IdentityProvider, PaymentService, TokenService
 
-from . import openapi
+from . import offload, openapi
 from .auth import BearerBackend
 from .errors import EXCEPTION_HANDLERS, CauseLog, logger
 from .middleware import (
@@ -42,6 +42,8 @@ from .state import ApiState
 DEFAULT_CORS_ORIGINS = ("http://localhost:5173", "http://localhost:3000")
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_BODY_TIMEOUT_SECONDS = 30
+#: Requests taking this long or more are logged (uvicorn's access log is off by default).
+DEFAULT_SLOW_REQUEST_MS = 1000
 _PROBE_SUBJECT = "tokenplans:readiness-probe"
 
 #: The API's resources, always served, in the order the document lists them.
@@ -76,6 +78,8 @@ def create_app(
     on_shutdown: Sequence[Callable[[], object]] = (),
     on_startup: Sequence[Callable[[], object]] = (),
     webhook_target: Callable[[str], None] | None = None,
+    store_threads: int | None = None,
+    slow_request_ms: int = DEFAULT_SLOW_REQUEST_MS,
 ) -> Starlette:
     """The tokenplans HTTP API over ``service``, authenticating with ``identity``.
 
@@ -100,6 +104,10 @@ def create_app(
     ``on_startup`` runs when the lifespan starts (the composition root's webhook worker).
     ``webhook_target`` checks a new webhook endpoint's URL (raising ``ValueError`` to
     refuse it; see :mod:`.resources.webhooks`).
+    ``store_threads`` sets how many threads the process runs storage calls on
+    (:func:`~.offload.use_threads`; ``None``: as it is, 40 by default); give as many as
+    the store's connection pool has connections. A request taking ``slow_request_ms``
+    or more (``0``: none) is logged in one line (:class:`~.middleware.RequestIdMiddleware`).
     """
     if max_body_bytes < 0:
         raise ValueError(f"max_body_bytes must be >= 0, got {max_body_bytes}")
@@ -109,6 +117,8 @@ def create_app(
         raise ValueError(
             f"max_concurrent_per_subject must be >= 0, got {max_concurrent_per_subject}"
         )
+    if store_threads is not None:
+        offload.use_threads(store_threads)
     served = list(RESOURCES)
     routes: list[BaseRoute] = [route for resource in served for route in resource.all_routes()]
     routes += extra_routes
@@ -129,7 +139,7 @@ def create_app(
             allow_headers=["*"],
             expose_headers=[REQUEST_ID_HEADER],
         ),
-        Middleware(RequestIdMiddleware),
+        Middleware(RequestIdMiddleware, slow_seconds=slow_request_ms / 1000 or None),
         Middleware(
             BodyLimitMiddleware, max_bytes=max_body_bytes, timeout_seconds=body_timeout_seconds
         ),

@@ -16,7 +16,7 @@ import time
 from http import HTTPStatus
 
 import anyio
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +27,8 @@ from .errors import json_error
 from .refusals import BodyTimeoutError, BodyTooLargeError, escaped
 
 logger = logging.getLogger("tokenplans_adapters.http")
+#: One line per request answered with a 5xx or slowly (:class:`RequestIdMiddleware`).
+request_logger = logging.getLogger("tokenplans_adapters.http.requests")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -52,28 +54,56 @@ class _RequestIds:
 _request_ids = _RequestIds()
 
 
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """The value of the request header ``name`` (lower case), read from the raw list: no
+    :class:`~starlette.datastructures.Headers` built for one look-up."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+def _set_header(message: Message, name: bytes, value: bytes) -> None:
+    """Set the response header ``name`` (lower case) on a ``http.response.start``."""
+    headers = [(key, old) for key, old in message.get("headers", ()) if key.lower() != name]
+    headers.append((name, value))
+    message["headers"] = headers
+
+
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
+
+
 class RequestIdMiddleware:
     """Gives every request an id (the caller's ``X-Request-ID`` if it looks sane), echoes
     it on the response, and turns any exception that escapes the app into a JSON 500
-    carrying that id, logged with its traceback; the traceback never reaches the client."""
+    carrying that id, logged with its traceback; the traceback never reaches the client.
 
-    def __init__(self, app: ASGIApp) -> None:
+    It also logs, one line each, the requests that took ``slow_seconds`` or more
+    (``None``: none) from here to their last byte, with their status: with the error
+    lines (a 500's traceback here, a 503's cause in :mod:`.errors`), what an access log
+    is read for, without a line per request (uvicorn's access log is off by default:
+    docs/operations.md, "Request logs")."""
+
+    def __init__(self, app: ASGIApp, slow_seconds: float | None = None) -> None:
         self.app = app
+        self.slow_seconds = slow_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        started_at = time.monotonic()
+        offered = (_header(scope, _REQUEST_ID_KEY) or b"").decode("latin-1")
         request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else _request_ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
-        started = False
+        encoded = request_id.encode()
+        status = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                status = message["status"]
+                _set_header(message, _REQUEST_ID_KEY, encoded)
             await send(message)
 
         try:
@@ -85,7 +115,7 @@ class RequestIdMiddleware:
                 escaped(str(scope.get("path"))),
                 request_id,
             )
-            if started:  # too late for a clean answer: let the server drop the connection
+            if status:  # too late for a clean answer: let the server drop the connection
                 raise
             response = json_error(
                 500,
@@ -94,6 +124,17 @@ class RequestIdMiddleware:
                 headers={REQUEST_ID_HEADER: request_id},
             )
             await response(scope, receive, send)
+            return
+        took = time.monotonic() - started_at
+        if self.slow_seconds is not None and took >= self.slow_seconds:
+            request_logger.warning(
+                "%s %s answered %s in %.0f ms (request id %s)",
+                escaped(str(scope.get("method"))),
+                escaped(str(scope.get("path"))),
+                status,
+                took * 1000,
+                request_id,
+            )
 
 
 class BodyLimitMiddleware:
@@ -116,7 +157,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
+        # Read from the raw headers: no Headers built per request. A request that states
+        # no length may still send a body (chunked, or HTTP/2), so every one is wrapped;
+        # the wrapper costs nothing until a handler reads.
+        declared = (_header(scope, b"content-length") or b"").decode("latin-1")
         if declared.isdecimal() and int(declared) > self.max_bytes:
             response = json_error(413, "request body too large", max_bytes=self.max_bytes)
             await response(scope, receive, send)
@@ -204,7 +248,22 @@ def _counted_subject(scope: Scope) -> str | None:
 
 class JsonCORSMiddleware(CORSMiddleware):
     """Starlette's CORS handling, with its preflight answers (``OK`` and ``Disallowed
-    CORS origin``, as text) in the API's JSON shape, so every response is JSON."""
+    CORS origin``, as text) in the API's JSON shape, so every response is JSON.
+
+    A request without an ``Origin`` (any client but a browser's cross-origin one) skips
+    Starlette's handling, which would only add ``Vary: Origin``: that is added here."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _header(scope, b"origin") is not None:
+            await super().__call__(scope, receive, send)
+            return
+
+        async def send_vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                _add_vary_origin(message)
+            await send(message)
+
+        await self.app(scope, receive, send_vary)
 
     def preflight_response(self, request_headers: Headers) -> Response:
         plain = super().preflight_response(request_headers)
@@ -219,3 +278,14 @@ class JsonCORSMiddleware(CORSMiddleware):
         return json_error(
             plain.status_code, "cors preflight refused", message=reason, headers=headers
         )
+
+
+def _add_vary_origin(message: Message) -> None:
+    """``Vary: Origin`` on a response start, after any ``Vary`` it has (as Starlette's CORS
+    middleware writes it for a request without an ``Origin``)."""
+    headers = list(message.get("headers", ()))
+    vary = [value for key, value in headers if key.lower() == b"vary"]
+    if vary:
+        headers = [(key, value) for key, value in headers if key.lower() != b"vary"]
+    headers.append((b"vary", b", ".join([*vary, b"Origin"])))
+    message["headers"] = headers

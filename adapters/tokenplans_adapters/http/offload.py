@@ -27,10 +27,33 @@ import anyio.to_thread
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: As many threads as anyio's default thread pool (the SQLite pool is sized to it).
+#: The threads by default: as many as anyio's default thread pool (and as a SQLite
+#: engine's default pool has connections). :func:`use_threads` changes it.
 THREADS = 40
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="tokenplans-store")
+_threads = THREADS
+
+
+def use_threads(threads: int) -> None:
+    """Run storage calls on ``threads`` threads from now on: the process's one pool, which
+    every app in the process shares. ``tokenplans serve`` sizes it to the database's
+    connection pool, so no storage thread waits for a connection and none is opened per
+    request. Calls already running finish on the old threads."""
+    global _EXECUTOR, _threads  # noqa: PLW0603 - the process's one pool
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if threads == _threads:
+        return
+    old = _EXECUTOR
+    _EXECUTOR = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tokenplans-store")
+    _threads = threads
+    old.shutdown(wait=False)
+
+
+def threads() -> int:
+    """How many threads storage calls run on."""
+    return _threads
 
 
 async def in_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:

@@ -68,7 +68,7 @@ USAGE_PROPERTIES: dict[str, Any] = {
 HOLD: Shape[Hold] = Shape(
     Hold,
     lead=("hold_id", "caller", "status"),
-    omit=("subject", "request", "replayed", "priced", "draws"),
+    omit=("subject", "request", "replayed", "priced", "draws", "usage"),
     rename={"caller": "placed_by"},
 )
 #: What a 409 ``hold conflict`` shows of the hold as it is (what won).

@@ -154,6 +154,7 @@ def build_app(settings: Settings) -> Starlette:
         on_shutdown=closers,
         on_startup=starters,
         webhook_target=partial(check_target, allow_private=settings.webhook_allow_private_targets),
+        slow_request_ms=settings.slow_request_ms,
     )
     return observed.instrument(app)
 
@@ -249,11 +250,33 @@ def build_engine(settings: Settings, *, migrating: bool = False) -> Engine:
     }
     pool = pool_limits(settings)
     if pool is None:
-        return make_engine(settings.database_url, **waits)
+        if make_url(settings.database_url).database in (None, "", ":memory:"):
+            return make_engine(settings.database_url, **waits)  # one connection, no pool
+        # A SQLite file: as many connections as storage threads, none more.
+        return make_engine(
+            settings.database_url, pool_size=store_threads(settings), max_overflow=0, **waits
+        )
     pool_size, max_overflow = pool
     return make_engine(
         settings.database_url, pool_size=pool_size, max_overflow=max_overflow, **waits
     )
+
+
+#: Storage threads (and connections) per process on SQLite by default: it has one writer
+#: at a time, and a few threads keep the event loop fed; 40 cost more CPU per request.
+SQLITE_STORE_THREADS = 8
+
+
+def store_threads(settings: Settings) -> int:
+    """How many threads each server process runs storage calls on (the ASGI factory,
+    :func:`~tokenplans_adapters.main.asgi.create`, sets them): as many as its pool
+    keeps connections (``TOKENPLANS_DB_POOL_SIZE``, else the engine's default for a server
+    database and :data:`SQLITE_STORE_THREADS` for SQLite), so that in steady state no
+    thread waits for a connection and none is opened per request."""
+    pool = pool_limits(settings)
+    if pool is not None:
+        return pool[0]
+    return settings.db_pool_size or SQLITE_STORE_THREADS
 
 
 def pool_limits(settings: Settings) -> tuple[int, int] | None:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from .app import build_app
+from tokenplans_adapters.http import offload
+
+from .app import build_app, store_threads
 from .config import Settings
 
 
 def create() -> Starlette:
-    """A new app configured from the environment and ``.env``."""
-    return build_app(Settings.from_env())
+    """A new app configured from the environment and ``.env``, in a process that runs its
+    storage calls on as many threads as the database pool keeps connections."""
+    settings = Settings.from_env()
+    app = build_app(settings)
+    offload.use_threads(store_threads(settings))
+    return app

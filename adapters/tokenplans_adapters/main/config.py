@@ -29,6 +29,7 @@ from tokenplans_adapters.http.app import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_CORS_ORIGINS,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_SLOW_REQUEST_MS,
 )
 from tokenplans_adapters.http.readiness import DEFAULT_READINESS_TIMEOUT_SECONDS
 from tokenplans_adapters.portal import DEFAULT_LINK_TTL_SECONDS, DEFAULT_SESSION_TTL_SECONDS
@@ -152,8 +153,8 @@ class Settings:
     database_url: str = setting(
         "TOKENPLANS_DATABASE_URL", "DATABASE_URL", default=DEFAULT_DATABASE_URL
     )
-    # A PostgreSQL or MySQL/MariaDB pool per process (None: the engine's default for the
-    # backend); SQLite's pool is sized to the server's threads and ignores both.
+    # The connection pool per process (None: the engine's default for the backend, 8 on
+    # SQLite), which is also how many threads run storage calls; SQLite has no overflow.
     db_pool_size: int | None = setting("TOKENPLANS_DB_POOL_SIZE", kind=POSITIVE)
     db_max_overflow: int | None = setting("TOKENPLANS_DB_MAX_OVERFLOW", kind=NATURAL)
     # Bounded waits on PostgreSQL and MySQL/MariaDB, in seconds: opening a connection, one
@@ -219,6 +220,12 @@ class Settings:
     # the page's checkout pays offline orders itself (development: `serve --dev` sets it)
     portal_offline_payments: bool = setting(
         "TOKENPLANS_PORTAL_OFFLINE_PAYMENTS", default=False, kind=BOOLEAN
+    )
+    # uvicorn's line per request (off: errors and slow requests are logged instead).
+    access_log: bool = setting("TOKENPLANS_ACCESS_LOG", default=False, kind=BOOLEAN)
+    # A request taking this long or more is logged (0: none).
+    slow_request_ms: int = setting(
+        "TOKENPLANS_SLOW_REQUEST_MS", default=DEFAULT_SLOW_REQUEST_MS, kind=NATURAL
     )
     # -- catalog
     plans_file: Path | None = setting("TOKENPLANS_PLANS_FILE", kind=PATH)

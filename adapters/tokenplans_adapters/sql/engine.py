@@ -16,15 +16,34 @@
   (and their PRAGMAs run again) per request under load.
 * **MySQL/MariaDB**: ``utf8mb4``, ``READ COMMITTED`` (the compare-and-write needs no
   snapshot, and it avoids REPEATABLE READ's gap locks, which turn concurrent ledger
-  inserts into deadlocks), ``pool_pre_ping`` and a pool of 5 connections plus 10 more
-  under load (:data:`SERVER_POOLS`). On a **MariaDB Galera** node
+  inserts into deadlocks), a ping of a connection idle for a while (below), recycling
+  after an hour and a pool of 8 connections, none more under load
+  (:data:`SERVER_POOLS`). On a **MariaDB Galera** node
   (``wsrep_on``, checked on connect) each session also gets ``wsrep_sync_wait=1``: a
   read first waits until this node has applied every write the cluster had committed
   when the read began, so a read on one node sees a write just acknowledged by another
   (without it, such a read can be stale, and the compare-and-write would decide on an
   old version, fail, and retry). A stronger server-wide setting is kept as it is.
-* **PostgreSQL**: its default ``READ COMMITTED``, ``pool_pre_ping`` and a pool of 10
-  connections plus 20 more under load.
+* **PostgreSQL**: its default ``READ COMMITTED``, a ping of a connection idle for a
+  while, recycling after an hour and a pool of 10 connections, none more under load.
+
+**Dead connections** (PostgreSQL and MySQL/MariaDB): a pooled connection that has been
+idle for :data:`DEFAULT_PING_AFTER_IDLE_S` seconds or more is pinged (one round trip)
+before it is handed out, and replaced if the ping fails; one in steady use is not
+(SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip per request,
+measured at a third of a usage read's throughput). A connection that died while in
+steady use fails its next statement: SQLAlchemy then discards every connection opened
+before the failure (the database probably restarted), a read is retried once on a fresh
+connection by the store, and a write answers 503 (its outcome is unknown only when the
+failure cut off a commit: retry it with its idempotency key). ``ping_after_idle=0``
+pings on every checkout, ``None`` never.
+
+A server database's pool has no overflow by default: an overflow connection is opened
+for one request and closed after it, and under steady load that was a new connection
+(a PostgreSQL backend forked, authenticated, and torn down: more database CPU than the
+request itself) for 6-17 % of requests. The server runs its storage calls on as many
+threads as the pool has connections, so no thread waits for one in steady state
+(``docs/performance.md``).
 
 **Bounded waits** (PostgreSQL and MySQL/MariaDB): a silent partition (packets dropped,
 no reset) must become a :class:`~tokenplans.StorageUnavailableError` (503), not a
@@ -32,7 +51,7 @@ request hanging for the partition's length. So every connection gets a connect t
 (``connect_timeout``, :data:`DEFAULT_CONNECT_TIMEOUT_S`), TCP keepalives (a dead peer of
 an idle pooled connection is noticed after about ``keepalive + 3 x 10`` s), and a
 deadline per database call (``call_timeout``, :data:`DEFAULT_CALL_TIMEOUT_S`): each
-round trip of a statement, the pool's pre-ping included, that gets no answer within it
+round trip of a statement, the ping of an idle connection included, that gets no answer within it
 raises, and its connection is closed (so the pool drops it). On PostgreSQL the server
 also cancels a statement past it (``statement_timeout``), so a slow statement ends
 cleanly before the client gives up on it; the client-side deadline (psycopg's wait for
@@ -61,18 +80,20 @@ from typing import Any
 
 import attrs
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 #: The execution option a store sets on a connection that will write (SQLite only uses it).
 WRITE_OPTION = "tokenplans_write"
 SQLITE_BUSY_TIMEOUT_S = 30.0
-#: The HTTP API runs the store on 40 threads (``tokenplans_adapters.http.offload``, sized like
-#: anyio's default thread pool, which FastAPI hosts use).
+#: A SQLite file's pool by default: ``tokenplans_adapters.http.offload`` runs the store on
+#: 40 threads unless told otherwise (sized like anyio's default thread pool, which FastAPI
+#: hosts use); ``tokenplans serve`` runs fewer and sizes the pool to them.
 SQLITE_POOL_SIZE = 40
 #: A server database's pool per process: the connections it keeps open (``pool_size``),
-#: and how many more it may open under load (``max_overflow``), by backend.
-SERVER_POOLS = {"postgresql": (10, 20), "mysql": (5, 10), "mariadb": (5, 10)}
+#: and how many more it may open under load (``max_overflow``; none: see above), by backend.
+SERVER_POOLS = {"postgresql": (10, 0), "mysql": (8, 0), "mariadb": (8, 0)}
 #: SQLite's ``PRAGMA synchronous`` levels we accept, and the default: in WAL mode, FULL
 #: syncs the log at every commit, so a commit acknowledged survives a power loss; NORMAL
 #: syncs only at checkpoints (a commit survives the process being killed, not the machine
@@ -89,6 +110,11 @@ DEFAULT_CALL_TIMEOUT_S = 10
 DEFAULT_KEEPALIVE_S = 30
 KEEPALIVE_INTERVAL_S = 10
 KEEPALIVE_PROBES = 3
+#: Seconds a pooled server-database connection may sit idle and still be handed out
+#: without a ping first (module docstring).
+DEFAULT_PING_AFTER_IDLE_S = 2.0
+#: Seconds after which a server database's connection is replaced, used or not.
+RECYCLE_S = 3600
 
 
 def server_pool(url: str | URL) -> tuple[int, int] | None:
@@ -104,11 +130,14 @@ def make_engine(
     call_timeout: float | None = DEFAULT_CALL_TIMEOUT_S,
     keepalive: int = DEFAULT_KEEPALIVE_S,
     sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS,
+    ping_after_idle: float | None = DEFAULT_PING_AFTER_IDLE_S,
     **engine_overrides: Any,
 ) -> Engine:
     """An engine for ``url`` with tokenplans' defaults for its dialect (module docstring):
     ``connect_timeout``, ``call_timeout`` (``None``: no deadline) and ``keepalive`` in
-    seconds bound a server database's waits; ``engine_overrides`` are passed to
+    seconds bound a server database's waits; a server database's pooled connection idle
+    for ``ping_after_idle`` seconds is pinged before use (``None``: never; ``0``: always);
+    ``engine_overrides`` are passed to
     :func:`sqlalchemy.create_engine` over ours."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -124,15 +153,17 @@ def make_engine(
     elif backend in ("mysql", "mariadb"):
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-        options.update(isolation_level="READ COMMITTED", pool_pre_ping=True, pool_recycle=3600)
+        options.update(isolation_level="READ COMMITTED", pool_recycle=RECYCLE_S)
         options["connect_args"] = _unless_in(parsed, waits.mysql_args())
     elif backend == "postgresql":
-        options.update(pool_pre_ping=True)
+        options.update(pool_recycle=RECYCLE_S)
         options["connect_args"] = _unless_in(parsed, waits.postgres_args())
     if backend in SERVER_POOLS:
         options["pool_size"], options["max_overflow"] = SERVER_POOLS[backend]
     options.update(engine_overrides)
     engine = create_engine(parsed, **options)
+    if backend in SERVER_POOLS and ping_after_idle is not None:
+        _ping_when_idle(engine, ping_after_idle)
     if backend == "sqlite":
         if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS_LEVELS:
             raise ValueError(
@@ -221,6 +252,32 @@ def _deadline_connection(call_timeout: float) -> type[Any]:
                 raise psycopg.OperationalError(CALL_TIMED_OUT.format(deadline)) from None
 
     return DeadlineConnection
+
+
+#: Where a pooled connection's record keeps when it was last returned to the pool.
+_RETURNED_AT = "tokenplans_returned_at"
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a connection before it is handed out when it has been idle ``idle_s`` seconds
+    or more; one that fails the ping is replaced (module docstring)."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _handed_out(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is None or time.monotonic() - returned < idle_s:
+            return  # new, or in steady use
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool closes this connection and hands out a new one.
+            raise sa_exc.DisconnectionError(
+                f"a pooled connection failed its ping: {error}"
+            ) from error
 
 
 def _switch_to_wal(cursor: Any, locked_error: type[Exception]) -> None:

@@ -34,7 +34,9 @@ _ACCOUNT_FIELDS = tuple(field.name for field in attrs.fields(Account))
 _PAYMENT_FIELDS = tuple(field.name for field in attrs.fields(Payment))
 #: A hold's stored fields: all but ``replayed`` and ``priced``, which belong to one answer.
 _HOLD_FIELDS = tuple(
-    field.name for field in attrs.fields(Hold) if field.name not in ("replayed", "priced")
+    field.name
+    for field in attrs.fields(Hold)
+    if field.name not in ("replayed", "priced", "usage")  # answers', not stored
 )
 
 

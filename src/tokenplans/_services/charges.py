@@ -8,6 +8,7 @@ from collections.abc import Callable
 import attrs
 
 from tokenplans._pricing.quotes import Pricer, Quote
+from tokenplans._values.accounts import Account, Usage
 from tokenplans._values.holds import Hold
 from tokenplans._values.limits import MAX_AMOUNT, check_amount
 from tokenplans._values.model_usage import Estimate, ModelUsage, PricedCall
@@ -67,6 +68,9 @@ def at_least_one_credit(what: str, credits: int) -> None:
         )
 
 
-def answered(hold: Hold, priced_call: PricedCall | None) -> Hold:
-    """The hold a priced reserve or settle answers: with the call it was priced from."""
-    return hold if priced_call is None else attrs.evolve(hold, priced=priced_call)
+def answered(hold: Hold, account: Account, priced_call: PricedCall | None = None) -> Hold:
+    """The hold a reserve, settle, release or read answers: with the account's usage as
+    the request left it, and a priced one with the call it was priced from."""
+    return attrs.evolve(
+        hold, usage=Usage.of(account), priced=hold.priced if priced_call is None else priced_call
+    )

@@ -79,7 +79,7 @@ class HoldUseCases(ServiceParts):
                 return None
             return self.store.find_hold(subject, chosen, caller=caller)
 
-        hold = self._accounts.update_holding(
+        hold, after = self._accounts.change_holding(
             subject,
             lambda account, holds, now, first: decide_reserve(
                 account,
@@ -94,7 +94,7 @@ class HoldUseCases(ServiceParts):
             ),
             stored,
         )
-        return answered(hold, priced)
+        return answered(hold, after, priced)
 
     def settle(
         self,
@@ -119,7 +119,7 @@ class HoldUseCases(ServiceParts):
         used, priced = charge(
             self.pricer, "settle", command.amount, command.usage, check_settle_amount
         )
-        hold = self._accounts.update_holding(
+        hold, after = self._accounts.change_holding(
             subject,
             lambda account, _holds, now, found: decide_settle(
                 account,
@@ -132,7 +132,7 @@ class HoldUseCases(ServiceParts):
             ),
             self._hold_named(principal, subject, hold_id, caller),
         )
-        return answered(hold, priced)
+        return answered(hold, after, priced)
 
     def release(
         self,
@@ -147,13 +147,14 @@ class HoldUseCases(ServiceParts):
         subject = whose(principal, subject)
         check_can_debit(principal, subject)
         check_hold_id(hold_id)
-        return self._accounts.update_holding(
+        hold, after = self._accounts.change_holding(
             subject,
             lambda account, _holds, now, found: decide_release(
                 account, now, found=found, hold_id=hold_id, actor=principal.subject
             ),
             self._hold_named(principal, subject, hold_id, caller),
         )
+        return answered(hold, after)
 
     def holds(self, principal: Principal, *, subject: str | None = None) -> Sequence[Hold]:
         """The subject's open holds as of now, oldest first: those the principal placed,
@@ -186,7 +187,7 @@ class HoldUseCases(ServiceParts):
         found = self._hold_named(principal, subject, hold_id, caller)(view.holds)
         if found is None:
             raise HoldNotFoundError(hold_id)
-        return found.as_of(now)
+        return answered(found.as_of(now), view.change.account)
 
     @contextmanager
     def holding(

@@ -139,6 +139,17 @@ class AccountUpdater:
         """:meth:`update` for a decision about holds: ``fetch`` and ``decide`` also get
         the holds that were open, as of now (see :meth:`view`), so a hold already read
         with the account is not read again."""
+        return self.change_holding(subject, decide, fetch)[0]
+
+    def change_holding(
+        self,
+        subject: str,
+        decide: Callable[[Account, Mapping[HoldKey, Hold], datetime, F], Decision[T]],
+        fetch: Callable[[Mapping[HoldKey, Hold]], F],
+    ) -> tuple[T, Account]:
+        """:meth:`update_holding`, and the account as the decision left it (as committed,
+        or as of now when it changed nothing): what an answer shows of the account,
+        without reading it again."""
         check_subject(subject)
         for attempt in range(self._max_attempts):
             try:
@@ -153,13 +164,14 @@ class AccountUpdater:
         subject: str,
         decide: Callable[[Account, Mapping[HoldKey, Hold], datetime, F], Decision[T]],
         fetch: Callable[[Mapping[HoldKey, Hold]], F],
-    ) -> T:
-        """One read-roll-decide-commit; a lost race raises :class:`WriteConflictError`."""
+    ) -> tuple[T, Account]:
+        """One read-roll-decide-commit, and the account after it; a lost race raises
+        :class:`WriteConflictError`."""
         stored, now = self._load(subject)
         current = self._as_of(subject, stored, now)
         decision = decide(current.change.account, current.holds, now, fetch(current.holds))
         if decision.change is None:
-            return decision.result
+            return decision.result, current.change.account
         entries = current.change.entries + decision.change.entries
         records = one_write_per_hold(current.writes + decision.records)
         # The events this change emits, committed with it (docs/events.md): a change that
@@ -172,7 +184,7 @@ class AccountUpdater:
         )
         if commit.entries or commit.records:
             self.store.commit(commit)
-        return decision.result
+        return decision.result, decision.change.account
 
 
 def _no_lock(_subject: str) -> AbstractContextManager[object]:

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import attrs
 
+from .accounts import Usage
 from .described import described
 from .limits import MAX_AMOUNT, MAX_HOLD_ID_LENGTH
 from .lots import Draw, draws_field
@@ -50,7 +51,10 @@ class Hold:
     the settle came after the hold expired. ``closed_at`` is when it reached its final
     status. ``replayed`` is true on a result that repeats an earlier one and changed
     nothing; ``priced`` is the model call a priced reserve or settle was priced from, on
-    that request's answer. Neither is stored (the ledger entry records the priced call).
+    that request's answer; ``usage`` is the account's usage as the request left it, on
+    the answers of :class:`~tokenplans.TokenService`'s hold methods (``None`` on a hold
+    read from a store). None of the three is stored (the ledger entry records the
+    priced call).
     """
 
     subject: str
@@ -84,6 +88,7 @@ class Hold:
     draws: tuple[Draw, ...] = draws_field()
     replayed: bool = attrs.field(default=False, eq=False)
     priced: PricedCall | None = attrs.field(default=None, eq=False)
+    usage: Usage | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def key(self) -> HoldKey:

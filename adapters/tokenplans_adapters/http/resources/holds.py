@@ -2,8 +2,9 @@
 
 ``/api/tokens/holds`` is the caller's own; ``/api/admin/accounts/{subject}/holds`` the same
 handlers over the path's subject, for an admin. Every answer is the hold's fields beside
-the account's usage as read just after the request (so ``token_held`` and ``remaining``
-already show what it did; a concurrent change of the account may show too). A
+the account's usage as the request left it (so ``token_held`` and ``remaining`` already
+show what it did), taken from the change itself, not read again; a list of holds shows
+the usage read just after it. A
 ``{hold_id}`` in the path is percent-decoded once, like a subject
 (:class:`~tokenplans_adapters.http.routing.RawPathRoute`); another subject's hold is not
 found (404), whoever asks.
@@ -69,8 +70,12 @@ SETTLE_COMMAND = Body(Settle, one_of=("amount", "usage"), nested=CALL_VALUES)
 # -- rendering --------------------------------------------------------------------
 
 
-def hold_json(hold: Hold, usage: Usage) -> dict[str, Any]:
-    """The usage after the request, then the hold and whether it repeats a first answer."""
+def hold_json(hold: Hold) -> dict[str, Any]:
+    """The usage after the request (the service's answer carries it), then the hold and
+    whether it repeats a first answer."""
+    if hold.usage is None:
+        raise TypeError("a hold answer needs the usage the service's answer carries")
+    usage = hold.usage
     priced = {} if hold.priced is None else priced_json(hold.priced)
     return {**usage_json(usage), **HOLD.json(hold), "replayed": hold.replayed, **priced}
 
@@ -80,6 +85,11 @@ def holds_json(holds: Sequence[Hold], usage: Usage) -> dict[str, Any]:
 
 
 # -- handlers ---------------------------------------------------------------------
+
+
+async def _hold(request: Request, call: Callable[[TokenService], Hold]) -> JSONResponse:
+    """``call`` on the service in the thread pool, answered as :func:`hold_json`."""
+    return JSONResponse(hold_json(await in_thread(call, state_of(request).service)))
 
 
 async def _with_usage(
@@ -128,8 +138,8 @@ async def reserve_for(request: Request, principal: Principal, subject: str | Non
     def call(service: TokenService) -> Hold:
         return service.reserve(principal, command, subject=subject)
 
-    hold, usage = await _with_usage(request, principal, subject, call)
-    return JSONResponse(hold_json(hold, usage), status_code=200 if hold.replayed else 201)
+    hold = await in_thread(call, state_of(request).service)
+    return JSONResponse(hold_json(hold), status_code=200 if hold.replayed else 201)
 
 
 async def settle_for(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
@@ -140,7 +150,7 @@ async def settle_for(request: Request, principal: Principal, subject: str | None
     def call(service: TokenService) -> Hold:
         return service.settle(principal, hold_id, command, subject=subject)
 
-    return JSONResponse(hold_json(*await _with_usage(request, principal, subject, call)))
+    return await _hold(request, call)
 
 
 async def release_for(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
@@ -151,7 +161,7 @@ async def release_for(request: Request, principal: Principal, subject: str | Non
     def call(service: TokenService) -> Hold:
         return service.release(principal, hold_id, subject=subject)
 
-    return JSONResponse(hold_json(*await _with_usage(request, principal, subject, call)))
+    return await _hold(request, call)
 
 
 async def holds_of(request: Request, principal: Principal, subject: str | None) -> JSONResponse:
@@ -170,7 +180,7 @@ async def hold_of(request: Request, principal: Principal, subject: str | None) -
     def call(service: TokenService) -> Hold:
         return service.hold(principal, hold_id, subject=subject)
 
-    return JSONResponse(hold_json(*await _with_usage(request, principal, subject, call)))
+    return await _hold(request, call)
 
 
 async def admin_reserve(request: Request) -> JSONResponse:
