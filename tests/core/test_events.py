@@ -95,6 +95,31 @@ def test_a_grant_or_an_upgrade_re_arms_and_a_plan_change_is_an_event() -> None:
     assert changed.data["usage"]["plan"] == "premium"
 
 
+def test_credit_lots_granted_expired_and_voided_are_events_and_a_lot_re_arms() -> None:
+    service, store, clock = _service()
+    quota = service.usage(Principal("alice")).token_quota
+    service.consume(Principal("alice"), quota * 9 // 10)
+    service.grant(ADMIN, quota, subject="alice", lot_id="promo", expires="never")
+    service.grant(ADMIN, 50, subject="alice", lot_id="soon", expires=START + timedelta(days=2))
+    service.void_lot(ADMIN, "promo", subject="alice")  # 900 of 2,050: below 80 % again
+    clock.advance(timedelta(days=3))
+    service.consume(Principal("alice"), quota // 10)  # "soon" lapsed before this debit
+    lot_events = [
+        (e.type.value, e.data["lot_id"], e.data["amount"])
+        for e in store.events(limit=200).events
+        if e.type.value.startswith("lot.")
+    ]
+    assert lot_events == [
+        ("lot.granted", "promo", quota),
+        ("lot.granted", "soon", 50),
+        ("lot.voided", "promo", quota),
+        ("lot.expired", "soon", 50),
+    ]
+    # 90 % crossed 80 once; the grant took the level below 80, the void and the expiry
+    # back to 90 %, which crossed it again (a new lot re-arms), and the last debit 100 %.
+    assert _crossings(store) == [80, 80, 100]
+
+
 def test_a_refused_or_forbidden_change_emits_nothing() -> None:
     service, store, _ = _service()
     with pytest.raises(InsufficientTokensError):

@@ -24,7 +24,7 @@ from typing import Any
 
 from tokenplans._values.accounts import Account, Usage, utc_text
 from tokenplans._values.events import DEFAULT_THRESHOLDS, Event, EventType
-from tokenplans._values.ledger import EntryKind, HoldFacts, LedgerEntry, PaymentFacts
+from tokenplans._values.ledger import EntryKind, HoldFacts, LedgerEntry, LotFacts, PaymentFacts
 from tokenplans._values.payments import Payment, PaymentStatus
 from tokenplans._values.records import Record
 
@@ -34,6 +34,10 @@ _ENTRY_EVENTS: Mapping[EntryKind, EventType] = {
     EntryKind.PLAN_CHANGED: EventType.PLAN_CHANGED,
     EntryKind.TERM_EXPIRED: EventType.TERM_EXPIRED,
     EntryKind.HOLD_EXPIRED: EventType.HOLD_EXPIRED,
+    EntryKind.LOT_GRANTED: EventType.LOT_GRANTED,
+    EntryKind.LOT_PURCHASED: EventType.LOT_PURCHASED,
+    EntryKind.LOT_EXPIRED: EventType.LOT_EXPIRED,
+    EntryKind.LOT_VOIDED: EventType.LOT_VOIDED,
 }
 
 
@@ -49,8 +53,8 @@ def check_thresholds(thresholds: Iterable[int]) -> tuple[int, ...]:
 def reached(account: Account, percent: int) -> bool:
     """Whether the account's usage is at or above ``percent`` of its quota: the level
     every threshold is measured by, in one place (an account with no quota has no
-    percentage, and reaches none). Credit lots, when they add to what an account may
-    spend, add here."""
+    percentage, and reaches none). ``token_quota`` sums the account's live credit lots,
+    so a new lot lowers the level (re-arming what it passes below)."""
     quota = account.token_quota
     return quota > 0 and account.token_used * 100 >= percent * quota
 
@@ -169,6 +173,14 @@ def _entry_data(kind: EventType, entry: LedgerEntry, before: Account) -> dict[st
             return data
         case EventType.HOLD_EXPIRED if isinstance(entry.facts, HoldFacts):
             return {"hold_id": entry.facts.hold_id, "released": -entry.held_delta}
+        case (
+            EventType.LOT_GRANTED
+            | EventType.LOT_PURCHASED
+            | EventType.LOT_EXPIRED
+            | EventType.LOT_VOIDED
+        ) if isinstance(entry.facts, LotFacts):
+            # A new lot's credits, or what an expiry or void forfeited.
+            return {"lot_id": entry.facts.lot_id, "amount": entry.amount}
         case _:
             return {"previous_token_used": before.token_used}
 

@@ -15,6 +15,7 @@ shared update loop: it fetches the facts, a pure rule decides.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from tokenplans._ports import AccountStore, Clock, EventStore
 from tokenplans._pricing.quotes import Pricer, UnitPricer
@@ -254,7 +255,7 @@ class TokenService(HoldUseCases, ReportUseCases):
         *,
         subject: str | None = None,
         idempotency_key: str | None = None,
-        expires: str | None = None,
+        expires: str | datetime | None = None,
         priority: int | None = None,
         lot_id: str | None = None,
     ) -> Usage:
@@ -263,7 +264,8 @@ class TokenService(HoldUseCases, ReportUseCases):
         the usage just after the first grant and grants nothing (keys as for
         :meth:`consume`).
 
-        With ``expires`` (``"period"``, ``"never"`` or an ISO 8601 instant), ``priority``
+        With ``expires`` (``"period"``, ``"never"``, or an aware instant: a datetime or
+        ISO 8601 text), ``priority``
         (0-1000, lower burns first) or ``lot_id`` (yours: the same grant again replays,
         another under the id is a :class:`LotConflictError`), the grant is a promotional
         lot of its own, which plan changes and resets never touch (docs/credit-lots.md);
@@ -272,7 +274,7 @@ class TokenService(HoldUseCases, ReportUseCases):
             Grant,
             amount,
             idempotency_key=idempotency_key,
-            expires=expires,
+            expires=_instant_text(expires) if isinstance(expires, datetime) else expires,
             priority=priority,
             lot_id=lot_id,
         )
@@ -359,3 +361,11 @@ class TokenService(HoldUseCases, ReportUseCases):
 def no_receipt() -> DebitReceipt | None:
     """No key, no receipt to look for."""
     return None
+
+
+def _instant_text(moment: datetime) -> str:
+    """A grant's ``expires`` given as a datetime, as the ISO 8601 text the command
+    carries (a naive one is refused: an instant needs its offset)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidRequestError("expires must carry its offset (e.g. 2027-01-01T00:00:00Z)")
+    return moment.isoformat()

@@ -28,6 +28,10 @@ class EventType(enum.StrEnum):
     PAYMENT_SUCCEEDED = "payment.succeeded"
     PAYMENT_FAILED = "payment.failed"
     HOLD_EXPIRED = "hold.expired"
+    LOT_GRANTED = "lot.granted"
+    LOT_PURCHASED = "lot.purchased"
+    LOT_EXPIRED = "lot.expired"
+    LOT_VOIDED = "lot.voided"
 
 
 #: The default thresholds of ``usage.threshold_crossed``, in percent of ``token_quota``.
