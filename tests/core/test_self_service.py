@@ -246,14 +246,28 @@ def play_with_holds(
             pass
 
 
+def _carried(before: Any, after: Any) -> int:
+    """What the lots beside the plan lot back across a period boundary: each lot there
+    before and after it (a carry-over lot lives until its own expiry, a lot entry of
+    its own), counted as the smaller of its backing on either side."""
+    backing = {lot.lot_id: max(0, lot.amount - lot.used) for lot in before.lots}
+    return sum(
+        min(backing[lot.lot_id], max(0, lot.amount - lot.used))
+        for lot in after.lots
+        if lot.lot_id in backing
+    )
+
+
 def check_nothing_lapsed_comes_back(catalog: PlanCatalog, entries: list[LedgerEntry]) -> None:
     """Usable credits never exceed what was made available and has not lapsed.
 
     Made available: the opening plan's tokens, each new period's (a month reset, a term
     falling back), each upgrade's target tokens, each renewal's, each grant. Lapsed: what
     a quota still backed (``max(0, token_quota - token_used)``, held tokens included) when
-    a new period replaced it, and what a downgrade cut from it. Usable: the credits used
-    that a quota backed when they were charged, plus what the quota backs now.
+    a new period replaced it, less what credit lots that outlive the boundary still back
+    (a carry-over lot lapses at its own instant), and what a downgrade cut from it.
+    Usable: the credits used that a quota backed when they were charged, plus what the
+    quota backs now.
 
     A settle may charge beyond what its quota backs: its recorded overage, and the part of
     its hold that a downgrade or a new period stopped backing (an in-flight call is
@@ -273,7 +287,7 @@ def check_nothing_lapsed_comes_back(catalog: PlanCatalog, entries: list[LedgerEn
             available += tokens
         elif entry.kind in (EntryKind.PERIOD_RESET, EntryKind.TERM_EXPIRED):
             available += tokens
-            lapsed += backed_before
+            lapsed += max(0, backed_before - _carried(before, after))
         elif entry.kind is EntryKind.PLAN_CHANGED:
             if rank[after.plan_id] > rank[before.plan_id]:
                 available += tokens

@@ -40,7 +40,9 @@ def test_serve_reports_a_configured_base_url(tmp_path: Path) -> None:
 
 
 def test_serve_logs_why_a_token_was_refused_and_why_a_request_got_503(tmp_path: Path) -> None:
-    env = {"TOKENPLANS_JWT_SECRET": SECRET}
+    # No webhook worker: its polls would hold pooled connections open, and SQLite keeps
+    # serving an open connection from the deleted file (the readiness check would pass).
+    env = {"TOKENPLANS_JWT_SECRET": SECRET, "TOKENPLANS_WEBHOOK_WORKER": "false"}
     wrong_key = mint_token("alice", secret="another-secret-long-enough-for-hs256-0123456789")
     with serving(cwd=tmp_path, env=env) as (url, _):
         port = url.rsplit(":", 1)[1]
