@@ -248,6 +248,12 @@ class PaymentStore(Protocol):
         """The payment made for the gateway's ``order_id``, or ``None``."""
         ...
 
+    def find_payment_by_gateway_id(self, gateway_payment_id: str) -> Payment | None:
+        """The payment the provider paid as ``gateway_payment_id`` (its
+        ``gateway_payment_id``), or ``None``: how a refund naming only the provider's
+        payment finds ours."""
+        ...
+
     def payments_of(self, subject: str, *, limit: int = 100) -> Sequence[Payment]:
         """The subject's payments, newest first."""
         ...

@@ -219,6 +219,17 @@ class InMemoryStore:
         with self._lock:
             return self._find(order_id)
 
+    def find_payment_by_gateway_id(self, gateway_payment_id: str) -> Payment | None:
+        with self._lock:
+            return next(
+                (
+                    p
+                    for p in self._payments.values()
+                    if p.gateway_payment_id == gateway_payment_id
+                ),
+                None,
+            )
+
     def payments_of(self, subject: str, *, limit: int = 100) -> Sequence[Payment]:
         with self._lock:
             mine = [p for p in self._payments.values() if p.subject == subject]
