@@ -222,11 +222,7 @@ class InMemoryStore:
     def find_payment_by_gateway_id(self, gateway_payment_id: str) -> Payment | None:
         with self._lock:
             return next(
-                (
-                    p
-                    for p in self._payments.values()
-                    if p.gateway_payment_id == gateway_payment_id
-                ),
+                (p for p in self._payments.values() if p.gateway_payment_id == gateway_payment_id),
                 None,
             )
 

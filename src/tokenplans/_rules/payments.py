@@ -179,9 +179,7 @@ def decide_confirmation(
     """Mark ``payment`` (as just read) paid and apply it, or change nothing when it is paid
     already, refunded, or its event (``event_seen``) was handled by a racing delivery."""
     if payment.status is PaymentStatus.REFUNDED:
-        return Decision(
-            None, PaymentOutcome(payment, Usage.of(account), False, "payment refunded")
-        )
+        return Decision(None, PaymentOutcome(payment, Usage.of(account), False, "payment refunded"))
     if payment.status is PaymentStatus.PAID or event_seen:
         return Decision(
             None, PaymentOutcome(payment, Usage.of(account), False, "payment already applied")

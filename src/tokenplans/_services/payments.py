@@ -245,9 +245,10 @@ class PaymentService:
         duplicate; a confirmation of a paid payment changes nothing; a failure never moves
         a paid payment back. A refund of a pack's payment voids its lot's remainder and
         marks the payment refunded, so a confirmation arriving later buys nothing; a
-        refund of a plan's payment is ignored (an operator's matter). The event id is marked in the same transaction that applies
-        the change. Raises :class:`PaymentError` for a delivery the gateway refuses (bad
-        signature, not an event); nothing changes then.
+        refund of a plan's payment is ignored (an operator's matter). The event id is
+        marked in the same transaction that applies the change. Raises
+        :class:`PaymentError` for a delivery the gateway refuses (bad signature, not an
+        event); nothing changes then.
         """
         if not isinstance(body, bytes | bytearray):
             raise TypeError("the webhook body must be the raw bytes received")
@@ -258,27 +259,16 @@ class PaymentService:
         if event.event_id is not None and self._payments.event_seen(event.event_id):
             return WebhookOutcome(WebhookStatus.DUPLICATE, event.name, event.order_id)
         payment = self._payment_of(event)
-        if payment is None or payment.provider != gateway.name or event.provider_payment_id is None:
-            # Not an order of ours (another integration on the same provider account), or
-            # not one made at this provider: accepted, so it stops retrying, and ignored.
-            return WebhookOutcome(WebhookStatus.IGNORED, event.name, event.order_id)
-        if (event.amount is not None and event.amount != payment.amount) or (
-            event.kind is EventKind.CONFIRMED and not self._on_offer(payment)
-        ):
-            # A different amount is not this order's (the provider fixes an order's
-            # amount). A plan or pack that left the catalog since the order has nothing to
-            # apply, and refusing would only make the provider redeliver for days: the
-            # payment stays ``created`` (GET /api/payments lists it) for an operator.
+        paid_as = event.provider_payment_id
+        if payment is None or paid_as is None or not self._acts_on(payment, event, gateway.name):
             return WebhookOutcome(WebhookStatus.IGNORED, event.name, event.order_id)
         if event.kind is EventKind.FAILED:
             return self._fail(payment, event)
         if event.kind is EventKind.REFUNDED:
-            if not payment.is_pack:  # a plan's refund: left to the operator, as before
-                return WebhookOutcome(WebhookStatus.IGNORED, event.name, payment.order_id)
             return self._refund(payment, event, actor=f"{gateway.name}:webhook")
         outcome = self._confirm(
             payment,
-            gateway_payment_id=event.provider_payment_id,
+            gateway_payment_id=paid_as,
             actor=f"{gateway.name}:webhook",
             event_id=event.event_id,
         )
@@ -293,6 +283,23 @@ class PaymentService:
         if event.kind is EventKind.REFUNDED and event.provider_payment_id is not None:
             return self._payments.find_payment_by_gateway_id(event.provider_payment_id)
         return None
+
+    def _acts_on(self, payment: Payment, event: GatewayEvent, provider: str) -> bool:
+        """Whether ``event`` about ``payment`` is acted on; if not, it is accepted (so the
+        provider stops retrying) and ignored."""
+        if payment.provider != provider:
+            # Not an order of ours (another integration on the same provider account), or
+            # not one made at this provider.
+            return False
+        if event.amount is not None and event.amount != payment.amount:
+            return False  # not this order's: the provider fixes an order's amount
+        if event.kind is EventKind.CONFIRMED and not self._on_offer(payment):
+            # A plan or pack that left the catalog since the order has nothing to apply,
+            # and refusing would only make the provider redeliver for days: the payment
+            # stays ``created`` (GET /api/payments lists it) for an operator.
+            return False
+        # A plan's refund is left to the operator (as before packs); a pack's voids its lot.
+        return event.kind is not EventKind.REFUNDED or payment.is_pack
 
     def _on_offer(self, payment: Payment) -> bool:
         """Whether the plan or pack ``payment`` buys is still in the catalog."""

@@ -2,7 +2,8 @@
 
 A payment moves created -> paid | failed (and failed -> paid, a retried checkout that
 succeeded), never away from paid, except that a pack's payment moves to refunded when the
-provider reports a refund (from any status: a refund may arrive before the confirmation). The gateway types name no provider: a checkout started
+provider reports a refund (from any status: a refund may arrive before the
+confirmation). The gateway types name no provider: a checkout started
 for a payment, a confirmation of one, a webhook event, each in neutral terms, and what a
 provider's browser checkout and webhooks look like on the wire
 (:class:`GatewayDescription`), so that no adapter but the provider's own names its fields.

@@ -205,11 +205,7 @@ def _pack_days(
 
 
 def _pack_priority(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 0 <= value <= MAX_PACK_PRIORITY
-    ):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PACK_PRIORITY:
         raise CatalogError(
             f"priority must be an integer from 0 to {MAX_PACK_PRIORITY}, got {value!r}"
         )
@@ -234,8 +230,7 @@ class Pack:
         default=None,
         validator=_pack_days,
         metadata=described(
-            "The lot's credits lapse this many days after the payment is confirmed; "
-            "null: never.",
+            "The lot's credits lapse this many days after the payment is confirmed; null: never.",
             minimum=1,
             maximum=MAX_PACK_DAYS,
         ),

@@ -90,9 +90,7 @@ def checkout_json(checkout: Checkout) -> dict[str, Any]:
     ``order_id``, ``name``, ``description``, ``notes``), with the gateway's public fields.
     A pack's order names its ``pack`` where a plan's names its ``plan``."""
     payment = checkout.payment
-    bought = (
-        {"pack": payment.pack_id} if payment.pack_id is not None else {"plan": payment.plan_id}
-    )
+    bought = {"pack": payment.pack_id} if payment.pack_id is not None else {"plan": payment.plan_id}
     return {
         "order_id": checkout.order_id,
         "amount": checkout.amount,
