@@ -259,6 +259,9 @@ class PlanCatalog:
         pack_ids = [pack.id for pack in self.packs]
         if len(set(pack_ids)) != len(pack_ids):
             raise CatalogError(f"packs are listed twice: {sorted(pack_ids)}")
+        if pack_ids and any(plan.id == "packs" for plan in self.plans):
+            # A plan file holds both under one key: ``[packs]`` would be read as either.
+            raise CatalogError("a catalog with packs cannot have a plan with the id 'packs'")
         seen: set[str] = set()
         for position, plan in enumerate(self.plans):
             if plan.id in seen:
