@@ -370,3 +370,32 @@ def test_a_plan_named_packs_still_reads_as_a_plan() -> None:
     )
     assert [plan.id for plan in catalog] == ["basic", "packs"]
     assert catalog.packs == ()
+
+
+def test_the_documented_example_a_pack_mid_month_then_an_upgrade(
+    payments: PaymentsUnderTest, gateway: OfflineGateway, alice: Principal, clock: SettableClock
+) -> None:
+    """docs/credit-lots.md, "A pack bought mid-month, then an upgrade", step by step."""
+    usage = payments.tokens.usage
+    payments.tokens.consume(alice, 400)
+    pack = _buy(payments, gateway, alice)  # 15 January, 12:00
+    assert (usage(alice).token_quota, usage(alice).remaining) == (6000, 5600)
+
+    spent = payments.tokens.consume(alice, 1000)  # the allowance first (it ends sooner)
+    (debit,) = [e for e in _entries(payments, alice, EntryKind.DEBITED) if e.amount == 1000]
+    assert [(d.lot_id, d.amount) for d in debit.facts.draws] == [("plan", 600), (pack.id, 400)]
+    assert spent.usage.remaining == 4600
+
+    clock.set(clock.now().replace(month=2, day=3))  # past the reset of 1 February
+    assert (usage(alice).token_quota, usage(alice).token_used) == (6000, 400)
+
+    premium = payments.create_order(alice, "premium")
+    payments.confirm(alice, gateway.checkout_proof(premium.order_id, _gateway_id()))
+    after = usage(alice)
+    lots = {lot.source: lot for lot in after.lots}
+    assert (after.plan, after.token_quota, after.token_used) == ("premium", 56000, 400)
+    assert (lots[LotSource.CARRY_OVER].amount, lots[LotSource.PLAN].amount) == (1000, 50000)
+    bought = lots[LotSource.PURCHASED]
+    assert (bought.lot_id, bought.amount, bought.used) == (pack.id, 5000, 400)
+    # Under premium the pack expires first (14 February), so it burns first now.
+    assert after.lots[0].lot_id == pack.id
