@@ -46,6 +46,8 @@ class Commit:
       entry at that version, written in the same commit, and is read back from there,
       as is its ``priced`` call (the entry's);
     - :class:`~tokenplans.Payment`: inserted, or replacing the stored one with its id;
+      a stored payment that is ``refunded`` is never replaced: that is a conflict (so a
+      confirmation racing a refund that came first re-reads, and buys nothing);
     - :class:`HandledEvent`: marks a provider event id handled; one already marked is a
       conflict;
     - :class:`HoldWrite`: inserts a new hold (``previous is None``; a key — subject, caller,

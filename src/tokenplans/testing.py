@@ -124,6 +124,9 @@ class InMemoryStore:
         if isinstance(record, DebitReceipt):
             return self._stage_receipt(record)
         if isinstance(record, Payment):
+            stored = self._payments.get(record.id)
+            if stored is not None and stored.status is PaymentStatus.REFUNDED:
+                raise WriteConflictError(f"payment {record.id!r} was refunded")
             return lambda: self._payments.__setitem__(record.id, record)
         if isinstance(record, HandledEvent):
             return self._stage_event(record.event_id)
