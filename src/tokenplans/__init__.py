@@ -59,7 +59,7 @@ from tokenplans._values.payments import (
     WebhookOutcome,
     WebhookStatus,
 )
-from tokenplans._values.plans import REFERENCE_PLAN_CONFIGS, Plan, PlanCatalog
+from tokenplans._values.plans import REFERENCE_PLAN_CONFIGS, Pack, Plan, PlanCatalog
 from tokenplans._values.principal import ADMIN_SCOPE, Principal
 from tokenplans._values.reports import (
     MAX_REPORT_DAYS,
@@ -97,6 +97,7 @@ from tokenplans.errors import (
     TooManyLotsError,
     TooManyOrdersError,
     UnknownModelError,
+    UnknownPackError,
     UnknownPlanError,
 )
 from tokenplans.limits import (
@@ -186,6 +187,7 @@ __all__ = [
     "LotSource",
     "LotStatus",
     "ModelUsage",
+    "Pack",
     "Payment",
     "PaymentError",
     "PaymentFacts",
@@ -223,6 +225,7 @@ __all__ = [
     "TooManyOrdersError",
     "UnitPricer",
     "UnknownModelError",
+    "UnknownPackError",
     "UnknownPlanError",
     "Usage",
     "UsageReport",

@@ -55,6 +55,8 @@ class Commit:
       entry at that version, written in the same commit, and is read back from there,
       as is its ``priced`` call (the entry's);
     - :class:`~tokenplans.Payment`: inserted, or replacing the stored one with its id;
+      a stored payment that is ``refunded`` is never replaced: that is a conflict (so a
+      confirmation racing a refund that came first re-reads, and buys nothing);
     - :class:`HandledEvent`: marks a provider event id handled; one already marked is a
       conflict;
     - :class:`HoldWrite`: inserts a new hold (``previous is None``; a key — subject, caller,
@@ -258,6 +260,12 @@ class PaymentStore(Protocol):
 
     def find_payment(self, order_id: str) -> Payment | None:
         """The payment made for the gateway's ``order_id``, or ``None``."""
+        ...
+
+    def find_payment_by_gateway_id(self, gateway_payment_id: str) -> Payment | None:
+        """The payment the provider paid as ``gateway_payment_id`` (its
+        ``gateway_payment_id``), or ``None``: how a refund naming only the provider's
+        payment finds ours."""
         ...
 
     def payments_of(self, subject: str, *, limit: int = 100) -> Sequence[Payment]:

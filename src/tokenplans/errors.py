@@ -45,6 +45,7 @@ __all__ = [
     "TooManyLotsError",
     "TooManyOrdersError",
     "UnknownModelError",
+    "UnknownPackError",
     "UnknownPlanError",
     "WriteConflictError",
 ]
@@ -89,6 +90,14 @@ class UnknownPlanError(TokenplansError, LookupError):
     def __init__(self, plan_id: str) -> None:
         super().__init__(f"unknown plan {plan_id!r}")
         self.plan_id = plan_id
+
+
+class UnknownPackError(TokenplansError, LookupError):
+    """A pack id that the catalog does not have."""
+
+    def __init__(self, pack_id: str) -> None:
+        super().__init__(f"unknown pack {pack_id!r}")
+        self.pack_id = pack_id
 
 
 class InvalidRequestError(TokenplansError, ValueError):

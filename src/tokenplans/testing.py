@@ -143,6 +143,9 @@ class InMemoryStore:
         if isinstance(record, DebitReceipt):
             return self._stage_receipt(record)
         if isinstance(record, Payment):
+            stored = self._payments.get(record.id)
+            if stored is not None and stored.status is PaymentStatus.REFUNDED:
+                raise WriteConflictError(f"payment {record.id!r} was refunded")
             return lambda: self._payments.__setitem__(record.id, record)
         if isinstance(record, HandledEvent):
             return self._stage_event(record.event_id)
@@ -249,6 +252,13 @@ class InMemoryStore:
     def find_payment(self, order_id: str) -> Payment | None:
         with self._lock:
             return self._find(order_id)
+
+    def find_payment_by_gateway_id(self, gateway_payment_id: str) -> Payment | None:
+        with self._lock:
+            return next(
+                (p for p in self._payments.values() if p.gateway_payment_id == gateway_payment_id),
+                None,
+            )
 
     def payments_of(self, subject: str, *, limit: int = 100) -> Sequence[Payment]:
         with self._lock:

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import catalogs
 
-from tokenplans import PlanCatalog
+from tokenplans import Pack, PlanCatalog
 from tokenplans_adapters.main.cli import main
 from tokenplans_adapters.main.plan_files import render_plan_file
 
@@ -29,15 +29,32 @@ features = st.lists(
 ).map(tuple)
 
 
+#: Top-up packs: a slug id, a positive price and credits, maybe an expiry and a priority.
+packs = st.lists(
+    st.builds(
+        Pack,
+        id=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=12),
+        name=names,
+        price=st.integers(1, 10**9),
+        credits=st.integers(1, 10**12),
+        currency=currencies,
+        expires_after_days=st.none() | st.integers(1, 36500),
+        priority=st.integers(0, 1000),
+    ),
+    max_size=3,
+    unique_by=lambda pack: pack.id,
+).map(tuple)
+
+
 @st.composite
 def named_catalogs(draw: st.DrawFn) -> PlanCatalog:
     catalog = draw(catalogs)
-    return PlanCatalog(
-        tuple(
-            attrs.evolve(plan, name=draw(names), currency=draw(currencies), features=draw(features))
-            for plan in catalog
-        )
+    plans = tuple(
+        attrs.evolve(plan, name=draw(names), currency=draw(currencies), features=draw(features))
+        for plan in catalog
     )
+    on_sale = () if any(plan.id == "packs" for plan in plans) else draw(packs)
+    return PlanCatalog(plans, on_sale)
 
 
 @given(named_catalogs())
@@ -58,7 +75,9 @@ def test_plans_prints_a_file_that_tokenplans_plans_file_accepts(
         '[free]\nname = "Free \\"forever\\""\nprice = 0\ntokens = 100\n\n'
         "[trial]\nprice = 0\ntokens = 5000\nduration_days = 14\n\n"
         '[pro]\nprice = 500\ntokens = 50000\nduration_days = 30\ncurrency = "USD"\n'
-        'features = ["gpt-4o", "export"]\n'
+        'features = ["gpt-4o", "export"]\n\n'
+        '[packs.topup]\nname = "Top-up"\nprice = 300\ncredits = 5000\nexpires_after_days = 365\n\n'
+        "[packs.big]\nprice = 900\ncredits = 20000\npriority = 3\n"
     )
     monkeypatch.setenv("TOKENPLANS_PLANS_FILE", str(source))
     assert main(["plans", "--format", file_format]) == 0
@@ -72,6 +91,9 @@ def test_plans_prints_a_file_that_tokenplans_plans_file_accepts(
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["trial", "Trial", "0", "INR", "5000", "14", "days", "-"] in rows
     assert ["pro", "Pro", "500", "USD", "50000", "30", "days", "gpt-4o,export"] in rows
+    assert ["topup", "Top-up", "300", "INR", "5000", "365", "days", "0"] in rows
+    assert ["big", "Big", "900", "INR", "20000", "never", "3"] in rows
+    assert len(PlanCatalog.from_file(printed).packs) == 2
 
 
 def test_plans_json_is_the_json_plan_file(capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,6 +37,15 @@ CATALOG = PlanCatalog.from_mapping(
             "tokens": 6_000_000,
             "duration_days": 30,
         },
+        "packs": {
+            "boost": {
+                "name": "Boost",
+                "price": 500,
+                "currency": "USD",
+                "credits": 200_000,
+                "expires_after_days": 365,
+            }
+        },
     }
 )
 

@@ -4,7 +4,8 @@ is the server's).
 
 It opens a portal link, reads the plan, the bar and the chart and checks their numbers
 against the library's, records every request the page makes (none may leave the server),
-checks the cookie's flags and the CSP, pays for an upgrade through the offline gateway,
+checks the cookie's flags and the CSP, pays for an upgrade and a pack through the offline
+gateway,
 and saves screenshots at 390 px and 1280 px into ``TOKENPLANS_SCREENSHOTS_DIR`` (default:
 the test's temporary folder) for CI to keep. Skipped without Chromium or Playwright,
 except in CI (``CI=true``), where that is a failure.
@@ -317,6 +318,36 @@ def test_upgrading_through_the_offline_gateway_updates_the_page(
         assert _testid(page, "plan") == "Pro"
         assert _testid(page, "remaining") == f"{after.remaining:,}"
         assert after.token_quota == 1_000_000 + before.token_quota - before.token_used
+        assert "Payment received" in page.inner_text("main")
+        assert browser.refused == []
+    finally:
+        browser.close()
+
+
+def test_buying_a_pack_through_the_offline_gateway_adds_its_lot_to_the_page(
+    chromium: Any, served: tuple[Built, str]
+) -> None:
+    built, base = served
+    browser = _Recorded(chromium, base)
+    try:
+        page = browser.open(_link(base))
+        before = built.service.usage(Principal("alice"))
+        assert "Purchased" not in page.locator('[data-testid="lots"]').inner_text()
+        page.click('[data-testid="pack-boost"]')
+        page.wait_for_selector('[data-testid="checkout-amount"]', timeout=PAGE_TIMEOUT_MS)
+        assert _testid(page, "checkout-amount") == "USD 5.00"
+        page.click('[data-testid="pay"]')
+        page.wait_for_url("**/account?paid=1", timeout=PAGE_TIMEOUT_MS)
+
+        after = built.service.usage(Principal("alice"))
+        assert _testid(page, "plan") == "Free"  # a pack leaves the plan as it is
+        assert after.token_quota == before.token_quota + 200_000
+        assert _testid(page, "remaining") == f"{after.remaining:,}"
+        rows = page.locator('[data-testid="lots"] tbody tr')
+        purchased = [rows.nth(i).inner_text() for i in range(rows.count())]
+        assert [row.split("\t")[:3] for row in purchased if row.startswith("Purchased")] == [
+            ["Purchased", "200,000", "200,000"]
+        ]
         assert "Payment received" in page.inner_text("main")
         assert browser.refused == []
     finally:

@@ -429,6 +429,44 @@ def test_a_payment_is_found_by_its_order_id_exactly_as_added(store: AccountStore
     assert store.find_payment(payment.order_id.upper()) is None
 
 
+def test_a_packs_payment_keeps_its_pack_and_is_found_by_the_providers_payment_id(
+    store: AccountStore,
+) -> None:
+    subject = new_subject()
+    payment = attrs.evolve(_payment(subject, "premium"), plan_id="", pack_id="topup")
+    store.add_payment(payment)
+    assert store.find_payment(payment.order_id) == payment
+    assert store.find_payment_by_gateway_id(f"pay_{subject}") is None  # not paid yet
+    paid = attrs.evolve(payment, status=PaymentStatus.PAID, gateway_payment_id=f"pay_{subject}")
+    store.update_payment(paid, expected_status=PaymentStatus.CREATED)
+    assert store.find_payment_by_gateway_id(f"pay_{subject}") == paid
+    assert store.find_payment_by_gateway_id(f"PAY_{subject}") is None  # exactly as stored
+    refunded = attrs.evolve(paid, status=PaymentStatus.REFUNDED)
+    store.update_payment(refunded, expected_status=PaymentStatus.PAID)
+    assert store.find_payment(payment.order_id) == refunded
+
+
+def test_a_commit_never_replaces_a_refunded_payment(store: AccountStore) -> None:
+    """A confirmation that read the payment before a refund marked it refunded (a store
+    without row locks lets them race) conflicts instead of buying the pack."""
+    subject = new_subject()
+    service_over(store).consume(Principal(subject), 10)
+    payment = attrs.evolve(_payment(subject, "premium"), plan_id="", pack_id="topup")
+    store.add_payment(payment)
+    refunded = attrs.evolve(payment, status=PaymentStatus.REFUNDED)
+    store.update_payment(refunded, expected_status=PaymentStatus.CREATED)
+    stored = store.load(subject)
+    assert stored is not None
+    change = debit(stored, 5, MID_JANUARY)
+    paid = attrs.evolve(payment, status=PaymentStatus.PAID, gateway_payment_id="pay_late")
+
+    with pytest.raises(WriteConflictError):
+        store.commit(Commit(change.account, stored.version, change.entries, (paid,)))
+
+    assert store.find_payment(payment.order_id) == refunded
+    assert store.load(subject) == stored
+
+
 def test_adding_a_payment_twice_by_id_or_by_order_conflicts(store: AccountStore) -> None:
     payment = _payment(new_subject(), "premium")
     store.add_payment(payment)

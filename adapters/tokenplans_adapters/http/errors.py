@@ -185,6 +185,10 @@ def _unknown_plan(_request: Request, exc: tokenplans.UnknownPlanError) -> Respon
     return json_error(400, "invalid plan", plan=exc.plan_id)
 
 
+def _unknown_pack(_request: Request, exc: tokenplans.UnknownPackError) -> Response:
+    return json_error(400, "invalid pack", pack=exc.pack_id)
+
+
 def _unknown_model(_request: Request, exc: tokenplans.UnknownModelError) -> Response:
     return json_error(400, "unknown model", model=exc.model)
 
@@ -355,6 +359,7 @@ EXCEPTION_HANDLERS: Mapping[Any, Handler] = {
     tokenplans.PermissionDeniedError: _handles(_forbidden),
     tokenplans.FeatureNotInPlanError: _handles(_feature_not_in_plan),
     tokenplans.UnknownPlanError: _handles(_unknown_plan),
+    tokenplans.UnknownPackError: _handles(_unknown_pack),
     tokenplans.UnknownModelError: _handles(_unknown_model),
     tokenplans.InsufficientTokensError: _handles(_insufficient),
     tokenplans.IdempotencyConflictError: _handles(_idempotency_conflict),

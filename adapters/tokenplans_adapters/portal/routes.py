@@ -44,6 +44,7 @@ from tokenplans import (
     PermissionDeniedError,
     Principal,
     TokenService,
+    UnknownPackError,
     UnknownPlanError,
 )
 from tokenplans_adapters.http.auth import admin_of, principal_of
@@ -186,7 +187,9 @@ class Portal:
             session = self._session(request)
         except _Refused as refused:
             return self._refused(request, refused)
-        notice = "Payment received: your plan is updated." if "paid" in request.query_params else ""
+        notice = (
+            "Payment received: your account is updated." if "paid" in request.query_params else ""
+        )
         context = await in_thread(self._account_context, session.subject)
         return self._render(
             request, "account.html", {**context, "session": session, "notice": notice}
@@ -234,9 +237,10 @@ class Portal:
             "entries": service.history(principal, limit=RECENT_ENTRIES).entries,
             "upgrades": upgrades,
             # Credit lots (live, in burn order: source, amount, remaining, expires_at, ...)
-            # and the catalog's packs, once they exist: account.html lists them as given.
-            "lots": [],
-            "packs": [],
+            # and the catalog's packs (id, name, credits, price, currency), on sale to
+            # anyone at any time: account.html lists them as given.
+            "lots": usage.lots,
+            "packs": list(catalog.packs) if self.payments is not None else [],
             "when": view.when,
             "short": view.short,
             "money": view.money,
@@ -275,7 +279,9 @@ class Portal:
             fields = await self._form(request, session)
             payments = self._paying()
             principal = Principal(session.subject)
-            checkout = await in_thread(_order, payments, principal, fields.get("plan", ""))
+            checkout = await in_thread(
+                _order, payments, principal, fields.get("plan"), fields.get("pack")
+            )
         except _Refused as refused:
             return self._refused(request, refused)
         public = dict(checkout.public)
@@ -565,11 +571,17 @@ def _form_spec(
     }
 
 
-def _order(payments: PaymentService, principal: Principal, plan: str) -> Checkout:
+def _order(
+    payments: PaymentService, principal: Principal, plan: str | None, pack: str | None
+) -> Checkout:
+    """An order for the form's ``plan`` or, in a pack's form, its ``pack``."""
+    what = "pack" if pack is not None and plan is None else "plan"
     try:
-        return payments.create_order(principal, plan)
-    except (PaymentError, UnknownPlanError, PermissionDeniedError) as error:
-        raise _Refused(400, "This plan cannot be bought now", str(error)) from None
+        if pack is not None and plan is None:
+            return payments.create_order(principal, pack=pack)
+        return payments.create_order(principal, plan or "")
+    except (PaymentError, UnknownPlanError, UnknownPackError, PermissionDeniedError) as error:
+        raise _Refused(400, f"This {what} cannot be bought now", str(error)) from None
     except GatewayError as error:
         raise _Refused(
             502, "The payment provider did not answer", f"Try again in a minute. ({error})"

@@ -26,7 +26,7 @@ from .signatures import payment_message, secret_bytes, sign
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 14  # Razorpay's ids are a prefix and 14 alphanumerics: order_N2tK8v0GqXzB1c
 #: The webhook events :meth:`OfflineGateway.webhook_delivery` can forge.
-WEBHOOK_EVENTS = ("payment.captured", "order.paid", "payment.failed")
+WEBHOOK_EVENTS = ("payment.captured", "order.paid", "payment.failed", "refund.processed")
 
 
 def _random_id(prefix: str) -> str:
@@ -114,20 +114,25 @@ class OfflineGateway(RazorpayProtocol):
         fresh event id. Raises :class:`ValueError` when webhooks are refused."""
         if event not in WEBHOOK_EVENTS:
             raise ValueError(f"unknown webhook event {event!r}: one of {WEBHOOK_EVENTS}")
+        status = {"payment.failed": "failed", "refund.processed": "refunded"}
+        entities: dict[str, object] = {
+            "payment": {
+                "entity": {
+                    "id": payment_id,
+                    "entity": "payment",
+                    "order_id": order_id,
+                    "status": status.get(event, "captured"),
+                }
+            }
+        }
+        if event == "refund.processed":  # a refund carries the refund and its payment
+            refund = {"id": _random_id("rfnd_"), "entity": "refund", "payment_id": payment_id}
+            entities = {"refund": {"entity": {**refund, "status": "processed"}}, **entities}
         payload = {
             "entity": "event",
             "event": event,
-            "contains": ["payment"],
-            "payload": {
-                "payment": {
-                    "entity": {
-                        "id": payment_id,
-                        "entity": "payment",
-                        "order_id": order_id,
-                        "status": "failed" if event == "payment.failed" else "captured",
-                    }
-                }
-            },
+            "contains": list(entities),
+            "payload": entities,
         }
         body = json.dumps(payload, separators=(",", ":")).encode()
         return body, self.webhook_headers(body, f"evt_{secrets.token_hex(7)}")

@@ -42,6 +42,8 @@ EVENT_ID_HEADER = "x-razorpay-event-id"
 #: Webhook events that confirm a payment, and the one that marks it failed.
 CONFIRMING_EVENTS = frozenset({"payment.captured", "order.paid"})
 FAILING_EVENT = "payment.failed"
+#: A refund (in part or in full) went through: a pack's lot is voided.
+REFUND_EVENT = "refund.processed"
 
 
 _ID = {"type": "string", "minLength": 1, "maxLength": MAX_GATEWAY_ID_LENGTH}
@@ -188,7 +190,9 @@ def _parse_event(body: bytes, event_id: str | None) -> GatewayEvent:
     """The event of a Razorpay webhook body.
 
     ``payment.*`` events carry ``payload.payment.entity`` (with its ``order_id``);
-    ``order.paid`` carries ``payload.order.entity`` and ``payload.payment.entity``.
+    ``order.paid`` carries ``payload.order.entity`` and ``payload.payment.entity``;
+    ``refund.processed`` carries ``payload.refund.entity`` and the refunded
+    ``payload.payment.entity`` (its amount is the payment's, not the refund's).
     """
     try:
         data = json.loads(body)
@@ -206,6 +210,8 @@ def _parse_event(body: bytes, event_id: str | None) -> GatewayEvent:
         kind = EventKind.CONFIRMED
     elif name == FAILING_EVENT:
         kind = EventKind.FAILED
+    elif name == REFUND_EVENT:
+        kind = EventKind.REFUNDED
     else:
         kind = EventKind.OTHER
     return GatewayEvent(
@@ -213,7 +219,8 @@ def _parse_event(body: bytes, event_id: str | None) -> GatewayEvent:
         name=name,
         event_id=event_id,
         order_id=_text(order.get("id")) or _text(payment.get("order_id")),
-        provider_payment_id=_text(payment.get("id")),
+        provider_payment_id=_text(payment.get("id"))
+        or _text(_entity(payload, "refund").get("payment_id")),
         amount=None if isinstance(amount, bool) or not isinstance(amount, int) else amount,
     )
 

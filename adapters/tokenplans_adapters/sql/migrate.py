@@ -33,7 +33,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "tokenplans_alembic_version"
 #: The revision the newest migration records: what an up-to-date schema holds. A new
 #: migration changes it (a test checks it is Alembic's head).
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 _LOCK_NAME = "tokenplans_schema"
 _PG_LOCK_KEY = 0x746F6B656E706C61  # "tokenpla": any fixed 64-bit key
 _LOCK_TIMEOUT_S = 120

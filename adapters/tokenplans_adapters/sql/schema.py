@@ -261,8 +261,13 @@ payments = Table(
     Column("gateway_payment_id", ExactText(), nullable=True),
     # The gateway that made the order (``razorpay``); only its proofs and webhooks confirm it.
     Column("provider", String(32), nullable=False),
+    # The pack a payment buys (NULL: a plan's payment, whose plan_id names it; a pack's
+    # payment has plan_id "").
+    Column("pack_id", String(64), nullable=True),
 )
 Index(None, payments.c.subject, payments.c.created_at, payments.c.id)
+# A refund that names only the provider's payment (Stripe's charge.refunded) finds ours.
+Index(None, payments.c.gateway_payment_id)
 
 #: Payment-provider events already handled (webhooks are delivered at least once).
 payment_events = Table(

@@ -35,6 +35,7 @@ from tokenplans.ports import (
     HoldWrite,
     LedgerEntry,
     Payment,
+    PaymentStatus,
     Record,
     WriteConflictError,
     daily_usage,
@@ -200,9 +201,14 @@ def mark_event(conn: Connection, event: HandledEvent) -> None:
 def _upsert_payment(conn: Connection, payment: Payment) -> None:
     # Portable upsert: the account's compare-and-write already serialises writers of
     # this subject, so update-then-insert cannot race with itself; a racing add_payment
-    # shows up as a unique violation, i.e. a write conflict.
+    # shows up as a unique violation, i.e. a write conflict. A refunded payment is never
+    # replaced: the update matches nothing, and the insert of its id is that conflict.
     values = payment_values(payment)
-    result = conn.execute(update(payments).where(payments.c.id == payment.id).values(**values))
+    result = conn.execute(
+        update(payments)
+        .where(payments.c.id == payment.id, payments.c.status != PaymentStatus.REFUNDED.value)
+        .values(**values)
+    )
     if result.rowcount == 0:
         conn.execute(insert(payments).values(**values))
 

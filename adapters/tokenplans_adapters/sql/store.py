@@ -449,6 +449,20 @@ class SqlAccountStore(SqlOutbox):
 
         return self._read(query)
 
+    def find_payment_by_gateway_id(self, gateway_payment_id: str) -> Payment | None:
+        query = (
+            select(payments)
+            .where(payments.c.gateway_payment_id == gateway_payment_id)
+            .order_by(payments.c.created_at, payments.c.id)
+            .limit(1)
+        )
+
+        def read(conn: Connection) -> Payment | None:
+            row = conn.execute(query).first()
+            return None if row is None else payment_from_row(row)
+
+        return self._read(read)
+
     def payments_of(self, subject: str, *, limit: int = 100) -> Sequence[Payment]:
         query = (
             select(payments)

@@ -44,7 +44,8 @@ COMPLETED = "checkout.session.completed"
 ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
 #: Events that mark a payment failed.
 FAILING_EVENTS = frozenset({"checkout.session.async_payment_failed", "checkout.session.expired"})
-#: Accepted and ignored until credit packs exist (a refund will void a pack's credits).
+#: A charge was refunded (in part or in full): a pack's lot is voided. The charge names
+#: the PaymentIntent, which is the payment's provider id.
 REFUNDED = "charge.refunded"
 
 _SESSION_EXAMPLE = {
@@ -176,6 +177,8 @@ def parse_event(body: bytes) -> GatewayEvent:
     inner = data.get("data")
     session = inner.get("object") if isinstance(inner, Mapping) else None
     session = session if isinstance(session, Mapping) else {}
+    if name == REFUNDED and session.get("object") == "charge":
+        return _refund(session, name, event_id)
     if session.get("object") != "checkout.session":
         return GatewayEvent(kind=EventKind.OTHER, name=name, event_id=event_id)
     if name == ASYNC_SUCCEEDED or (name == COMPLETED and session.get("payment_status") == "paid"):
@@ -195,6 +198,22 @@ def parse_event(body: bytes) -> GatewayEvent:
         event_id=event_id,
         order_id=order_id,
         provider_payment_id=_text(intent) or order_id,
+        amount=None if isinstance(amount, bool) or not isinstance(amount, int) else amount,
+    )
+
+
+def _refund(charge: Mapping[str, Any], name: str, event_id: str | None) -> GatewayEvent:
+    """A refunded charge: no session id (the order id), so the payment is found by its
+    PaymentIntent; the amount is the charge's (what was paid), not the refund's."""
+    intent = charge.get("payment_intent")
+    if isinstance(intent, Mapping):  # expanded
+        intent = intent.get("id")
+    amount = charge.get("amount")
+    return GatewayEvent(
+        kind=EventKind.REFUNDED,
+        name=name,
+        event_id=event_id,
+        provider_payment_id=_text(intent),
         amount=None if isinstance(amount, bool) or not isinstance(amount, int) else amount,
     )
 

@@ -219,10 +219,12 @@ def purchase_lot(
     )
 
 
-def refund_lot(account: Account, now: datetime, *, payment_id: str) -> Change:
+def refund_lot(
+    account: Account, now: datetime, *, payment_id: str, actor: str | None = None
+) -> Change:
     """A refunded pack: its lot is voided (its free remainder forfeited, what was used
     stays used); nothing when the lot is gone or already voided or expired."""
     found = next((lot for lot in account.lots if lot.lot_id == payment_id), None)
     if found is None or found.status is not LotStatus.ACTIVE:
         return Change(account)
-    return forfeit(account, payment_id, now, voided=True)
+    return forfeit(account, payment_id, now, voided=True, actor=actor)

@@ -7,7 +7,9 @@ provider's webhook, or from both at once; it applies the plan once because the p
 is fetched again on every attempt of the update loop: of two racing confirmations one
 commits, the other loses the compare-and-write on the account version, re-reads, finds
 the payment paid and returns without changing anything. What a confirmed payment does to
-the account is :func:`tokenplans._rules.payments.apply_payment`.
+the account is :func:`tokenplans._rules.payments.apply_payment` for a plan, and a
+``purchased`` lot for a pack (:func:`tokenplans._rules.payments.apply_pack`); a refund
+event voids a pack's lot (:func:`tokenplans._rules.payments.decide_refund`).
 
 The service holds one gateway per payment provider, by name. An order is made at one of
 them and records its name (``Payment.provider``); a proof or a webhook is read by the
@@ -25,7 +27,12 @@ import attrs
 
 from tokenplans._ports import AccountStore, Clock, PaymentGateway, PaymentStore
 from tokenplans._rules.events import payment_event
-from tokenplans._rules.payments import check_purchase, decide_confirmation, open_order_for
+from tokenplans._rules.payments import (
+    check_purchase,
+    decide_confirmation,
+    decide_refund,
+    open_order_for,
+)
 from tokenplans._rules.permissions import check_can_read
 from tokenplans._values.accounts import utc_text
 from tokenplans._values.events import DEFAULT_THRESHOLDS
@@ -40,9 +47,14 @@ from tokenplans._values.payments import (
     WebhookOutcome,
     WebhookStatus,
 )
-from tokenplans._values.plans import PlanCatalog
+from tokenplans._values.plans import Pack, Plan, PlanCatalog
 from tokenplans._values.principal import Principal
-from tokenplans.errors import PaymentError, PaymentNotFoundError, WriteConflictError
+from tokenplans.errors import (
+    InvalidRequestError,
+    PaymentError,
+    PaymentNotFoundError,
+    WriteConflictError,
+)
 
 from .loop import AccountUpdater
 
@@ -131,56 +143,65 @@ class PaymentService:
     def create_order(
         self,
         principal: Principal,
-        plan_id: str,
+        plan_id: str | None = None,
         *,
+        pack: str | None = None,
         subject: str | None = None,
         provider: str | None = None,
     ) -> Checkout:
-        """Create an order for ``plan_id`` at ``provider``'s gateway (default: the default
-        provider's) and record it as ``created``.
+        """Create an order for the plan ``plan_id`` or the pack ``pack`` (exactly one of
+        them) at ``provider``'s gateway (default: the default provider's) and record it as
+        ``created``.
 
         Only a paid plan ranking at or above the account's current one may be bought (the
-        same plan is a renewal, so it needs a term to extend). The amount and currency
-        come from the catalog. An open order at the same provider for the same plan and
-        price is handed back instead (``reused=True``), and a subject may hold at most
-        ``MAX_OPEN_ORDERS`` open orders, at all providers (:class:`TooManyOrdersError`).
-        The gateway is called *before* anything is stored, with our payment id: if it
-        fails no record exists, and if storing fails afterwards the gateway holds an order
-        nobody was given, which no one can pay.
+        same plan is a renewal, so it needs a term to extend); any pack may be bought at
+        any time. The amount and currency come from the catalog. An open (unpaid) order
+        at the same provider for the same plan or pack and price is handed back instead
+        (``reused=True``), and a subject may hold at most ``MAX_OPEN_ORDERS`` open orders,
+        at all providers (:class:`TooManyOrdersError`); a paid order is closed, so a pack
+        bought again is a new order. The gateway is called *before* anything is stored,
+        with our payment id: if it fails no record exists, and if storing fails afterwards
+        the gateway holds an order nobody was given, which no one can pay.
         """
+        if (plan_id is None) == (pack is None):
+            raise InvalidRequestError("an order names exactly one of plan and pack")
         gateway = self._gateway_for(provider)
         subject = principal.subject if subject is None else subject
         check_can_read(principal, subject)
-        plan = self.catalog.get(plan_id)
-        check_purchase(plan, self._accounts.account(subject), self.catalog)
+        if pack is not None:
+            item: Plan | Pack = self.catalog.get_pack(pack)
+        else:
+            item = self.catalog.get(str(plan_id))
+            check_purchase(item, self._accounts.account(subject), self.catalog)
         recent = self._payments.payments_of(check_subject(subject), limit=_RECENT_PAYMENTS)
         now = self._accounts.now()
-        reusable = open_order_for(plan, recent, now, provider=gateway.name)
+        reusable = open_order_for(item, recent, now, provider=gateway.name)
         if reusable is not None:
             started = gateway.resume_checkout(order_id=reusable.order_id)
-            return Checkout(reusable, dict(started.public), plan.name, reused=True)
+            return Checkout(reusable, dict(started.public), item.name, reused=True)
         payment_id = self._new_id()
         started = gateway.start_checkout(
             payment_id=payment_id,
             subject=subject,
-            plan_id=plan.id,
-            amount=plan.price,
-            currency=plan.currency,
+            plan_id=item.id,
+            amount=item.price,
+            currency=item.currency,
         )
         payment = Payment(
             id=payment_id,
             subject=subject,
-            plan_id=plan.id,
-            amount=plan.price,
-            currency=plan.currency,
+            plan_id="" if isinstance(item, Pack) else item.id,
+            amount=item.price,
+            currency=item.currency,
             order_id=started.order_id,
             status=PaymentStatus.CREATED,
             created_at=now,
             updated_at=now,
             provider=gateway.name,
+            pack_id=item.id if isinstance(item, Pack) else None,
         )
         self._payments.add_payment(payment)
-        return Checkout(payment=payment, public=dict(started.public), plan_name=plan.name)
+        return Checkout(payment=payment, public=dict(started.public), plan_name=item.name)
 
     def payments(self, principal: Principal, *, subject: str | None = None) -> Sequence[Payment]:
         """The subject's payments, newest first: a user's own, or any subject's for an
@@ -228,9 +249,12 @@ class PaymentService:
 
         Deliveries are at least once and unordered, so: an event id already handled is a
         duplicate; a confirmation of a paid payment changes nothing; a failure never moves
-        a paid payment back. The event id is marked in the same transaction that applies
-        the change. Raises :class:`PaymentError` for a delivery the gateway refuses (bad
-        signature, not an event); nothing changes then.
+        a paid payment back. A refund of a pack's payment voids its lot's remainder and
+        marks the payment refunded, so a confirmation arriving later buys nothing; a
+        refund of a plan's payment is ignored (an operator's matter). The event id is
+        marked in the same transaction that applies the change. Raises
+        :class:`PaymentError` for a delivery the gateway refuses (bad signature, not an
+        event); nothing changes then.
         """
         if not isinstance(body, bytes | bytearray):
             raise TypeError("the webhook body must be the raw bytes received")
@@ -240,28 +264,72 @@ class PaymentService:
             return WebhookOutcome(WebhookStatus.IGNORED, event.name)
         if event.event_id is not None and self._payments.event_seen(event.event_id):
             return WebhookOutcome(WebhookStatus.DUPLICATE, event.name, event.order_id)
-        payment = None if event.order_id is None else self._payments.find_payment(event.order_id)
-        if payment is None or payment.provider != gateway.name or event.provider_payment_id is None:
-            # Not an order of ours (another integration on the same provider account), or
-            # not one made at this provider: accepted, so it stops retrying, and ignored.
-            return WebhookOutcome(WebhookStatus.IGNORED, event.name, event.order_id)
-        if (event.amount is not None and event.amount != payment.amount) or (
-            event.kind is EventKind.CONFIRMED and payment.plan_id not in self.catalog
-        ):
-            # A different amount is not this order's (the provider fixes an order's
-            # amount). A plan that left the catalog since the order has nothing to apply,
-            # and refusing would only make the provider redeliver for days: the payment
-            # stays ``created`` (GET /api/payments lists it) for an operator to settle.
+        payment = self._payment_of(event)
+        paid_as = event.provider_payment_id
+        if payment is None or paid_as is None or not self._acts_on(payment, event, gateway.name):
             return WebhookOutcome(WebhookStatus.IGNORED, event.name, event.order_id)
         if event.kind is EventKind.FAILED:
             return self._fail(payment, event)
+        if event.kind is EventKind.REFUNDED:
+            return self._refund(payment, event, actor=f"{gateway.name}:webhook")
         outcome = self._confirm(
             payment,
-            gateway_payment_id=event.provider_payment_id,
+            gateway_payment_id=paid_as,
             actor=f"{gateway.name}:webhook",
             event_id=event.event_id,
         )
         status = WebhookStatus.APPLIED if outcome.applied else WebhookStatus.ALREADY_APPLIED
+        return WebhookOutcome(status, event.name, payment.order_id)
+
+    def _payment_of(self, event: GatewayEvent) -> Payment | None:
+        """The payment an event is about: by the provider's order id, or (a refund that
+        names only the provider's payment) by the provider's payment id."""
+        if event.order_id is not None:
+            return self._payments.find_payment(event.order_id)
+        if event.kind is EventKind.REFUNDED and event.provider_payment_id is not None:
+            return self._payments.find_payment_by_gateway_id(event.provider_payment_id)
+        return None
+
+    def _acts_on(self, payment: Payment, event: GatewayEvent, provider: str) -> bool:
+        """Whether ``event`` about ``payment`` is acted on; if not, it is accepted (so the
+        provider stops retrying) and ignored."""
+        if payment.provider != provider:
+            # Not an order of ours (another integration on the same provider account), or
+            # not one made at this provider.
+            return False
+        if event.amount is not None and event.amount != payment.amount:
+            return False  # not this order's: the provider fixes an order's amount
+        if event.kind is EventKind.CONFIRMED and not self._on_offer(payment):
+            # A plan or pack that left the catalog since the order has nothing to apply,
+            # and refusing would only make the provider redeliver for days: the payment
+            # stays ``created`` (GET /api/payments lists it) for an operator.
+            return False
+        # A plan's refund is left to the operator (as before packs); a pack's voids its lot.
+        return event.kind is not EventKind.REFUNDED or payment.is_pack
+
+    def _on_offer(self, payment: Payment) -> bool:
+        """Whether the plan or pack ``payment`` buys is still in the catalog."""
+        if payment.pack_id is not None:
+            return self.catalog.has_pack(payment.pack_id)
+        return payment.plan_id in self.catalog
+
+    def _refund(self, payment: Payment, event: GatewayEvent, *, actor: str) -> WebhookOutcome:
+        """Void a refunded pack's lot and mark its payment refunded, once per event."""
+        event_id = event.event_id
+
+        def fetch() -> tuple[Payment, bool]:
+            current = self._payments.find_payment(payment.order_id)
+            if current is None:  # pragma: no cover - payments are never deleted
+                raise PaymentNotFoundError(payment.order_id)
+            return current, event_id is not None and self._payments.event_seen(event_id)
+
+        status = self._accounts.update(
+            payment.subject,
+            lambda account, now, facts: decide_refund(
+                account, now, payment=facts[0], event_seen=facts[1], actor=actor, event_id=event_id
+            ),
+            fetch,
+        )
         return WebhookOutcome(status, event.name, payment.order_id)
 
     def _confirm(
@@ -303,7 +371,7 @@ class PaymentService:
             current = self._payments.find_payment(payment.order_id)
             if current is None:  # pragma: no cover - payments are never deleted
                 break
-            if current.status is PaymentStatus.PAID:
+            if current.status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
                 return WebhookOutcome(WebhookStatus.ALREADY_APPLIED, name, current.order_id)
             if current.status is PaymentStatus.FAILED and event_id is None:
                 return WebhookOutcome(WebhookStatus.FAILED, name, current.order_id)

@@ -1,7 +1,9 @@
 """Payment records and the neutral words the payment gateway port speaks.
 
 A payment moves created -> paid | failed (and failed -> paid, a retried checkout that
-succeeded), never away from paid. The gateway types name no provider: a checkout started
+succeeded), never away from paid, except that a pack's payment moves to refunded when the
+provider reports a refund (from any status: a refund may arrive before the
+confirmation). The gateway types name no provider: a checkout started
 for a payment, a confirmation of one, a webhook event, each in neutral terms, and what a
 provider's browser checkout and webhooks look like on the wire
 (:class:`GatewayDescription`), so that no adapter but the provider's own names its fields.
@@ -21,23 +23,27 @@ from .accounts import Usage
 
 class PaymentStatus(enum.StrEnum):
     """Stored as the value. A payment only moves forward: created -> paid | failed,
-    and failed -> paid (a retried checkout that succeeded); never away from paid."""
+    and failed -> paid (a retried checkout that succeeded); never away from paid. A
+    pack's payment moves to refunded at a refund event, and never away from it: a
+    refunded payment buys nothing, even if its confirmation arrives after the refund."""
 
     CREATED = "created"
     PAID = "paid"
     FAILED = "failed"
+    REFUNDED = "refunded"
 
 
 @attrs.frozen
 class Payment:
-    """One order for one plan, for one subject, at one payment provider.
+    """One order for one plan or one pack, for one subject, at one payment provider.
 
     ``id`` is ours (sent to the gateway with the order); ``order_id`` is the gateway's;
     ``gateway_payment_id`` arrives when the payment does. Amount and currency are copied
     from the catalog when the order is made. ``provider`` is the name of the gateway that
     made the order (:attr:`PaymentGateway.name`): only that gateway's proofs and webhooks
     may confirm it. It defaults to ``"razorpay"``, the provider of every payment recorded
-    before payments named theirs.
+    before payments named theirs. A pack's payment names its pack (``pack_id``) and no
+    plan (``plan_id`` is ``""``).
     """
 
     id: str
@@ -51,6 +57,12 @@ class Payment:
     updated_at: datetime
     gateway_payment_id: str | None = None
     provider: str = "razorpay"
+    pack_id: str | None = None
+
+    @property
+    def is_pack(self) -> bool:
+        """Whether the payment buys a pack (a ``purchased`` lot) rather than a plan."""
+        return self.pack_id is not None
 
 
 @attrs.frozen
@@ -64,7 +76,8 @@ class HandledEvent:
 class Checkout:
     """A created order and what a browser checkout needs to take it: the gateway's order
     id, the amount in minor units, the currency and the gateway's public fields (``public``,
-    e.g. the key id)."""
+    e.g. the key id). ``plan_name`` is the name of what is bought: the plan's, or the
+    pack's."""
 
     payment: Payment
     public: Mapping[str, str]
@@ -104,11 +117,12 @@ class WebhookStatus(enum.StrEnum):
     """What a webhook delivery did. Every one of these is a success for the provider (it
     must stop retrying); only a bad signature or a malformed body is refused."""
 
-    APPLIED = "applied"  # a payment was confirmed and its plan applied by this delivery
+    APPLIED = "applied"  # a payment was confirmed and its plan or pack applied by this delivery
     ALREADY_APPLIED = "already_applied"  # the payment was paid before (verify or replay)
     FAILED = "failed"  # the payment is now marked failed
     DUPLICATE = "duplicate"  # this event id was handled before
     IGNORED = "ignored"  # an event we do not act on, or an order that is not ours
+    REFUNDED = "refunded"  # a pack's payment was refunded: its lot's remainder is voided
 
 
 @attrs.frozen
@@ -143,6 +157,7 @@ class Confirmation:
 class EventKind(enum.Enum):
     CONFIRMED = "confirmed"  # the payment was captured: apply it
     FAILED = "failed"  # the payment failed: mark it so
+    REFUNDED = "refunded"  # the payment was refunded (in part or in full)
     OTHER = "other"  # anything else: acknowledged, not acted on
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import attrs
 
-from tokenplans.errors import CatalogError, UnknownPlanError
+from tokenplans.errors import CatalogError, UnknownPackError, UnknownPlanError
 
 from .described import described
-from .limits import MAX_FEATURE_LENGTH, is_feature_name
+from .limits import MAX_AMOUNT, MAX_FEATURE_LENGTH, is_feature_name
 
 #: The default catalog in the ``PLAN_CONFIGS`` shape of the FastAPI app tokenplans grew
 #: from, kept so that app's frontend and its numbers keep working.
@@ -43,6 +43,14 @@ _FIELDS = frozenset(
 _ROLLOVER_FIELDS = frozenset({"max", "periods"})
 #: At most this many periods a rollover lot lasts.
 MAX_ROLLOVER_PERIODS = 120
+#: The fields of a pack (``[packs.<id>]``).
+_PACK_FIELDS = frozenset(
+    {"id", "name", "price", "currency", "credits", "expires_after_days", "priority"}
+)
+#: A pack's credits last at most this many days (a hundred years); none: never expire.
+MAX_PACK_DAYS = 36500
+#: A pack's priority, as a lot's: 0 to this, lower burns first.
+MAX_PACK_PRIORITY = 1000
 
 
 def _non_negative_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -173,6 +181,67 @@ class Plan:
         return self.duration_days is not None
 
 
+def _pack_price(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
+    # A free pack would hand out credits for nothing, as often as asked.
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CatalogError(f"price must be a positive integer (a pack is paid), got {value!r}")
+
+
+def _pack_credits(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_AMOUNT:
+        raise CatalogError(f"credits must be an integer from 1 to {MAX_AMOUNT}, got {value!r}")
+
+
+def _pack_days(
+    _instance: object, _attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PACK_DAYS:
+        raise CatalogError(
+            f"expires_after_days must be an integer from 1 to {MAX_PACK_DAYS} or none, "
+            f"got {value!r}"
+        )
+
+
+def _pack_priority(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PACK_PRIORITY:
+        raise CatalogError(
+            f"priority must be an integer from 0 to {MAX_PACK_PRIORITY}, got {value!r}"
+        )
+
+
+@attrs.frozen
+class Pack:
+    """A top-up pack: ``credits`` bought once for ``price``, kept as a ``purchased`` lot
+    until ``expires_after_days`` after the payment is confirmed (none: never), burning at
+    ``priority`` (docs/credit-lots.md, "Packs"). Any user may buy any pack at any time."""
+
+    id: str = attrs.field(validator=_slug)
+    name: str = attrs.field(validator=attrs.validators.instance_of(str))
+    price: int = attrs.field(
+        validator=_pack_price, metadata=described("Minor units (paise for INR).", minimum=1)
+    )
+    credits: int = attrs.field(
+        validator=_pack_credits, metadata=described(minimum=1, maximum=MAX_AMOUNT)
+    )
+    currency: str = attrs.field(default="INR", validator=_currency)
+    expires_after_days: int | None = attrs.field(
+        default=None,
+        validator=_pack_days,
+        metadata=described(
+            "The lot's credits lapse this many days after the payment is confirmed; null: never.",
+            minimum=1,
+            maximum=MAX_PACK_DAYS,
+        ),
+    )
+    priority: int = attrs.field(
+        default=0,
+        validator=_pack_priority,
+        metadata=described("The lot's priority: lower burns first.", maximum=MAX_PACK_PRIORITY),
+    )
+
+
 @attrs.frozen
 class PlanCatalog:
     """The plans on offer, ordered by rank, with exactly one default (free, no term) plan,
@@ -183,8 +252,16 @@ class PlanCatalog:
     """
 
     plans: tuple[Plan, ...]
+    #: The top-up packs on offer, in the file's order.
+    packs: tuple[Pack, ...] = ()
 
     def __attrs_post_init__(self) -> None:
+        pack_ids = [pack.id for pack in self.packs]
+        if len(set(pack_ids)) != len(pack_ids):
+            raise CatalogError(f"packs are listed twice: {sorted(pack_ids)}")
+        if pack_ids and any(plan.id == "packs" for plan in self.plans):
+            # A plan file holds both under one key: ``[packs]`` would be read as either.
+            raise CatalogError("a catalog with packs cannot have a plan with the id 'packs'")
         seen: set[str] = set()
         for position, plan in enumerate(self.plans):
             if plan.id in seen:
@@ -217,8 +294,11 @@ class PlanCatalog:
         """Load the ``PLAN_CONFIGS`` shape: ``{plan_id: {field: value}}``.
 
         Order is rank: the first plan is the lowest tier. ``{"plans": [...]}`` (a list of
-        plan tables, the natural TOML shape) is accepted too.
+        plan tables, the natural TOML shape) is accepted too. A top-level ``packs`` table
+        of tables (``[packs.<id>]`` in TOML) holds the top-up packs, in either shape; a
+        plan table has price and tokens, so a plan named ``packs`` still reads as one.
         """
+        configs, packs = _split_packs(configs)
         if isinstance(configs, Mapping) and isinstance(configs.get("plans"), list):
             entries = [(_entry_id(entry, None), entry) for entry in configs["plans"]]
         elif isinstance(configs, Mapping):
@@ -227,7 +307,9 @@ class PlanCatalog:
             raise CatalogError(f"a catalog is a mapping of plan id to plan, got {configs!r}")
         if not entries:
             raise CatalogError("the catalog has no plans")
-        return cls(tuple(_plan(key, entry, rank) for rank, (key, entry) in enumerate(entries)))
+        return cls(
+            tuple(_plan(key, entry, rank) for rank, (key, entry) in enumerate(entries)), packs
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> PlanCatalog:
@@ -259,6 +341,16 @@ class PlanCatalog:
             if plan.id == plan_id:
                 return plan
         raise UnknownPlanError(plan_id)
+
+    def get_pack(self, pack_id: str) -> Pack:
+        """The pack with this id, or :class:`UnknownPackError`."""
+        for pack in self.packs:
+            if pack.id == pack_id:
+                return pack
+        raise UnknownPackError(pack_id)
+
+    def has_pack(self, pack_id: str) -> bool:
+        return any(pack.id == pack_id for pack in self.packs)
 
     def features_of(self, plan_id: str) -> tuple[str, ...]:
         """The features an account on ``plan_id`` has: its plan's, or the default plan's
@@ -325,3 +417,41 @@ def _plan(key: str, entry: object, rank: int) -> Plan:
         )
     except (CatalogError, TypeError) as error:
         raise CatalogError(f"plan {key!r}: {error}") from error
+
+
+def _split_packs(configs: Any) -> tuple[Any, tuple[Pack, ...]]:
+    """The catalog without its ``packs`` table, and the packs. ``packs`` is the packs'
+    table when every value in it is a table (a plan's price and tokens are numbers)."""
+    if not isinstance(configs, Mapping):
+        return configs, ()
+    table = configs.get("packs")
+    if not isinstance(table, Mapping) or not all(
+        isinstance(value, Mapping) for value in table.values()
+    ):
+        return configs, ()
+    rest = {key: value for key, value in configs.items() if key != "packs"}
+    return rest, tuple(_pack(key, entry) for key, entry in table.items())
+
+
+def _pack(key: str, entry: Mapping[str, Any]) -> Pack:
+    pack_id = entry.get("id", key)
+    if pack_id != key:
+        raise CatalogError(f"pack {key!r}: its id field says {pack_id!r}")
+    unknown = sorted(set(entry) - _PACK_FIELDS)
+    if unknown:
+        raise CatalogError(f"pack {key!r}: unknown field(s) {unknown}")
+    missing = sorted({"price", "credits"} - set(entry))
+    if missing:
+        raise CatalogError(f"pack {key!r}: missing field(s) {missing}")
+    try:
+        return Pack(
+            id=key,
+            name=entry.get("name", key.title()),
+            price=entry["price"],
+            credits=entry["credits"],
+            currency=entry.get("currency", "INR"),
+            expires_after_days=entry.get("expires_after_days"),
+            priority=entry.get("priority", 0),
+        )
+    except (CatalogError, TypeError) as error:
+        raise CatalogError(f"pack {key!r}: {error}") from error

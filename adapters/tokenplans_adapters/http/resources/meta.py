@@ -1,5 +1,5 @@
-"""The service itself and its catalog: ``GET /``, liveness, readiness and the plans.
-All public: none needs a bearer token."""
+"""The service itself and its catalog: ``GET /``, liveness, readiness, the plans and the
+top-up packs. All public: none needs a bearer token."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tokenplans import Plan, PlanCatalog, StorageUnavailableError
+from tokenplans import Pack, Plan, PlanCatalog, StorageUnavailableError
 from tokenplans_adapters.http.errors import (
     json_error,
     log_unavailable,
@@ -23,6 +23,8 @@ from tokenplans_adapters.http.state import state_of
 
 #: A plan as the catalog shows it: every field of :class:`tokenplans.Plan`, its price first.
 PLAN: Shape[Plan] = Shape(Plan, lead=("id", "name", "price", "currency"))
+#: A top-up pack as the catalog shows it: every field of :class:`tokenplans.Pack`.
+PACK: Shape[Pack] = Shape(Pack, lead=("id", "name", "price", "currency", "credits"))
 
 
 def plan_json(plan: Plan, catalog: PlanCatalog) -> dict[str, Any]:
@@ -78,8 +80,23 @@ async def plans(request: Request) -> JSONResponse:
     )
 
 
+async def packs(request: Request) -> JSONResponse:
+    catalog = state_of(request).service.catalog
+    return JSONResponse({"packs": [PACK.json(pack) for pack in catalog.packs]})
+
+
 def _schemas(_catalog: PlanCatalog) -> dict[str, Any]:
     return {
+        "Pack": {
+            "type": "object",
+            "required": list(PACK.names),
+            "properties": PACK.properties(),
+        },
+        "Packs": {
+            "type": "object",
+            "required": ["packs"],
+            "properties": {"packs": {"type": "array", "items": ref("Pack")}},
+        },
         "Plan": {
             "type": "object",
             "required": list(PLAN.names),
@@ -160,6 +177,18 @@ RESOURCE = Resource(
                 "listPlans",
                 "The plan catalog",
                 response("Plans by rank.", "Plans"),
+                tag="plans",
+                secured=False,
+            ),
+        ),
+        Operation(
+            "GET",
+            "/api/packs",
+            packs,
+            operation(
+                "listPacks",
+                "The top-up packs on sale (POST /api/payments/order {pack} buys one)",
+                response("Packs, in the catalog file's order.", "Packs"),
                 tag="plans",
                 secured=False,
             ),

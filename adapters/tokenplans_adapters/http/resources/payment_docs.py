@@ -30,8 +30,9 @@ from tokenplans_adapters.http.openapi import (
 )
 from tokenplans_adapters.http.snapshot import USAGE_PROPERTIES
 
-#: What an order request reads: the plan to buy.
-ORDER = {"plan": Field(str)}
+#: What an order request reads: the plan or the pack to buy (exactly one: the service
+#: refuses none or both, 422).
+ORDER = {"plan": Field(str, required=False), "pack": Field(str, required=False)}
 
 
 def provider_payment_field(provider: str) -> str:
@@ -55,6 +56,7 @@ def payment_schemas(
 
     def schemas(catalog: PlanCatalog) -> dict[str, Any]:
         paid = [plan.id for plan in catalog if not plan.is_free]
+        packs = [pack.id for pack in catalog.packs]
         id_fields = [provider_payment_field(name) for name in gateways]
         payment_properties = {
             "payment_id": {"type": "string", "description": "Ours; the order's receipt."},
@@ -66,7 +68,8 @@ def payment_schemas(
                 for field in id_fields
             },
             "subject": {"type": "string"},
-            "plan": {"type": "string"},
+            "plan": nullable({"type": "string", "description": "The plan bought; null: a pack."}),
+            "pack": {"type": "string", "description": "The pack bought (a pack's payment)."},
             "amount": _PAID_AMOUNT,
             "currency": {"type": "string"},
             "status": {"type": "string", "enum": [status.value for status in PaymentStatus]},
@@ -75,7 +78,9 @@ def payment_schemas(
         }
         # A payment shows the id field of its own provider only.
         required = [
-            name for name in payment_properties if len(id_fields) == 1 or name not in id_fields
+            name
+            for name in payment_properties
+            if (len(id_fields) == 1 or name not in id_fields) and name != "pack"
         ]
         found: dict[str, Any] = {
             "Payment": {"type": "object", "required": required, "properties": payment_properties},
@@ -96,14 +101,23 @@ def payment_schemas(
             },
             "OrderRequest": {
                 "type": "object",
-                "required": list(ORDER),
+                "description": (
+                    "Exactly one of `plan` and `pack` (422 otherwise; `null` reads as absent)."
+                ),
                 "additionalProperties": False,
-                "examples": [{"plan": plan} for plan in paid[:1]],
-                "properties": {"plan": {"type": "string", "enum": paid}},
+                "examples": [
+                    *({"plan": plan} for plan in paid[:1]),
+                    *({"pack": pack} for pack in packs[:1]),
+                ],
+                "properties": {
+                    "plan": nullable({"type": "string", "enum": paid}),
+                    "pack": nullable({"type": "string", **({"enum": packs} if packs else {})}),
+                },
             },
             "Order": {
                 "type": "object",
-                "required": ["order_id", "amount", "currency", "payment_id", "plan"],
+                "description": "A plan's order names its `plan`; a pack's its `pack`.",
+                "required": ["order_id", "amount", "currency", "payment_id"],
                 "properties": {
                     "order_id": {"type": "string", "description": "Checkout's `order_id`."},
                     "amount": {**COUNT, "description": "Checkout's `amount`."},
@@ -111,6 +125,7 @@ def payment_schemas(
                     "payment_id": {"type": "string"},
                     "receipt": {"type": "string", "description": "Our payment id again."},
                     "plan": {"type": "string"},
+                    "pack": {"type": "string"},
                     "name": {"type": "string"},
                     "description": {"type": "string"},
                     "notes": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -194,17 +209,20 @@ def _refused(text: str) -> dict[str, Any]:
 def create_order_spec(operation_id: str, title: str, order_schema: str) -> dict[str, Any]:
     return {
         "operationId": operation_id,
-        "summary": f"Create an order for a paid plan at {title} (upgrade or renewal)",
+        "summary": (
+            f"Create an order for a paid plan (upgrade or renewal) or a top-up pack at {title}"
+        ),
         "tags": ["payments"],
         "security": SECURED,
-        "requestBody": body("OrderRequest", "The plan to buy."),
+        "requestBody": body("OrderRequest", "The plan or the pack to buy."),
         "responses": {
             "200": response(f"What {title} Checkout needs to take the payment.", order_schema),
             **errors("401", *BODY_ERRORS, "503"),
             "400": {
                 "description": (
-                    "An unknown plan (`invalid plan`), or one that cannot be bought: "
-                    "free, or below the current plan (`payment refused`)."
+                    "An unknown plan (`invalid plan`) or pack (`invalid pack`), or a plan "
+                    "that cannot be bought: free, or below the current plan "
+                    "(`payment refused`)."
                 ),
                 "content": {JSON: {"schema": {"anyOf": [ref("PaymentRefused"), ref("Error")]}}},
             },

@@ -2,9 +2,9 @@
 
 Every payment provider the service holds (its gateways, by name) owns its routes:
 
-- ``POST /api/payments/{provider}/order {plan}``: an order for a paid plan, with what the
-  provider's checkout needs to take the payment (order id, amount, currency, and the
-  gateway's own public fields);
+- ``POST /api/payments/{provider}/order {plan} | {pack}``: an order for a paid plan or
+  a top-up pack (exactly one), with what the provider's checkout needs to take the
+  payment (order id, amount, currency, and the gateway's own public fields);
 - ``POST /api/payments/{provider}/verify``: the proof the provider's checkout hands the
   browser after a successful payment (its fields are the gateway's); answers the usage
   with the plan applied. Only for a provider whose description names proof fields;
@@ -65,13 +65,18 @@ from .payment_docs import (
 
 
 def payment_json(payment: Payment) -> dict[str, Any]:
-    """One payment as the API shows it: ours and the provider's ids, the plan and the money."""
+    """One payment as the API shows it: ours and the provider's ids, the plan bought, or
+    for a pack's payment ``"plan": null`` and the pack, and the money. A plan's payment
+    reads exactly as before packs existed."""
+    bought: dict[str, str | None] = (
+        {"plan": None, "pack": payment.pack_id} if payment.is_pack else {"plan": payment.plan_id}
+    )
     return {
         "payment_id": payment.id,
         "order_id": payment.order_id,
         provider_payment_field(payment.provider): payment.gateway_payment_id,
         "subject": payment.subject,
-        "plan": payment.plan_id,
+        **bought,
         "amount": payment.amount,
         "currency": payment.currency,
         "status": payment.status.value,
@@ -82,8 +87,10 @@ def payment_json(payment: Payment) -> dict[str, Any]:
 
 def checkout_json(checkout: Checkout) -> dict[str, Any]:
     """The order, shaped for a browser checkout's options (``amount``, ``currency``,
-    ``order_id``, ``name``, ``description``, ``notes``), with the gateway's public fields."""
+    ``order_id``, ``name``, ``description``, ``notes``), with the gateway's public fields.
+    A pack's order names its ``pack`` where a plan's names its ``plan``."""
     payment = checkout.payment
+    bought = {"pack": payment.pack_id} if payment.pack_id is not None else {"plan": payment.plan_id}
     return {
         "order_id": checkout.order_id,
         "amount": checkout.amount,
@@ -91,10 +98,10 @@ def checkout_json(checkout: Checkout) -> dict[str, Any]:
         **checkout.public,  # the gateway's public fields (its description's ``checkout``)
         "payment_id": payment.id,
         "receipt": payment.id,
-        "plan": payment.plan_id,
+        **bought,
         "name": checkout.plan_name,
-        "description": f"{checkout.plan_name} plan",
-        "notes": {"subject": payment.subject, "plan": payment.plan_id},
+        "description": f"{checkout.plan_name} {'pack' if payment.is_pack else 'plan'}",
+        "notes": {"subject": payment.subject, **bought},
         "status": payment.status.value,
     }
 
@@ -128,7 +135,9 @@ def _create_order(provider: str) -> Endpoint:
         payments = _payments(request)
 
         def call() -> Checkout:
-            return payments.create_order(principal, fields["plan"], provider=provider)
+            return payments.create_order(
+                principal, fields.get("plan"), pack=fields.get("pack"), provider=provider
+            )
 
         return JSONResponse(checkout_json(await in_thread(call)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from tokenplans import PlanCatalog
 from tokenplans_adapters.main.app import build_catalog
@@ -60,9 +61,34 @@ def _print_table(catalog: PlanCatalog) -> None:
         )
         for plan in catalog
     ]
+    _print_rows(rows)
+    if catalog.packs:
+        _print_packs(catalog)
+    print("prices are in minor units (paise, cents)")
+
+
+def _print_rows(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
-    print("prices are in minor units (paise, cents)")
+
+
+def _print_packs(catalog: PlanCatalog) -> None:
+    """The top-up packs, under the plans: a blank line, then their own table."""
+    rows = [("pack", "name", "price", "currency", "credits", "expires", "priority")]
+    rows += [
+        (
+            pack.id,
+            pack.name,
+            str(pack.price),
+            pack.currency,
+            str(pack.credits),
+            "never" if pack.expires_after_days is None else f"{pack.expires_after_days} days",
+            str(pack.priority),
+        )
+        for pack in catalog.packs
+    ]
+    print()
+    _print_rows(rows)
