@@ -25,6 +25,7 @@ from tokenplans import (
     Account,
     AlreadyProcessedError,
     EntryKind,
+    Hold,
     HoldConflictError,
     HoldNotFoundError,
     HoldStatus,
@@ -222,6 +223,30 @@ def _moments_between(service: TokenService, now: datetime, until: datetime) -> l
     return sorted(m for m in moments if now < m <= until)
 
 
+def _system_id(lot_id: str) -> str:
+    """A lot id tokenplans made (``carry_over:12``) names the version of the entry that
+    made it, and stepping writes more entries than a lazy read: the same lot, another
+    number. Callers' ids (no ``:``) are kept."""
+    return lot_id.split(":", maxsplit=1)[0] + ":#" if ":" in lot_id else lot_id
+
+
+def _as_compared(value: Any) -> Any:
+    """An account or a hold as the two paths must agree on it: versions aside, and the
+    generated part of a made lot's id aside (wherever a lot or a draw names it)."""
+    if isinstance(value, Account):
+        value = attrs.evolve(
+            value,
+            version=0,
+            lots=tuple(attrs.evolve(lot, lot_id=_system_id(lot.lot_id)) for lot in value.lots),
+        )
+    if isinstance(value, Hold) and value.draws:
+        value = attrs.evolve(
+            value,
+            draws=tuple(attrs.evolve(draw, lot_id=_system_id(draw.lot_id)) for draw in value.draws),
+        )
+    return value
+
+
 @given(catalogs, instants, hold_runs)
 def test_lazy_expiry_equals_stepping_through_every_expiry_and_boundary(
     catalog: PlanCatalog, start: datetime, run: list
@@ -239,10 +264,10 @@ def test_lazy_expiry_equals_stepping_through_every_expiry_and_boundary(
         else:
             apply(stepped, stepped_clock, op)
         apply(lazy, lazy_clock, op)
-        assert attrs.evolve(lazy.account(SUBJECT), version=0) == attrs.evolve(
-            stepped.account(SUBJECT), version=0
-        )
-        assert lazy.holds(admin(), subject=SUBJECT) == stepped.holds(admin(), subject=SUBJECT)
+        assert _as_compared(lazy.account(SUBJECT)) == _as_compared(stepped.account(SUBJECT))
+        assert [_as_compared(h) for h in lazy.holds(admin(), subject=SUBJECT)] == [
+            _as_compared(h) for h in stepped.holds(admin(), subject=SUBJECT)
+        ]
     for hold_id in ("h1", "h2", "h3", "h4"):
         found = lazy.store.find_hold(SUBJECT, hold_id, caller=admin().subject)
         if found is not None:
