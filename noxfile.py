@@ -130,6 +130,7 @@ EXTRAS = {
     "fastapi": False,
     "prices": False,
     "metrics": False,
+    "webhooks": False,
     "all": True,
 }
 #: What each extra makes importable, beyond the core and the package of adapters.
@@ -149,11 +150,13 @@ EXTRA_IMPORTS = {
         "tokenplans_adapters.razorpay.gateway",
         "tokenplans_adapters.metrics",
         "tokenplans_adapters.portal.assets",
+        "tokenplans_adapters.webhooks",
         "uvicorn",
     ],
     "fastapi": ["tokenplans_adapters.fastapi"],
     "prices": ["tokenplans_adapters.genai_prices"],
     "metrics": ["tokenplans_adapters.metrics"],
+    "webhooks": ["tokenplans_adapters.webhooks", "httpx"],
     "all": [
         "tokenplans_adapters.main",
         "tokenplans_adapters.fastapi",
