@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from typing import TYPE_CHECKING, Any
 
 from .registry import Metrics
+
+if TYPE_CHECKING:  # the metrics extra alone has no SQLAlchemy: only a SQL store's engine
+    from sqlalchemy import Engine
 
 __all__ = ["time_pool_checkouts"]
 
@@ -23,6 +23,8 @@ __all__ = ["time_pool_checkouts"]
 def time_pool_checkouts(engine: Engine, metrics: Metrics) -> None:
     """Time every checkout from ``engine``'s pool (until the engine is disposed: a new
     pool is not timed)."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError  # noqa: PLC0415 - see above
+
     pool = engine.pool
     connect: Callable[[], Any] = pool.connect
     observe = metrics.pool_wait.observe
