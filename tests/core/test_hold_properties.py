@@ -271,8 +271,8 @@ def test_lazy_expiry_equals_stepping_through_every_expiry_and_boundary(
     for hold_id in ("h1", "h2", "h3", "h4"):
         found = lazy.store.find_hold(SUBJECT, hold_id, caller=admin().subject)
         if found is not None:
-            assert lazy.hold(admin(), hold_id, subject=SUBJECT) == stepped.hold(
-                admin(), hold_id, subject=SUBJECT
+            assert _as_compared(lazy.hold(admin(), hold_id, subject=SUBJECT)) == _as_compared(
+                stepped.hold(admin(), hold_id, subject=SUBJECT)
             )
     assert {
         getattr(e.facts, "hold_id", None)
