@@ -8,6 +8,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from tokenplans import EntryKind, PlanCatalog, Principal, TokenService
-from tokenplans.ports import Commit, WriteConflictError
+from tokenplans.ports import (
+    AccountDirectory,
+    ClockedStore,
+    Commit,
+    EventStore,
+    RowLockingStore,
+    UsageReports,
+    WriteConflictError,
+)
 from tokenplans.testing import InMemoryStore, SettableClock
 from tokenplans_adapters.jwt_identity import mint_token
 from tokenplans_adapters.main import Settings, build_app
@@ -229,6 +238,26 @@ def test_with_a_row_lock_entries_count_when_their_transaction_commits(
     assert _counted(metrics, "tokenplans_ledger_entries_total", kind="opened") == 1
     assert _counted(metrics, "tokenplans_commits_total") == 8
     assert _counted(metrics, "tokenplans_db_pool_wait_seconds_count") >= 9
+
+
+def test_the_counted_store_keeps_every_capability_of_the_store(workdir: Path) -> None:
+    # The services find them with isinstance on runtime protocols, which Python 3.12+
+    # answers with inspect.getattr_static: a __getattr__ forwarder would hide them all.
+    url = f"sqlite:///{workdir / 'capabilities.sqlite3'}"
+    upgrade_schema(url)
+    engine = make_engine(url)
+    store = SqlAccountStore(engine)
+    counted = counting_store(store, Metrics())
+    for capability in (RowLockingStore, ClockedStore, UsageReports, AccountDirectory, EventStore):
+        assert isinstance(store, capability), capability
+        assert isinstance(counted, capability), capability
+    assert counted.usage_rows is not None
+    clock = SettableClock(datetime(2026, 3, 10, tzinfo=UTC))
+    service = TokenService(counted, PlanCatalog.default(), clock)
+    service.consume(Principal("alice"), 5)
+    admin = Principal("ops", frozenset({"tokenplans:admin"}))
+    assert service.list_accounts(admin, limit=10).accounts[0].token_used == 5
+    engine.dispose()
 
 
 def test_the_outbox_and_deliveries_plug_in() -> None:

@@ -3,15 +3,17 @@
 The core decides and the store writes; this wrapper only watches the store's port: each
 commit's ledger entries by kind (debits, holds placed, settled, released and expired,
 resets...) once their transaction has committed, and each :class:`WriteConflictError`
-(a lost race, retried by the update loop). Every other attribute is the wrapped
-store's own, so its optional capabilities (the row lock, the database clock) are seen
-by the services exactly as before.
+(a lost race, retried by the update loop). Every other method is the wrapped store's
+own, defined on the wrapper's class (one class per kind of store), so its optional
+capabilities (the row lock, the database clock, the reports, the outbox) are seen by
+the services exactly as before: Python 3.12 and later check a runtime protocol with
+``inspect.getattr_static``, which never sees ``__getattr__``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
@@ -92,4 +94,34 @@ class CountingStore:
 def counting_store(store: S, metrics: Metrics) -> S:
     """``store`` with its commits counted, typed as ``store`` (every attribute but
     ``commit`` and ``locked`` is the store's own)."""
-    return cast(S, CountingStore(store, metrics))
+    kind: type[Any] = type(store)
+    return cast(S, _counting_class(kind)(store, metrics))
+
+
+#: The wrapper class made for each kind of store, made once.
+_CLASSES: dict[type[Any], type[CountingStore]] = {}
+
+
+def _counting_class(kind: type[Any]) -> type[CountingStore]:
+    """:class:`CountingStore` with each public method of ``kind`` that it does not
+    define itself forwarded from its class (see the module's docstring)."""
+    made = _CLASSES.get(kind)
+    if made is None:
+        own = set(dir(CountingStore))
+        forwarded = {
+            name: _forwarding(name)
+            for name in dir(kind)
+            if not name.startswith("_") and name not in own and callable(getattr(kind, name))
+        }
+        made = _CLASSES.setdefault(
+            kind, type(f"Counting{kind.__name__}", (CountingStore,), forwarded)
+        )
+    return made
+
+
+def _forwarding(name: str) -> Callable[..., Any]:
+    def forward(self: CountingStore, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.wrapped, name)(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = name
+    return forward
