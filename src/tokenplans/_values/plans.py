@@ -391,18 +391,25 @@ def _rollover(table: object) -> dict[str, Any]:
     return {"rollover_max": table["max"], "rollover_periods": table["periods"]}
 
 
+def _check_fields(
+    what: str, entry: Mapping[str, Any], *, allowed: frozenset[str], required: set[str]
+) -> None:
+    """Refuse a catalog entry with a field it does not know or without one it needs."""
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise CatalogError(f"{what}: unknown field(s) {unknown}")
+    missing = sorted(required - set(entry))
+    if missing:
+        raise CatalogError(f"{what}: missing field(s) {missing}")
+
+
 def _plan(key: str, entry: object, rank: int) -> Plan:
     plan_id = _entry_id(entry, key)
     if not isinstance(entry, Mapping):  # pragma: no cover - _entry_id refused it already
         raise CatalogError(f"plan {key!r}: expected a table of fields")
     if plan_id != key:
         raise CatalogError(f"plan {key!r}: its id field says {plan_id!r}")
-    unknown = sorted(set(entry) - _FIELDS)
-    if unknown:
-        raise CatalogError(f"plan {key!r}: unknown field(s) {unknown}")
-    missing = sorted({"price", "tokens"} - set(entry))
-    if missing:
-        raise CatalogError(f"plan {key!r}: missing field(s) {missing}")
+    _check_fields(f"plan {key!r}", entry, allowed=_FIELDS, required={"price", "tokens"})
     try:
         return Plan(
             id=plan_id,
@@ -437,12 +444,7 @@ def _pack(key: str, entry: Mapping[str, Any]) -> Pack:
     pack_id = entry.get("id", key)
     if pack_id != key:
         raise CatalogError(f"pack {key!r}: its id field says {pack_id!r}")
-    unknown = sorted(set(entry) - _PACK_FIELDS)
-    if unknown:
-        raise CatalogError(f"pack {key!r}: unknown field(s) {unknown}")
-    missing = sorted({"price", "credits"} - set(entry))
-    if missing:
-        raise CatalogError(f"pack {key!r}: missing field(s) {missing}")
+    _check_fields(f"pack {key!r}", entry, allowed=_PACK_FIELDS, required={"price", "credits"})
     try:
         return Pack(
             id=key,
