@@ -16,6 +16,7 @@ from payments_support import PaymentsUnderTest, event_body, handle_webhook, paym
 from test_payment_races import race
 
 from tokenplans import (
+    MAX_AMOUNT,
     AccountStore,
     CatalogError,
     EntryKind,
@@ -352,6 +353,8 @@ def test_stripe_charge_refunded_voids_the_packs_lot(tokens: TokenService, alice:
     [
         ({"price": 0, "credits": 5}, "positive"),
         ({"price": 5, "credits": 0}, "credits"),
+        ({"price": 5, "credits": MAX_AMOUNT + 1}, "credits"),
+        ({"price": 5, "credits": 10**30}, "credits"),
         ({"price": 5}, "missing"),
         ({"price": 5, "credits": 5, "tokens": 5}, "unknown"),
         ({"price": 5, "credits": 5, "expires_after_days": 0}, "expires_after_days"),
