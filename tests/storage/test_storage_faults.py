@@ -266,6 +266,55 @@ def test_a_connection_killed_mid_commit_is_unavailable_writes_nothing_and_recove
         engine.dispose()
 
 
+class _KilledBeforeTheWrites(SqlAccountStore):
+    """A store whose connection is killed from the server's side between the row lock
+    and the commit's writes (on PostgreSQL, the writes then go in one pipeline)."""
+
+    admin: Engine
+
+    def commit(self, commit: Any) -> None:
+        victim = self._read(_backend_id)  # inside the lock: the transaction's connection
+        with self.admin.begin() as killer:
+            if self.engine.dialect.name == "postgresql":
+                killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": victim})
+            else:
+                killer.exec_driver_sql(f"KILL {int(victim)}")
+        super().commit(commit)
+
+
+@pytest.mark.parametrize("backend", SERVERS)
+def test_a_connection_killed_before_the_writes_sent_together_writes_nothing(
+    backend: str, engine_for: EngineFor
+) -> None:
+    """No listener on the engine, so on PostgreSQL the writes go as one pipeline: its
+    failure is a lost connection too, and none of its statements is kept."""
+    admin = engine_for(backend)
+    engine = make_engine(admin.url, pool_size=1, max_overflow=0)
+    store = SqlAccountStore(engine, clock_source="process")
+    tokens = service_over(store)
+    subject = new_subject()
+    tokens.consume(Principal(subject), 10)
+    tokens.reserve(Principal(subject), 5, hold_id="open")
+    before = store.load(subject), whole_ledger(store, subject), store.outstanding(subject)
+    killed = _KilledBeforeTheWrites(engine, clock_source="process")
+    killed.admin = admin
+    try:
+        with pytest.raises(StorageUnavailableError):
+            service_over(killed).settle(Principal(subject), "open", 3)
+        with pytest.raises(StorageUnavailableError):
+            service_over(killed).consume(Principal(subject), 20, idempotency_key="killed")
+        assert (store.load(subject), whole_ledger(store, subject)) == before[:2]
+        assert store.outstanding(subject) == before[2]
+        assert store.find_receipt(subject, subject, "killed") is None
+        tokens.consume(Principal(subject), 20, idempotency_key="killed")
+        tokens.settle(Principal(subject), "open", 3)
+        after = store.load(subject)
+        assert after is not None
+        assert (after.token_used, after.token_held) == (33, 0)
+    finally:
+        engine.dispose()
+
+
 def _kill_pooled_connection(engine: Engine, admin: Engine) -> None:
     """End the one pooled connection of ``engine`` from the server's side, as a restart or
     an idle timeout would, while the pool still holds it."""

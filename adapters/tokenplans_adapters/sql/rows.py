@@ -151,8 +151,8 @@ def hold_values(hold: Hold) -> dict[str, Any]:
     return {**values, "status": hold.status.value, "draws": draws}
 
 
-def hold_from_row(row: Row[Any]) -> Hold:
-    m = row._mapping
+def hold_from_row(row: Row[Any] | Mapping[str, Any]) -> Hold:
+    m = row._mapping if isinstance(row, Row) else row
     values = {name: m[name] for name in _HOLD_FIELDS}
     return Hold(
         **{

@@ -6,7 +6,7 @@ costs more than running it on SQLite: the hot paths' statements are module const
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -41,6 +41,7 @@ from tokenplans.ports import (
     daily_usage,
 )
 
+from .direct import direct
 from .outbox import insert_event
 from .rows import hold_values, payment_values, receipt_values
 from .schema import (
@@ -153,30 +154,38 @@ _CLOSE_HOLD = update(holds).where(
 )
 
 
-def write_record(conn: Connection, record: Record) -> None:
+#: A check of a write's outcome, made once the database has answered it: the writes
+#: of a commit may be sent together (:func:`.direct.pipelined`), their answers read after.
+Check = Callable[[], None]
+
+
+def write_record(conn: Connection, record: Record) -> Check | None:
     """Write one record of a commit by its kind's rule (see :class:`Commit`); a conflict
-    is a unique violation, which rolls the whole commit back."""
+    is a unique violation, which rolls the whole commit back, or a check returned to run
+    once the database answered (a hold that changed since the read)."""
     if isinstance(record, DebitReceipt):
         _insert_receipt(conn, record)
     elif isinstance(record, Payment):
         _upsert_payment(conn, record)
     elif isinstance(record, HoldWrite):
-        _write_hold(conn, record)
+        return _write_hold(conn, record)
     elif isinstance(record, Event):
         insert_event(conn, record)
     else:
         mark_event(conn, record)
+    return None
 
 
-def _write_hold(conn: Connection, write: HoldWrite) -> None:
+def _write_hold(conn: Connection, write: HoldWrite) -> Check | None:
     """A new hold is inserted (an id taken is a unique violation); a closing one replaces
     the stored row only while its status is still ``write.previous``."""
     values = hold_values(write.hold)
     if write.previous is None:
-        conn.execute(_INSERT_HOLD, values)
-        return
-    result = conn.execute(
-        _CLOSE_HOLD,
+        direct(_INSERT_HOLD, conn.dialect, tuple(values)).execute(conn, values)
+        return None
+    statement = direct(_CLOSE_HOLD, conn.dialect, tuple(values))
+    cursor = statement.execute(
+        conn,
         {
             "b_subject": write.hold.subject,
             "b_caller": write.hold.caller,
@@ -185,13 +194,18 @@ def _write_hold(conn: Connection, write: HoldWrite) -> None:
             **values,
         },
     )
-    if result.rowcount != 1:
-        raise WriteConflictError(f"hold {write.hold.hold_id!r} changed since the read")
+
+    def check() -> None:
+        if cursor.rowcount != 1:
+            raise WriteConflictError(f"hold {write.hold.hold_id!r} changed since the read")
+
+    return check
 
 
 def _insert_receipt(conn: Connection, receipt: DebitReceipt) -> None:
     if receipt.idempotency_key is not None:
-        conn.execute(_INSERT_RECEIPT, receipt_values(receipt))
+        values = receipt_values(receipt)
+        direct(_INSERT_RECEIPT, conn.dialect, tuple(values)).execute(conn, values)
 
 
 def mark_event(conn: Connection, event: HandledEvent) -> None:
@@ -227,9 +241,10 @@ def add_usage(conn: Connection, entries: Sequence[LedgerEntry]) -> None:
     to the stored numbers itself (``ON CONFLICT DO UPDATE`` on PostgreSQL and SQLite,
     ``ON DUPLICATE KEY UPDATE`` on MySQL/MariaDB), so two commits adding to one row
     never lose an addition."""
-    rows = daily_usage(entries)
+    rows = [usage_values(row) for row in daily_usage(entries)]
     if rows:
-        conn.execute(_upsert_usage(conn.dialect.name), [usage_values(row) for row in rows])
+        upsert = direct(_upsert_usage(conn.dialect.name), conn.dialect, tuple(rows[0]))
+        upsert.execute_many(conn, rows)
 
 
 def usage_values(row: DailyUsage) -> dict[str, Any]:

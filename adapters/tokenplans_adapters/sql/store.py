@@ -37,13 +37,13 @@ errors in one place, :mod:`.errors`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
-from sqlalchemy import Connection, Engine, Row, and_, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy import exc as sa_exc
 
 from tokenplans import Account, Spender, UsageRow
@@ -54,6 +54,7 @@ from tokenplans.ports import (
     HandledEvent,
     Hold,
     HoldStatus,
+    HoldWrite,
     LedgerEntry,
     Outstanding,
     Payment,
@@ -63,6 +64,7 @@ from tokenplans.ports import (
     WriteConflictError,
 )
 
+from .direct import DirectStatement, direct, pipelined
 from .engine import WRITE_OPTION, full_disk
 from .errors import raise_translated
 from .migrate import schema_problem
@@ -136,8 +138,16 @@ class SqlAccountStore(SqlOutbox):
         dialect = engine.dialect.name
         self._dialect = dialect
         database_clock = clock_source == "database"
-        self._load_stamped = stamped_load(dialect, database_clock=database_clock, lock=False)
-        self._lock_stamped = stamped_load(dialect, database_clock=database_clock, lock=True)
+        # The hot reads, compiled once for this engine and run on the DB-API (.direct).
+        self._load_stamped = DirectStatement(
+            stamped_load(dialect, database_clock=database_clock, lock=False), engine.dialect
+        )
+        self._lock_stamped = DirectStatement(
+            stamped_load(dialect, database_clock=database_clock, lock=True), engine.dialect
+        )
+        self._load_account = DirectStatement(LOAD_ACCOUNT, engine.dialect)
+        self._open_holds = DirectStatement(OPEN_HOLDS, engine.dialect)
+        self._find_hold = DirectStatement(FIND_HOLD, engine.dialect)
         # The database's time alone (None on SQLite: the process's clock is its clock).
         self._read_now = read_database_now(dialect) if database_clock else None
         # SQLite has one writer at a time. Its busy handler makes waiting writers sleep
@@ -216,8 +226,10 @@ class SqlAccountStore(SqlOutbox):
         if self._held() is not None:
             raise RuntimeError("SqlAccountStore.locked blocks do not nest")
         with self._write() as conn:
-            row = conn.execute(self._lock_stamped, {"subject": subject}).first()
-            self._local.held = _Held(conn, subject, self._stamp(conn, row))
+            read = self._lock_stamped
+            with pipelined(conn):  # PostgreSQL: BEGIN and the locking read, one round trip
+                cursor = read.execute(conn, {"subject": subject})
+            self._local.held = _Held(conn, subject, self._stamp(conn, read.first(cursor)))
             try:
                 yield
             finally:
@@ -233,8 +245,10 @@ class SqlAccountStore(SqlOutbox):
             held.loaded = True
             return held.stamped.account
 
+        read = self._load_account
+
         def query(conn: Connection) -> Account | None:
-            row = conn.execute(LOAD_ACCOUNT, {"subject": subject}).first()
+            row = read.first(read.execute(conn, {"subject": subject}))
             return None if row is None else account_from_row(row)
 
         return self._read(query)
@@ -250,10 +264,9 @@ class SqlAccountStore(SqlOutbox):
         if held is not None and held.subject == subject and not held.loaded:
             held.loaded = True
             return held.stamped
+        read = self._load_stamped
         return self._read(
-            lambda conn: self._stamp(
-                conn, conn.execute(self._load_stamped, {"subject": subject}).first()
-            )
+            lambda conn: self._stamp(conn, read.first(read.execute(conn, {"subject": subject})))
         )
 
     def current_time(self) -> datetime | None:
@@ -265,39 +278,60 @@ class SqlAccountStore(SqlOutbox):
         now: datetime = self._read(lambda conn: conn.execute(query).scalar_one())
         return now
 
-    def _stamp(self, conn: Connection, row: Row[object] | None) -> Stamped:
-        if row is None:
+    def _stamp(self, conn: Connection, m: Mapping[str, Any] | None) -> Stamped:
+        if m is None:
             if self._read_now is None:
                 return Stamped(None, self.current_time())
             return Stamped(None, conn.execute(self._read_now).scalar_one())
-        m = row._mapping
         if self._read_now is not None:
             now = m[DATABASE_NOW]
         else:
             now = datetime.now(UTC) if self.clock_source == "database" else None
-        return Stamped(account_from_row(row), now, m[LAST_ENTRY_AT])
+        return Stamped(account_from_row(m), now, m[LAST_ENTRY_AT])
 
     def commit(self, commit: Commit) -> None:
         account = commit.account
         values = account_values(account)
+        dialect = self.engine.dialect
         with self._write() as conn:
-            if commit.expected_version == 0:
-                # A concurrent creator makes this a unique violation: a lost race.
-                conn.execute(INSERT_ACCOUNT, {"subject": account.subject, **values})
-            else:
-                # The compare-and-write. MySQL dialects connect with CLIENT.FOUND_ROWS, so
-                # rowcount counts matched rows there too (and version always changes).
-                result = conn.execute(
-                    UPDATE_ACCOUNT,
-                    {"b_subject": account.subject, "b_expected": commit.expected_version, **values},
-                )
-                if result.rowcount != 1:
-                    raise WriteConflictError(f"account {account.subject!r} changed since the read")
-            if commit.entries:
-                conn.execute(INSERT_ENTRIES, [entry_values(e) for e in commit.entries])
-                add_usage(conn, commit.entries)  # the daily usage rollup (docs/reports.md)
-            for record in commit.records:
-                write_record(conn, record)
+            # PostgreSQL: the writes go together, in one round trip; their outcomes
+            # (the rows each matched) are checked once the database has answered all.
+            # Records written through SQLAlchemy (payments, events) need their answers
+            # as they go: a commit with one of those is sent statement by statement.
+            together = all(isinstance(record, _DIRECT_RECORDS) for record in commit.records)
+            checks = []
+            with pipelined(conn) if together else nullcontext():
+                if commit.expected_version == 0:
+                    # A concurrent creator makes this a unique violation: a lost race.
+                    write = direct(INSERT_ACCOUNT, dialect, ("subject", *values))
+                    write.execute(conn, {"subject": account.subject, **values})
+                else:
+                    # The compare-and-write. MySQL dialects connect with CLIENT.FOUND_ROWS,
+                    # so rowcount counts matched rows there too (and version always changes).
+                    write = direct(UPDATE_ACCOUNT, dialect, tuple(values))
+                    checks.append(
+                        _one_row(
+                            write.execute(
+                                conn,
+                                {
+                                    "b_subject": account.subject,
+                                    "b_expected": commit.expected_version,
+                                    **values,
+                                },
+                            ),
+                            f"account {account.subject!r} changed since the read",
+                        )
+                    )
+                if commit.entries:
+                    rows = [entry_values(e) for e in commit.entries]
+                    direct(INSERT_ENTRIES, dialect, tuple(rows[0])).execute_many(conn, rows)
+                    add_usage(conn, commit.entries)  # the daily usage rollup (docs/reports.md)
+                for record in commit.records:
+                    check = write_record(conn, record)
+                    if check is not None:
+                        checks.append(check)
+            for check in checks:
+                check()
 
     def find_receipt(self, subject: str, caller: str, idempotency_key: str) -> DebitReceipt | None:
         def query(conn: Connection) -> DebitReceipt | None:
@@ -327,17 +361,22 @@ class SqlAccountStore(SqlOutbox):
     # -- holds ---------------------------------------------------------------------
 
     def outstanding(self, subject: str) -> Outstanding:
+        query = self._open_holds
         return self._read(
             lambda conn: Outstanding(
-                tuple(hold_from_row(row) for row in conn.execute(OPEN_HOLDS, {"subject": subject}))
+                tuple(
+                    hold_from_row(row)
+                    for row in query.rows(query.execute(conn, {"subject": subject}))
+                )
             )
         )
 
     def find_hold(self, subject: str, hold_id: str, *, caller: str | None = None) -> Hold | None:
         key = {"subject": subject, "caller": subject if caller is None else caller}
+        query = self._find_hold
 
         def read(conn: Connection) -> Hold | None:
-            row = conn.execute(FIND_HOLD, {**key, "hold_id": hold_id}).first()
+            row = query.first(query.execute(conn, {**key, "hold_id": hold_id}))
             return None if row is None else hold_from_row(row)
 
         return self._read(read)
@@ -543,6 +582,20 @@ class SqlAccountStore(SqlOutbox):
             raise_translated(error)
         except sa_exc.TimeoutError as error:
             raise StorageUnavailableError(f"no database connection free: {error}") from error
+
+
+#: The records whose writes run on the DB-API (:func:`.statements.write_record`).
+_DIRECT_RECORDS = (HoldWrite, DebitReceipt)
+
+
+def _one_row(cursor: Any, conflict: str) -> Callable[[], None]:
+    """A check that the write run on ``cursor`` matched one row (else a lost race)."""
+
+    def check() -> None:
+        if cursor.rowcount != 1:
+            raise WriteConflictError(conflict)
+
+    return check
 
 
 #: The rollup's numbers summed, labelled by their columns (credits first).
