@@ -74,8 +74,16 @@ class HoldUseCases(ServiceParts):
         chosen = new_hold_id() if given is None else check_hold_id(given)
         caller = principal.subject
 
+        attempts = 0
+
         def stored(holds: Mapping[HoldKey, Hold]) -> Hold | None:
-            if given is None or (caller, chosen) in holds:  # a generated id is new
+            # A generated id is new, an open hold is among ``holds``; a client's id is
+            # nearly always new too, so the first attempt takes it as new without a read:
+            # if a closed hold has it, the new hold's insert conflicts (the port's rule
+            # for a key already stored), nothing is written, and the next attempt reads it.
+            nonlocal attempts
+            attempts += 1
+            if given is None or (caller, chosen) in holds or attempts == 1:
                 return None
             return self.store.find_hold(subject, chosen, caller=caller)
 
