@@ -31,7 +31,10 @@ on a busy machine: requests/s move with whatever else runs, CPU per request much
 
 Options: ``--duration SECONDS`` per measurement (default 5), ``--connections`` (64),
 ``--rounds`` (3), ``--databases sqlite,postgres,mysql``, ``--against PATH``, ``--checkout
-PATH`` (the code served as "tokenplans": this checkout by default).
+PATH`` (the code served as "tokenplans": this checkout by default), ``--two-workers``
+(also serve it with ``--workers 2`` on every CPU, as ``tokenplans-2w``, and print its
+req/s and CPU per request over one worker's: with ``wrk`` and the database on the same
+cores, CPU per request is what tells whether a second worker scales).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -203,11 +207,13 @@ def running(
 
 
 def tokenplans_server(
-    database_url: str, checkout: Path, cpus: str | None
+    database_url: str, checkout: Path, cpus: str | None, workers: int = 1
 ) -> tuple[list[str], dict[str, str]]:
     """``tokenplans serve`` running ``checkout``'s code (its src and adapters first)."""
     port = free_port()
     command = [sys.executable, "-m", "tokenplans_adapters.console", "serve", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     env = {
         "TOKENPLANS_JWT_SECRET": SECRET,
         "TOKENPLANS_DATABASE_URL": database_url,
@@ -216,6 +222,9 @@ def tokenplans_server(
     }
     return pinned(command, cpus), env
 
+
+#: The name of tokenplans served by two worker processes, on every CPU (``--two-workers``).
+TWO_WORKERS = "tokenplans-2w"
 
 FLOORS = {"sqlite": "floor_sqlite.py", "postgres": "floor_postgres.py", "mysql": "floor_mysql.py"}
 #: Storage threads of each floor: as many as ``tokenplans serve`` runs by default there.
@@ -234,9 +243,22 @@ def floor_server(database: str, target: str, cpus: str | None) -> tuple[list[str
 
 
 def cpu_ticks(pid: int) -> int:
-    """User + system CPU of ``pid`` so far, in clock ticks (all its threads)."""
+    """User + system CPU of ``pid`` and of its live child processes (a server's workers)
+    so far, in clock ticks (all their threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])
+    ticks = int(fields[11]) + int(fields[12])
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            ticks += cpu_ticks(child)
+    return ticks
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
 
 
 class DatabaseWatch:
@@ -612,6 +634,16 @@ def report(rows: list[dict[str, object]]) -> None:
             f"{r['database']:9}{r['server']:13} a reserve + settle pair costs {by_cpu:.2f}"
             f" consumes of CPU ({by_rate:.2f} by req/s)"
         )
+    ones = {(r["database"], r["endpoint"]): r for r in rows if r["server"] == "tokenplans"}
+    for r in rows:
+        one = ones.get((r["database"], r["endpoint"]))
+        if r["server"] != TWO_WORKERS or one is None:
+            continue
+        rate = float(r["rps"]) / float(one["rps"])  # type: ignore[arg-type]
+        print(
+            f"{r['database']:9}{r['endpoint']:14} two workers: {rate:.2f}x one worker's req/s,"
+            f" CPU per request {_total(r) / _total(one):.2f}x (server + database)"
+        )
     print(
         "\nreq/s and p99: the best round; cpu ms: the server process's CPU per request, db"
         " ms: the database's (medians of the rounds); conn/1k: connections opened per 1,000"
@@ -642,6 +674,11 @@ def main() -> None:
         "--checkout", type=Path, default=CHECKOUT, help="the code 'tokenplans' serves (this one)"
     )
     parser.add_argument("--json", type=Path, help="also write the summary rows here")
+    parser.add_argument(
+        "--two-workers",
+        action="store_true",
+        help="also serve tokenplans with two worker processes on every CPU ('tokenplans-2w')",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("benchmarks/http.py needs wrk on PATH (apt-get install wrk)")
@@ -662,6 +699,8 @@ def main() -> None:
     for index, against in enumerate(args.against):
         name, _, path = against.rpartition("=")
         servers.insert(1 + index, (name or "against", Path(path).resolve()))
+    if args.two_workers:
+        servers.append((TWO_WORKERS, args.checkout.resolve()))
     global SERVER_ORDER  # noqa: PLW0603 - the report's order of servers
     SERVER_ORDER = tuple(name for name, _ in servers)
     print(
@@ -681,6 +720,9 @@ def main() -> None:
                     if checkout is None:
                         floor_target = url or str(workdir / "floor.sqlite3")
                         command, env = floor_server(database, floor_target, server_cpus)
+                    elif server == TWO_WORKERS:
+                        every_cpu = None if server_cpus is None else f"0-{server_cpus}"
+                        command, env = tokenplans_server(target, checkout, every_cpu, workers=2)
                     else:
                         command, env = tokenplans_server(target, checkout, server_cpus)
                     port = int(env.pop("PORT"))
