@@ -60,7 +60,6 @@ class DirectStatement:
             ),
         )
         self.sql: str = compiled.string
-        self._dialect = dialect
         self._positional = compiled.positional
         names = compiled.positiontup if compiled.positional else list(compiled.binds)
         # Per bind: its name, its value when none is given (a literal of the statement's
