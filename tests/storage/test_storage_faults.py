@@ -228,6 +228,15 @@ def _backend_id(conn: Any) -> Any:
     return conn.exec_driver_sql(statement).scalar()
 
 
+def _kill_backend(admin: Engine, victim: Any) -> None:
+    """End the database connection ``victim`` (:func:`_backend_id`) from the server's side."""
+    with admin.begin() as killer:
+        if admin.dialect.name == "postgresql":
+            killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": victim})
+        else:
+            killer.exec_driver_sql(f"KILL {int(victim)}")
+
+
 @pytest.mark.parametrize("backend", SERVERS)
 def test_a_connection_killed_mid_commit_is_unavailable_writes_nothing_and_recovers(
     backend: str, engine_for: EngineFor
@@ -243,11 +252,7 @@ def test_a_connection_killed_mid_commit_is_unavailable_writes_nothing_and_recove
     def kill_before_ledger_insert(conn: Any, _c: Any, statement: str, *_: Any) -> None:
         if statement.startswith("INSERT INTO tokenplans_ledger_entries"):
             victim = _backend_id(conn)
-            with admin.begin() as killer:
-                if engine.dialect.name == "postgresql":
-                    killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": victim})
-                else:
-                    killer.exec_driver_sql(f"KILL {int(victim)}")
+            _kill_backend(admin, victim)
 
     event.listen(engine, "before_cursor_execute", kill_before_ledger_insert)
     try:
@@ -274,11 +279,7 @@ class _KilledBeforeTheWrites(SqlAccountStore):
 
     def commit(self, commit: Any) -> None:
         victim = self._read(_backend_id)  # inside the lock: the transaction's connection
-        with self.admin.begin() as killer:
-            if self.engine.dialect.name == "postgresql":
-                killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": victim})
-            else:
-                killer.exec_driver_sql(f"KILL {int(victim)}")
+        _kill_backend(self.admin, victim)
         super().commit(commit)
 
 
@@ -320,11 +321,7 @@ def _kill_pooled_connection(engine: Engine, admin: Engine) -> None:
     an idle timeout would, while the pool still holds it."""
     with engine.connect() as conn:
         victim = _backend_id(conn)
-    with admin.begin() as killer:
-        if engine.dialect.name == "postgresql":
-            killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": victim})
-        else:
-            killer.exec_driver_sql(f"KILL {int(victim)}")
+    _kill_backend(admin, victim)
 
 
 @pytest.mark.parametrize("backend", SERVERS)
@@ -479,11 +476,7 @@ def test_a_settle_cut_off_mid_commit_applies_once_when_retried(
     def kill_during_hold_update(conn: Any, _c: Any, statement: str, *_: Any) -> None:
         if statement.startswith("UPDATE tokenplans_holds"):
             victim = _backend_id(conn)
-            with admin.begin() as killer:
-                if engine.dialect.name == "postgresql":
-                    killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": victim})
-                else:
-                    killer.exec_driver_sql(f"KILL {int(victim)}")
+            _kill_backend(admin, victim)
 
     event.listen(engine, "before_cursor_execute", kill_during_hold_update)
     try:
