@@ -175,6 +175,24 @@ def test_reserving_the_id_of_a_closed_hold_is_already_processed(
     assert store.load("alice") == before
 
 
+@pytest.mark.parametrize("amount", [300, 301, 10**6])
+def test_a_closed_holds_id_answers_by_that_hold_even_where_no_new_hold_would_fit(
+    service: TokenService, store: InMemoryStore, amount: int
+) -> None:
+    """The id of a closed hold is answered by that hold (already processed, or a conflict
+    for another amount), never by what a new hold would meet: an account with fewer
+    credits left than asked must not turn a replay into "insufficient tokens"."""
+    service.reserve(ALICE, 300, hold_id="call-1")
+    service.settle(ALICE, "call-1", 300)
+    service.consume(ALICE, numbers(service)[3])  # nothing left
+    before = store.load("alice")
+    expected = AlreadyProcessedError if amount == 300 else HoldConflictError
+    with pytest.raises(expected) as refused:
+        service.reserve(ALICE, amount, hold_id="call-1")
+    assert refused.value.hold.status is HoldStatus.SETTLED  # type: ignore[attr-defined]
+    assert store.load("alice") == before
+
+
 def test_at_most_a_thousand_open_holds_per_account(clock: SettableClock) -> None:
     catalog = PlanCatalog.from_mapping({"big": {"price": 0, "tokens": 10**6}})
     service = TokenService(InMemoryStore(), catalog, clock)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Unpack
 
+from tokenplans._rules.decisions import Decision
 from tokenplans._rules.holds import (
     decide_release,
     decide_reserve,
@@ -20,6 +22,7 @@ from tokenplans._rules.holds import (
     decide_settle,
 )
 from tokenplans._rules.permissions import check_can_debit, check_can_read, check_is_admin
+from tokenplans._values.accounts import Account
 from tokenplans._values.commands import Reserve, ReserveOptions, Settle, command_of
 from tokenplans._values.holds import Hold, HoldKey
 from tokenplans._values.limits import check_hold_id, check_settle_amount, check_ttl
@@ -74,34 +77,40 @@ class HoldUseCases(ServiceParts):
         chosen = new_hold_id() if given is None else check_hold_id(given)
         caller = principal.subject
 
-        attempts = 0
+        first_attempt = True
 
-        def stored(holds: Mapping[HoldKey, Hold]) -> Hold | None:
-            # A generated id is new, an open hold is among ``holds``; a client's id is
-            # nearly always new too, so the first attempt takes it as new without a read:
-            # if a closed hold has it, the new hold's insert conflicts (the port's rule
-            # for a key already stored), nothing is written, and the next attempt reads it.
-            nonlocal attempts
-            attempts += 1
-            if given is None or (caller, chosen) in holds or attempts == 1:
-                return None
-            return self.store.find_hold(subject, chosen, caller=caller)
+        def decide(
+            account: Account, holds: Mapping[HoldKey, Hold], now: datetime, _: None
+        ) -> Decision[Hold]:
+            def deciding(stored: Hold | None) -> Decision[Hold]:
+                return decide_reserve(
+                    account,
+                    now,
+                    holds=holds,
+                    stored=stored,
+                    hold_id=chosen,
+                    amount=held,
+                    ttl_seconds=ttl_seconds,
+                    actor=caller,
+                    priced=priced,
+                )
 
-        hold, after = self._accounts.change_holding(
-            subject,
-            lambda account, holds, now, first: decide_reserve(
-                account,
-                now,
-                holds=holds,
-                stored=first,
-                hold_id=chosen,
-                amount=held,
-                ttl_seconds=ttl_seconds,
-                actor=caller,
-                priced=priced,
-            ),
-            stored,
-        )
+            nonlocal first_attempt
+            # A generated id is new, and an open hold is among ``holds``.
+            if given is None or (caller, chosen) in holds:
+                return deciding(None)
+            # A client's id is nearly always new too, so the first attempt takes it as new
+            # without reading it. If a closed hold has it, the new hold's insert conflicts
+            # (the store's rule for a key already stored) and nothing is written. A retry,
+            # or a first decision that refuses to place the hold, reads the stored hold and
+            # decides by it, as a read before deciding would have.
+            if first_attempt:
+                first_attempt = False
+                with suppress(TokenplansError):
+                    return deciding(None)
+            return deciding(self.store.find_hold(subject, chosen, caller=caller))
+
+        hold, after = self._accounts.change_holding(subject, decide, lambda _holds: None)
         return answered(hold, after, priced)
 
     def settle(
