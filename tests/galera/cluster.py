@@ -17,6 +17,7 @@ things by hand.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -80,13 +81,48 @@ def _provider() -> str | None:
     return next((path for path in PROVIDER_PATHS if os.path.exists(path)), None)
 
 
+#: The lowest port a node may get; below it are the well-known and registered services'.
+LOWEST_PORT = 20000
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel picks outgoing connections' source ports from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def _free_ports(count: int) -> list[int]:
-    """``count`` distinct ports nothing listens on now (held open together while picked)."""
-    with ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
+    """``count`` distinct ports nothing is bound to now, below the kernel's range of
+    source ports where there is room: a node restarted in a test binds its ports again,
+    and a port in that range may meanwhile be any outgoing connection's source port
+    (the restart then fails with "Address already in use")."""
+    low, _ = _ephemeral_ports()
+    if low - LOWEST_PORT < 1000:  # no room below it: let the kernel pick, as before
+        with ExitStack() as stack:
+            probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+            for probe in probes:
+                probe.bind(("127.0.0.1", 0))
+            return [probe.getsockname()[1] for probe in probes]
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randrange(LOWEST_PORT, low)  # noqa: S311 - not crypto
+        if port in ports or port in _HANDED_OUT:  # another node's, not started yet
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    _HANDED_OUT.update(ports)
+    return ports
+
+
+#: The ports this process gave its nodes: never given twice.
+_HANDED_OUT: set[int] = set()
 
 
 class Node:
