@@ -31,7 +31,8 @@ still read, so an account's entries stay in order of time.
 
 This module is the store's plumbing and queries; its statements and record writers are
 in :mod:`.statements`, rows <-> values in :mod:`.rows`, and database errors become core
-errors in one place, :mod:`.errors`.
+errors in one place, :mod:`.errors`. The hot statements (a change's reads and writes, a
+usage read) run on the DB-API cursor through :mod:`.direct`.
 """
 
 from __future__ import annotations
