@@ -16,6 +16,7 @@ from tokenplans import (
     AccountStore,
     AlreadyProcessedError,
     EntryKind,
+    HoldConflictError,
     Principal,
     RequestInProgressError,
     TokenService,
@@ -81,6 +82,30 @@ def test_racing_debits_with_one_key_charge_once(store: AccountStore) -> None:
     assert service.usage(user).token_used == 70
     assert sum(not r.replayed for r in receipts) == 1  # type: ignore[attr-defined]
     assert fold(whole_ledger(store, user.subject)) == store.load(user.subject)
+
+
+@pytest.mark.parametrize("amount", [100, 101, 10**12])
+def test_a_finished_holds_id_never_places_a_new_hold_nor_charges(
+    store: AccountStore, amount: int
+) -> None:
+    """A client's hold id is not read before the first decision (the store refuses a new
+    hold under a stored key instead): replaying a settled hold's id, with the account
+    drained so that no new hold would fit, is answered by that hold and writes nothing."""
+    service = service_over(store)
+    user = Principal(new_subject())
+    hold_id = f"call-{new_subject()}"
+    service.reserve(user, 100, hold_id=hold_id)
+    settled = service.settle(user, hold_id, 100)
+    service.consume(user, service.usage(user).remaining)  # nothing left
+    before = store.load(user.subject), whole_ledger(store, user.subject)
+
+    expected = AlreadyProcessedError if amount == 100 else HoldConflictError
+    with pytest.raises(expected) as refused:
+        service.reserve(user, amount, hold_id=hold_id)
+
+    assert refused.value.hold == settled  # type: ignore[attr-defined]
+    assert (store.load(user.subject), whole_ledger(store, user.subject)) == before
+    assert store.outstanding(user.subject).holds == ()
 
 
 def test_a_user_racing_its_back_end_for_one_id_gets_its_own_hold_and_pays_its_own(
