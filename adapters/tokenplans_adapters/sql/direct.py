@@ -29,7 +29,7 @@ writes, ``COMMIT``) instead of six.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
@@ -86,9 +86,9 @@ class DirectStatement:
             return tuple(converted)
         return {name: value for (name, *_), value in zip(self._binds, converted, strict=True)}
 
-    def execute(self, conn: Connection, values: Mapping[str, Any], cursor: Any = None) -> Any:
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run the statement with ``values``; the DB-API cursor it ran on."""
-        return run(conn, self.sql, self.parameters(values), cursor=cursor)
+        return run(conn, self.sql, self.parameters(values))
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> Any:
         if len(rows) == 1:
@@ -115,18 +115,14 @@ def dbapi_connection(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
-def run(
-    conn: Connection, sql: str, parameters: Any, *, many: bool = False, cursor: Any = None
-) -> Any:
-    """Execute ``sql`` on a DB-API cursor of ``conn`` (``cursor``, or a new one), with the
-    engine's cursor-execute listeners called around it and a driver error raised as
+def run(conn: Connection, sql: str, parameters: Any, *, many: bool = False) -> Any:
+    """Execute ``sql`` on a new DB-API cursor of ``conn``, with the engine's
+    cursor-execute listeners called around it and a driver error raised as
     :class:`sqlalchemy.exc.DBAPIError` (the connection invalidated when it was lost)."""
-    dbapi = dbapi_connection(conn)
-    if cursor is None:
-        try:
-            cursor = dbapi.cursor()
-        except Exception as error:
-            _raise_wrapped(conn, error, sql, parameters, None)
+    try:
+        cursor = dbapi_connection(conn).cursor()
+    except Exception as error:
+        _raise_wrapped(conn, error, sql, parameters, None)
     dispatch = conn.dispatch
     if dispatch.before_cursor_execute:
         dispatch.before_cursor_execute(conn, cursor, sql, parameters, None, many)
@@ -154,8 +150,7 @@ def pipelined(conn: Connection) -> Iterator[None]:
     # fault test's, say), whose answers a pipeline would not give it in turn.
     listened = conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute
     if pipeline is None or conn.dialect.name != "postgresql" or listened:
-        with nullcontext():
-            yield
+        yield
         return
     try:
         with pipeline():

@@ -159,6 +159,11 @@ _CLOSE_HOLD = update(holds).where(
 Check = Callable[[], None]
 
 
+#: The records :func:`write_record` writes on the DB-API (:mod:`.direct`); the others go
+#: through SQLAlchemy and need each statement's answer as it comes.
+DIRECT_RECORDS = (HoldWrite, DebitReceipt)
+
+
 def write_record(conn: Connection, record: Record) -> Check | None:
     """Write one record of a commit by its kind's rule (see :class:`Commit`); a conflict
     is a unique violation, which rolls the whole commit back, or a check returned to run
@@ -194,10 +199,15 @@ def _write_hold(conn: Connection, write: HoldWrite) -> Check | None:
             **values,
         },
     )
+    return one_row(cursor, f"hold {write.hold.hold_id!r} changed since the read")
+
+
+def one_row(cursor: Any, conflict: str) -> Check:
+    """The check that the write run on ``cursor`` matched one row (else a lost race)."""
 
     def check() -> None:
         if cursor.rowcount != 1:
-            raise WriteConflictError(f"hold {write.hold.hold_id!r} changed since the read")
+            raise WriteConflictError(conflict)
 
     return check
 

@@ -55,7 +55,6 @@ from tokenplans.ports import (
     HandledEvent,
     Hold,
     HoldStatus,
-    HoldWrite,
     LedgerEntry,
     Outstanding,
     Payment,
@@ -91,6 +90,7 @@ from .schema import (
 )
 from .statements import (
     DATABASE_NOW,
+    DIRECT_RECORDS,
     ENTRY_AT,
     FIND_HOLD,
     FIND_RECEIPT,
@@ -104,6 +104,7 @@ from .statements import (
     USAGE_COUNTS,
     add_usage,
     mark_event,
+    one_row,
     read_database_now,
     read_one_row,
     stamped_load,
@@ -299,7 +300,7 @@ class SqlAccountStore(SqlOutbox):
             # (the rows each matched) are checked once the database has answered all.
             # Records written through SQLAlchemy (payments, events) need their answers
             # as they go: a commit with one of those is sent statement by statement.
-            together = all(isinstance(record, _DIRECT_RECORDS) for record in commit.records)
+            together = all(isinstance(record, DIRECT_RECORDS) for record in commit.records)
             checks = []
             with pipelined(conn) if together else nullcontext():
                 if commit.expected_version == 0:
@@ -311,7 +312,7 @@ class SqlAccountStore(SqlOutbox):
                     # so rowcount counts matched rows there too (and version always changes).
                     write = direct(UPDATE_ACCOUNT, dialect, tuple(values))
                     checks.append(
-                        _one_row(
+                        one_row(
                             write.execute(
                                 conn,
                                 {
@@ -583,20 +584,6 @@ class SqlAccountStore(SqlOutbox):
             raise_translated(error)
         except sa_exc.TimeoutError as error:
             raise StorageUnavailableError(f"no database connection free: {error}") from error
-
-
-#: The records whose writes run on the DB-API (:func:`.statements.write_record`).
-_DIRECT_RECORDS = (HoldWrite, DebitReceipt)
-
-
-def _one_row(cursor: Any, conflict: str) -> Callable[[], None]:
-    """A check that the write run on ``cursor`` matched one row (else a lost race)."""
-
-    def check() -> None:
-        if cursor.rowcount != 1:
-            raise WriteConflictError(conflict)
-
-    return check
 
 
 #: The rollup's numbers summed, labelled by their columns (credits first).
