@@ -300,6 +300,17 @@ def test_another_subjects_page_is_unreachable(chromium: Any, served: tuple[Built
         browser.close()
 
 
+def _pay_through_checkout(page: Any, button: str) -> str:
+    """Click ``button``, pay on the offline checkout page, and come back to the usage
+    page; the amount the checkout showed."""
+    page.click(f'[data-testid="{button}"]')
+    page.wait_for_selector('[data-testid="checkout-amount"]', timeout=PAGE_TIMEOUT_MS)
+    amount = _testid(page, "checkout-amount")
+    page.click('[data-testid="pay"]')
+    page.wait_for_url("**/account?paid=1", timeout=PAGE_TIMEOUT_MS)
+    return amount
+
+
 def test_upgrading_through_the_offline_gateway_updates_the_page(
     chromium: Any, served: tuple[Built, str]
 ) -> None:
@@ -308,11 +319,7 @@ def test_upgrading_through_the_offline_gateway_updates_the_page(
     try:
         page = browser.open(_link(base))
         before = built.service.usage(Principal("alice"))
-        page.click('[data-testid="upgrade-pro"]')
-        page.wait_for_selector('[data-testid="checkout-amount"]', timeout=PAGE_TIMEOUT_MS)
-        assert _testid(page, "checkout-amount") == "USD 19.00"
-        page.click('[data-testid="pay"]')
-        page.wait_for_url("**/account?paid=1", timeout=PAGE_TIMEOUT_MS)
+        assert _pay_through_checkout(page, "upgrade-pro") == "USD 19.00"
 
         after = built.service.usage(Principal("alice"))
         assert _testid(page, "plan") == "Pro"
@@ -333,11 +340,7 @@ def test_buying_a_pack_through_the_offline_gateway_adds_its_lot_to_the_page(
         page = browser.open(_link(base))
         before = built.service.usage(Principal("alice"))
         assert "Purchased" not in page.locator('[data-testid="lots"]').inner_text()
-        page.click('[data-testid="pack-boost"]')
-        page.wait_for_selector('[data-testid="checkout-amount"]', timeout=PAGE_TIMEOUT_MS)
-        assert _testid(page, "checkout-amount") == "USD 5.00"
-        page.click('[data-testid="pay"]')
-        page.wait_for_url("**/account?paid=1", timeout=PAGE_TIMEOUT_MS)
+        assert _pay_through_checkout(page, "pack-boost") == "USD 5.00"
 
         after = built.service.usage(Principal("alice"))
         assert _testid(page, "plan") == "Free"  # a pack leaves the plan as it is
